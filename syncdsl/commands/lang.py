@@ -1,0 +1,5 @@
+"""CLI commands: lang."""
+
+from __future__ import annotations
+
+from syncdsl.cli import app, boundary  # noqa: F401

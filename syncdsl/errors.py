@@ -1,0 +1,145 @@
+"""The one exception tree of syncdsl; every error a user can meet is one of these.
+
+    SyncdslError
+    ├── SpecError            a .sync file is wrong (carries every Diagnostic found)
+    ├── SourceError          a data file cannot be read at all
+    ├── PlanError            the plan cannot be made or applied (stale plan, mass exit, lock held)
+    ├── StateError           the state store or lock file is unusable
+    └── HubSpotError         HubSpot said no (status, category, message, correlation id)
+        ├── HubSpotAuthError         401: bad or missing token
+        ├── HubSpotScopeError        403: the private app lacks scopes (missing_scopes)
+        ├── HubSpotValidationError   400: invalid input (errors, bad emails)
+        ├── HubSpotNotFoundError     404
+        ├── HubSpotConflictError     409
+        ├── HubSpotRateLimitError    429 after every retry; DailyLimitError for the DAILY policy
+        ├── HubSpotServerError       5xx after every retry
+        └── HubSpotConnectionError   network failure after every retry
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncdsl.ir import Span
+
+
+class SyncdslError(Exception):
+    """Base of every error syncdsl raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a spec, at a place."""
+
+    span: Span
+    message: str
+    severity: str = "error"
+
+
+class SpecError(SyncdslError):
+    """One or more problems in the .sync files; `diagnostics` lists them all."""
+
+    def __init__(self, diagnostics: list[Diagnostic], rendered: str | None = None) -> None:
+        self.diagnostics = diagnostics
+        self.rendered = rendered or "\n".join(f"{d.span}: {d.severity}: {d.message}" for d in diagnostics)
+        super().__init__(self.rendered)
+
+
+class SourceError(SyncdslError):
+    """A data file cannot be opened or read at all (single bad records are rejects, not errors)."""
+
+
+class PlanError(SyncdslError):
+    """A plan cannot be made or applied."""
+
+
+class StateError(SyncdslError):
+    """The state store or lock file cannot be used."""
+
+
+class HubSpotError(SyncdslError):
+    """HubSpot refused a request. The message says what failed and what to do."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        category: str | None = None,
+        correlation_id: str | None = None,
+        operation: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.category = category
+        self.correlation_id = correlation_id
+        self.operation = operation
+        self.body = body or {}
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = f"{self.operation}: " if self.operation else ""
+        tail = f" (HubSpot correlation id {self.correlation_id})" if self.correlation_id else ""
+        return f"{where}{self.message}{tail}"
+
+
+class HubSpotAuthError(HubSpotError):
+    """401: the token is missing, wrong, expired or revoked."""
+
+
+class HubSpotScopeError(HubSpotError):
+    """403 MISSING_SCOPES: the private app lacks one of `missing_scopes`."""
+
+    def __init__(self, message: str, *, missing_scopes: list[str] | None = None, **kw: Any) -> None:
+        self.missing_scopes = missing_scopes or []
+        super().__init__(message, **kw)
+
+
+class HubSpotValidationError(HubSpotError):
+    """400: HubSpot judged the input invalid (bad email, unknown property, bad option...)."""
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None, **kw: Any) -> None:
+        self.errors = errors or []
+        super().__init__(message, **kw)
+
+
+class HubSpotNotFoundError(HubSpotError):
+    """404: the object does not exist."""
+
+
+class HubSpotConflictError(HubSpotError):
+    """409: the object already exists."""
+
+
+class HubSpotRateLimitError(HubSpotError):
+    """429 that retries could not outlast."""
+
+    def __init__(self, message: str, *, policy: str | None = None, retry_after: float | None = None, **kw: Any) -> None:
+        self.policy = policy
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class DailyLimitError(HubSpotRateLimitError):
+    """429 with the DAILY policy: stop now; `syncdsl apply` resumes after HubSpot's midnight."""
+
+
+class HubSpotServerError(HubSpotError):
+    """5xx (or 423/477) that retries could not outlast."""
+
+
+class HubSpotConnectionError(HubSpotError):
+    """The network failed (reset, timeout, refused) on every retry."""
+
+
+@dataclass
+class ErrorReport:
+    """Structured form of an error, for --json output."""
+
+    type: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)

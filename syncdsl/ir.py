@@ -1,0 +1,160 @@
+"""The intermediate representation of a syncdsl configuration: frozen dataclasses, each with its span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal as TypingLiteral
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+DEFAULT_PROPERTY_GROUP = "syncdsl_audiences"
+DEFAULT_TIER = "free"
+DEFAULT_MASS_EXIT_THRESHOLD = 0.25
+
+#: Audience statuses, as Experience Platform's segmentMembership reports them.
+AUDIENCE_STATUSES: tuple[str, ...] = ("realized", "existing", "exited")
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    """A HubSpot rate-limit tier: requests per 10-second window and per day."""
+
+    name: str
+    per_ten_seconds: int
+    per_day: int
+
+
+#: HubSpot's private-app limits per tier (developers.hubspot.com usage guidelines).
+TIERS: dict[str, TierLimits] = {
+    "free": TierLimits("free", 100, 250_000),
+    "starter": TierLimits("starter", 100, 250_000),
+    "professional": TierLimits("professional", 190, 625_000),
+    "enterprise": TierLimits("enterprise", 190, 1_000_000),
+    "api_add_on": TierLimits("api_add_on", 250, 1_250_000),
+}
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node was written: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    """A path into a record: dots into nested JSON, or one CSV column name (parts of one)."""
+
+    parts: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A constant value: string, number or boolean."""
+
+    value: str | int | float | bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Template:
+    """A Jinja template string ("{{ ... }}"), rendered per record in a sandbox."""
+
+    source: str
+    span: Span
+
+
+Expr = FieldPath | Literal | Template
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """`hubspot_property = EXPR` inside a source's `map { }` block."""
+
+    property: str
+    expr: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Destination:
+    """The `destination hubspot { }` block."""
+
+    token_env: str
+    tier: str
+    base_url: str
+    property_group: str
+    span: Span
+
+    @property
+    def limits(self) -> TierLimits:
+        return TIERS[self.tier]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A `source NAME { }` block: a segmentation export (jsonl) or a custom upload (csv)."""
+
+    name: str
+    format: TypingLiteral["jsonl", "csv"]
+    path: str  # as written, relative to the spec file
+    resolved_path: Path  # absolute
+    identity: FieldPath  # always the email identity
+    mappings: tuple[Mapping, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class PropertyDecl:
+    """A `property "name" { }` block: a contact property syncdsl creates when it is missing."""
+
+    name: str
+    label: str
+    type: str  # HubSpot type: string, number, date, datetime, bool, enumeration
+    field_type: str  # HubSpot fieldType: text, number, date, booleancheckbox, select, ...
+    options: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Audience:
+    """An `audience "Display Name" { }` block: one enumeration contact property in HubSpot."""
+
+    name: str  # display name, the property's label
+    source: str
+    segment: str | None  # segment id (jsonl sources); None for csv uploads
+    property: str  # HubSpot internal name (derived from the display name unless given)
+    adopt: bool
+    mass_exit_threshold: float
+    span: Span
+
+    @property
+    def key(self) -> str:
+        """The stable key that survives renames: the segment id, or the upload source."""
+        return f"segment:{self.segment}" if self.segment else f"upload:{self.source}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One configuration: every `.sync` file of a file or a directory."""
+
+    destination: Destination
+    sources: tuple[Source, ...]
+    audiences: tuple[Audience, ...]
+    properties: tuple[PropertyDecl, ...]
+    files: tuple[Path, ...]
+    root: Path  # the directory that holds the configuration (state and lock file live here)
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
