@@ -1,0 +1,229 @@
+"""POST /contacts/search: filter groups, one sort, paging, and HubSpot's limits (HUBSPOT.md §1.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from syncdsl.emulator.bodies import validation_error
+from syncdsl.emulator.contacts import Call, Response
+from syncdsl.emulator.store import Store
+
+MAX_LIMIT = 200
+MAX_RESULTS = 10_000
+MAX_GROUPS = 5
+MAX_FILTERS_PER_GROUP = 6
+MAX_FILTERS = 18
+MAX_QUERY = 3_000
+OPERATORS = frozenset(
+    {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "GT", "GTE", "LT", "LTE",
+     "BETWEEN", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
+)
+_QUERY_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "hs_object_id")
+
+Key = Any  # float for numbers and dates, lower-cased str otherwise
+Predicate = Callable[[dict[str, str]], bool]
+
+
+def search(store: Store, call: Call) -> Response:
+    body = call.body if call.body is not None else {}
+    if not isinstance(body, dict):
+        raise validation_error("Invalid input JSON: the search body must be an object.")
+    limit = _limit(body.get("limit", 10))
+    after = _after(body.get("after"))
+    groups = _filter_groups(store, body.get("filterGroups") or [])
+    sort_name, descending = _sort(store, body.get("sorts") or [])
+    query = _query(body.get("query"))
+    names = body.get("properties") or None
+    with store.lock:
+        matches = [
+            record
+            for record in store.contacts.values()
+            if (not groups or any(all(p(record) for p in group) for group in groups))
+            and (query is None or _matches_query(record, query))
+        ]
+        if sort_name != "hs_object_id" or descending:
+            kind = _kind(store, sort_name)
+            present = [r for r in matches if sort_name in r]
+            absent = [r for r in matches if sort_name not in r]
+            present.sort(key=lambda r: _key(kind, r[sort_name]), reverse=descending)
+            matches = present + absent  # records without the value come last either way
+        page = matches[after : after + limit]
+        results = [store.view(r["hs_object_id"], names) for r in page]
+    response: dict[str, Any] = {"total": len(matches), "results": results}
+    if after + limit < len(matches):
+        response["paging"] = {"next": {"after": str(after + limit)}}
+    return 200, response
+
+
+def _limit(raw: Any) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+        raise validation_error(f"limit must be a non-negative integer, got {raw!r}.")
+    if raw > MAX_LIMIT:
+        raise validation_error(
+            f"Search limit {raw} is too large: at most {MAX_LIMIT} results per page are allowed."
+        )
+    return raw
+
+
+def _after(raw: Any) -> int:
+    if raw is None or raw == "":
+        return 0
+    try:
+        after = int(raw)
+    except (TypeError, ValueError):
+        raise validation_error(f"after must be formatted as an integer, got {raw!r}.") from None
+    if after < 0:
+        raise validation_error(f"after must not be negative, got {raw!r}.")
+    if after >= MAX_RESULTS:
+        # HubSpot serves at most 10,000 results per query; paging past them is a 400.
+        raise validation_error(
+            f"Paging past {MAX_RESULTS} results is not supported by the search API: narrow the "
+            "query (for example with a GT filter on hs_object_id) and page again."
+        )
+    return after
+
+
+def _query(raw: Any) -> str | None:
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_QUERY:
+        raise validation_error(f"query must be a string of at most {MAX_QUERY} characters.")
+    return raw.lower()
+
+
+def _matches_query(record: dict[str, str], query: str) -> bool:
+    return any(query in record.get(name, "").lower() for name in _QUERY_PROPERTIES)
+
+
+def _sort(store: Store, sorts: Any) -> tuple[str, bool]:
+    if not isinstance(sorts, list):
+        raise validation_error("sorts must be an array.")
+    if len(sorts) > 1:
+        raise validation_error("Only one sort is allowed per search request.")
+    if not sorts:
+        return "hs_object_id", False
+    sort = sorts[0]
+    if isinstance(sort, str):  # the legacy form "createdate" / "-createdate"
+        name, descending = sort.lstrip("-"), sort.startswith("-")
+    elif isinstance(sort, dict) and isinstance(sort.get("propertyName"), str):
+        direction = sort.get("direction", "ASCENDING")
+        if direction not in ("ASCENDING", "DESCENDING"):
+            raise validation_error(f"Sort direction must be ASCENDING or DESCENDING: {direction!r}")
+        name, descending = sort["propertyName"], direction == "DESCENDING"
+    else:
+        raise validation_error("Each sort needs a propertyName and a direction.")
+    _require_property(store, name)
+    return name, descending
+
+
+def _require_property(store: Store, name: Any) -> None:
+    if name not in store.properties:
+        raise validation_error(
+            f'Property "{name}" does not exist', errors=[
+                {"message": f'Property "{name}" does not exist', "code": "PROPERTY_DOESNT_EXIST",
+                 "context": {"propertyName": [str(name)]}}
+            ]
+        )
+
+
+def _filter_groups(store: Store, raw_groups: Any) -> list[list[Predicate]]:
+    if not isinstance(raw_groups, list):
+        raise validation_error("filterGroups must be an array.")
+    if len(raw_groups) > MAX_GROUPS:
+        raise validation_error(f"Too many filter groups: at most {MAX_GROUPS} are allowed.")
+    total = 0
+    groups = []
+    for group in raw_groups:
+        filters = group.get("filters") if isinstance(group, dict) else None
+        if not isinstance(filters, list):
+            raise validation_error("Each filter group needs a 'filters' array.")
+        if len(filters) > MAX_FILTERS_PER_GROUP:
+            raise validation_error(
+                f"Too many filters in a group: at most {MAX_FILTERS_PER_GROUP} are allowed."
+            )
+        total += len(filters)
+        groups.append([_predicate(store, f) for f in filters])
+    if total > MAX_FILTERS:
+        raise validation_error(f"Too many filters: at most {MAX_FILTERS} in total are allowed.")
+    return groups
+
+
+def _kind(store: Store, name: str) -> str:
+    type_ = store.properties[name]["type"]
+    if type_ == "number":
+        return "number"
+    if type_ in ("date", "datetime"):
+        return "time"
+    return "text"
+
+
+def _key(kind: str, value: Any) -> Key:
+    """A comparable key: numbers as floats, dates as epoch ms, text case-insensitive."""
+    text = str(value)
+    if kind == "number":
+        return float(text)
+    if kind == "time":
+        if text.lstrip("-").isdigit():
+            return float(text)
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp() * 1000
+    return text.lower()
+
+
+def _predicate(store: Store, spec: Any) -> Predicate:
+    if not isinstance(spec, dict):
+        raise validation_error("Each filter must be an object.")
+    name, operator = spec.get("propertyName"), spec.get("operator")
+    _require_property(store, name)
+    if operator not in OPERATORS:
+        raise validation_error(f"Unknown filter operator {operator!r}.")
+    kind = _kind(store, name)
+    try:
+        return _build(name, operator, kind, spec)
+    except (TypeError, ValueError):
+        raise validation_error(
+            f"Filter on {name} with {operator} has a value of the wrong kind for a {kind} property."
+        ) from None
+
+
+def _build(name: str, operator: str, kind: str, spec: dict[str, Any]) -> Predicate:
+    if operator == "HAS_PROPERTY":
+        return lambda r: name in r
+    if operator == "NOT_HAS_PROPERTY":
+        return lambda r: name not in r
+    if operator in ("IN", "NOT_IN"):
+        values = spec.get("values")
+        if not isinstance(values, list):
+            raise TypeError("values")
+        wanted = {_key(kind, v) for v in values}
+        if operator == "IN":
+            return lambda r: name in r and _key(kind, r[name]) in wanted
+        return lambda r: name not in r or _key(kind, r[name]) not in wanted
+    if "value" not in spec:
+        raise TypeError("value")
+    target = _key(kind, spec["value"])
+    if operator in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        token = str(target).strip("*")
+        hit: Predicate = lambda r: name in r and token in str(r[name]).lower()  # noqa: E731
+        return hit if operator == "CONTAINS_TOKEN" else (lambda r: not hit(r))
+    if operator == "BETWEEN":
+        high = _key(kind, spec.get("highValue"))
+        return lambda r: name in r and target <= _key(kind, r[name]) <= high
+    compare = _COMPARISONS[operator]
+    if operator == "NEQ":
+        return lambda r: name not in r or compare(_key(kind, r[name]), target)
+    return lambda r: name in r and compare(_key(kind, r[name]), target)
+
+
+_COMPARISONS: dict[str, Callable[[Key, Key], bool]] = {
+    "EQ": lambda a, b: a == b,
+    "NEQ": lambda a, b: a != b,
+    "GT": lambda a, b: a > b,
+    "GTE": lambda a, b: a >= b,
+    "LT": lambda a, b: a < b,
+    "LTE": lambda a, b: a <= b,
+}

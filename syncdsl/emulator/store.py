@@ -1,0 +1,188 @@
+"""The emulator's portal: contacts (indexed by id and email), properties and groups; thread-safe."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from syncdsl.emulator import seed
+from syncdsl.emulator.bodies import iso_now
+from syncdsl.emulator.validation import check_value
+
+STATE_VERSION = 1
+
+
+class Store:
+    """Every record of one emulated HubSpot portal. Hold `lock` around multi-step changes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.contacts: dict[str, dict[str, str]] = {}
+        self.by_email: dict[str, str] = {}
+        self.ids: list[int] = []  # sorted, for paging by id
+        self.next_id = 1
+        self.properties: dict[str, dict[str, Any]] = seed.standard_properties()
+        self.groups: dict[str, dict[str, Any]] = seed.standard_groups()
+
+    # --- contacts ---------------------------------------------------------------------------
+
+    def id_for_email(self, email: str) -> str | None:
+        return self.by_email.get(email.strip().lower())
+
+    def check_properties(
+        self, values: Mapping[str, Any], input_id: str | None
+    ) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        """Validate writable values; return (normalized values, problems naming `input_id`)."""
+        normalized: dict[str, str] = {}
+        problems: list[dict[str, Any]] = []
+        for name, value in values.items():
+            definition = self.properties.get(name)
+            if definition is None:
+                problems.append(
+                    {
+                        "name": name,
+                        "error": "PROPERTY_DOESNT_EXIST",
+                        "message": f'Property "{name}" does not exist',
+                        "id": input_id,
+                    }
+                )
+                continue
+            clean, problem = check_value(definition, value)
+            if problem is not None:
+                problem["id"] = input_id
+                problems.append(problem)
+            else:
+                normalized[name] = clean  # type: ignore[assignment]
+        return normalized, problems
+
+    def create_contact(self, values: Mapping[str, str]) -> str:
+        """Create a contact from already-validated values; return its id."""
+        with self.lock:
+            contact_id = str(self.next_id)
+            self.next_id += 1
+            now = iso_now()
+            record = {"hs_object_id": contact_id, "createdate": now, "lastmodifieddate": now}
+            self.contacts[contact_id] = record
+            self.ids.append(int(contact_id))
+            self._write(contact_id, record, values)
+            return contact_id
+
+    def update_contact(self, contact_id: str, values: Mapping[str, str]) -> bool:
+        """Apply already-validated values; return whether anything changed."""
+        with self.lock:
+            record = self.contacts[contact_id]
+            changed = self._write(contact_id, record, values)
+            if changed:
+                record["lastmodifieddate"] = iso_now()
+            return changed
+
+    def _write(self, contact_id: str, record: dict[str, str], values: Mapping[str, str]) -> bool:
+        changed = False
+        for name, value in values.items():
+            value = self._merge_checkbox(name, record.get(name), value)
+            if name == "email":
+                self._reindex_email(contact_id, record.get("email"), value)
+            if value == "":
+                changed |= record.pop(name, None) is not None
+            elif record.get(name) != value:
+                record[name] = value
+                changed = True
+        return changed
+
+    def _merge_checkbox(self, name: str, current: str | None, value: str) -> str:
+        # A leading ";" appends to a multi-checkbox value instead of replacing it.
+        if not value.startswith(";") or self.properties[name].get("fieldType") != "checkbox":
+            return value
+        parts = [p for p in (current or "").split(";") if p]
+        parts += [p for p in value.split(";") if p and p not in parts]
+        return ";".join(parts)
+
+    def _reindex_email(self, contact_id: str, old: str | None, new: str) -> None:
+        if old:
+            self.by_email.pop(old, None)
+        record = self.contacts[contact_id]
+        if new:
+            self.by_email[new] = contact_id
+            record["hs_email_domain"] = new.rsplit("@", 1)[-1]
+        else:
+            record.pop("hs_email_domain", None)
+
+    def delete_contact(self, contact_id: str) -> None:
+        with self.lock:
+            record = self.contacts.pop(contact_id, None)
+            if record is None:
+                return
+            if record.get("email"):
+                self.by_email.pop(record["email"], None)
+            index = bisect.bisect_left(self.ids, int(contact_id))
+            if index < len(self.ids) and self.ids[index] == int(contact_id):
+                self.ids.pop(index)
+
+    def view(self, contact_id: str, names: Iterable[str] | None) -> dict[str, Any]:
+        """A contact as SimplePublicObject; only `names` (absent when empty), or the defaults."""
+        record = self.contacts[contact_id]
+        wanted = seed.DEFAULT_READ_PROPERTIES if names is None else names
+        properties = {name: record[name] for name in wanted if name in record}
+        return {
+            "id": contact_id,
+            "properties": properties,
+            "createdAt": record["createdate"],
+            "updatedAt": record["lastmodifieddate"],
+            "archived": False,
+        }
+
+    # --- properties -------------------------------------------------------------------------
+
+    def remove_property(self, name: str) -> None:
+        with self.lock:
+            if self.properties.pop(name, None) is None:
+                return
+            for record in self.contacts.values():
+                record.pop(name, None)
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "version": STATE_VERSION,
+                "next_id": self.next_id,
+                "contacts": list(self.contacts.values()),
+                "properties": list(self.properties.values()),
+                "groups": list(self.groups.values()),
+            }
+
+    def load_json(self, state: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.properties = {p["name"]: p for p in state.get("properties", [])}
+            self.groups = {g["name"]: g for g in state.get("groups", [])}
+            self.contacts, self.by_email, self.ids = {}, {}, []
+            for record in state.get("contacts", []):
+                contact_id = record["hs_object_id"]
+                self.contacts[contact_id] = dict(record)
+                if record.get("email"):
+                    self.by_email[record["email"]] = contact_id
+            self.ids = sorted(int(contact_id) for contact_id in self.contacts)
+            self.next_id = max(int(state.get("next_id", 1)), (self.ids[-1] + 1) if self.ids else 1)
+
+    def save(self, path: Path) -> None:
+        """Write the state atomically (temporary file, then rename)."""
+        state = self.to_json()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(state, out, separators=(",", ":"))
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def load(self, path: Path) -> None:
+        self.load_json(json.loads(path.read_text(encoding="utf-8")))
