@@ -1,0 +1,77 @@
+"""Render spec diagnostics for people: `path:line:col: error: message`, the line, a caret."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+
+from syncdsl.errors import Diagnostic, SpecError
+from syncdsl.ir import Span
+
+# A token written as a literal must not be echoed back: mask every string on a `token = ...` line.
+_TOKEN_LINE = re.compile(r"^\s*token\b")
+_STRING = re.compile(r'"([^"\\\n]|\\.)*"?')
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ` (did you mean `x`?)` for the closest choice, or "" when nothing is close."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def one_of(choices: Iterable[str]) -> str:
+    """`a`, `b` or `c`: a readable list of the valid choices."""
+    quoted = [f"`{choice}`" for choice in choices]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _display_line(line: str) -> str:
+    if _TOKEN_LINE.match(line):
+        return _STRING.sub(lambda m: '"' + "*" * max(len(m.group(0)) - 2, 0) + '"', line)
+    return line.rstrip("\r")
+
+
+def _caret(line: str, span: Span) -> str:
+    start = max(span.column - 1, 0)
+    # Keep tabs so the caret lines up under the column in any terminal.
+    prefix = "".join(ch if ch == "\t" else " " for ch in line[:start]).ljust(start)
+    width = 1
+    if span.end_line == span.line and span.end_column > span.column:
+        width = min(span.end_column, len(line) + 1) - span.column
+    return prefix + "^" + "~" * max(width - 1, 0)
+
+
+def render_one(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
+    """One diagnostic; with the source line and a caret when the file text is known."""
+    span = diagnostic.span
+    if span.line < 1:
+        return f"{span.file}: {diagnostic.severity}: {diagnostic.message}"
+    head = f"{span}: {diagnostic.severity}: {diagnostic.message}"
+    text = sources.get(span.file)
+    if text is None:
+        return head
+    # Lark counts lines by "\n" only, so split the same way (not str.splitlines).
+    lines = text.split("\n")
+    if span.line > len(lines):
+        return head
+    line = _display_line(lines[span.line - 1])
+    return f"{head}\n{line}\n{_caret(line, span)}"
+
+
+def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str]:
+    span = diagnostic.span
+    return (span.file, span.line, span.column, diagnostic.message)
+
+
+def render(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str]) -> str:
+    """Every diagnostic, in file order, ready to print."""
+    return "\n".join(render_one(d, sources) for d in sorted(diagnostics, key=sort_key))
+
+
+def spec_error(diagnostics: list[Diagnostic], sources: Mapping[str, str]) -> SpecError:
+    """A SpecError carrying `diagnostics` (sorted) and their rendered text."""
+    ordered = sorted(diagnostics, key=sort_key)
+    return SpecError(ordered, render(ordered, sources))
