@@ -1,0 +1,73 @@
+"""Write realistic source files for benchmarks: N XDM profiles (jsonl) and a VIP upload (csv)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+from pathlib import Path
+
+SEGMENT = "3f2a9c4e-6b1d-4e8a-9f0c-1a2b3c4d5e6f"
+OTHER_SEGMENT = "9b8c7d6e-5f4a-4b3c-8d2e-1f0a9b8c7d6e"
+FIRST = ["ann", "Bob", "Chloé", "dmitri", "Eve", "Fatima", "Gunnar", "Hana", "Iñigo", "Jun"]
+LAST = ["Lee", "Müller", "O'Brien", "Nakamura", "Silva", "Kowalski", "Dubois", "Ivanova"]
+CITIES = ["new york", "SAN FRANCISCO", "paris", "são paulo", "tokyo", "berlin", None]
+STATUSES = ["realized", "realized", "realized", "existing", "exited"]
+
+
+def profile(index: int, rng: random.Random) -> dict[str, object]:
+    """One XDM profile as Experience Platform exports it (the fields the reference spec maps)."""
+    email = f"  User.{index}@Example{index % 97}.com " if index % 10 == 0 else f"user.{index}@example{index % 97}.com"
+    city = rng.choice(CITIES)
+    record: dict[str, object] = {
+        "_id": f"{index:024x}",
+        "personalEmail": {"address": email},
+        "person": {"name": {"firstName": rng.choice(FIRST), "lastName": rng.choice(LAST)}},
+        "mobilePhone": {"number": f"+1 555 {index % 10_000:04d}"},
+        "homeAddress": {"city": city, "countryCode": "US", "postalCode": f"{index % 99_999:05d}"},
+        "identityMap": {"ECID": [{"id": f"{rng.getrandbits(96):029d}", "primary": True}]},
+        "segmentMembership": {
+            "ups": {
+                SEGMENT: {"status": rng.choice(STATUSES), "lastQualificationTime": "2024-01-05T10:00:00Z"},
+            }
+        },
+    }
+    if index % 3 == 0:
+        record["segmentMembership"]["ups"][OTHER_SEGMENT] = {"status": "realized"}  # type: ignore[index]
+    if index % 500 == 0:
+        record["personalEmail"] = {"address": f"broken.{index}@"}  # invalid identity: a reject
+    return record
+
+
+def write_profiles(count: int, out_dir: Path, *, seed: int = 7) -> tuple[Path, Path]:
+    """Write `profiles.jsonl` (count lines, ~1% duplicates) and `vip_upload.csv` (count/10 rows)."""
+    rng = random.Random(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jsonl = out_dir / "profiles.jsonl"
+    with jsonl.open("w", encoding="utf-8") as out:
+        for index in range(count):
+            # every 100th line repeats an earlier profile's email: a within-source duplicate
+            source_index = index - 50 if index % 100 == 99 else index
+            out.write(json.dumps(profile(source_index, rng), ensure_ascii=False) + "\n")
+    upload = out_dir / "vip_upload.csv"
+    with upload.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["Email", "Company", "First Name"])
+        for index in range(0, count, 10):
+            company = f'Acme "{index % 50}", Inc.\nEMEA' if index % 1000 == 0 else f"Acme {index % 50}"
+            writer.writerow([f"user.{index}@example{index % 97}.com", company, rng.choice(FIRST)])
+    return jsonl, upload
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("count", type=int, help="number of profiles")
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args()
+    jsonl, upload = write_profiles(args.count, args.out_dir)
+    print(f"wrote {jsonl} and {upload}")
+
+
+if __name__ == "__main__":
+    main()

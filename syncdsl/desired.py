@@ -1,0 +1,361 @@
+"""The desired contacts of a spec: every source mapped, staged in SQLite, merged by email, counted.
+
+Staging goes to a temporary SQLite file so a million profiles fit in little memory: per source the
+later record of an email replaces the earlier one (counted as merged); the merge across sources
+reads the table in (email, source order) order, so the later-declared source wins a conflict.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import sqlite3
+import tempfile
+import weakref
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from syncdsl import ir
+from syncdsl.mapping import ProfileMapper, RecordRejected
+from syncdsl.schema import PropertySchema
+from syncdsl.sources import read_source
+
+_BATCH = 5_000
+_MAX_CONFLICT_WARNINGS = 100
+_MERGE_EXAMPLES = 3
+
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Staging columns: one per mapped property (c0...) and per audience property (a0...)."""
+
+    properties: tuple[str, ...]
+    audiences: tuple[str, ...]
+
+    @classmethod
+    def of(cls, mappers: list[ProfileMapper]) -> _Layout:
+        properties = dict.fromkeys(name for m in mappers for name in m.property_names)
+        audiences = dict.fromkeys(name for m in mappers for name in m.audience_properties)
+        return cls(tuple(properties), tuple(audiences))
+
+    def create_table(self) -> str:
+        columns = [f"c{i} TEXT" for i in range(len(self.properties))]
+        columns += [f"a{i} TEXT" for i in range(len(self.audiences))]
+        extra = "".join(f", {column}" for column in columns)
+        return (
+            "CREATE TABLE staged (email TEXT NOT NULL, src INTEGER NOT NULL, line INTEGER NOT NULL,"
+            f" dups INTEGER NOT NULL{extra}, PRIMARY KEY (email, src)) WITHOUT ROWID"
+        )
+
+    def select(self) -> str:
+        columns = [f"c{i}" for i in range(len(self.properties))]
+        columns += [f"a{i}" for i in range(len(self.audiences))]
+        return f"SELECT email, src, line{''.join(', ' + c for c in columns)} FROM staged"
+
+    def upsert(self, mapper: ProfileMapper) -> str:
+        """The insert for one source: later records of an email replace earlier ones, counted."""
+        columns = [f"c{self.properties.index(name)}" for name in mapper.property_names]
+        columns += [f"a{self.audiences.index(name)}" for name in mapper.audience_properties]
+        names = "".join(f", {column}" for column in columns)
+        marks = ", ?" * len(columns)
+        updates = "".join(f", {column} = excluded.{column}" for column in columns)
+        return (
+            f"INSERT INTO staged (email, src, line, dups{names}) VALUES (?, ?, ?, 0{marks}) "
+            f"ON CONFLICT (email, src) DO UPDATE SET line = excluded.line, dups = dups + 1{updates}"
+        )
+
+
+@dataclass(frozen=True)
+class DesiredContact:
+    """A contact as the spec wants it in HubSpot."""
+
+    email: str
+    properties: dict[str, str]  # coerced strings, never empty
+    audiences: dict[str, str]  # audience property -> realized | existing | exited
+    provenance: tuple[str, ...]  # "data/profiles.jsonl:12" of each contributing record
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """An input record that became no contact, with why."""
+
+    source: str
+    file: str
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class SourceCounts:
+    """Where the records of one source went: records == contributed + merged + rejected."""
+
+    source: str
+    records: int
+    contributed: int
+    merged: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class _Conflict:
+    email: str
+    prop: str
+    earlier: str
+    earlier_source: str
+    later: str
+    later_source: str
+
+    def __str__(self) -> str:
+        return (
+            f"conflict: {self.email} {self.prop}: {self.earlier!r} ({self.earlier_source}) vs "
+            f"{self.later!r} ({self.later_source}); {self.later_source} wins"
+        )
+
+
+class DesiredSet:
+    """The desired contacts, in ascending email order, backed by a temporary SQLite file.
+
+    Iterable any number of times; close it (or use it as a context manager) to delete the file.
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        directory: Path,
+        sources: tuple[ir.Source, ...],
+        layout: _Layout,
+    ) -> None:
+        self._connection = connection
+        self._sources = sources
+        self._layout = layout
+        self._select = layout.select()
+        self._length = 0
+        self.rejected: list[RejectedRecord] = []
+        self.warnings: list[str] = []
+        self.counts: list[SourceCounts] = []
+        self._finalizer = weakref.finalize(self, _discard, connection, directory)
+
+    def __iter__(self) -> Iterator[DesiredContact]:
+        rows = self._connection.execute(f"{self._select} ORDER BY email, src")
+        merge = _Merger(self._sources, self._layout).merge
+        for _, group in itertools.groupby(rows, key=_first):
+            yield merge(list(group))
+
+    def __len__(self) -> int:
+        return self._length
+
+    def get(self, email: str) -> DesiredContact | None:
+        """The desired contact for an (already normalised) email, or None."""
+        rows = self._connection.execute(f"{self._select} WHERE email = ? ORDER BY src", (email,))
+        group = rows.fetchall()
+        return _Merger(self._sources, self._layout).merge(group) if group else None
+
+    def emails(self) -> Iterator[str]:
+        """Every desired email, ascending."""
+        rows = self._connection.execute("SELECT DISTINCT email FROM staged ORDER BY email")
+        return (row[0] for row in rows)
+
+    def write_rejects(self, path: Path) -> int:
+        """Write rejected records as JSONL ({file, line, source, reason, record}); return how many."""
+        with Path(path).open("w", encoding="utf-8", newline="\n") as out:
+            for rejected in self.rejected:
+                entry = {
+                    "file": rejected.file,
+                    "line": rejected.line,
+                    "source": rejected.source,
+                    "reason": rejected.reason,
+                    "record": rejected.raw,
+                }
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return len(self.rejected)
+
+    def close(self) -> None:
+        """Delete the staging file. The set is unusable afterwards."""
+        self._finalizer()
+
+    def __enter__(self) -> DesiredSet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _discard(connection: sqlite3.Connection, directory: Path) -> None:
+    connection.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _first(row: tuple[object, ...]) -> object:
+    return row[0]
+
+
+class _Merger:
+    """Folds the staged rows of one email (one per source, in spec order) into a contact."""
+
+    def __init__(self, sources: tuple[ir.Source, ...], layout: _Layout) -> None:
+        self._sources = sources
+        self._properties = tuple(enumerate(layout.properties, start=3))
+        self._audiences = tuple(enumerate(layout.audiences, start=3 + len(layout.properties)))
+        self.conflicts: list[_Conflict] = []
+
+    def merge(self, rows: list[tuple[object, ...]]) -> DesiredContact:
+        email = str(rows[0][0])
+        properties: dict[str, str] = {}
+        owners: dict[str, int] = {}
+        audiences: dict[str, str] = {}
+        provenance: list[str] = []
+        for row in rows:
+            src = int(row[1])  # type: ignore[call-overload]
+            provenance.append(f"{self._sources[src].path}:{row[2]}")
+            for column, name in self._properties:
+                value = row[column]
+                if value is None:
+                    continue
+                earlier = properties.get(name)
+                if earlier is not None and earlier != value:
+                    earlier_source = self._sources[owners[name]].name
+                    self.conflicts.append(
+                        _Conflict(email, name, earlier, earlier_source, str(value),
+                                  self._sources[src].name)
+                    )
+                properties[name] = str(value)
+                owners[name] = src
+            for column, name in self._audiences:
+                status = row[column]
+                if status is not None:
+                    audiences[name] = str(status)
+        return DesiredContact(email, properties, audiences, tuple(provenance))
+
+
+def _open_staging(layout: _Layout) -> tuple[sqlite3.Connection, Path]:
+    directory = Path(tempfile.mkdtemp(prefix="syncdsl-desired-"))
+    connection = sqlite3.connect(directory / "staging.sqlite", check_same_thread=False)
+    # A scratch file: durability buys nothing, speed matters.
+    connection.execute("PRAGMA journal_mode = OFF")
+    connection.execute("PRAGMA synchronous = OFF")
+    connection.execute("PRAGMA cache_size = -65536")
+    connection.execute(layout.create_table())
+    return connection, directory
+
+
+def build_desired(
+    spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = None
+) -> DesiredSet:
+    """Read every source of `spec` and return the contacts it wants, with rejects and counts.
+
+    Raises:
+        SourceError: a source file cannot be read at all.
+        SpecError: an expression cannot be compiled (a template, a literal that does not fit).
+    """
+    mappers = [ProfileMapper(spec, source, schema) for source in spec.sources]
+    layout = _Layout.of(mappers)
+    connection, directory = _open_staging(layout)
+    desired = DesiredSet(connection, directory, spec.sources, layout)
+    try:
+        for index, (source, mapper) in enumerate(zip(spec.sources, mappers)):
+            counts = _stage_source(connection, index, source, mapper, layout, desired.rejected)
+            desired.counts.append(counts)
+            desired.warnings.extend(_merge_warnings(connection, index, source, counts))
+        connection.commit()
+        desired._length = connection.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT email FROM staged)"
+        ).fetchone()[0]
+        desired.warnings.extend(_conflict_warnings(connection, spec.sources, layout))
+    except BaseException:
+        desired.close()
+        raise
+    return desired
+
+
+def _stage_source(
+    connection: sqlite3.Connection,
+    index: int,
+    source: ir.Source,
+    mapper: ProfileMapper,
+    layout: _Layout,
+    rejected: list[RejectedRecord],
+) -> SourceCounts:
+    records = rejected_count = 0
+    batch: list[tuple[object, ...]] = []
+    map_row = mapper.map_row
+    name = source.name
+    upsert = layout.upsert(mapper)
+    for record in read_source(source):
+        records += 1
+        fields = record.fields
+        if fields is None:
+            reason = record.error or "unreadable"
+            rejected.append(RejectedRecord(name, record.file, record.line, reason, record.raw))
+            rejected_count += 1
+            continue
+        try:
+            email, values, statuses = map_row(fields)
+        except RecordRejected as error:
+            rejected.append(RejectedRecord(name, record.file, record.line, error.reason, record.raw))
+            rejected_count += 1
+            continue
+        batch.append((email, index, record.line, *values, *statuses))
+        if len(batch) >= _BATCH:
+            connection.executemany(upsert, batch)
+            batch.clear()
+    if batch:
+        connection.executemany(upsert, batch)
+    merged = connection.execute(
+        "SELECT COALESCE(SUM(dups), 0) FROM staged WHERE src = ?", (index,)
+    ).fetchone()[0]
+    contributed = records - rejected_count - merged
+    return SourceCounts(name, records, contributed, merged, rejected_count)
+
+
+def _merge_warnings(
+    connection: sqlite3.Connection, index: int, source: ir.Source, counts: SourceCounts
+) -> list[str]:
+    if not counts.merged:
+        return []
+    examples = connection.execute(
+        "SELECT email, dups, line FROM staged WHERE src = ? AND dups > 0 ORDER BY email LIMIT ?",
+        (index, _MERGE_EXAMPLES),
+    ).fetchall()
+    shown = ", ".join(
+        f"{email} ({dups + 1} records, kept {source.path}:{line})" for email, dups, line in examples
+    )
+    more = " ..." if counts.merged > len(examples) else ""
+    return [
+        f"merged: {source.name}: {counts.merged} duplicate record(s) replaced by a later record "
+        f"with the same email: {shown}{more}"
+    ]
+
+
+def _conflict_warnings(
+    connection: sqlite3.Connection, sources: tuple[ir.Source, ...], layout: _Layout
+) -> list[str]:
+    """Conflicting values across sources: the first few in full, then a total."""
+    if len(sources) < 2:
+        return []
+    rows = connection.execute(
+        f"{layout.select()} WHERE email IN "
+        "(SELECT email FROM staged GROUP BY email HAVING COUNT(*) > 1) ORDER BY email, src"
+    )
+    merger = _Merger(sources, layout)
+    total = 0
+    warnings: list[str] = []
+    for _, group in itertools.groupby(rows, key=_first):
+        merger.merge(list(group))
+        total += len(merger.conflicts)
+        room = _MAX_CONFLICT_WARNINGS - len(warnings)
+        warnings.extend(str(conflict) for conflict in merger.conflicts[: max(room, 0)])
+        merger.conflicts.clear()
+    if total > _MAX_CONFLICT_WARNINGS:
+        hidden = total - _MAX_CONFLICT_WARNINGS
+        warnings.append(f"conflict: ... and {hidden} more conflicting values ({total} in all)")
+    return warnings

@@ -1,0 +1,216 @@
+"""Property values: coercion to HubSpot's string form per property type, and normalisation to compare."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from syncdsl.schema import PropertySchema
+
+MAX_STRING_LENGTH = 65_536
+MS_PER_DAY = 86_400_000
+
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+_EPOCH_MS = re.compile(r"-?\d{1,15}")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class CoercionError(ValueError):
+    """A value that cannot become the property's type; the message names the reason."""
+
+
+def coerce(value: object, prop: PropertySchema | None) -> str:
+    """Turn a mapped value into HubSpot's string form for `prop`'s type (None: plain text).
+
+    Raises:
+        CoercionError: the value does not fit the type (the message says why).
+    """
+    if isinstance(value, (dict, list, tuple)):
+        raise CoercionError(f"expected a single value, got {_kind(value)}")
+    kind = _kind_of(prop)
+    if kind == "number":
+        text = _number(value)
+    elif kind == "bool":
+        text = _bool(value)
+    elif kind == "date":
+        text = str(_date_ms(value))
+    elif kind == "datetime":
+        text = str(_datetime_ms(value))
+    elif kind == "enumeration":
+        assert prop is not None
+        text = _enumeration(value, prop)
+    else:
+        text = _text(value)
+    if len(text) > MAX_STRING_LENGTH:
+        raise CoercionError(
+            f"{len(text):,} characters is longer than HubSpot's limit of {MAX_STRING_LENGTH:,}"
+        )
+    return text
+
+
+def normalize(value: str | None, prop: PropertySchema | None) -> str | None:
+    """The canonical form of a value, so that HubSpot's value and a desired value compare equal.
+
+    Never raises: a value that does not parse as its type is compared as it is.
+    """
+    if value is None or value == "":
+        return None
+    kind = _kind_of(prop)
+    try:
+        if kind == "number":
+            return _number(value)
+        if kind == "bool":
+            return _bool(value)
+        if kind == "date":
+            return str(_date_ms(value, strict=False))
+        if kind == "datetime":
+            return str(_datetime_ms(value))
+        if kind == "enumeration" and prop is not None and prop.field_type == "checkbox":
+            return ";".join(sorted({part for part in value.split(";") if part}))
+    except CoercionError:
+        return value
+    return value
+
+
+def _kind_of(prop: PropertySchema | None) -> str:
+    if prop is None:
+        return "string"
+    if prop.type == "bool":
+        return "bool"
+    if prop.type in ("number", "date", "datetime", "enumeration"):
+        return prop.type
+    return "string"
+
+
+def _kind(value: object) -> str:
+    return "an object" if isinstance(value, dict) else "a list"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _number(value)
+    return str(value)
+
+
+def _number(value: object) -> str:
+    if isinstance(value, bool):
+        raise CoercionError(f"expected a number, got {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CoercionError(f"expected a finite number, got {value!r}")
+        number = Decimal(repr(value))
+    else:
+        text = str(value).strip().replace("_", "?")  # Decimal accepts "1_000"; HubSpot does not
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise CoercionError(f"expected a number, got {str(value)!r}") from None
+        if not number.is_finite():
+            raise CoercionError(f"expected a finite number, got {str(value)!r}")
+    if number == 0:
+        return "0"
+    text = format(number.normalize(), "f")
+    return text
+
+
+def _bool(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return "true"
+    if text in _FALSE:
+        return "false"
+    raise CoercionError(f"expected true/false (or yes/no, 1/0), got {str(value)!r}")
+
+
+def _epoch_ms(value: object) -> int | None:
+    """An integer epoch-milliseconds value, if `value` is one (int or digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _EPOCH_MS.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _date_ms(value: object, *, strict: bool = True) -> int:
+    millis = _epoch_ms(value)
+    if millis is None:
+        text = str(value).strip()
+        if _DATE_ONLY.fullmatch(text):
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise CoercionError(f"expected a date (YYYY-MM-DD), got {text!r}") from None
+            return (day - _EPOCH.date()).days * MS_PER_DAY
+        millis = _iso_ms(text, "a date (YYYY-MM-DD)")
+    if strict and millis % MS_PER_DAY:
+        raise CoercionError(
+            f"a date must be midnight UTC; {str(value)!r} has a time of day (map it to a datetime "
+            "property or drop the time)"
+        )
+    return millis - millis % MS_PER_DAY if not strict else millis
+
+
+def _datetime_ms(value: object) -> int:
+    millis = _epoch_ms(value)
+    if millis is not None:
+        return millis
+    text = str(value).strip()
+    if _DATE_ONLY.fullmatch(text):
+        return _date_ms(text)
+    return _iso_ms(text, "an ISO 8601 datetime or epoch milliseconds")
+
+
+def _iso_ms(text: str, expected: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CoercionError(f"expected {expected}, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # HubSpot reads offset-less times as UTC
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _enumeration(value: object, prop: PropertySchema) -> str:
+    text = _bool(value) if isinstance(value, bool) else _text(value).strip()
+    if prop.field_type == "checkbox":
+        parts = [part for part in text.split(";") if part.strip()]
+        chosen = [_option(part.strip(), prop) for part in parts]
+        return (";" if text.startswith(";") else "") + ";".join(chosen)
+    return _option(text, prop)
+
+
+def _option(text: str, prop: PropertySchema) -> str:
+    values = prop.option_values
+    if text in values:
+        return text
+    folded = text.casefold()
+    for option in prop.options:
+        if option.label.casefold() == folded or option.value.casefold() == folded:
+            return option.value
+    if prop.field_type == "booleancheckbox":
+        try:
+            as_bool = _bool(text)
+        except CoercionError:
+            pass
+        else:
+            if as_bool in values:
+                return as_bool
+    shown = ", ".join(repr(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
+    raise CoercionError(f"{text!r} is not one of the options ({shown or 'none defined'})")
