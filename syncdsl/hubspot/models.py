@@ -1,0 +1,100 @@
+"""Data the HubSpot client returns: contacts, upsert results and request statistics."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A HubSpot contact; a property HubSpot left out and one it sent as null both read as None."""
+
+    id: str
+    properties: dict[str, str | None]
+
+    @property
+    def email(self) -> str | None:
+        value = self.properties.get("email")
+        return value.strip().lower() if value else None
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any]) -> Contact:
+        raw = obj.get("properties") or {}
+        properties = {str(k): (None if v is None else str(v)) for k, v in raw.items()}
+        return cls(id=str(obj.get("id") or properties.get("hs_object_id") or ""), properties=properties)
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """One row of a batch upsert: the contact id, its (lowercased) email, and whether it was created."""
+
+    id: str
+    email: str
+    new: bool
+
+
+_HEADER_FIELDS = {
+    "x-hubspot-ratelimit-daily-remaining": "daily_remaining",
+    "x-hubspot-ratelimit-max": "window_max",
+    "x-hubspot-ratelimit-remaining": "window_remaining",
+    "x-hubspot-ratelimit-interval-milliseconds": "interval_ms",
+}
+
+
+@dataclass
+class ClientStats:
+    """Thread-safe counters of what the client sent and what HubSpot's rate-limit headers said."""
+
+    calls: int = 0
+    by_operation: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    daily_remaining: int | None = None
+    window_max: int | None = None
+    window_remaining: int | None = None
+    interval_ms: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record_call(self, operation: str) -> None:
+        with self._lock:
+            self.calls += 1
+            self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
+
+    def record_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def record_rate_limited(self) -> None:
+        with self._lock:
+            self.rate_limited += 1
+
+    def record_error(self) -> None:
+        with self._lock:
+            self.errors += 1
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Keep the latest rate-limit header values (search responses carry none of them)."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        with self._lock:
+            for header, attr in _HEADER_FIELDS.items():
+                value = lowered.get(header)
+                if value is not None and value.strip().lstrip("-").isdigit():
+                    setattr(self, attr, int(value))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": self.calls,
+                "by_operation": dict(self.by_operation),
+                "retries": self.retries,
+                "rate_limited": self.rate_limited,
+                "errors": self.errors,
+                "daily_remaining": self.daily_remaining,
+                "window_max": self.window_max,
+                "window_remaining": self.window_remaining,
+                "interval_ms": self.interval_ms,
+            }
