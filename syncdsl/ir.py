@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal as TypingLiteral
@@ -13,6 +14,18 @@ DEFAULT_MASS_EXIT_THRESHOLD = 0.25
 
 #: Audience statuses, as Experience Platform's segmentMembership reports them.
 AUDIENCE_STATUSES: tuple[str, ...] = ("realized", "existing", "exited")
+
+
+MAX_PROPERTY_NAME = 100
+
+
+def derive_property_name(display_name: str) -> str:
+    """HubSpot internal name for an audience: lowercase, runs of other characters -> `_`.
+
+    "Newsletter Subscribers" -> "newsletter_subscribers". The result may still be invalid (empty,
+    starting with a digit); validation reports that.
+    """
+    return re.sub(r"[^a-z0-9]+", "_", display_name.lower()).strip("_")[:MAX_PROPERTY_NAME]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,260 @@
-"""CLI commands: run."""
+"""CLI commands: plan, apply, state."""
 
 from __future__ import annotations
 
-from syncdsl.cli import app, boundary  # noqa: F401
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from syncdsl.apply import ApplyReport, execute
+from syncdsl.cli import PathsArg, app, boundary
+from syncdsl.errors import PlanError
+from syncdsl.ir import Spec
+from syncdsl.lockfile import desired_lock, read_lock, write_lock
+from syncdsl.plan import Plan, PlanOptions
+from syncdsl.planfile import dumps, is_plan_file, load_plan, plan_to_dict, save_plan
+from syncdsl.planner import PlanResult, configuration_hash, make_plan
+from syncdsl.render import ansi, plain, render_markdown, render_report, render_text
+from syncdsl.runtime import Target, connect
+from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
+from syncdsl.staleness import check_fresh
+from syncdsl.rejects import write_rejects
+
+Local = Annotated[
+    bool, typer.Option("--local", help="Run against the embedded local HubSpot (no account needed).")
+]
+Refresh = Annotated[
+    bool, typer.Option("--refresh", help="Read HubSpot itself instead of trusting the state (finds drift).")
+]
+AllowMassExit = Annotated[
+    bool, typer.Option("--allow-mass-exit", help="Allow exiting more than an audience's threshold.")
+]
+ExitRemoved = Annotated[
+    bool, typer.Option("--exit-removed", help="Set members of audiences removed from the configuration to exited.")
+]
+Full = Annotated[bool, typer.Option("--full", help="List every change instead of the first 20 of each kind.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output (documented format).")]
+Parallelism = Annotated[int, typer.Option("--parallelism", min=1, max=32, help="Batches in flight.")]
+RejectsOut = Annotated[
+    Path | None, typer.Option("--rejects", help="Where to write rejected records (JSONL).")
+]
+
+
+def _load(paths: list[Path]) -> Spec:
+    from syncdsl.parse import load_spec
+
+    return load_spec(paths)
+
+
+def _style() -> object:
+    return ansi if sys.stdout.isatty() else plain
+
+
+def _plan(spec: Spec, target: Target, store: StateStore, options: PlanOptions) -> PlanResult:
+    return make_plan(spec, target.client, store, base_url=target.state_key, options=options)
+
+
+@app.command()
+@boundary
+def plan(
+    paths: PathsArg,
+    refresh: Refresh = False,
+    as_json: AsJson = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown summary for pull requests.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan for `syncdsl apply FILE`.")] = None,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 when no changes, 2 when changes, 1 on error.")
+    ] = False,
+    full: Full = False,
+    lock_readonly: Annotated[
+        bool, typer.Option("--lock-readonly", help="Fail when syncdsl.lock would change (for CI).")
+    ] = False,
+    allow_mass_exit: AllowMassExit = False,
+    exit_removed: ExitRemoved = False,
+    local: Local = False,
+) -> None:
+    """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
+    spec = _load(paths)
+    options = PlanOptions(refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed)
+    with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
+        result = _plan(spec, target, store, options)
+    result.desired.close()
+    the_plan = result.plan
+    if out is not None:
+        save_plan(the_plan, out, configuration=str(_config_path(paths)))
+    if as_json:
+        typer.echo(dumps(plan_to_dict(the_plan, configuration=str(_config_path(paths)))), nl=False)
+    elif markdown:
+        typer.echo(render_markdown(the_plan, full=full))
+    else:
+        typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
+        if out is not None:
+            typer.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: syncdsl apply {out}")
+    if lock_readonly and the_plan.lock_changes:
+        typer.echo("Error: syncdsl.lock would change and --lock-readonly is set: run `syncdsl apply` "
+                   "and commit the updated lock file.", err=True)
+        raise typer.Exit(1)
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+def _config_path(paths: list[Path]) -> Path:
+    return paths[0].resolve() if len(paths) == 1 else paths[0].resolve().parent
+
+
+@app.command()
+@boundary
+def apply(
+    paths: PathsArg,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Apply without asking for confirmation.")
+    ] = False,
+    refresh: Refresh = False,
+    as_json: AsJson = False,
+    full: Full = False,
+    parallelism: Parallelism = 8,
+    allow_mass_exit: AllowMassExit = False,
+    exit_removed: ExitRemoved = False,
+    rejects: RejectsOut = None,
+    local: Local = False,
+) -> None:
+    """Make HubSpot match the configuration (or apply a saved plan file exactly)."""
+    if len(paths) == 1 and is_plan_file(paths[0]):
+        _apply_saved(paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local)
+        return
+    spec = _load(paths)
+    options = PlanOptions(refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed)
+    with ApplyLock(spec.root), connect(spec, local=local, parallelism=parallelism) as target, \
+            StateStore.open(spec.root) as store:
+        result = _plan(spec, target, store, options)
+        the_plan = result.plan
+        if not as_json:
+            typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
+        if not the_plan.has_changes and not the_plan.adoptions:
+            _finish(spec, store, target, the_plan, ApplyReport(unchanged=the_plan.unchanged,
+                    rejected=list(the_plan.rejected)), as_json=as_json, rejects=rejects,
+                    desired=result)
+            return
+        if not auto_approve:
+            _confirm()
+        report = _execute(the_plan, target, store, parallelism=parallelism, quiet=as_json)
+        _finish(spec, store, target, the_plan, report, as_json=as_json, rejects=rejects,
+                desired=result)
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise PlanError(
+            "refusing to apply without confirmation: there is no terminal to ask on. "
+            "Review the plan above, then rerun with --auto-approve (or save it with "
+            "`syncdsl plan --out FILE` and run `syncdsl apply FILE`)."
+        )
+    answer = typer.prompt(
+        "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n"
+        "  Enter a value", default="", show_default=False,
+    )
+    if answer.strip() != "yes":
+        typer.echo("Apply cancelled.", err=True)
+        raise typer.Exit(1)
+
+
+def _execute(plan: Plan, target: Target, store: StateStore, *, parallelism: int,
+             quiet: bool) -> ApplyReport:
+    store.bind(target.state_key)
+    total = len(plan.contact_changes)
+    if quiet or not sys.stderr.isatty() or total < 200:
+        return execute(plan, target.client, store, parallelism=parallelism)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
+                               TimeRemainingColumn)
+
+    columns = (BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress("[progress.description]{task.description}", *columns, transient=True) as bar:
+        task = bar.add_task("contacts", total=total)
+        return execute(plan, target.client, store, parallelism=parallelism,
+                       progress=lambda n: bar.advance(task, n))
+
+
+def _finish(spec: Spec, store: StateStore, target: Target, plan: Plan, report: ApplyReport, *,
+            as_json: bool, rejects: Path | None, desired: PlanResult | None) -> None:
+    store.bind(target.state_key)
+    if plan.adoptions and report.batches == 0 and not plan.contact_changes:
+        from syncdsl.planner import adoption_states
+
+        store.record(adoption_states(plan.adoptions))
+    write_lock(spec.root, desired_lock(spec, read_lock(spec.root)))
+    path = rejects or state_dir(spec.root) / "rejects.jsonl"
+    written = write_rejects(path, desired.desired if desired else None, report)
+    if desired is not None:
+        desired.desired.close()
+    if as_json:
+        typer.echo(json.dumps({**report.to_dict(), "rejects_file": str(path) if written else None},
+                              indent=2, sort_keys=True, default=str))
+        return
+    typer.echo("\n" + render_report(report, style=_style()))  # type: ignore[arg-type]
+    if written:
+        typer.echo(f"Rejected records written to {path} (fix and replay them).")
+
+
+def _apply_saved(plan_path: Path, *, as_json: bool, parallelism: int, rejects: Path | None,
+                 local: bool) -> None:
+    the_plan, configuration = load_plan(plan_path)
+    spec = _load([Path(configuration)])
+    with ApplyLock(spec.root), connect(spec, local=local, parallelism=parallelism) as target, \
+            StateStore.open(spec.root) as store:
+        check_fresh(the_plan, spec=spec, store=store, target=target,
+                    configuration_hash=configuration_hash(spec))
+        report = _execute(the_plan, target, store, parallelism=parallelism, quiet=as_json)
+        _finish(spec, store, target, the_plan, report, as_json=as_json, rejects=rejects,
+                desired=None)
+
+
+@app.command()
+@boundary
+def state(
+    paths: PathsArg,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the state from HubSpot.")] = False,
+    as_json: AsJson = False,
+    local: Local = False,
+) -> None:
+    """Show what syncdsl last applied (contacts tracked, last apply, schema), or rebuild it."""
+    spec = _load(paths)
+    with StateStore.open(spec.root) as store:
+        if rebuild:
+            with ApplyLock(spec.root), connect(spec, local=local) as target:
+                rebuilt = _rebuild(spec, target, store)
+            typer.echo(f"Rebuilt the state from HubSpot: {rebuilt:,} contacts tracked.", err=as_json)
+        summary = store.summary()
+    if as_json:
+        typer.echo(json.dumps(summary.__dict__, indent=2, sort_keys=True, default=list))
+        return
+    typer.echo(f"State: {summary.path}")
+    typer.echo(f"  HubSpot:        {summary.base_url or '(not yet applied)'}")
+    typer.echo(f"  Lineage/serial: {summary.lineage} / {summary.serial}")
+    typer.echo(f"  Last apply:     {summary.last_apply or 'never'}")
+    typer.echo(f"  Contacts:       {summary.contacts:,}")
+    for prop, statuses in sorted(summary.members.items()):
+        counts = ", ".join(f"{count:,} {status}" for status, count in sorted(statuses.items()))
+        typer.echo(f"  Audience {prop}: {counts}")
+    if summary.schema:
+        typer.echo("  Schema created: " + ", ".join(summary.schema))
+
+
+def _rebuild(spec: Spec, target: Target, store: StateStore) -> int:
+    """Take HubSpot's current values of the managed properties as the last applied ones."""
+    from syncdsl.planner import read_current
+
+    states = [
+        ContactState(
+            c.email,
+            c.hubspot_id,
+            {k: v for k, v in c.properties.items() if v is not None},
+            {k: v for k, v in c.audiences.items() if v is not None},
+        )
+        for c in read_current(spec, target.client)
+    ]
+    store.bind(target.state_key)
+    store.replace(states)
+    return len(states)

@@ -1,0 +1,239 @@
+"""Execute a plan: schema first, then contacts in batches of 100, journaled batch by batch.
+
+The executor holds no diff logic: it dispatches on change type. Every batch HubSpot accepts is
+recorded in the state store at once, so a crash loses at most the batches in flight, and running
+apply again resumes (upserts are idempotent).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from syncdsl.errors import HubSpotError, HubSpotRateLimitError, HubSpotValidationError, PlanError
+from syncdsl.hubspot import HubSpotClient, UpsertResult
+from syncdsl.plan import BATCH_SIZE, ContactChange, Plan, PropertyChange, Rejection
+from syncdsl.planner import adoption_states
+from syncdsl.state import ContactState, StateStore
+
+Progress = Callable[[int], None]
+_EMAIL_IN_MESSAGE = re.compile(r"[^\s\"'<>,;:\[\]()]+@[^\s\"'<>,;:\[\]()]+")
+
+
+@dataclass
+class ApplyReport:
+    """What apply did. Counts reconcile: created + updated + exited + rejected_by_hubspot = sent."""
+
+    created: int = 0
+    updated: int = 0
+    exited: int = 0
+    unchanged: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    schema_changes: int = 0
+    api_calls: int = 0
+    batches: int = 0
+    elapsed: float = 0.0
+    stopped: str | None = None  # why apply stopped early (daily limit, ...), resumable
+
+    @property
+    def rate(self) -> float:
+        return self.api_calls / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "exited": self.exited,
+            "unchanged": self.unchanged,
+            "rejected": [r.__dict__ for r in self.rejected],
+            "schema_changes": self.schema_changes,
+            "api_calls": self.api_calls,
+            "batches": self.batches,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "calls_per_second": round(self.rate, 2),
+            "stopped": self.stopped,
+        }
+
+
+@dataclass(frozen=True)
+class _BatchOutcome:
+    accepted: dict[str, UpsertResult]
+    rejected: list[tuple[ContactChange, str]]
+
+
+def apply_schema(client: HubSpotClient, store: StateStore, changes: Sequence[PropertyChange]) -> int:
+    """Property group, then audience properties (one batch create), then updates (PATCH)."""
+    done = 0
+    for change in changes:
+        if change.action == "create_group" and change.group is not None:
+            client.create_property_group(change.group)
+            store.record_schema(change.name, "group", {"label": change.group.label})
+            done += 1
+    creates = [c.definition for c in changes if c.action == "create_property" and c.definition]
+    if creates:
+        client.batch_create_properties(creates)
+        for prop in creates:
+            store.record_schema(prop.name, "property", {"label": prop.label, "type": prop.type})
+        done += len(creates)
+    for change in changes:
+        prop = change.definition
+        if prop is None or change.action not in ("add_options", "relabel"):
+            continue
+        if change.action == "add_options":
+            client.update_property(prop.name, options=prop.options)
+        else:
+            client.update_property(prop.name, label=prop.label)
+        store.record_schema(prop.name, "property", {"label": prop.label, "type": prop.type})
+        done += 1
+    return done
+
+
+def apply_contacts(
+    client: HubSpotClient,
+    store: StateStore,
+    changes: Sequence[ContactChange],
+    *,
+    audience_properties: frozenset[str],
+    parallelism: int = 8,
+    progress: Progress | None = None,
+    report: ApplyReport,
+) -> None:
+    """Upsert changes in batches of 100 with several batches in flight; journal each accepted one."""
+    batches = _batches(changes)
+    in_flight: dict[Future[_BatchOutcome], list[ContactChange]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="upsert") as pool:
+        try:
+            while True:
+                while report.stopped is None and len(in_flight) < parallelism:
+                    batch = next(batches, None)
+                    if batch is None:
+                        break
+                    in_flight[pool.submit(_send, client, batch)] = batch
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = in_flight.pop(future)
+                    try:
+                        outcome = future.result()
+                    except HubSpotRateLimitError as error:
+                        report.stopped = str(error)
+                        continue
+                    _journal(store, batch, outcome, report, audience_properties)
+                    if progress:
+                        progress(len(batch))
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+    if report.stopped:
+        raise PlanError(
+            f"apply stopped: {report.stopped}\nEvery batch HubSpot accepted is saved in the state; "
+            "run `syncdsl apply` again to resume where it stopped."
+        )
+
+
+def _batches(changes: Sequence[ContactChange]) -> Iterator[list[ContactChange]]:
+    for start in range(0, len(changes), BATCH_SIZE):
+        yield list(changes[start : start + BATCH_SIZE])
+
+
+def _send(client: HubSpotClient, batch: list[ContactChange]) -> _BatchOutcome:
+    """Upsert one batch; on a 400 isolate the bad inputs (named ones first, then bisection)."""
+    try:
+        results = client.batch_upsert_contacts_by_email([(c.email, c.properties) for c in batch])
+        return _BatchOutcome(results, [])
+    except HubSpotValidationError as error:
+        if len(batch) == 1:
+            return _BatchOutcome({}, [(batch[0], error.message)])
+        named = _named_inputs(batch, error)
+        if named and len(named) < len(batch):
+            rest = [c for c in batch if c.email not in named]
+            outcome = _send(client, rest)
+            return _BatchOutcome(
+                outcome.accepted,
+                outcome.rejected + [(c, error.message) for c in batch if c.email in named],
+            )
+        middle = len(batch) // 2
+        left, right = _send(client, batch[:middle]), _send(client, batch[middle:])
+        return _BatchOutcome({**left.accepted, **right.accepted}, left.rejected + right.rejected)
+
+
+def _named_inputs(batch: list[ContactChange], error: HubSpotValidationError) -> set[str]:
+    """Emails of this batch that HubSpot's 400 names (e.g. "Email address x@y is invalid")."""
+    emails = {c.email for c in batch}
+    text = error.message + " " + " ".join(str(e) for e in error.errors)
+    return {m.lower().rstrip(".") for m in _EMAIL_IN_MESSAGE.findall(text)} & emails
+
+
+def _journal(
+    store: StateStore,
+    batch: list[ContactChange],
+    outcome: _BatchOutcome,
+    report: ApplyReport,
+    audience_properties: frozenset[str],
+) -> None:
+    accepted = [c for c in batch if c.email in outcome.accepted]
+    states = []
+    for change in accepted:
+        mapped, statuses = _split({**change.settled, **change.properties}, audience_properties)
+        states.append(
+            ContactState(change.email, outcome.accepted[change.email].id, mapped, statuses)
+        )
+    store.record(states)
+    report.batches += 1
+    for change in accepted:
+        if change.action == "create" or outcome.accepted[change.email].new:
+            report.created += 1
+        elif change.action == "exit":
+            report.exited += 1
+        else:
+            report.updated += 1
+    for change, reason in outcome.rejected:
+        report.rejected.append(
+            Rejection("hubspot", change.provenance[0] if change.provenance else "", 0,
+                      f"HubSpot rejected {change.email}: {reason}", change.email)
+        )
+
+
+def _split(values: object, audience_properties: frozenset[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a contact's values into mapped properties and audience statuses."""
+    mapped: dict[str, str] = {}
+    statuses: dict[str, str] = {}
+    for name, value in dict(values).items():  # type: ignore[call-overload]
+        (statuses if name in audience_properties else mapped)[name] = value
+    return mapped, statuses
+
+
+def execute(
+    plan: Plan,
+    client: HubSpotClient,
+    store: StateStore,
+    *,
+    parallelism: int = 8,
+    progress: Progress | None = None,
+) -> ApplyReport:
+    """Apply a whole plan: schema, adoptions (state only), then contacts."""
+    started = time.monotonic()
+    calls_before = client.stats.calls
+    report = ApplyReport(unchanged=plan.unchanged, rejected=list(plan.rejected))
+    audience_properties = frozenset(
+        plan.audience_properties + tuple(r.property for r in plan.removed_audiences)
+    )
+    try:
+        report.schema_changes = apply_schema(client, store, plan.property_changes)
+        if plan.adoptions:
+            store.record(adoption_states(plan.adoptions))
+        apply_contacts(client, store, plan.contact_changes,
+                       audience_properties=audience_properties, parallelism=parallelism,
+                       progress=progress, report=report)
+        store.mark_applied()
+    except HubSpotError:
+        raise
+    finally:
+        report.elapsed = time.monotonic() - started
+        report.api_calls = client.stats.calls - calls_before
+    return report

@@ -1,0 +1,115 @@
+"""`syncdsl.lock`: the committed, human-readable map from audiences to their HubSpot properties."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from syncdsl.errors import StateError
+from syncdsl.ir import AUDIENCE_STATUSES, Audience, Spec, derive_property_name
+
+LOCK_FILE = "syncdsl.lock"
+LOCK_VERSION = 1
+_HEADER = (
+    "# syncdsl.lock: maintained by `syncdsl apply`. Commit it.\n"
+    "# Each audience's stable key (segment id or upload source) is bound to its HubSpot property,\n"
+    "# so renaming an audience relabels the same property instead of creating a new one.\n\n"
+)
+
+
+@dataclass(frozen=True)
+class LockedAudience:
+    """One audience as the lock file pins it."""
+
+    key: str
+    property: str
+    label: str
+    group: str
+    source: str
+    options: tuple[str, ...] = AUDIENCE_STATUSES
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """The whole lock file: audiences by stable key."""
+
+    audiences: dict[str, LockedAudience]
+
+    def by_key(self, key: str) -> LockedAudience | None:
+        return self.audiences.get(key)
+
+
+def lock_path(root: Path) -> Path:
+    return root / LOCK_FILE
+
+
+def read_lock(root: Path) -> LockFile:
+    """Read `syncdsl.lock` beside the configuration (an empty lock when there is none)."""
+    path = lock_path(root)
+    if not path.exists():
+        return LockFile({})
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise StateError(f"{path}: not a valid lock file ({error}); restore it from git") from error
+    audiences: dict[str, LockedAudience] = {}
+    for key, entry in data.get("audiences", {}).items():
+        try:
+            audiences[key] = LockedAudience(
+                key=key,
+                property=entry["property"],
+                label=entry["label"],
+                group=entry["group"],
+                source=entry.get("source", ""),
+                options=tuple(entry.get("options", AUDIENCE_STATUSES)),
+            )
+        except (KeyError, TypeError) as error:
+            raise StateError(f"{path}: audience {key!r} lacks {error}; restore it from git") from error
+    return LockFile(audiences)
+
+
+def desired_lock(spec: Spec, current: LockFile) -> LockFile:
+    """The lock the configuration wants: known keys keep their property; new ones take their own."""
+    audiences: dict[str, LockedAudience] = {}
+    for audience in spec.audiences:
+        known = current.by_key(audience.key)
+        audiences[audience.key] = LockedAudience(
+            key=audience.key,
+            property=known.property if known and not _explicit(audience) else audience.property,
+            label=audience.name,
+            group=spec.destination.property_group,
+            source=audience.source,
+        )
+    return LockFile(audiences)
+
+
+def _explicit(audience: Audience) -> bool:
+    """True when the spec names the property itself (`property = "..."`) rather than deriving it."""
+    return audience.property != derive_property_name(audience.name)
+
+
+def render_lock(lock: LockFile) -> str:
+    payload = {
+        "version": LOCK_VERSION,
+        "audiences": {
+            key: {
+                "property": entry.property,
+                "label": entry.label,
+                "group": entry.group,
+                "source": entry.source,
+                "options": list(entry.options),
+            }
+            for key, entry in sorted(lock.audiences.items())
+        },
+    }
+    return _HEADER + tomli_w.dumps(payload)
+
+
+def write_lock(root: Path, lock: LockFile) -> None:
+    path = lock_path(root)
+    tmp = path.with_suffix(".lock.tmp")
+    tmp.write_text(render_lock(lock), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,351 @@
+"""The plan: typed, frozen change records, and the pure diff that makes them.
+
+`build_plan` is a pure function of the configuration, the desired contacts, and what is known of
+HubSpot (from the state store or a refresh). It does no I/O; `syncdsl.planner` gathers its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from syncdsl.errors import PlanError
+from syncdsl.ir import AUDIENCE_STATUSES, Spec
+from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.values import normalize
+
+FORMAT_VERSION = 1
+BATCH_SIZE = 100
+MEMBER_STATUSES = frozenset({"realized", "existing"})
+MANAGED_MARKER = "Managed by syncdsl"
+
+ContactAction = Literal["create", "update", "exit"]
+PropertyAction = Literal["create_group", "create_property", "add_options", "relabel", "regroup"]
+
+
+@dataclass(frozen=True)
+class ValueChange:
+    """One property of one contact: before -> after."""
+
+    property: str
+    before: str | None
+    after: str
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """What apply will send for one contact (one input of a batch upsert)."""
+
+    action: ContactAction
+    email: str
+    changes: tuple[ValueChange, ...]
+    hubspot_id: str | None = None
+    provenance: tuple[str, ...] = ()
+    drift: bool = False  # HubSpot no longer holds what syncdsl last applied
+    settled: Mapping[str, str] = field(default_factory=dict)  # desired values HubSpot already holds
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {change.property: change.after for change in self.changes}
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    """A schema change: a group or an audience property to create or update."""
+
+    action: PropertyAction
+    name: str
+    detail: str
+    group: PropertyGroup | None = None
+    definition: PropertySchema | None = None
+    before: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A contact already as desired in HubSpot that the state store does not know yet (no API call)."""
+
+    email: str
+    hubspot_id: str | None
+    properties: dict[str, str]
+    audiences: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An input record that will not be sent, with its reason."""
+
+    source: str
+    file: str
+    line: int
+    reason: str
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class RemovedAudience:
+    """An audience in the lock file that the configuration no longer declares."""
+
+    key: str
+    property: str
+    label: str
+    members: int
+    exit_members: bool
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """API calls: spent reading for this plan, and what apply will spend."""
+
+    read_calls: int
+    schema_write_calls: int
+    contact_write_calls: int
+    daily_remaining: int | None
+
+    @property
+    def apply_calls(self) -> int:
+        return self.schema_write_calls + self.contact_write_calls
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a saved plan was made from, so apply can refuse a stale one."""
+
+    configuration: str  # hash of the .sync files and their data files
+    lineage: str
+    serial: int
+    base_url: str
+    hubspot: str | None  # hash of the HubSpot values read by a refresh
+
+
+@dataclass(frozen=True)
+class CurrentContact:
+    """What is known of one contact: from HubSpot (refresh) or from the state store."""
+
+    email: str
+    hubspot_id: str | None
+    properties: Mapping[str, str | None]
+    audiences: Mapping[str, str | None]
+    last_applied: Mapping[str, str] | None = None  # state values, when refreshing with a state
+
+
+@dataclass(frozen=True)
+class DesiredInput:
+    """One desired contact as the diff needs it (a view of syncdsl.desired.DesiredContact)."""
+
+    email: str
+    properties: Mapping[str, str]
+    audiences: Mapping[str, str]
+    provenance: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    refresh: bool = False
+    allow_mass_exit: bool = False
+    exit_removed: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything apply will do, and everything it will not do, with reasons."""
+
+    property_changes: tuple[PropertyChange, ...]
+    contact_changes: tuple[ContactChange, ...]
+    unchanged: int
+    rejected: tuple[Rejection, ...]
+    adoptions: tuple[Adoption, ...]
+    removed_audiences: tuple[RemovedAudience, ...]
+    lock_changes: tuple[str, ...]
+    warnings: tuple[str, ...]
+    estimate: Estimate
+    fingerprint: Fingerprint
+    refreshed: bool
+    audience_properties: tuple[str, ...]
+    managed_properties: tuple[str, ...]
+    format_version: int = FORMAT_VERSION
+
+    def count(self, action: ContactAction) -> int:
+        return sum(1 for change in self.contact_changes if change.action == action)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.property_changes or self.contact_changes or self.lock_changes)
+
+
+@dataclass
+class _Tally:
+    members: dict[str, int] = field(default_factory=dict)
+    exits: dict[str, int] = field(default_factory=dict)
+
+
+def diff_contact(
+    desired: DesiredInput | None,
+    current: CurrentContact | None,
+    *,
+    schema: Mapping[str, PropertySchema],
+    audience_properties: Iterable[str],
+) -> ContactChange | None:
+    """The change one contact needs, or None when it is up to date. Pure."""
+    changes: list[ValueChange] = []
+    settled: dict[str, str] = {}
+    if desired is not None:
+        known = current.properties if current else {}
+        for name in sorted(desired.properties):
+            after = desired.properties[name]
+            before = known.get(name)
+            if normalize(before, schema.get(name)) != normalize(after, schema.get(name)):
+                changes.append(ValueChange(name, before, after))
+            else:
+                settled[name] = after
+    statuses = current.audiences if current else {}
+    wanted = desired.audiences if desired else {}
+    for prop in sorted(audience_properties):
+        before = statuses.get(prop)
+        after = wanted.get(prop)
+        if after is None or after == "exited":
+            # Not (or no longer) a member: exit only someone HubSpot shows as a member.
+            if before in MEMBER_STATUSES:
+                changes.append(ValueChange(prop, before, "exited"))
+        elif before != after:
+            changes.append(ValueChange(prop, before, after))
+        else:
+            settled[prop] = after
+    if current is not None and not changes:
+        return None
+    if current is None and desired is None:
+        return None
+    drift = _drifted(current)
+    if current is None:
+        action: ContactAction = "create"
+    elif all(c.after == "exited" and c.property in audience_properties for c in changes):
+        action = "exit"
+    else:
+        action = "update"
+    return ContactChange(
+        action=action,
+        email=(desired or current).email,  # type: ignore[union-attr]
+        changes=tuple(changes),
+        hubspot_id=current.hubspot_id if current else None,
+        provenance=desired.provenance if desired else (),
+        drift=drift,
+        settled=settled,
+    )
+
+
+def _drifted(current: CurrentContact | None) -> bool:
+    if current is None or current.last_applied is None:
+        return False
+    values = {**current.properties, **current.audiences}
+    return any(values.get(name) != value for name, value in current.last_applied.items())
+
+
+def merge_join(
+    desired: Iterable[DesiredInput], current: Iterable[CurrentContact]
+) -> Iterator[tuple[DesiredInput | None, CurrentContact | None]]:
+    """Pair desired and current contacts by email; both inputs ascend by email."""
+    desired_iter, current_iter = iter(desired), iter(current)
+    d = next(desired_iter, None)
+    c = next(current_iter, None)
+    while d is not None or c is not None:
+        if c is None or (d is not None and d.email < c.email):
+            yield d, None
+            d = next(desired_iter, None)
+        elif d is None or c.email < d.email:
+            yield None, c
+            c = next(current_iter, None)
+        else:
+            yield d, c
+            d, c = next(desired_iter, None), next(current_iter, None)
+
+
+@dataclass(frozen=True)
+class ContactDiff:
+    """The contact half of a plan."""
+
+    changes: tuple[ContactChange, ...]
+    unchanged: int
+    adoptions: tuple[Adoption, ...]
+    members: dict[str, int]
+    exits: dict[str, int]
+
+
+def diff_contacts(
+    desired: Iterable[DesiredInput],
+    current: Iterable[CurrentContact],
+    *,
+    schema: Mapping[str, PropertySchema],
+    audience_properties: tuple[str, ...],
+    adopt_unknown: bool,
+) -> ContactDiff:
+    """Diff every contact (merge join on email). Pure."""
+    changes: list[ContactChange] = []
+    adoptions: list[Adoption] = []
+    unchanged = 0
+    tally = _Tally()
+    for want, have in merge_join(desired, current):
+        if have is not None:
+            for prop in audience_properties:
+                if have.audiences.get(prop) in MEMBER_STATUSES:
+                    tally.members[prop] = tally.members.get(prop, 0) + 1
+        change = diff_contact(
+            want, have, schema=schema, audience_properties=audience_properties
+        )
+        if change is not None:
+            changes.append(change)
+            for value in change.changes:
+                if value.after == "exited" and value.property in audience_properties:
+                    tally.exits[value.property] = tally.exits.get(value.property, 0) + 1
+        elif want is not None:
+            unchanged += 1
+            if adopt_unknown and have is not None and have.last_applied is None:
+                adoptions.append(
+                    Adoption(want.email, have.hubspot_id, dict(want.properties),
+                             {k: v for k, v in want.audiences.items() if k in audience_properties})
+                )
+    return ContactDiff(tuple(changes), unchanged, tuple(adoptions), tally.members, tally.exits)
+
+
+def check_mass_exit(spec: Spec, diff: ContactDiff, properties: Mapping[str, str], allow: bool) -> None:
+    """Refuse a plan that would exit more than an audience's threshold of its current members."""
+    if allow:
+        return
+    problems = []
+    for audience in spec.audiences:
+        prop = properties[audience.key]
+        members = diff.members.get(prop, 0)
+        exits = diff.exits.get(prop, 0)
+        if members and exits / members > audience.mass_exit_threshold:
+            problems.append(
+                f"audience {audience.name!r} would exit {exits:,} of its {members:,} members "
+                f"({exits / members:.0%} > {audience.mass_exit_threshold:.0%})"
+            )
+    if problems:
+        raise PlanError(
+            "mass-exit guard: " + "; ".join(problems) + ". A broken or partial export must not wipe "
+            "an audience: check the source data, then rerun with --allow-mass-exit if this is intended "
+            "(or raise `mass_exit_threshold` on the audience)."
+        )
+
+
+def audience_property_schema(name: str, label: str, group: str) -> PropertySchema:
+    """The enumeration property syncdsl creates for an audience."""
+    return PropertySchema(
+        name=name,
+        label=label,
+        type="enumeration",
+        field_type="select",
+        group_name=group,
+        description=f"{MANAGED_MARKER}: audience status (realized, existing or exited).",
+        options=tuple(
+            PropertyOption(label=status.capitalize(), value=status, display_order=i)
+            for i, status in enumerate(AUDIENCE_STATUSES)
+        ),
+    )
+
+
+def contact_write_calls(changes: int) -> int:
+    return math.ceil(changes / BATCH_SIZE)

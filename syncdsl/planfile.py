@@ -1,0 +1,159 @@
+"""Plans as JSON: the documented `--json` format and the saved plan that `apply PLANFILE` runs.
+
+Format (format_version 1), keys sorted:
+    format_version, configuration (path), refreshed, summary {create, update, exit, unchanged,
+    rejected, property_changes}, property_changes[], contact_changes[] (action, email, hubspot_id,
+    drift, provenance, changes[] {property, before, after}), rejected[] (source, file, line, reason),
+    removed_audiences[], lock_changes[], warnings[], estimate {...}, fingerprint {...}.
+A saved plan (`--out`) adds `settled` per contact change and `adoptions`, which apply records in
+the state store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from syncdsl.errors import PlanError
+from syncdsl.plan import (
+    FORMAT_VERSION,
+    Adoption,
+    ContactChange,
+    Estimate,
+    Fingerprint,
+    Plan,
+    PropertyChange,
+    Rejection,
+    RemovedAudience,
+    ValueChange,
+)
+from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+
+
+def summary(plan: Plan) -> dict[str, int]:
+    return {
+        "create": plan.count("create"),
+        "update": plan.count("update"),
+        "exit": plan.count("exit"),
+        "unchanged": plan.unchanged,
+        "rejected": len(plan.rejected),
+        "property_changes": len(plan.property_changes),
+    }
+
+
+def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict[str, Any]:
+    """The `--json` document (and, with saved=True, the saved-plan file)."""
+    changes = []
+    for change in plan.contact_changes:
+        entry = asdict(change)
+        entry["settled"] = dict(change.settled)
+        if not saved:
+            del entry["settled"]
+        changes.append(entry)
+    document: dict[str, Any] = {
+        "format_version": plan.format_version,
+        "configuration": configuration,
+        "refreshed": plan.refreshed,
+        "summary": summary(plan),
+        "property_changes": [asdict(change) for change in plan.property_changes],
+        "contact_changes": changes,
+        "rejected": [asdict(r) for r in plan.rejected],
+        "removed_audiences": [asdict(r) for r in plan.removed_audiences],
+        "lock_changes": list(plan.lock_changes),
+        "warnings": list(plan.warnings),
+        "estimate": {**asdict(plan.estimate), "apply_calls": plan.estimate.apply_calls},
+        "fingerprint": asdict(plan.fingerprint),
+        "audience_properties": list(plan.audience_properties),
+        "managed_properties": list(plan.managed_properties),
+    }
+    if saved:
+        document["adoptions"] = [asdict(a) for a in plan.adoptions]
+    return document
+
+
+def dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def save_plan(plan: Plan, path: Path, *, configuration: str) -> None:
+    path.write_text(dumps(plan_to_dict(plan, configuration=configuration, saved=True)), "utf-8")
+
+
+def is_plan_file(path: Path) -> bool:
+    if not path.is_file() or path.suffix == ".sync":
+        return False
+    try:
+        with path.open("rb") as handle:
+            return handle.read(1).strip() in (b"{",)
+    except OSError:
+        return False
+
+
+def load_plan(path: Path) -> tuple[Plan, str]:
+    """Read a saved plan; returns the plan and the configuration path it was made for."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("format_version") != FORMAT_VERSION:
+            raise PlanError(
+                f"{path}: saved plan format {data.get('format_version')!r} is not supported "
+                f"(this syncdsl writes {FORMAT_VERSION}); make a new plan"
+            )
+        if "adoptions" not in data:
+            raise PlanError(f"{path}: this is a --json plan, not a saved plan; use `plan --out FILE`")
+        return _plan(data), str(data["configuration"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PlanError(f"{path}: not a readable saved plan ({error}); make a new one "
+                        "with `syncdsl plan --out FILE`") from error
+
+
+def _plan(data: dict[str, Any]) -> Plan:
+    estimate = dict(data["estimate"])
+    estimate.pop("apply_calls", None)
+    return Plan(
+        property_changes=tuple(_property_change(c) for c in data["property_changes"]),
+        contact_changes=tuple(_contact_change(c) for c in data["contact_changes"]),
+        unchanged=int(data["summary"]["unchanged"]),
+        rejected=tuple(Rejection(**r) for r in data["rejected"]),
+        adoptions=tuple(Adoption(**a) for a in data["adoptions"]),
+        removed_audiences=tuple(RemovedAudience(**r) for r in data["removed_audiences"]),
+        lock_changes=tuple(data["lock_changes"]),
+        warnings=tuple(data["warnings"]),
+        estimate=Estimate(**estimate),
+        fingerprint=Fingerprint(**data["fingerprint"]),
+        refreshed=bool(data["refreshed"]),
+        audience_properties=tuple(data["audience_properties"]),
+        managed_properties=tuple(data["managed_properties"]),
+    )
+
+
+def _contact_change(data: dict[str, Any]) -> ContactChange:
+    return ContactChange(
+        action=data["action"],
+        email=data["email"],
+        changes=tuple(ValueChange(**v) for v in data["changes"]),
+        hubspot_id=data.get("hubspot_id"),
+        provenance=tuple(data.get("provenance", ())),
+        drift=bool(data.get("drift", False)),
+        settled=dict(data.get("settled", {})),
+    )
+
+
+def _property_change(data: dict[str, Any]) -> PropertyChange:
+    group = data.get("group")
+    definition = data.get("definition")
+    return PropertyChange(
+        action=data["action"],
+        name=data["name"],
+        detail=data["detail"],
+        group=PropertyGroup(**group) if group else None,
+        definition=_schema(definition) if definition else None,
+        before=data.get("before"),
+        after=data.get("after"),
+    )
+
+
+def _schema(data: dict[str, Any]) -> PropertySchema:
+    options = tuple(PropertyOption(**o) for o in data.get("options", ()))
+    return PropertySchema(**{**data, "options": options})

@@ -1,0 +1,245 @@
+"""Gather what a plan needs (schema, desired contacts, state or a HubSpot refresh) and build it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncdsl.desired import DesiredSet, build_desired
+from syncdsl.hubspot import HubSpotClient
+from syncdsl.ir import Spec
+from syncdsl.lockfile import desired_lock, read_lock
+from syncdsl.plan import (
+    BATCH_SIZE,
+    MEMBER_STATUSES,
+    Adoption,
+    ContactChange,
+    CurrentContact,
+    DesiredInput,
+    Estimate,
+    Fingerprint,
+    Plan,
+    PlanOptions,
+    Rejection,
+    RemovedAudience,
+    check_mass_exit,
+    contact_write_calls,
+    diff_contacts,
+)
+from syncdsl.schemadiff import SchemaDiff, diff_schema
+from syncdsl.state import ContactState, StateStore
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """A plan and the desired contacts it was made from (apply writes them to the state)."""
+
+    plan: Plan
+    desired: DesiredSet
+
+
+def configuration_hash(spec: Spec) -> str:
+    """A hash of the .sync files and every data file they read."""
+    digest = hashlib.sha256()
+    paths = sorted({*spec.files, *(source.resolved_path for source in spec.sources)})
+    for path in paths:
+        digest.update(str(path.name).encode() + b"\0")
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def make_plan(
+    spec: Spec,
+    client: HubSpotClient,
+    store: StateStore,
+    *,
+    base_url: str,
+    options: PlanOptions,
+) -> PlanResult:
+    """Read HubSpot's schema (and, when refreshing, its contacts), then diff. Never writes."""
+    calls_before = client.stats.calls
+    groups = client.list_property_groups()
+    properties = client.list_properties()
+    current_lock = read_lock(spec.root)
+    schema_diff = diff_schema(
+        spec,
+        properties=properties,
+        groups=groups,
+        current_lock=current_lock,
+        desired_lock=desired_lock(spec, current_lock),
+        exit_removed=options.exit_removed,
+    )
+    desired = build_desired(spec, schema_diff.schema)
+    rename = {a.property: schema_diff.audience_properties[a.key] for a in spec.audiences}
+    audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
+    removed_props = tuple(r.property for r in schema_diff.removed)
+    diff_props = audience_props + (removed_props if options.exit_removed else ())
+    mapped = tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
+    known_state = store.base_url == base_url and not store.is_empty()
+    refresh = options.refresh or not known_state
+    inputs = [_desired_input(contact, rename) for contact in desired] if refresh else None
+    if refresh:
+        existing = frozenset(prop.name for prop in properties)
+        current = _read_hubspot(
+            client, store if known_state else None, inputs or [], mapped,
+            audience_props + removed_props, existing,
+        )
+    else:
+        current = _from_state(store)
+    contact_diff = diff_contacts(
+        inputs if inputs is not None else (_desired_input(c, rename) for c in desired),
+        current,
+        schema=schema_diff.schema,
+        audience_properties=diff_props,
+        adopt_unknown=True,
+    )
+    check_mass_exit(
+        spec, contact_diff, schema_diff.audience_properties, options.allow_mass_exit
+    )
+    removed = tuple(
+        RemovedAudience(r.key, r.property, r.label, contact_diff.members.get(r.property, 0),
+                        r.exit_members)
+        for r in schema_diff.removed
+    )
+    plan = Plan(
+        property_changes=schema_diff.changes,
+        contact_changes=contact_diff.changes,
+        unchanged=contact_diff.unchanged,
+        rejected=tuple(
+            Rejection(r.source, r.file, r.line, r.reason, r.raw) for r in desired.rejected
+        ),
+        adoptions=contact_diff.adoptions,
+        removed_audiences=removed,
+        lock_changes=schema_diff.lock_changes,
+        warnings=tuple(desired.warnings) + _removed_warnings(removed),
+        estimate=Estimate(
+            read_calls=client.stats.calls - calls_before,
+            schema_write_calls=_schema_calls(schema_diff),
+            contact_write_calls=contact_write_calls(len(contact_diff.changes)),
+            daily_remaining=client.stats.daily_remaining,
+        ),
+        fingerprint=Fingerprint(
+            configuration=configuration_hash(spec),
+            lineage=store.lineage,
+            serial=store.serial,
+            base_url=base_url,
+            hubspot=_befores_hash(contact_diff.changes) if refresh else None,
+        ),
+        refreshed=refresh,
+        audience_properties=audience_props,
+        managed_properties=mapped,
+    )
+    return PlanResult(plan, desired)
+
+
+def _desired_input(contact: object, rename: dict[str, str]) -> DesiredInput:
+    email = contact.email  # type: ignore[attr-defined]
+    audiences = {rename.get(k, k): v for k, v in contact.audiences.items()}  # type: ignore[attr-defined]
+    return DesiredInput(email, contact.properties, audiences, contact.provenance)  # type: ignore[attr-defined]
+
+
+def _from_state(store: StateStore) -> Iterator[CurrentContact]:
+    for row in store.iter_contacts():
+        yield CurrentContact(row.email, row.hubspot_id, row.properties, row.audiences)
+
+
+def _read_hubspot(
+    client: HubSpotClient,
+    store: StateStore | None,
+    desired: list[DesiredInput],
+    mapped: tuple[str, ...],
+    audience_props: tuple[str, ...],
+    existing: frozenset[str],
+) -> list[CurrentContact]:
+    """Refresh: batch-read every desired contact, and search every audience's current members.
+
+    Only properties HubSpot has are requested or searched (one that is missing has no values).
+    """
+    wanted = [name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing]
+    found: dict[str, CurrentContact] = {}
+    emails = [contact.email for contact in desired]
+    for start in range(0, len(emails), BATCH_SIZE):
+        batch = emails[start : start + BATCH_SIZE]
+        for email, contact in client.batch_read_contacts_by_email(batch, wanted).items():
+            found[email] = _current(email, contact.id, contact.properties, mapped, audience_props)
+    for prop in (name for name in audience_props if name in existing):
+        filters = [{"filters": [{"propertyName": prop, "operator": "IN",
+                                 "values": sorted(MEMBER_STATUSES)}]}]
+        for contact in client.search_contacts(filters, wanted):
+            email = contact.email
+            if email and email not in found:
+                found[email] = _current(email, contact.id, contact.properties, mapped, audience_props)
+    if store is not None:
+        known = store.get_many(list(found))
+        found = {
+            email: _with_last_applied(contact, known.get(email))
+            for email, contact in found.items()
+        }
+    return [found[email] for email in sorted(found)]
+
+
+def _current(
+    email: str,
+    hubspot_id: str,
+    properties: dict[str, str | None],
+    mapped: tuple[str, ...],
+    audience_props: tuple[str, ...],
+) -> CurrentContact:
+    return CurrentContact(
+        email=email,
+        hubspot_id=hubspot_id,
+        properties={name: properties.get(name) for name in mapped},
+        audiences={name: properties.get(name) for name in audience_props},
+    )
+
+
+def _with_last_applied(contact: CurrentContact, state: ContactState | None) -> CurrentContact:
+    if state is None:
+        return contact
+    last = {**state.properties, **state.audiences}
+    return CurrentContact(contact.email, contact.hubspot_id, contact.properties,
+                          contact.audiences, last)
+
+
+def _schema_calls(diff: SchemaDiff) -> int:
+    creates = sum(1 for c in diff.changes if c.action == "create_property")
+    others = sum(1 for c in diff.changes if c.action not in ("create_property",))
+    return others + (1 if creates else 0)
+
+
+def _befores_hash(changes: tuple[ContactChange, ...]) -> str:
+    digest = hashlib.sha256()
+    for change in changes:
+        for value in change.changes:
+            digest.update(f"{change.email}\0{value.property}\0{value.before}\n".encode())
+    return digest.hexdigest()
+
+
+def _removed_warnings(removed: tuple[RemovedAudience, ...]) -> tuple[str, ...]:
+    return tuple(
+        f"audience {r.label!r} (property {r.property}) is no longer in the configuration: "
+        + (f"its {r.members:,} members will be set to exited" if r.exit_members else
+           "its property and values are left as they are in HubSpot; rerun with --exit-removed "
+           "to set its members to exited")
+        for r in removed
+    )
+
+
+def adoption_states(adoptions: tuple[Adoption, ...]) -> list[ContactState]:
+    return [ContactState(a.email, a.hubspot_id, a.properties, a.audiences) for a in adoptions]
+
+
+def read_current(spec: Spec, client: HubSpotClient) -> list[CurrentContact]:
+    """HubSpot's current values of the managed properties, for every desired contact and member."""
+    properties = client.list_properties()
+    schema = {prop.name: prop for prop in properties}
+    lock = desired_lock(spec, read_lock(spec.root))
+    audience_props = tuple(sorted({entry.property for entry in lock.audiences.values()}))
+    mapped = tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
+    with build_desired(spec, schema) as desired:
+        inputs = [DesiredInput(contact.email, {}, {}) for contact in desired]
+    return _read_hubspot(client, None, inputs, mapped, audience_props, frozenset(schema))

@@ -1,0 +1,185 @@
+"""Render plans and apply reports: Terraform-style text, Markdown for pull requests, JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jinja2
+
+from syncdsl.apply import ApplyReport
+from syncdsl.plan import ContactChange, Plan, PropertyChange
+from syncdsl.planfile import summary
+
+DEFAULT_LIMIT = 20
+Style = Callable[[str, str], str]  # (text, colour) -> text
+
+
+def plain(text: str, colour: str) -> str:
+    return text
+
+
+def ansi(text: str, colour: str) -> str:
+    codes = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2", "cyan": "36"}
+    return f"\x1b[{codes[colour]}m{text}\x1b[0m"
+
+
+def _value(value: str | None) -> str:
+    return "(none)" if value is None else f'"{value}"'
+
+
+def _property_line(change: PropertyChange) -> str:
+    if change.action == "create_group":
+        return f"+ property group {change.name}"
+    if change.action == "create_property":
+        kind = change.definition.type if change.definition else ""
+        return f"+ property {change.name} ({change.detail}, {kind})"
+    if change.action == "relabel":
+        return f"~ property {change.name}: label {_value(change.before)} → {_value(change.after)}"
+    return f"~ property {change.name}: {change.detail}"
+
+
+def _contact_lines(change: ContactChange) -> list[str]:
+    where = f"  ({change.provenance[0]})" if change.provenance else ""
+    drift = "  [drift: HubSpot differs from the last apply]" if change.drift else ""
+    if change.action == "create":
+        values = " ".join(f"{c.property}={_value(c.after)}" for c in change.changes)
+        return [f"+ {change.email}  {values}".rstrip() + where]
+    mark = "~" if change.action == "update" else "-"
+    lines = [f"{mark} {change.email}{drift}"]
+    lines += [f"    {c.property}: {_value(c.before)} → {_value(c.after)}" for c in change.changes]
+    return lines
+
+
+def _section(
+    title: str, items: Sequence[object], lines: Callable[[object], list[str]], colour: str,
+    style: Style, limit: int | None,
+) -> list[str]:
+    if not items:
+        return []
+    out = [style(f"{title} ({len(items):,}):", "bold")]
+    shown = items if limit is None else items[:limit]
+    for item in shown:
+        out += [style("  " + line, colour) if i == 0 else "  " + line
+                for i, line in enumerate(lines(item))]
+    if len(items) > len(shown):
+        out.append(f"  … and {len(items) - len(shown):,} more (use --full to list all)")
+    return out + [""]
+
+
+def summary_line(plan: Plan) -> str:
+    counts = summary(plan)
+    budget = (f", daily budget left {plan.estimate.daily_remaining:,}"
+              if plan.estimate.daily_remaining is not None else "")
+    schema = (f"{counts['property_changes']} schema change"
+              f"{'s' if counts['property_changes'] != 1 else ''}, "
+              if counts["property_changes"] else "")
+    return (
+        f"Plan: {schema}{counts['create']:,} to create, {counts['update']:,} to update, "
+        f"{counts['exit']:,} to exit, {counts['unchanged']:,} unchanged, "
+        f"{counts['rejected']:,} rejected; ~{plan.estimate.apply_calls:,} API calls{budget}."
+    )
+
+
+def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
+    """Terraform-like text: schema, then contacts grouped by kind, then a summary line."""
+    limit = None if full else DEFAULT_LIMIT
+    mode = ("refreshed from HubSpot" if plan.refreshed
+            else "incremental: compared with the state of the last apply")
+    out = [style(f"syncdsl plan ({mode})", "dim"), ""]
+    if not plan.has_changes:
+        out.append(style("No changes. HubSpot matches the configuration.", "green"))
+    out += _section("Schema changes", plan.property_changes,
+                    lambda c: [_property_line(c)], "yellow", style, None)  # type: ignore[arg-type]
+    for action, title, colour in (("create", "Contacts to create", "green"),
+                                  ("update", "Contacts to update", "yellow"),
+                                  ("exit", "Contacts to exit", "red")):
+        items = [c for c in plan.contact_changes if c.action == action]
+        out += _section(title, items, _contact_lines, colour, style, limit)  # type: ignore[arg-type]
+    out += _section("Rejected records (not sent)", plan.rejected,
+                    lambda r: [f"! {r.file}:{r.line}  {r.reason}"], "red", style, limit)  # type: ignore[attr-defined]
+    out += _section("Lock file changes (syncdsl.lock)", plan.lock_changes,
+                    lambda line: [str(line)], "cyan", style, None)
+    out += _section("Warnings", plan.warnings, lambda w: [f"! {w}"], "yellow", style, limit)
+    out.append(style(summary_line(plan), "bold"))
+    return "\n".join(out)
+
+
+_MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True).from_string(
+    """### syncdsl plan
+{{ summary_line }}
+
+| | count |
+|---|---:|
+{% for key, value in counts.items() %}
+| {{ key.replace('_', ' ') }} | {{ "{:,}".format(value) }} |
+{% endfor %}
+{% if plan.property_changes %}
+
+**Schema changes**
+{% for change in plan.property_changes %}
+- `{{ property_line(change) }}`
+{% endfor %}
+{% endif %}
+{% if plan.contact_changes %}
+
+<details><summary>Contact changes ({{ plan.contact_changes | length }})</summary>
+
+```diff
+{% for change in plan.contact_changes[:limit] %}
+{% for line in contact_lines(change) %}
+{{ line }}
+{% endfor %}
+{% endfor %}
+{% if plan.contact_changes | length > limit %}
+… and {{ plan.contact_changes | length - limit }} more
+{% endif %}
+```
+</details>
+{% endif %}
+{% if plan.rejected %}
+
+**Rejected records**: {{ plan.rejected | length }}
+{% for r in plan.rejected[:limit] %}
+- `{{ r.file }}:{{ r.line }}` {{ r.reason }}
+{% endfor %}
+{% endif %}
+{% if plan.warnings %}
+
+**Warnings**
+{% for w in plan.warnings %}
+- {{ w }}
+{% endfor %}
+{% endif %}
+"""
+)
+
+
+def render_markdown(plan: Plan, *, full: bool = False) -> str:
+    """A pull-request comment summarising the plan."""
+    return _MARKDOWN.render(
+        plan=plan,
+        counts=summary(plan),
+        summary_line=summary_line(plan),
+        property_line=_property_line,
+        contact_lines=_contact_lines,
+        limit=len(plan.contact_changes) if full else 50,
+    )
+
+
+def render_report(report: ApplyReport, *, style: Style = plain) -> str:
+    """The end-of-apply summary."""
+    lines = [
+        style(
+            f"Apply complete: {report.created:,} created, {report.updated:,} updated, "
+            f"{report.exited:,} exited, {report.unchanged:,} unchanged, "
+            f"{len(report.rejected):,} rejected.",
+            "green" if not report.rejected else "yellow",
+        ),
+        f"{report.schema_changes} schema change(s); {report.api_calls:,} API calls in "
+        f"{report.elapsed:.1f} s ({report.rate:.1f} calls/s).",
+    ]
+    for rejection in report.rejected[:DEFAULT_LIMIT]:
+        lines.append(f"  ! {rejection.file}:{rejection.line}  {rejection.reason}")
+    if len(report.rejected) > DEFAULT_LIMIT:
+        lines.append(f"  … and {len(report.rejected) - DEFAULT_LIMIT:,} more in the rejects file")
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""The schema half of a plan: property group, audience properties, mapped-property checks. Pure."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from syncdsl.errors import PlanError
+from syncdsl.ir import AUDIENCE_STATUSES, Spec
+from syncdsl.lockfile import LockFile
+from syncdsl.plan import MANAGED_MARKER, PropertyChange, RemovedAudience, audience_property_schema
+from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    """Property changes, the lock's audience -> property names, and removed audiences."""
+
+    changes: tuple[PropertyChange, ...]
+    audience_properties: dict[str, str]  # audience key -> HubSpot internal name
+    removed: tuple[RemovedAudience, ...]
+    lock_changes: tuple[str, ...]
+    schema: dict[str, PropertySchema]  # HubSpot's schema plus what the plan will create
+
+
+def diff_schema(
+    spec: Spec,
+    *,
+    properties: Sequence[PropertySchema],
+    groups: Sequence[PropertyGroup],
+    current_lock: LockFile,
+    desired_lock: LockFile,
+    exit_removed: bool,
+) -> SchemaDiff:
+    """Compare the configuration's schema needs with HubSpot's schema; raise PlanError on conflicts."""
+    existing = {prop.name: prop for prop in properties}
+    errors: list[str] = []
+    changes: list[PropertyChange] = []
+    group_name = spec.destination.property_group
+    if group_name not in {group.name for group in groups}:
+        group = PropertyGroup(name=group_name, label=_group_label(group_name))
+        changes.append(PropertyChange("create_group", group_name, "property group", group=group))
+    schema = dict(existing)
+    for audience in spec.audiences:
+        locked = desired_lock.audiences[audience.key]
+        wanted = audience_property_schema(locked.property, audience.name, group_name)
+        schema[locked.property] = wanted
+        have = existing.get(locked.property)
+        if have is None:
+            changes.append(
+                PropertyChange("create_property", locked.property,
+                               f"audience {audience.name!r}", definition=wanted)
+            )
+            continue
+        ours = MANAGED_MARKER in have.description or current_lock.by_key(audience.key) is not None
+        if have.type != "enumeration":
+            errors.append(
+                f"audience {audience.name!r}: HubSpot property {locked.property!r} exists with type "
+                f"{have.type}/{have.field_type}, not an enumeration; choose another name with "
+                f'`property = "..."` on the audience'
+            )
+            continue
+        if not ours and not audience.adopt:
+            errors.append(
+                f"audience {audience.name!r}: HubSpot property {locked.property!r} already exists "
+                f"and was not created by syncdsl; set `adopt = true` on the audience to take it "
+                f'over, or choose another name with `property = "..."`'
+            )
+            continue
+        missing = [s for s in AUDIENCE_STATUSES if s not in have.option_values]
+        if missing:
+            options = have.options + tuple(
+                PropertyOption(label=s.capitalize(), value=s, display_order=len(have.options) + i)
+                for i, s in enumerate(missing)
+            )
+            changes.append(
+                PropertyChange("add_options", locked.property, "add options " + ", ".join(missing),
+                               definition=_with(have, options=options))
+            )
+        if have.label != audience.name:
+            changes.append(
+                PropertyChange("relabel", locked.property, "relabel", before=have.label,
+                               after=audience.name, definition=_with(have, label=audience.name))
+            )
+    for decl in spec.properties:
+        if decl.name not in existing:
+            definition = PropertySchema(
+                name=decl.name, label=decl.label, type=decl.type, field_type=decl.field_type,
+                group_name=group_name, description=f"{MANAGED_MARKER}: declared property.",
+                options=tuple(PropertyOption(label=o, value=o, display_order=i)
+                              for i, o in enumerate(decl.options)),
+            )
+            schema[decl.name] = definition
+            changes.append(PropertyChange("create_property", decl.name, "declared property",
+                                          definition=definition))
+    errors.extend(_check_mapped(spec, schema))
+    if errors:
+        raise PlanError("the configuration does not fit HubSpot's schema:\n  - " + "\n  - ".join(errors))
+    removed = tuple(
+        RemovedAudience(key, entry.property, entry.label, 0, exit_removed)
+        for key, entry in sorted(current_lock.audiences.items())
+        if key not in desired_lock.audiences
+    )
+    return SchemaDiff(
+        changes=tuple(changes),
+        audience_properties={key: entry.property for key, entry in desired_lock.audiences.items()},
+        removed=removed,
+        lock_changes=lock_diff(current_lock, desired_lock),
+        schema=schema,
+    )
+
+
+def _check_mapped(spec: Spec, schema: Mapping[str, PropertySchema]) -> list[str]:
+    errors = []
+    for source in spec.sources:
+        for mapping in source.mappings:
+            prop = schema.get(mapping.property)
+            if prop is None:
+                near = difflib.get_close_matches(mapping.property, list(schema), n=1)
+                hint = (f"; did you mean {near[0]!r} ({schema[near[0]].type})?" if near else
+                        f'; declare it with `property "{mapping.property}" {{ type = "string" }}`')
+                errors.append(
+                    f"{mapping.span}: map target {mapping.property!r} is not a HubSpot contact "
+                    f"property{hint}"
+                )
+            elif prop.read_only:
+                errors.append(f"{mapping.span}: HubSpot property {mapping.property!r} is read-only")
+    return errors
+
+
+def lock_diff(current: LockFile, desired: LockFile) -> tuple[str, ...]:
+    """Human lines for what apply will change in syncdsl.lock."""
+    lines = []
+    for key, entry in sorted(desired.audiences.items()):
+        before = current.by_key(key)
+        if before is None:
+            lines.append(f"+ {key} -> {entry.property} ({entry.label!r})")
+        elif before != entry:
+            lines.append(f"~ {key} -> {entry.property}: label {before.label!r} -> {entry.label!r}"
+                         if before.property == entry.property
+                         else f"~ {key}: property {before.property} -> {entry.property}")
+    for key, entry in sorted(current.audiences.items()):
+        if key not in desired.audiences:
+            lines.append(f"- {key} ({entry.property}, {entry.label!r})")
+    return tuple(lines)
+
+
+def _group_label(name: str) -> str:
+    return "syncdsl audiences" if name == "syncdsl_audiences" else name.replace("_", " ").title()
+
+
+def _with(prop: PropertySchema, **changes: object) -> PropertySchema:
+    from dataclasses import replace
+
+    return replace(prop, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,297 @@
+"""The state store: what syncdsl last applied to HubSpot, per contact (SQLite, also apply's journal)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from syncdsl.errors import PlanError, StateError
+
+STATE_DIR = ".syncdsl"
+STATE_FILE = "state.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+    email TEXT PRIMARY KEY,
+    hubspot_id TEXT,
+    properties TEXT NOT NULL,
+    audiences TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schema_objects (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    definition TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ContactState:
+    """What syncdsl last applied to one contact."""
+
+    email: str
+    hubspot_id: str | None
+    properties: dict[str, str]
+    audiences: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StateSummary:
+    """`syncdsl state` output."""
+
+    path: str
+    lineage: str
+    serial: int
+    base_url: str | None
+    contacts: int
+    members: dict[str, dict[str, int]]  # audience property -> status -> count
+    last_apply: str | None
+    schema: tuple[str, ...]
+
+
+def state_dir(root: Path) -> Path:
+    """The state directory beside a configuration."""
+    return root / STATE_DIR
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StateStore:
+    """SQLite state: one row per contact syncdsl manages, plus lineage/serial and the schema it made."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        if not path.exists() and not create:
+            raise StateError(f"no state at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise StateError(f"the state store {path} is unusable ({error}); move it away and "
+                             "run `syncdsl state --rebuild` to rebuild it from HubSpot") from error
+        if self._meta("lineage") is None:
+            self._set_meta("lineage", str(uuid.uuid4()))
+            self._set_meta("serial", "0")
+
+    @classmethod
+    def open(cls, root: Path) -> StateStore:
+        return cls(state_dir(root) / STATE_FILE)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def lineage(self) -> str:
+        return self._meta("lineage") or ""
+
+    @property
+    def serial(self) -> int:
+        return int(self._meta("serial") or 0)
+
+    @property
+    def base_url(self) -> str | None:
+        return self._meta("base_url")
+
+    @property
+    def last_apply(self) -> str | None:
+        return self._meta("last_apply")
+
+    def is_empty(self) -> bool:
+        return self._db.execute("SELECT 1 FROM contacts LIMIT 1").fetchone() is None
+
+    def bind(self, base_url: str) -> bool:
+        """Tie the state to one HubSpot; return False (and forget contacts) if it tracked another."""
+        previous = self.base_url
+        if previous == base_url:
+            return True
+        with self.transaction():
+            if previous is not None:
+                self._db.execute("DELETE FROM contacts")
+                self._db.execute("DELETE FROM schema_objects")
+            self._set_meta("base_url", base_url)
+        return previous is None
+
+    # -- contacts ---------------------------------------------------------------------------
+    def get(self, email: str) -> ContactState | None:
+        row = self._db.execute(
+            "SELECT email, hubspot_id, properties, audiences FROM contacts WHERE email = ?", (email,)
+        ).fetchone()
+        return None if row is None else _contact(row)
+
+    def get_many(self, emails: list[str]) -> dict[str, ContactState]:
+        found: dict[str, ContactState] = {}
+        for start in range(0, len(emails), 500):
+            chunk = emails[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT email, hubspot_id, properties, audiences FROM contacts "
+                f"WHERE email IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = _contact(row)
+        return found
+
+    def iter_contacts(self) -> Iterator[ContactState]:
+        """Every tracked contact in ascending email order (the order DesiredSet uses)."""
+        cursor = self._db.execute(
+            "SELECT email, hubspot_id, properties, audiences FROM contacts ORDER BY email"
+        )
+        for row in cursor:
+            yield _contact(row)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
+
+    def members(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for (audiences,) in self._db.execute("SELECT audiences FROM contacts"):
+            for prop, status in json.loads(audiences).items():
+                per = counts.setdefault(prop, {})
+                per[status] = per.get(status, 0) + 1
+        return counts
+
+    def record(self, contacts: Iterable[ContactState]) -> None:
+        """Record contacts HubSpot accepted, merging into what was known; one transaction."""
+        now = _now()
+        with self.transaction():
+            for contact in contacts:
+                known = self.get(contact.email)
+                properties = {**(known.properties if known else {}), **contact.properties}
+                audiences = {**(known.audiences if known else {}), **contact.audiences}
+                hubspot_id = contact.hubspot_id or (known.hubspot_id if known else None)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?)",
+                    (contact.email, hubspot_id, _dump(properties), _dump(audiences), now),
+                )
+            self._bump()
+
+    def replace(self, contacts: Iterable[ContactState]) -> None:
+        """Replace the whole contact table (state rebuild from HubSpot)."""
+        now = _now()
+        with self.transaction():
+            self._db.execute("DELETE FROM contacts")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?)",
+                (
+                    (c.email, c.hubspot_id, _dump(c.properties), _dump(c.audiences), now)
+                    for c in contacts
+                ),
+            )
+            self._bump()
+
+    def forget(self, emails: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM contacts WHERE email = ?", ((e,) for e in emails))
+            self._bump()
+
+    # -- schema -----------------------------------------------------------------------------
+    def record_schema(self, name: str, kind: str, definition: dict[str, object]) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO schema_objects VALUES (?, ?, ?)",
+                (name, kind, _dump(definition)),
+            )
+            self._bump()
+
+    def schema_names(self) -> tuple[str, ...]:
+        rows = self._db.execute("SELECT kind, name FROM schema_objects ORDER BY kind, name")
+        return tuple(f"{kind}:{name}" for kind, name in rows)
+
+    def mark_applied(self) -> None:
+        with self.transaction():
+            self._set_meta("last_apply", _now())
+
+    def summary(self) -> StateSummary:
+        return StateSummary(
+            path=str(self.path),
+            lineage=self.lineage,
+            serial=self.serial,
+            base_url=self.base_url,
+            contacts=self.count(),
+            members=self.members(),
+            last_apply=self.last_apply,
+            schema=self.schema_names(),
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _bump(self) -> None:
+        self._set_meta("serial", str(self.serial + 1))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _contact(row: tuple[str, str | None, str, str]) -> ContactState:
+    return ContactState(row[0], row[1], json.loads(row[2]), json.loads(row[3]))
+
+
+class ApplyLock:
+    """An exclusive lock on a configuration's state: two applies at once are refused."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = state_dir(root) / "apply.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> ApplyLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise PlanError(
+                f"another syncdsl apply is running on this configuration (pid {holder}); "
+                f"wait for it to finish (lock: {self.path})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
