@@ -131,6 +131,7 @@ class DesiredSet:
         layout: _Layout,
     ) -> None:
         self._connection = connection
+        self._directory = directory
         self._sources = sources
         self._layout = layout
         self._select = layout.select()

@@ -102,7 +102,8 @@ def _jsonl_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRe
 
 def _json_reason(error: ValueError) -> str:
     message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
-    column = f" at column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+    # One record per line, so the offset in the text is the column (colno would count the newline).
+    column = f" at column {error.pos + 1}" if isinstance(error, json.JSONDecodeError) else ""
     return f"broken JSON: {message}{column}"
 
 

@@ -1,0 +1,282 @@
+"""Golden cases: source files + a spec description -> desired contacts, rejects, counts, warnings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncdsl import ir
+from syncdsl.desired import DesiredSet, build_desired
+from syncdsl.errors import SourceError, SpecError
+from syncdsl.schema import PropertyOption, PropertySchema
+
+CASES = Path(__file__).parent / "fixtures" / "sources"
+# UPDATE_GOLDEN=1 rewrites expected.json; review the diff before committing it.
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def span() -> ir.Span:
+    return ir.Span("test.sync", 1, 1, 1, 2)
+
+
+def expression(description: Any) -> ir.Expr:
+    """"a.b" -> path; {"column": "A B"} -> one-part path; {"template": ...}; {"literal": ...}."""
+    if isinstance(description, str):
+        return ir.FieldPath(tuple(description.split(".")), span())
+    if "column" in description:
+        return ir.FieldPath((description["column"],), span())
+    if "template" in description:
+        return ir.Template(description["template"], span())
+    return ir.Literal(description["literal"], span())
+
+
+def make_source(directory: Path, description: dict[str, Any]) -> ir.Source:
+    mappings = tuple(
+        ir.Mapping(prop, expression(expr), span()) for prop, expr in description["map"].items()
+    )
+    return ir.Source(
+        name=description["name"],
+        format=description["format"],
+        path=description["path"],
+        resolved_path=directory / description["path"],
+        identity=ir.FieldPath(tuple(description["identity"].split(".")), span()),
+        mappings=mappings,
+        span=span(),
+    )
+
+
+def make_audience(description: dict[str, Any]) -> ir.Audience:
+    return ir.Audience(
+        name=description["name"],
+        source=description["source"],
+        segment=description["segment"],
+        property=description["property"],
+        adopt=False,
+        mass_exit_threshold=ir.DEFAULT_MASS_EXIT_THRESHOLD,
+        span=span(),
+    )
+
+
+def make_spec(directory: Path, description: dict[str, Any]) -> ir.Spec:
+    destination = ir.Destination(
+        "HUBSPOT_TOKEN", "free", ir.DEFAULT_BASE_URL, ir.DEFAULT_PROPERTY_GROUP, span()
+    )
+    return ir.Spec(
+        destination=destination,
+        sources=tuple(make_source(directory, source) for source in description["sources"]),
+        audiences=tuple(make_audience(audience) for audience in description["audiences"]),
+        properties=(),
+        files=(directory / "test.sync",),
+        root=directory,
+    )
+
+
+def make_schema(description: dict[str, Any]) -> dict[str, PropertySchema] | None:
+    if "schema" not in description:
+        return None
+    return {
+        name: PropertySchema(
+            name=name,
+            label=name.title(),
+            type=prop["type"],
+            field_type=prop["field_type"],
+            options=tuple(PropertyOption(label, value) for label, value in prop.get("options", [])),
+        )
+        for name, prop in description["schema"].items()
+    }
+
+
+def outcome(desired: DesiredSet) -> dict[str, Any]:
+    return {
+        "contacts": [
+            {
+                "email": contact.email,
+                "properties": contact.properties,
+                "audiences": contact.audiences,
+                "provenance": list(contact.provenance),
+            }
+            for contact in desired
+        ],
+        "rejected": [
+            {"source": r.source, "file": r.file, "line": r.line, "reason": r.reason, "raw": r.raw}
+            for r in desired.rejected
+        ],
+        "counts": [
+            {
+                "source": c.source,
+                "records": c.records,
+                "contributed": c.contributed,
+                "merged": c.merged,
+                "rejected": c.rejected,
+            }
+            for c in desired.counts
+        ],
+        "warnings": desired.warnings,
+    }
+
+
+def build_case(case: Path) -> DesiredSet:
+    description = json.loads((case / "spec.json").read_text(encoding="utf-8"))
+    return build_desired(make_spec(case, description), make_schema(description))
+
+
+CASE_NAMES = sorted(path.name for path in CASES.iterdir() if (path / "spec.json").exists())
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_golden_case(name: str) -> None:
+    case = CASES / name
+    with build_case(case) as desired:
+        actual = outcome(desired)
+    expected_file = case / "expected.json"
+    if UPDATE:
+        text = json.dumps(actual, indent=2, ensure_ascii=False) + "\n"
+        expected_file.write_text(text, encoding="utf-8")
+    assert actual == json.loads(expected_file.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_every_record_lands_in_exactly_one_bucket(name: str) -> None:
+    with build_case(CASES / name) as desired:
+        for counts in desired.counts:
+            assert counts.records == counts.contributed + counts.merged + counts.rejected
+            rejected_here = [r for r in desired.rejected if r.source == counts.source]
+            assert len(rejected_here) == counts.rejected
+            contributed_here = sum(
+                1
+                for contact in desired
+                for entry in contact.provenance
+                if entry.rsplit(":", 1)[0] == _path_of(desired, counts.source, name)
+            )
+            assert contributed_here == counts.contributed
+
+
+def _path_of(desired: DesiredSet, source: str, name: str) -> str:
+    description = json.loads((CASES / name / "spec.json").read_text(encoding="utf-8"))
+    return next(s["path"] for s in description["sources"] if s["name"] == source)
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_rejects_file_round_trips(name: str, tmp_path: Path) -> None:
+    with build_case(CASES / name) as desired:
+        written = desired.write_rejects(tmp_path / "rejects.jsonl")
+        lines = (tmp_path / "rejects.jsonl").read_text(encoding="utf-8").splitlines()
+        assert written == len(lines) == len(desired.rejected)
+        for line, rejected in zip(lines, desired.rejected):
+            entry = json.loads(line)
+            assert entry == {
+                "file": rejected.file,
+                "line": rejected.line,
+                "source": rejected.source,
+                "reason": rejected.reason,
+                "record": rejected.raw,
+            }
+
+
+def test_rejected_jsonl_records_replay_as_the_original_lines(tmp_path: Path) -> None:
+    case = CASES / "jsonl_basics"
+    with build_case(case) as desired:
+        desired.write_rejects(tmp_path / "rejects.jsonl")
+    original = (case / "profiles.jsonl").read_bytes().decode("utf-8", "replace").lstrip("\ufeff")
+    lines = original.splitlines()
+    for entry_text in (tmp_path / "rejects.jsonl").read_text(encoding="utf-8").splitlines():
+        entry = json.loads(entry_text)
+        assert lines[entry["line"] - 1] == entry["record"]
+
+
+def test_desired_set_is_reiterable_sorted_and_searchable() -> None:
+    with build_case(CASES / "across_sources") as desired:
+        first = list(desired)
+        assert first == list(desired)
+        emails = [contact.email for contact in first]
+        assert emails == sorted(emails) == list(desired.emails())
+        assert len(desired) == len(first)
+        for contact in first:
+            assert desired.get(contact.email) == contact
+        assert desired.get("nobody@example.com") is None
+
+
+def test_close_removes_the_staging_file() -> None:
+    desired = build_case(CASES / "across_sources")
+    directory = desired._directory
+    assert directory.exists()
+    desired.close()
+    assert not directory.exists()
+    desired.close()  # closing twice is harmless
+
+
+def test_a_missing_source_file_is_a_source_error(tmp_path: Path) -> None:
+    description = {
+        "sources": [
+            {"name": "gone", "format": "csv", "path": "gone.csv", "identity": "Email", "map": {}}
+        ],
+        "audiences": [],
+    }
+    with pytest.raises(SourceError, match=r"gone.csv: file not found"):
+        build_desired(make_spec(tmp_path, description))
+
+
+def test_a_literal_that_does_not_fit_its_property_is_a_spec_error(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_text('{"email": "a@example.com"}\n', encoding="utf-8")
+    description = {
+        "sources": [
+            {
+                "name": "p",
+                "format": "jsonl",
+                "path": "p.jsonl",
+                "identity": "email",
+                "map": {"age": {"literal": "old"}},
+            }
+        ],
+        "audiences": [],
+        "schema": {"age": {"type": "number", "field_type": "number"}},
+    }
+    spec = make_spec(tmp_path, description)
+    with pytest.raises(SpecError, match="value for 'age' does not fit: expected a number"):
+        build_desired(spec, make_schema(description))
+
+
+def test_long_strings_pass_up_to_the_hubspot_limit_and_are_rejected_beyond(tmp_path: Path) -> None:
+    rows = [
+        {"email": "fits@example.com", "bio": "x" * 65_536},
+        {"email": "toolong@example.com", "bio": "y" * 65_537},
+    ]
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    (tmp_path / "p.jsonl").write_text(text, encoding="utf-8")
+    description = {
+        "sources": [
+            {"name": "p", "format": "jsonl", "path": "p.jsonl", "identity": "email",
+             "map": {"bio": "bio"}}
+        ],
+        "audiences": [],
+    }
+    with build_desired(make_spec(tmp_path, description)) as desired:
+        assert [c.email for c in desired] == ["fits@example.com"]
+        assert len(desired.get("fits@example.com").properties["bio"]) == 65_536  # type: ignore[union-attr]
+        assert [r.reason for r in desired.rejected] == [
+            "property 'bio': 65,537 characters is longer than HubSpot's limit of 65,536"
+        ]
+
+
+def test_many_conflicts_are_summarised(tmp_path: Path) -> None:
+    first = "".join(f'{{"email": "u{i}@example.com", "n": "a{i}"}}\n' for i in range(130))
+    second = "email,n\n" + "".join(f"u{i}@example.com,b{i}\n" for i in range(130))
+    (tmp_path / "a.jsonl").write_text(first, encoding="utf-8")
+    (tmp_path / "b.csv").write_text(second, encoding="utf-8")
+    description = {
+        "sources": [
+            {"name": "a", "format": "jsonl", "path": "a.jsonl", "identity": "email",
+             "map": {"firstname": "n"}},
+            {"name": "b", "format": "csv", "path": "b.csv", "identity": "email",
+             "map": {"firstname": "n"}},
+        ],
+        "audiences": [],
+    }
+    with build_desired(make_spec(tmp_path, description)) as desired:
+        assert len(desired.warnings) == 101
+        assert desired.warnings[-1] == "conflict: ... and 30 more conflicting values (130 in all)"
+        assert all(c.properties["firstname"].startswith("b") for c in desired)
