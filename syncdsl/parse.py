@@ -88,7 +88,7 @@ _EXAMPLES: dict[str, list[str]] = {
         'x {\n  a = "x" y\n}\n',
         "x {\n  a = b y\n}\n",
     ],
-    "item_start": ["}\n", "= 1\n", "x {\n  = 1\n}\n", '"a" = 1\n', "x {\n  y = 1\n  = 2\n}\n"],
+    "item_start": ["}\n", "x {\n}\n}\n", "= 1\n", "x {\n  = 1\n}\n", '"a" = 1\n', "x {\n  y = 1\n  = 2\n}\n"],
     "after_block": ["x {\n} y = 1\n", "x {\n  y {\n  } z = 1\n}\n"],
     "after_dot": ["a = b.\n", "a = b.1\n"],
     "in_list": ["a = [1 2]\n", "a = [1, 2\n", "a = [\n1\n2]\n", "a = [, ]\n"],
@@ -116,12 +116,63 @@ _TERMINAL_WORDS = {
 }
 
 
+def _state_number(error: UnexpectedInput) -> int | None:
+    state = getattr(error, "state", None)
+    return getattr(state, "position", state if isinstance(state, int) else None)
+
+
+@functools.lru_cache(maxsize=1)
+def _labels_by_state() -> dict[int, str]:
+    """LR state -> example label. Lark 1.3's match_examples compares whole parser stacks, so the
+    same slip one block deeper would not match; the LR state alone does."""
+    labels: dict[int, str] = {}
+    for label, examples in _EXAMPLES.items():
+        for example in examples:
+            try:
+                parser().parse(example)
+            except UnexpectedToken as error:
+                number = _state_number(error)
+                if number is not None:
+                    labels.setdefault(number, label)
+    return labels
+
+
+def _label_from_accepts(accepts: set[str]) -> str | None:
+    if {"EQUAL", "LBRACE"} <= accepts:
+        return "after_name" if "STRING" in accepts else "after_two_names"
+    if accepts == {"LBRACE"}:
+        return "after_label"
+    if {"NUMBER", "TRUE"} <= accepts:
+        return "after_equals"
+    if "NL" in accepts and "NAME" not in accepts:
+        return "after_value"
+    if "NAME" in accepts and accepts & {"RBRACE", "$END"}:
+        return "item_start"
+    if accepts and accepts <= {"NAME", "QUOTED_NAME"}:
+        return "after_dot"
+    return None
+
+
+def _label(error: UnexpectedToken, text: str) -> str | None:
+    """Which common slip this is: by bracket context, then by example, then by what was expected."""
+    lines = text.split("\n")
+    before = "\n".join(lines[: error.line - 1] + [lines[error.line - 1][: error.column - 1]])
+    opened = _unclosed(before)
+    if opened is not None and opened[2] in "[(":
+        return "in_list" if opened[2] == "[" else "in_call"
+    label = error.match_examples(parser().parse, _EXAMPLES, use_accepts=True)
+    if label is None:
+        number = _state_number(error)
+        label = _labels_by_state().get(number) if number is not None else None
+    return label or _label_from_accepts(set(error.accepts or error.expected))
+
+
 def _describe_token(token: Token) -> str:
     if token.type == "$END":
         return "the end of the file"
     if token.type == "NL":
         return "a comment" if token.value.lstrip().startswith(("#", "//")) else "the end of the line"
-    return f"`{token.value}`"
+    return f"`{token.value}`" if "`" not in token.value else f"'{token.value}'"
 
 
 def _expected(error: UnexpectedToken) -> str:
@@ -152,7 +203,7 @@ def _friendly(label: str | None, error: UnexpectedToken, text: str) -> str:
             return f"expected `=` after `{head}`: write `identity email = FIELD`"
         if first in BLOCK_TYPES:
             return f"expected `{{` after `{head}` (a block opens on the same line)"
-        return f"missing `=` after `{first}`, found `{words[1]}`"
+        return f"missing `=` between `{first}` and `{words[1]}`"
     if label == "after_label" and first:
         if first in BLOCK_TYPES:
             return f"expected `{{` after `{head}` (a block opens on the same line)"
@@ -163,6 +214,8 @@ def _friendly(label: str | None, error: UnexpectedToken, text: str) -> str:
             return f"a block takes no `=`: write `{name} {{`"
         return f"missing value after `=`, found {found}"
     if label in ("after_value", "after_block"):
+        if token.type == "RBRACE":
+            return "unmatched `}`: there is no open block to close"
         if token.type == "COMMA":
             return "unexpected `,`: attributes are separated by new lines, not commas"
         return f"expected a new line before {found}: write one attribute or block per line"
@@ -214,9 +267,17 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnost
             return Diagnostic(_point(file, line, column), message)
         last = text.rstrip("\n").split("\n")
         return Diagnostic(_point(file, len(last), len(last[-1]) + 1), "unexpected end of file")
-    label = error.match_examples(parser().parse, _EXAMPLES, use_accepts=True)
+    label = _label(error, text)
+    message = _friendly(label, error, text)
     width = max(len(token.value), 1) if token.type != "NL" else 1
-    return Diagnostic(_point(file, error.line, error.column, width), _friendly(label, error, text))
+    column = error.column
+    words = _line_words(text, error.line, error.column)
+    if message.startswith("missing `=` between") and len(words) >= 2:
+        # The caret goes where `=` belongs: under the word that should follow it.
+        line = text.split("\n")[error.line - 1]
+        column = line.index(words[1], line.index(words[0]) + len(words[0])) + 1
+        width = len(words[1])
+    return Diagnostic(_point(file, error.line, column, width), message)
 
 
 def _character_diagnostic(error: UnexpectedCharacters, text: str, file: str) -> Diagnostic:

@@ -315,10 +315,13 @@ class _Checker:
             return None
         value = attribute.value
         if not isinstance(value, PathValue):
-            example = ""
+            message = f"the identity is a field path, not {describe(value)}"
             if isinstance(value, StringValue) and value.value:
-                example = f" like `identity email = {_path_text((value.value,))}`"
-            self.error(value.span, f"the identity is a field path{example}, not {describe(value)}")
+                path = _path_text((value.value,))
+                message += f"; write it without quotes: identity email = {path}"
+                if path.startswith("`"):
+                    message += " (backticks name a column with spaces or punctuation)"
+            self.error(value.span, message)
             return None
         return FieldPath(value.parts, value.span)
 
