@@ -89,7 +89,8 @@ def _jsonl_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRe
                 try:
                     fields = loads(text)
                 except ValueError as error:
-                    yield SourceRecord(name, number, text.rstrip("\r\n"), None, _json_reason(error))
+                    raw = text.rstrip("\r\n")
+                    yield SourceRecord(name, number, raw, None, _json_reason(error, raw))
                     continue
                 if type(fields) is not dict:
                     reason = f"expected a JSON object, got {_json_kind(fields)}"
@@ -100,11 +101,11 @@ def _jsonl_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRe
             raise SourceError(f"{name}: reading {path} failed: {error}") from None
 
 
-def _json_reason(error: ValueError) -> str:
-    message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
-    # One record per line, so the offset in the text is the column (colno would count the newline).
-    column = f" at column {error.pos + 1}" if isinstance(error, json.JSONDecodeError) else ""
-    return f"broken JSON: {message}{column}"
+def _json_reason(error: ValueError, raw: str) -> str:
+    if not isinstance(error, json.JSONDecodeError):
+        return f"broken JSON: {error}"
+    # One record per line, so the offset is the column (colno would count the trailing newline).
+    return f"broken JSON: {error.msg} at column {min(error.pos, len(raw)) + 1}"
 
 
 def _json_kind(value: object) -> str:
