@@ -308,11 +308,12 @@ class HubSpotClient:
         if not 1 <= page_size <= SEARCH_PAGE_LIMIT:
             raise ValueError(f"page_size must be 1..{SEARCH_PAGE_LIMIT}, got {page_size}")
         groups = [dict(group) for group in filter_groups]
-        last_id: str | None = None
+        last_id: str | None = None  # the last contact yielded
+        floor_id: str | None = None  # this partition holds ids above it
         after: str | None = None
         while True:
             payload: dict[str, Any] = {
-                "filterGroups": _partitioned(groups, last_id) if last_id else groups,
+                "filterGroups": _partitioned(groups, floor_id) if floor_id else groups,
                 "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
                 "properties": _with_email(properties),
                 "limit": page_size,
@@ -331,7 +332,7 @@ class HubSpotClient:
             if not after or not results:
                 return
             if _offset(after) + page_size > SEARCH_RESULT_CAP:
-                after = None  # restart the next partition above last_id
+                floor_id, after = last_id, None  # the next page would pass the cap: restart above
 
     # -- transport ----------------------------------------------------------------------------
 
