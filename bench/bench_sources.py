@@ -11,10 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate_profiles import SEGMENT, write_profiles  # noqa: E402
+from generate_profiles import SEGMENT, write_profiles
 
-from syncdsl import ir  # noqa: E402
-from syncdsl.desired import build_desired  # noqa: E402
+from syncdsl import ir
+from syncdsl.desired import build_desired
 
 TARGET_RATE = 50_000
 TARGET_RSS_MB = 500
@@ -34,7 +34,10 @@ def reference_spec(data_dir: Path) -> ir.Spec:
         return ir.Mapping(prop, expr, _span())
 
     profiles = ir.Source(
-        "profiles", "jsonl", "data/profiles.jsonl", data_dir / "profiles.jsonl",
+        "profiles",
+        "jsonl",
+        "data/profiles.jsonl",
+        data_dir / "profiles.jsonl",
         path("personalEmail.address"),
         (
             mapping("firstname", path("person.name.firstName")),
@@ -45,19 +48,37 @@ def reference_spec(data_dir: Path) -> ir.Spec:
         _span(),
     )
     upload = ir.Source(
-        "vip_upload", "csv", "data/vip_upload.csv", data_dir / "vip_upload.csv",
+        "vip_upload",
+        "csv",
+        "data/vip_upload.csv",
+        data_dir / "vip_upload.csv",
         ir.FieldPath(("Email",), _span()),
         (mapping("company", ir.FieldPath(("Company",), _span())),),
         _span(),
     )
     audiences = (
-        ir.Audience("Newsletter Subscribers", "profiles", SEGMENT, "newsletter_subscribers",
-                    False, ir.DEFAULT_MASS_EXIT_THRESHOLD, _span()),
-        ir.Audience("VIP Customers", "vip_upload", None, "vip_customers",
-                    False, ir.DEFAULT_MASS_EXIT_THRESHOLD, _span()),
+        ir.Audience(
+            "Newsletter Subscribers",
+            "profiles",
+            SEGMENT,
+            "newsletter_subscribers",
+            False,
+            ir.DEFAULT_MASS_EXIT_THRESHOLD,
+            _span(),
+        ),
+        ir.Audience(
+            "VIP Customers",
+            "vip_upload",
+            None,
+            "vip_customers",
+            False,
+            ir.DEFAULT_MASS_EXIT_THRESHOLD,
+            _span(),
+        ),
     )
-    destination = ir.Destination("HUBSPOT_TOKEN", "professional", ir.DEFAULT_BASE_URL,
-                                 ir.DEFAULT_PROPERTY_GROUP, _span())
+    destination = ir.Destination(
+        "HUBSPOT_TOKEN", "professional", ir.DEFAULT_BASE_URL, ir.DEFAULT_PROPERTY_GROUP, _span()
+    )
     return ir.Spec(destination, (profiles, upload), audiences, (), (), data_dir.parent)
 
 

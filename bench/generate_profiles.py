@@ -18,7 +18,11 @@ STATUSES = ["realized", "realized", "realized", "existing", "exited"]
 
 def profile(index: int, rng: random.Random) -> dict[str, object]:
     """One XDM profile as Experience Platform exports it (the fields the reference spec maps)."""
-    email = f"  User.{index}@Example{index % 97}.com " if index % 10 == 0 else f"user.{index}@example{index % 97}.com"
+    email = (
+        f"  User.{index}@Example{index % 97}.com "
+        if index % 10 == 0
+        else f"user.{index}@example{index % 97}.com"
+    )
     city = rng.choice(CITIES)
     record: dict[str, object] = {
         "_id": f"{index:024x}",
@@ -29,7 +33,10 @@ def profile(index: int, rng: random.Random) -> dict[str, object]:
         "identityMap": {"ECID": [{"id": f"{rng.getrandbits(96):029d}", "primary": True}]},
         "segmentMembership": {
             "ups": {
-                SEGMENT: {"status": rng.choice(STATUSES), "lastQualificationTime": "2024-01-05T10:00:00Z"},
+                SEGMENT: {
+                    "status": rng.choice(STATUSES),
+                    "lastQualificationTime": "2024-01-05T10:00:00Z",
+                },
             }
         },
     }
@@ -55,7 +62,9 @@ def write_profiles(count: int, out_dir: Path, *, seed: int = 7) -> tuple[Path, P
         writer = csv.writer(out)
         writer.writerow(["Email", "Company", "First Name"])
         for index in range(0, count, 10):
-            company = f'Acme "{index % 50}", Inc.\nEMEA' if index % 1000 == 0 else f"Acme {index % 50}"
+            company = (
+                f'Acme "{index % 50}", Inc.\nEMEA' if index % 1000 == 0 else f"Acme {index % 50}"
+            )
             writer.writerow([f"user.{index}@example{index % 97}.com", company, rng.choice(FIRST)])
     return jsonl, upload
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from syncdsl import ir
 from syncdsl.mapping import ProfileMapper, RecordRejected
@@ -26,7 +27,6 @@ from syncdsl.sources import read_source
 _BATCH = 5_000
 _MAX_CONFLICT_WARNINGS = 100
 _MERGE_EXAMPLES = 3
-
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class DesiredSet:
         """Delete the staging file. The set is unusable afterwards."""
         self._finalizer()
 
-    def __enter__(self) -> DesiredSet:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -226,8 +226,14 @@ class _Merger:
                 if earlier is not None and earlier != value:
                     earlier_source = self._sources[owners[name]].name
                     self.conflicts.append(
-                        _Conflict(email, name, earlier, earlier_source, str(value),
-                                  self._sources[src].name)
+                        _Conflict(
+                            email,
+                            name,
+                            earlier,
+                            earlier_source,
+                            str(value),
+                            self._sources[src].name,
+                        )
                     )
                 properties[name] = str(value)
                 owners[name] = src
@@ -249,9 +255,7 @@ def _open_staging(layout: _Layout) -> tuple[sqlite3.Connection, Path]:
     return connection, directory
 
 
-def build_desired(
-    spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = None
-) -> DesiredSet:
+def build_desired(spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = None) -> DesiredSet:
     """Read every source of `spec` and return the contacts it wants, with rejects and counts.
 
     Raises:
@@ -302,7 +306,9 @@ def _stage_source(
         try:
             email, values, statuses = map_row(fields)
         except RecordRejected as error:
-            rejected.append(RejectedRecord(name, record.file, record.line, error.reason, record.raw))
+            rejected.append(
+                RejectedRecord(name, record.file, record.line, error.reason, record.raw)
+            )
             rejected_count += 1
             continue
         batch.append((email, index, record.line, *values, *statuses))
@@ -331,10 +337,11 @@ def _merge_warnings(
         f"{email} ({dups + 1} records, kept {source.path}:{line})" for email, dups, line in examples
     )
     more = " ..." if counts.merged > len(examples) else ""
-    return [
+    message = (
         f"merged: {source.name}: {counts.merged} duplicate record(s) replaced by a later record "
         f"with the same email: {shown}{more}"
-    ]
+    )
+    return [message]
 
 
 def _conflict_warnings(

@@ -29,6 +29,7 @@ _MAX_TEMPLATE_TEXT = 1_000_000
 _MAX_POWER = 1_000
 
 Getter = Callable[[Mapping[str, object]], object]
+TextGetter = Callable[[Mapping[str, object]], str]
 
 
 class RecordRejected(Exception):
@@ -62,9 +63,13 @@ class _Sandbox(SandboxedEnvironment):
         # Guard against templates that make gigabyte strings or astronomic powers.
         if operator_name == "**" and isinstance(right, (int, float)) and abs(right) > _MAX_POWER:
             raise SecurityError(f"exponent {right!r} is too large")
-        if operator_name == "*" and isinstance(left, (str, list)) and isinstance(right, int):
-            if len(left) * right > _MAX_TEMPLATE_TEXT:
-                raise SecurityError("the template builds a value that is too large")
+        if (
+            operator_name == "*"
+            and isinstance(left, (str, list))
+            and isinstance(right, int)
+            and len(left) * right > _MAX_TEMPLATE_TEXT
+        ):
+            raise SecurityError("the template builds a value that is too large")
         return super().call_binop(context, operator_name, left, right)
 
 
@@ -130,7 +135,7 @@ def _path_getter(parts: tuple[str, ...], fmt: str) -> Getter:
     return get_deep
 
 
-def _fast_template(source: str, fmt: str) -> Getter | None:
+def _fast_template(source: str, fmt: str) -> TextGetter | None:
     """A pure-Python equivalent of `{{ a.b }}` / `{{ a.b | title }}`, or None if not that simple.
 
     Jinja costs ~10 µs a render; this shape is common enough (the reference spec uses it) to
@@ -170,11 +175,11 @@ def _fast_template(source: str, fmt: str) -> Getter | None:
     return _fast_render(tuple(parts), filter_name)
 
 
-def _fast_render(parts: tuple[str, ...], filter_name: str | None) -> Getter:
+def _fast_render(parts: tuple[str, ...], filter_name: str | None) -> TextGetter:
     apply = _ENVIRONMENT.filters[filter_name] if filter_name else None
     undefined_text = str(apply(ChainableUndefined()) if apply else ChainableUndefined())
 
-    def render(record: Mapping[str, object]) -> object:
+    def render(record: Mapping[str, object]) -> str:
         value: object = record
         for part in parts:
             if type(value) is not dict or part not in value:
@@ -190,7 +195,7 @@ def _fast_render(parts: tuple[str, ...], filter_name: str | None) -> Getter:
 def _template_getter(template: ir.Template, prop: str, fmt: str) -> Getter:
     fast = _fast_template(template.source, fmt)
     if fast is not None:
-        return lambda record: fast(record).strip()  # type: ignore[union-attr]
+        return lambda record: fast(record).strip()
     try:
         compiled = _ENVIRONMENT.from_string(template.source)
     except TemplateSyntaxError as error:
@@ -273,9 +278,7 @@ class ProfileMapper:
         """Map one record. Raises RecordRejected(reason) when it cannot become a contact."""
         email, values, statuses = self.map_row(record)
         properties = {
-            name: value
-            for name, value in zip(self.property_names, values)
-            if value is not None
+            name: value for name, value in zip(self.property_names, values) if value is not None
         }
         audiences = {
             name: status

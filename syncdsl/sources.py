@@ -175,7 +175,9 @@ def _csv_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceReco
                 except csv.Error as error:
                     raw = "".join(feed.texts).rstrip("\r\n")
                     if header is None:
-                        raise SourceError(f"{name}:{start}: unreadable header row: {error}") from None
+                        raise SourceError(
+                            f"{name}:{start}: unreadable header row: {error}"
+                        ) from None
                     yield SourceRecord(name, start, raw, None, f"malformed CSV: {error}")
                     continue
                 raw = "".join(feed.texts).rstrip("\r\n")

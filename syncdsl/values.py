@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from syncdsl.schema import PropertySchema
@@ -16,7 +16,7 @@ _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 _EPOCH_MS = re.compile(r"-?\d{1,15}")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CoercionError(ValueError):
@@ -182,7 +182,7 @@ def _iso_ms(text: str, expected: str) -> int:
     except ValueError:
         raise CoercionError(f"expected {expected}, got {text!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # HubSpot reads offset-less times as UTC
+        moment = moment.replace(tzinfo=UTC)  # HubSpot reads offset-less times as UTC
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 

@@ -24,7 +24,7 @@ def span() -> ir.Span:
 
 
 def expression(description: Any) -> ir.Expr:
-    """"a.b" -> path; {"column": "A B"} -> one-part path; {"template": ...}; {"literal": ...}."""
+    """ "a.b" -> path; {"column": "A B"} -> one-part path; {"template": ...}; {"literal": ...}."""
     if isinstance(description, str):
         return ir.FieldPath(tuple(description.split(".")), span())
     if "column" in description:
@@ -249,8 +249,13 @@ def test_long_strings_pass_up_to_the_hubspot_limit_and_are_rejected_beyond(tmp_p
     (tmp_path / "p.jsonl").write_text(text, encoding="utf-8")
     description = {
         "sources": [
-            {"name": "p", "format": "jsonl", "path": "p.jsonl", "identity": "email",
-             "map": {"bio": "bio"}}
+            {
+                "name": "p",
+                "format": "jsonl",
+                "path": "p.jsonl",
+                "identity": "email",
+                "map": {"bio": "bio"},
+            }
         ],
         "audiences": [],
     }
@@ -269,10 +274,20 @@ def test_many_conflicts_are_summarised(tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text(second, encoding="utf-8")
     description = {
         "sources": [
-            {"name": "a", "format": "jsonl", "path": "a.jsonl", "identity": "email",
-             "map": {"firstname": "n"}},
-            {"name": "b", "format": "csv", "path": "b.csv", "identity": "email",
-             "map": {"firstname": "n"}},
+            {
+                "name": "a",
+                "format": "jsonl",
+                "path": "a.jsonl",
+                "identity": "email",
+                "map": {"firstname": "n"},
+            },
+            {
+                "name": "b",
+                "format": "csv",
+                "path": "b.csv",
+                "identity": "email",
+                "map": {"firstname": "n"},
+            },
         ],
         "audiences": [],
     }

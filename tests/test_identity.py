@@ -80,7 +80,9 @@ _LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789+_-", min_size=1,
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
 
 
-@given(_LOCAL, st.lists(_LABEL, min_size=1, max_size=3), st.from_regex(r"[a-z]{2,6}", fullmatch=True))
+@given(
+    _LOCAL, st.lists(_LABEL, min_size=1, max_size=3), st.from_regex(r"[a-z]{2,6}", fullmatch=True)
+)
 def test_generated_valid_addresses_survive_case_and_padding(
     local: str, labels: list[str], tld: str
 ) -> None:

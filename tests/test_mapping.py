@@ -27,25 +27,40 @@ def path(text: str) -> ir.FieldPath:
 
 def source(fmt: str, identity: ir.FieldPath, **exprs: ir.Expr) -> ir.Source:
     mappings = tuple(ir.Mapping(prop, expr, span()) for prop, expr in exprs.items())
-    return ir.Source("src", fmt, f"data/src.{fmt}", Path(f"/nowhere/src.{fmt}"),  # type: ignore[arg-type]
-                     identity, mappings, span())
+    return ir.Source(
+        "src",
+        fmt,
+        f"data/src.{fmt}",
+        Path(f"/nowhere/src.{fmt}"),  # type: ignore[arg-type]
+        identity,
+        mappings,
+        span(),
+    )
 
 
 def spec(src: ir.Source, *audiences: tuple[str, str | None]) -> ir.Spec:
-    destination = ir.Destination("T", "free", ir.DEFAULT_BASE_URL, ir.DEFAULT_PROPERTY_GROUP, span())
+    destination = ir.Destination(
+        "T", "free", ir.DEFAULT_BASE_URL, ir.DEFAULT_PROPERTY_GROUP, span()
+    )
     return ir.Spec(
         destination,
         (src,),
-        tuple(ir.Audience(prop, src.name, segment, prop, False, 0.25, span())
-              for prop, segment in audiences),
+        tuple(
+            ir.Audience(prop, src.name, segment, prop, False, 0.25, span())
+            for prop, segment in audiences
+        ),
         (),
         (),
         Path("/nowhere"),
     )
 
 
-def mapper(fmt: str = "jsonl", *audiences: tuple[str, str | None],
-           schema: dict[str, PropertySchema] | None = None, **exprs: ir.Expr) -> ProfileMapper:
+def mapper(
+    fmt: str = "jsonl",
+    *audiences: tuple[str, str | None],
+    schema: dict[str, PropertySchema] | None = None,
+    **exprs: ir.Expr,
+) -> ProfileMapper:
     identity = path("personalEmail.address") if fmt == "jsonl" else ir.FieldPath(("Email",), span())
     src = source(fmt, identity, **exprs)
     return ProfileMapper(spec(src, *audiences), src, schema)
@@ -97,8 +112,13 @@ def test_non_text_values_become_text() -> None:
 
 
 def test_csv_columns_are_named_by_the_joined_path() -> None:
-    m = mapper("csv", ("vip", None), first=ir.FieldPath(("First Name",), span()),
-               city=path("address.city"), tier=ir.Literal("gold", span()))
+    m = mapper(
+        "csv",
+        ("vip", None),
+        first=ir.FieldPath(("First Name",), span()),
+        city=path("address.city"),
+        tier=ir.Literal("gold", span()),
+    )
     record = {"Email": " BOB@example.com", "First Name": "Bob", "address.city": "Oslo"}
     assert m.map(record) == MappedRecord(
         "bob@example.com", {"first": "Bob", "city": "Oslo", "tier": "gold"}, {"vip": "realized"}
@@ -115,7 +135,7 @@ def test_csv_columns_are_named_by_the_joined_path() -> None:
         (True, None, "true"),
     ],
 )
-def test_literals(literal: str | int | float | bool, prop: PropertySchema | None, expected: str) -> None:
+def test_literals(literal: str | float | bool, prop: PropertySchema | None, expected: str) -> None:
     schema = {"x": prop} if prop else None
     m = mapper(schema=schema, x=ir.Literal(literal, span()))
     assert m.map(profile()).properties == {"x": expected}
@@ -148,7 +168,10 @@ def test_coercion_failures_reject_the_record_with_the_property() -> None:
         ({"segmentMembership": {"ups": {SEGMENT: {"status": "realized"}}}}, {"a": "realized"}),
         ({"segmentMembership": {"ups": {SEGMENT: {"status": "existing"}}}}, {"a": "existing"}),
         ({"segmentMembership": {"ups": {SEGMENT: {"status": "exited"}}}}, {"a": "exited"}),
-        ({"xdm:segmentMembership": {"ups": {SEGMENT: {"xdm:status": "realized"}}}}, {"a": "realized"}),
+        (
+            {"xdm:segmentMembership": {"ups": {SEGMENT: {"xdm:status": "realized"}}}},
+            {"a": "realized"},
+        ),
         ({"segmentMembership": {"ups": {"other": {"status": "realized"}}}}, {}),
         ({"segmentMembership": {"ups": {}}}, {}),
         ({}, {}),
@@ -162,12 +185,18 @@ def test_segment_statuses(membership: dict[str, Any], expected: dict[str, str]) 
 @pytest.mark.parametrize(
     ("membership", "reason"),
     [
-        ({"segmentMembership": {"ups": {SEGMENT: {"status": "qualified"}}}},
-         f"segment {SEGMENT}: status 'qualified' is not one of realized, existing, exited"),
-        ({"segmentMembership": {"ups": {SEGMENT: {}}}},
-         f"segment {SEGMENT}: status None is not one of realized, existing, exited"),
-        ({"segmentMembership": {"ups": {SEGMENT: "realized"}}},
-         f"segment {SEGMENT}: membership is not an object"),
+        (
+            {"segmentMembership": {"ups": {SEGMENT: {"status": "qualified"}}}},
+            f"segment {SEGMENT}: status 'qualified' is not one of realized, existing, exited",
+        ),
+        (
+            {"segmentMembership": {"ups": {SEGMENT: {}}}},
+            f"segment {SEGMENT}: status None is not one of realized, existing, exited",
+        ),
+        (
+            {"segmentMembership": {"ups": {SEGMENT: "realized"}}},
+            f"segment {SEGMENT}: membership is not an object",
+        ),
         ({"segmentMembership": []}, "segmentMembership is not an object"),
     ],
 )
@@ -182,7 +211,10 @@ def test_bad_statuses_reject_the_record(membership: dict[str, Any], reason: str)
     ("record", "reason"),
     [
         ({}, "no email: field 'personalEmail.address' is missing or empty"),
-        ({"personalEmail": {"address": ""}}, "no email: field 'personalEmail.address' is missing or empty"),
+        (
+            {"personalEmail": {"address": ""}},
+            "no email: field 'personalEmail.address' is missing or empty",
+        ),
         ({"personalEmail": {"address": "x"}}, "invalid email 'x': no @"),
     ],
 )
@@ -206,7 +238,9 @@ def test_identity_problems_reject_the_record(record: dict[str, Any], reason: str
 )
 def test_sandbox_escapes_reject_the_record(template: str) -> None:
     m = mapper(x=ir.Template(template, span()))
-    with pytest.raises(RecordRejected, match="template for 'x' (tried to leave the sandbox|failed)"):
+    with pytest.raises(
+        RecordRejected, match="template for 'x' (tried to leave the sandbox|failed)"
+    ):
         m.map(profile(name="ann"))
 
 
@@ -252,20 +286,40 @@ def test_each_template_is_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None
 def test_simple_templates_take_the_fast_path_and_others_do_not() -> None:
     assert mapping._fast_template("{{ homeAddress.city | title }}", "jsonl") is not None
     assert mapping._fast_template("{{ a.b.c }}", "jsonl") is not None
-    for template in ["{{ a.items }}", "{{ a | title | upper }}", "x {{ a }}", "{{ a | default('x') }}",
-                     "{{ range }}", "{{ a._private }}", "{{ a['b'] }}", "{{ record }}"]:
+    for template in [
+        "{{ a.items }}",
+        "{{ a | title | upper }}",
+        "x {{ a }}",
+        "{{ a | default('x') }}",
+        "{{ range }}",
+        "{{ a._private }}",
+        "{{ a['b'] }}",
+        "{{ record }}",
+    ]:
         assert mapping._fast_template(template, "jsonl") is None, template
 
 
 _KEYS = st.sampled_from(["a", "b", "city", "items", "upper", "range"])
-_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                     st.text(max_size=12))
-_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=2), st.dictionaries(_KEYS, inner, max_size=3)), max_leaves=6)
-_TEMPLATES = st.sampled_from([
-    "{{ a }}", "{{ a.b }}", "{{ a.b.city }}", "{{ a | title }}", "{{ a.b | upper }}",
-    "{{ city | lower }}", "{{ a.city | capitalize }}", "{{ b | trim }}",
-])
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=2), st.dictionaries(_KEYS, inner, max_size=3)),
+    max_leaves=6,
+)
+_TEMPLATES = st.sampled_from(
+    [
+        "{{ a }}",
+        "{{ a.b }}",
+        "{{ a.b.city }}",
+        "{{ a | title }}",
+        "{{ a.b | upper }}",
+        "{{ city | lower }}",
+        "{{ a.city | capitalize }}",
+        "{{ b | trim }}",
+    ]
+)
 
 
 @settings(max_examples=300)

@@ -56,14 +56,17 @@ def test_csv_rows_become_dicts_keyed_by_header(tmp_path: Path) -> None:
     records = list(read_csv(write(tmp_path, "u.csv", data), display="u.csv"))
     assert summary(records) == [
         (2, {"Email": "a@example.com", "First Name": "Ann", "address.city": "Paris"}),
-        (3, {"Email": "b@example.com", "First Name": 'Smith, "Bob"', "address.city": "New\r\nYork"}),
+        (
+            3,
+            {"Email": "b@example.com", "First Name": 'Smith, "Bob"', "address.city": "New\r\nYork"},
+        ),
         (6, {"Email": "c@example.com", "First Name": "Cy", "address.city": ""}),
     ]
     assert records[1].raw == '"b@example.com","Smith, ""Bob""","New\r\nYork"'
 
 
 def test_csv_without_bom_and_with_lf_endings(tmp_path: Path) -> None:
-    records = list(read_csv(write(tmp_path, "u.csv", b"Email\nx@example.com\n\"y\n@z\"\nw@e.com")))
+    records = list(read_csv(write(tmp_path, "u.csv", b'Email\nx@example.com\n"y\n@z"\nw@e.com')))
     assert summary(records) == [
         (2, {"Email": "x@example.com"}),
         (3, {"Email": "y\n@z"}),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -55,8 +55,10 @@ def test_numbers_become_canonical_decimals(value: object, expected: str) -> None
     assert coerce(value, NUMBER) == expected
 
 
-@pytest.mark.parametrize("value", ["NaN", "inf", "-Infinity", float("nan"), float("inf"), "forty",
-                                   "", "1,000", "1_000", True])
+@pytest.mark.parametrize(
+    "value",
+    ["NaN", "inf", "-Infinity", float("nan"), float("inf"), "forty", "", "1,000", "1_000", True],
+)
 def test_non_numbers_are_refused(value: object) -> None:
     with pytest.raises(CoercionError, match="number"):
         coerce(value, NUMBER)
@@ -64,8 +66,18 @@ def test_non_numbers_are_refused(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(True, "true"), (False, "false"), ("TRUE", "true"), ("yes", "true"), ("No", "false"),
-     ("1", "true"), ("0", "false"), (1, "true"), (0, "false"), (" false ", "false")],
+    [
+        (True, "true"),
+        (False, "false"),
+        ("TRUE", "true"),
+        ("yes", "true"),
+        ("No", "false"),
+        ("1", "true"),
+        ("0", "false"),
+        (1, "true"),
+        (0, "false"),
+        (" false ", "false"),
+    ],
 )
 def test_booleans(value: object, expected: str) -> None:
     assert coerce(value, BOOL) == expected
@@ -79,8 +91,15 @@ def test_non_booleans_are_refused(value: object) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2024-01-05", "2024-01-05T00:00:00Z", "2024-01-05T00:00:00+00:00", "2024-01-05T00:00:00",
-     JAN_5_2024, str(JAN_5_2024), "2024-01-04T22:00:00-02:00"],
+    [
+        "2024-01-05",
+        "2024-01-05T00:00:00Z",
+        "2024-01-05T00:00:00+00:00",
+        "2024-01-05T00:00:00",
+        JAN_5_2024,
+        str(JAN_5_2024),
+        "2024-01-04T22:00:00-02:00",
+    ],
 )
 def test_dates_become_midnight_utc_epoch_milliseconds(value: object) -> None:
     assert coerce(value, DATE) == str(JAN_5_2024)
@@ -144,14 +163,18 @@ def test_enumerations_take_values_or_labels(
 
 
 def test_unknown_options_are_refused_with_the_valid_ones() -> None:
-    with pytest.raises(CoercionError, match=r"'bronze' is not one of the options \('gold', 'silver'\)"):
+    with pytest.raises(
+        CoercionError, match=r"'bronze' is not one of the options \('gold', 'silver'\)"
+    ):
         coerce("bronze", SELECT)
     with pytest.raises(CoercionError, match="'green' is not one of the options"):
         coerce("red;green", CHECKBOX)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("Ann", "Ann"), (" padded ", " padded "),
-                                                 (12, "12"), (1.5, "1.5"), (True, "true")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Ann", "Ann"), (" padded ", " padded "), (12, "12"), (1.5, "1.5"), (True, "true")],
+)
 def test_strings_are_kept_as_they_are(value: object, expected: str) -> None:
     assert coerce(value, STRING) == expected
     assert coerce(value, None) == expected
@@ -183,14 +206,21 @@ def test_structured_values_are_refused(value: object) -> None:
         (CHECKBOX, ";red;blue", "blue;red"),
     ],
 )
-def test_normalize_makes_equivalent_forms_equal(prop_: PropertySchema, left: str, right: str) -> None:
+def test_normalize_makes_equivalent_forms_equal(
+    prop_: PropertySchema, left: str, right: str
+) -> None:
     assert normalize(left, prop_) == normalize(right, prop_)
 
 
 @pytest.mark.parametrize(
     ("prop_", "left", "right"),
-    [(NUMBER, "42", "42.5"), (STRING, "Ann", "ann"), (STRING, "Ann", "Ann "), (BOOL, "true", "false"),
-     (DATETIME, "2024-01-05T10:00:00Z", "2024-01-05T10:00:01Z")],
+    [
+        (NUMBER, "42", "42.5"),
+        (STRING, "Ann", "ann"),
+        (STRING, "Ann", "Ann "),
+        (BOOL, "true", "false"),
+        (DATETIME, "2024-01-05T10:00:00Z", "2024-01-05T10:00:01Z"),
+    ],
 )
 def test_normalize_keeps_different_values_different(
     prop_: PropertySchema, left: str, right: str
@@ -205,8 +235,11 @@ def test_normalize_maps_empty_to_none_and_never_raises(prop_: PropertySchema | N
     assert normalize("not a value of this type", prop_) == "not a value of this type"
 
 
-@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
-                    timezones=st.just(timezone.utc)))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    )
+)
 def test_a_coerced_datetime_normalizes_like_its_iso_form(moment: datetime) -> None:
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     iso = moment.isoformat().replace("+00:00", "Z")
