@@ -151,8 +151,9 @@ class DesiredSet:
         return self._length
 
     def get(self, email: str) -> DesiredContact | None:
-        """The desired contact for an (already normalised) email, or None."""
-        rows = self._connection.execute(f"{self._select} WHERE email = ? ORDER BY src", (email,))
+        """The desired contact for an email (compared trimmed and lowercased), or None."""
+        key = email.strip().lower()
+        rows = self._connection.execute(f"{self._select} WHERE email = ? ORDER BY src", (key,))
         group = rows.fetchall()
         return _Merger(self._sources, self._layout).merge(group) if group else None
 

@@ -198,6 +198,7 @@ def test_desired_set_is_reiterable_sorted_and_searchable() -> None:
         for contact in first:
             assert desired.get(contact.email) == contact
         assert desired.get("nobody@example.com") is None
+        assert desired.get(" ANN@Example.com ") == desired.get("ann@example.com") is not None
 
 
 def test_close_removes_the_staging_file() -> None:
