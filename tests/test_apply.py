@@ -1,0 +1,195 @@
+"""apply against the emulator: end state, idempotence, bisection, faults, limits, resume, locks."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from syncdsl.apply import ApplyReport, apply_contacts
+from syncdsl.errors import PlanError
+from syncdsl.plan import ContactChange, ValueChange
+from syncdsl.state import ApplyLock, StateStore
+from tests.scenario import TOKEN, Workspace, workspace
+
+WRITES = ("contacts.batch_upsert", "properties.create", "properties.batch_create",
+          "properties.update", "groups.create")
+
+
+def _people(n: int, *, first: str = "P", offset: int = 0) -> list[dict[str, str]]:
+    return [
+        {"email": f"p{i:05d}@example.com", "first": f"{first}{i}", "seg": "realized"}
+        for i in range(offset, offset + n)
+    ]
+
+
+def _writes(ws: Workspace) -> int:
+    return sum(ws.emulator.count(op) for op in WRITES)
+
+
+def _contact_reads(ws: Workspace) -> int:
+    return sum(ws.emulator.count(op) for op in ("contacts.batch_read", "contacts.search",
+                                                   "contacts.list", "contacts.get"))
+
+
+def _assert_portal_has(ws: Workspace, people: list[dict[str, str]]) -> None:
+    for person in people:
+        contact = ws.emulator.contact_by_email(person["email"])
+        assert contact is not None, person["email"]
+        assert contact.get("firstname") == person["first"]
+        assert contact.get("newsletter") == person["seg"]
+
+
+def test_first_apply_then_idempotent_reapply(tmp_path: Path) -> None:
+    people = _people(250)
+    with workspace(tmp_path) as ws:
+        ws.write(people, [["vip@example.com", "Acme"]])
+        _, report = ws.apply()
+        assert (report.created, report.updated, report.exited) == (251, 0, 0)
+        assert ws.emulator.count("contacts.batch_upsert") == math.ceil(251 / 100)
+        _assert_portal_has(ws, people)
+        assert ws.emulator.contact_by_email("vip@example.com")["vip"] == "realized"
+
+        ws.emulator.reset_counters()
+        plan, report = ws.apply()
+        assert not plan.has_changes
+        assert _writes(ws) == 0 and _contact_reads(ws) == 0
+        assert report.unchanged == 251
+
+        ws.emulator.reset_counters()
+        refreshed = ws.plan(refresh=True)
+        assert not refreshed.contact_changes and not refreshed.property_changes
+
+
+def test_update_one_field_and_exits_cost_one_call(tmp_path: Path) -> None:
+    people = _people(20)
+    with workspace(tmp_path) as ws:
+        ws.write(people)
+        ws.apply()
+        people[3]["first"] = "Changed"
+        people[4]["seg"] = "exited"
+        ws.write(people)
+        ws.emulator.reset_counters()
+        _, report = ws.apply()
+        assert (report.updated, report.exited, report.created) == (1, 1, 0)
+        assert ws.emulator.count("contacts.batch_upsert") == 1
+        assert ws.emulator.contact_by_email(people[3]["email"])["firstname"] == "Changed"
+        assert ws.emulator.contact_by_email(people[4]["email"])["newsletter"] == "exited"
+
+
+def _changes(emails: list[str], value: str = "realized") -> list[ContactChange]:
+    return [ContactChange("create", e, (ValueChange("vip", None, value),)) for e in emails]
+
+
+def test_bisection_isolates_exactly_the_bad_inputs(tmp_path: Path) -> None:
+    """HubSpot fails a whole batch for one bad value; only the bad inputs are rejected."""
+    with workspace(tmp_path) as ws:
+        ws.write([], [["seed@example.com", "Acme"]])
+        ws.apply()  # creates the `vip` enumeration property
+        emails = [f"b{i:03d}@example.com" for i in range(200)]
+        changes = _changes(emails)
+        bad = {7, 93, 150}
+        changes = [
+            ContactChange("create", c.email, (ValueChange("vip", None, "bogus"),))
+            if i in bad else c
+            for i, c in enumerate(changes)
+        ]
+        ws.emulator.reset_counters()
+        report = ApplyReport()
+        client = ws.client()
+        with StateStore.open(ws.root) as store:
+            apply_contacts(client, store, changes, audience_properties=frozenset({"vip"}),
+                           parallelism=2, report=report)
+        rejected = sorted(r.raw for r in report.rejected)
+        assert rejected == sorted(emails[i] for i in bad)
+        assert all("bogus" in r.reason or "INVALID_OPTION" in r.reason for r in report.rejected)
+        assert report.created == 197
+        for i, email in enumerate(emails):
+            assert (ws.emulator.contact_by_email(email) is None) == (i in bad)
+        extra = ws.emulator.count("contacts.batch_upsert") - 2
+        assert extra <= len(bad) * 2 * math.ceil(math.log2(100))
+
+
+def test_invalid_emails_named_by_hubspot_are_isolated(tmp_path: Path) -> None:
+    """Emails our validator lets through but HubSpot refuses are dropped from the batch."""
+    with workspace(tmp_path) as ws:
+        ws.write([], [["seed@example.com", "Acme"]])
+        ws.apply()
+        emails = [f"c{i:03d}@example.com" for i in range(100)]
+        emails[10] = "c010@exa_mple.com"
+        ws.emulator.reset_counters()
+        report = ApplyReport()
+        with StateStore.open(ws.root) as store:
+            apply_contacts(ws.client(), store, _changes(emails),
+                           audience_properties=frozenset({"vip"}), parallelism=1, report=report)
+        assert [r.raw for r in report.rejected] == ["c010@exa_mple.com"]
+        assert report.created == 99
+        assert ws.emulator.count("contacts.batch_upsert") <= 1 + 2 * math.ceil(math.log2(100))
+
+
+def test_faults_lose_nothing(tmp_path: Path) -> None:
+    people = _people(600)
+    with workspace(tmp_path, fail_rate=0.05, reset_rate=0.01, seed=11) as ws:
+        ws.write(people)
+        _, report = ws.apply()
+        assert report.created == 600 and not report.rejected
+        _assert_portal_has(ws, people)
+        assert ws.emulator.count(status=0) + sum(
+            ws.emulator.count(status=s) for s in (500, 502, 503)
+        ) > 0, "the faults must actually have happened"
+        assert not ws.plan(refresh=True).contact_changes
+
+
+def test_429_storm_slows_down_and_finishes(tmp_path: Path) -> None:
+    """Another integration eats the same portal's budget: our calls meet 429s, then succeed."""
+    people = _people(400)
+    with workspace(tmp_path, rate_limits=True, window_seconds=0.2, window_limit=3) as ws:
+        ws.write(people)
+        done = threading.Event()
+
+        def competitor() -> None:
+            url = f"{ws.emulator.base_url}/crm/v3/properties/contacts/groups"
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            with requests.Session() as session:
+                for _ in range(5000):  # bounded; stops as soon as the apply is done
+                    if done.is_set():
+                        return
+                    session.get(url, headers=headers, timeout=5)
+
+        thread = threading.Thread(target=competitor, daemon=True)
+        thread.start()
+        try:
+            _, report = ws.apply(parallelism=4)
+        finally:
+            done.set()
+            thread.join()
+        assert report.created == 400
+        assert ws.emulator.count("contacts.batch_upsert", status=429) > 0
+        _assert_portal_has(ws, people)
+
+
+def test_daily_limit_stops_then_resume_finishes(tmp_path: Path) -> None:
+    people = _people(1000)
+    with workspace(tmp_path, rate_limits=True, daily_limit=18) as ws:  # plan 12, apply 6
+        ws.write(people)
+        with pytest.raises(PlanError, match="resume"):
+            ws.apply(parallelism=1)
+        with StateStore.open(ws.root) as store:
+            saved = store.count()
+        assert 0 < saved < 1000
+        assert saved == len(ws.emulator.all_contacts())  # the state is the journal
+        ws.emulator.limiter.daily_limit = 10_000
+        ws.emulator.reset_counters()
+        _, report = ws.apply()
+        assert report.created + report.updated == 1000 - saved
+        assert ws.emulator.count("contacts.batch_upsert") == math.ceil((1000 - saved) / 100)
+        _assert_portal_has(ws, people)
+
+
+def test_concurrent_apply_is_refused(tmp_path: Path) -> None:
+    with ApplyLock(tmp_path), pytest.raises(PlanError, match="another syncdsl apply"):
+        with ApplyLock(tmp_path):
+            pass
