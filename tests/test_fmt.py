@@ -101,7 +101,12 @@ plain_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12).f
 
 def _quote(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return '"' + "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in escaped) + '"'
+    return '"' + "".join(c if c.isprintable() or c == " " else _u_escape(c) for c in escaped) + '"'
+
+
+def _u_escape(char: str) -> str:
+    units = char.encode("utf-16-be")  # astral characters become a surrogate pair of escapes
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
 
 
 values = st.one_of(
