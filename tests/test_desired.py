@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncdsl import ir
 from syncdsl.desired import DesiredSet, build_desired
@@ -296,3 +299,66 @@ def test_many_conflicts_are_summarised(tmp_path: Path) -> None:
         assert len(desired.warnings) == 101
         assert desired.warnings[-1] == "conflict: ... and 30 more conflicting values (130 in all)"
         assert all(c.properties["firstname"].startswith("b") for c in desired)
+
+
+_EMAILS = st.sampled_from(["a@example.com", "A@Example.com ", "b@example.com", "bad", "c@x.org"])
+_ROWS = st.lists(
+    st.one_of(
+        st.builds(lambda e, n: json.dumps({"email": e, "n": n}), _EMAILS, st.text(max_size=3)),
+        st.just("{broken"),
+        st.just("[1]"),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_ROWS, _ROWS)
+def test_counts_reconcile_for_any_mix_of_records(first: list[str], second: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "one.jsonl").write_text("".join(line + "\n" for line in first), encoding="utf-8")
+        (root / "two.jsonl").write_text("".join(line + "\n" for line in second), encoding="utf-8")
+        description = {
+            "sources": [
+                {
+                    "name": name,
+                    "format": "jsonl",
+                    "path": f"{name}.jsonl",
+                    "identity": "email",
+                    "map": {"firstname": "n"},
+                }
+                for name in ("one", "two")
+            ],
+            "audiences": [],
+        }
+        with build_desired(make_spec(root, description)) as desired:
+            valid = {
+                name: [
+                    json.loads(line)["email"].strip().lower()
+                    for line in lines
+                    if line.startswith('{"') and "@" in json.loads(line)["email"]
+                ]
+                for name, lines in (("one", first), ("two", second))
+            }
+            for counts, lines in zip(desired.counts, (first, second)):
+                emails = valid[counts.source]
+                assert counts.records == len(lines)
+                assert counts.contributed == len(set(emails))
+                assert counts.merged == len(emails) - len(set(emails))
+                assert counts.rejected == len(lines) - len(emails)
+            assert list(desired.emails()) == sorted(set(valid["one"]) | set(valid["two"]))
+            last = {
+                name: {
+                    json.loads(line)["email"].strip().lower(): json.loads(line)["n"]
+                    for line in lines
+                    if line.startswith('{"') and "@" in json.loads(line)["email"]
+                }
+                for name, lines in (("one", first), ("two", second))
+            }
+            for contact in desired:
+                # within a source the later record wins whole; across sources the later source
+                # wins each property it actually sets (empty values are never sent)
+                values = [last[name].get(contact.email) for name in ("one", "two")]
+                sent = [value for value in values if value and not value.isspace()]
+                assert contact.properties.get("firstname") == (sent[-1] if sent else None)
