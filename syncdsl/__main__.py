@@ -1,0 +1,5 @@
+"""`python -m syncdsl`."""
+
+from syncdsl.cli import main
+
+main()
