@@ -317,9 +317,8 @@ class HubSpotClient:
                 "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
                 "properties": _with_email(properties),
                 "limit": page_size,
+                "after": after or "0",  # HubSpot's schema requires it, even for the first page
             }
-            if after:
-                payload["after"] = after
             body = self._request(
                 "POST", f"{CONTACTS}/search", operation="search_contacts", json_body=payload, search=True
             ).body
