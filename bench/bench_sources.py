@@ -1,4 +1,4 @@
-"""Benchmark: profiles -> desired contacts for the reference mapping; prints profiles/s and peak RSS."""
+"""Benchmark: profiles -> desired contacts (reference mapping); prints profiles/s and peak RSS."""
 
 from __future__ import annotations
 

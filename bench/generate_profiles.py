@@ -24,6 +24,11 @@ def profile(index: int, rng: random.Random) -> dict[str, object]:
         else f"user.{index}@example{index % 97}.com"
     )
     city = rng.choice(CITIES)
+    segments: dict[str, dict[str, object]] = {
+        SEGMENT: {"status": rng.choice(STATUSES), "lastQualificationTime": "2024-01-05T10:00:00Z"}
+    }
+    if index % 3 == 0:
+        segments[OTHER_SEGMENT] = {"status": "realized"}
     record: dict[str, object] = {
         "_id": f"{index:024x}",
         "personalEmail": {"address": email},
@@ -31,17 +36,8 @@ def profile(index: int, rng: random.Random) -> dict[str, object]:
         "mobilePhone": {"number": f"+1 555 {index % 10_000:04d}"},
         "homeAddress": {"city": city, "countryCode": "US", "postalCode": f"{index % 99_999:05d}"},
         "identityMap": {"ECID": [{"id": f"{rng.getrandbits(96):029d}", "primary": True}]},
-        "segmentMembership": {
-            "ups": {
-                SEGMENT: {
-                    "status": rng.choice(STATUSES),
-                    "lastQualificationTime": "2024-01-05T10:00:00Z",
-                },
-            }
-        },
+        "segmentMembership": {"ups": segments},
     }
-    if index % 3 == 0:
-        record["segmentMembership"]["ups"][OTHER_SEGMENT] = {"status": "realized"}  # type: ignore[index]
     if index % 500 == 0:
         record["personalEmail"] = {"address": f"broken.{index}@"}  # invalid identity: a reject
     return record

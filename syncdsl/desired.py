@@ -163,7 +163,7 @@ class DesiredSet:
         return (row[0] for row in rows)
 
     def write_rejects(self, path: Path) -> int:
-        """Write rejected records as JSONL ({file, line, source, reason, record}); return how many."""
+        """Write rejects as JSONL ({file, line, source, reason, record}); return how many."""
         with Path(path).open("w", encoding="utf-8", newline="\n") as out:
             for rejected in self.rejected:
                 entry = {

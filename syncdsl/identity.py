@@ -1,4 +1,4 @@
-"""Contact identity: email normalisation and validation, close to what HubSpot rejects as INVALID_EMAIL."""
+"""Contact identity: email normalisation and validation, close to HubSpot's INVALID_EMAIL rules."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def normalize_email(raw: object) -> str:
 
 
 def _invalid_reason(email: str) -> str | None:
-    """The first rule `email` breaks, or None when it is valid (internationalised forms included)."""
+    """The first rule `email` breaks, or None when it is valid (internationalised ones too)."""
     if not email:
         return "empty"
     if any(ch.isspace() for ch in email):

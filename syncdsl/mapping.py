@@ -1,4 +1,4 @@
-"""Map one source record to a contact: identity, property expressions (paths, literals, Jinja), statuses."""
+"""Map one source record to a contact: identity, expressions (paths, literals, Jinja), statuses."""
 
 from __future__ import annotations
 

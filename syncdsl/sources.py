@@ -1,4 +1,4 @@
-"""Streaming readers for source files (jsonl segmentation exports, csv uploads), one record at a time."""
+"""Streaming readers for source files (jsonl exports, csv uploads), one record at a time."""
 
 from __future__ import annotations
 

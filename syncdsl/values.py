@@ -1,4 +1,4 @@
-"""Property values: coercion to HubSpot's string form per property type, and normalisation to compare."""
+"""Property values: coercion to HubSpot's string form per type, and normalisation to compare."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Streaming readers: positions, raw text, and every malformed record surfaced rather than dropped."""
+"""Streaming readers: positions, raw text, every malformed record surfaced rather than dropped."""
 
 from __future__ import annotations
 

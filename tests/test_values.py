@@ -1,4 +1,4 @@
-"""Value coercion to HubSpot's string forms, and normalisation for comparing with HubSpot's values."""
+"""Value coercion to HubSpot's string forms, and normalisation for comparing with HubSpot."""
 
 from __future__ import annotations
 
