@@ -59,7 +59,7 @@ class ApplyReport:
 
 
 @dataclass(frozen=True)
-class _BatchOutcome:
+class BatchOutcome:
     accepted: dict[str, UpsertResult]
     rejected: list[tuple[ContactChange, str]]
 
@@ -103,7 +103,7 @@ def apply_contacts(
 ) -> None:
     """Upsert changes in batches of 100 with several batches in flight; journal each accepted one."""
     batches = _batches(changes)
-    in_flight: dict[Future[_BatchOutcome], list[ContactChange]] = {}
+    in_flight: dict[Future[BatchOutcome], list[ContactChange]] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="upsert") as pool:
         try:
             while True:
@@ -111,7 +111,7 @@ def apply_contacts(
                     batch = next(batches, None)
                     if batch is None:
                         break
-                    in_flight[pool.submit(_send, client, batch)] = batch
+                    in_flight[pool.submit(upsert_batch, client, batch)] = batch
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -141,25 +141,28 @@ def _batches(changes: Sequence[ContactChange]) -> Iterator[list[ContactChange]]:
         yield list(changes[start : start + BATCH_SIZE])
 
 
-def _send(client: HubSpotClient, batch: list[ContactChange]) -> _BatchOutcome:
-    """Upsert one batch; on a 400 isolate the bad inputs (named ones first, then bisection)."""
+def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
+    """Upsert one batch (≤ 100); on a 400 isolate the bad inputs (named ones first, then bisection).
+
+    Shared by apply and stream. Returns what HubSpot accepted (by email) and what it rejected.
+    """
     try:
         results = client.batch_upsert_contacts_by_email([(c.email, c.properties) for c in batch])
-        return _BatchOutcome(results, [])
+        return BatchOutcome(results, [])
     except HubSpotValidationError as error:
         if len(batch) == 1:
-            return _BatchOutcome({}, [(batch[0], error.message)])
+            return BatchOutcome({}, [(batch[0], error.message)])
         named = _named_inputs(batch, error)
         if named and len(named) < len(batch):
             rest = [c for c in batch if c.email not in named]
-            outcome = _send(client, rest)
-            return _BatchOutcome(
+            outcome = upsert_batch(client, rest)
+            return BatchOutcome(
                 outcome.accepted,
                 outcome.rejected + [(c, error.message) for c in batch if c.email in named],
             )
         middle = len(batch) // 2
-        left, right = _send(client, batch[:middle]), _send(client, batch[middle:])
-        return _BatchOutcome({**left.accepted, **right.accepted}, left.rejected + right.rejected)
+        left, right = upsert_batch(client, batch[:middle]), upsert_batch(client, batch[middle:])
+        return BatchOutcome({**left.accepted, **right.accepted}, left.rejected + right.rejected)
 
 
 def _named_inputs(batch: list[ContactChange], error: HubSpotValidationError) -> set[str]:
@@ -172,7 +175,7 @@ def _named_inputs(batch: list[ContactChange], error: HubSpotValidationError) -> 
 def _journal(
     store: StateStore,
     batch: list[ContactChange],
-    outcome: _BatchOutcome,
+    outcome: BatchOutcome,
     report: ApplyReport,
     audience_properties: frozenset[str],
 ) -> None:
