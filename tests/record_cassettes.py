@@ -11,6 +11,8 @@ The Authorization header is filtered out; tests/test_cassettes.py fails if a tok
 
 from __future__ import annotations
 
+import itertools
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,13 +30,53 @@ WRONG_TOKEN = "pat-na1-not-the-right-token"
 MATCH_ON = ["method", "scheme", "host", "path", "query", "body"]
 
 
+CANONICAL_URL = "http://127.0.0.1:8799"
+_URL = re.compile(r"http://127\.0\.0\.1:\d+")
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class _Normaliser:
+    """Makes re-recording reproducible: a fixed port, timestamps and correlation ids, no Date."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+        self._counter = itertools.count(1)
+
+    def _uuid(self, match: re.Match[str]) -> str:
+        if match.group(0) not in self._ids:
+            self._ids[match.group(0)] = f"00000000-0000-4000-8000-{next(self._counter):012d}"
+        return self._ids[match.group(0)]
+
+    def text(self, text: str) -> str:
+        text = _URL.sub(CANONICAL_URL, text)
+        text = _TIMESTAMP.sub("2026-01-01T00:00:00.000Z", text)
+        return _UUID.sub(self._uuid, text)
+
+    def request(self, request: Any) -> Any:
+        request.uri = _URL.sub(CANONICAL_URL, request.uri)
+        return request
+
+    def response(self, response: dict[str, Any]) -> dict[str, Any]:
+        body = self.text(response["body"]["string"].decode()).encode()
+        response["body"]["string"] = body
+        headers = {k: [self.text(v) for v in values] for k, values in response["headers"].items()
+                   if k.lower() not in ("date", "server")}
+        headers["Content-Length"] = [str(len(body))]
+        response["headers"] = headers
+        return response
+
+
 def cassette_vcr(record_mode: str) -> vcr.VCR:
+    normaliser = _Normaliser()
     return vcr.VCR(
         cassette_library_dir=str(CASSETTES),
         record_mode=record_mode,
         match_on=MATCH_ON,
         filter_headers=["authorization"],
         decode_compressed_response=True,
+        before_record_request=normaliser.request,
+        before_record_response=normaliser.response,
     )
 
 
