@@ -142,9 +142,7 @@ class _Printer:
         if rest and isinstance(rest[0], Token) and rest[0].type != "NL":
             header += f" {rest[0]}"
             rest = rest[1:]
-        has_content = any(not _is_nl(child) or _gap(child).trailing or any(_gap(child).lines)
-                          for child in rest)
-        if not has_content:
+        if not any(map(_has_content, rest)):
             self.lines.append(_Line(depth, code=header + " {}"))
             return
         self.lines.append(_Line(depth, code=header + " {"))
@@ -161,7 +159,7 @@ class _Printer:
             group = self._new_group()
         line = _Line(depth, key=key, group=group)
         self.lines.append(line)
-        if _multiline(value):
+        if isinstance(value, Tree) and _multiline(value):
             line.code = "["
             self.sequence(value.children, depth + 1, top=False, element=self.list_element)
             self.lines.append(_Line(depth, code="]"))
@@ -177,6 +175,13 @@ class _Printer:
         else:
             self.lines.append(_Line(depth, code=_inline(tree) + ","))
         return group
+
+
+def _has_content(child: Any) -> bool:
+    if not _is_nl(child):
+        return True
+    gap = _gap(child)
+    return gap.trailing is not None or any(line is not None for line in gap.lines)
 
 
 def _multiline(value: Any) -> bool:
@@ -213,7 +218,9 @@ def _render(lines: list[_Line]) -> str:
             continue
         code = INDENT * line.depth
         if line.key is not None:
-            width = widths.get(line.group, len(line.key)) if line.group is not None else len(line.key)
+            width = (
+                widths.get(line.group, len(line.key)) if line.group is not None else len(line.key)
+            )
             code += f"{line.key.ljust(width)} = {line.code}"
         else:
             code += line.code

@@ -88,7 +88,14 @@ _EXAMPLES: dict[str, list[str]] = {
         'x {\n  a = "x" y\n}\n',
         "x {\n  a = b y\n}\n",
     ],
-    "item_start": ["}\n", "x {\n}\n}\n", "= 1\n", "x {\n  = 1\n}\n", '"a" = 1\n', "x {\n  y = 1\n  = 2\n}\n"],
+    "item_start": [
+        "}\n",
+        "x {\n}\n}\n",
+        "= 1\n",
+        "x {\n  = 1\n}\n",
+        '"a" = 1\n',
+        "x {\n  y = 1\n  = 2\n}\n",
+    ],
     "after_block": ["x {\n} y = 1\n", "x {\n  y {\n  } z = 1\n}\n"],
     "after_dot": ["a = b.\n", "a = b.1\n"],
     "in_list": ["a = [1 2]\n", "a = [1, 2\n", "a = [\n1\n2]\n", "a = [, ]\n"],
@@ -171,12 +178,16 @@ def _describe_token(token: Token) -> str:
     if token.type == "$END":
         return "the end of the file"
     if token.type == "NL":
-        return "a comment" if token.value.lstrip().startswith(("#", "//")) else "the end of the line"
+        return (
+            "a comment" if token.value.lstrip().startswith(("#", "//")) else "the end of the line"
+        )
     return f"`{token.value}`" if "`" not in token.value else f"'{token.value}'"
 
 
 def _expected(error: UnexpectedToken) -> str:
-    words = sorted({_TERMINAL_WORDS.get(name, f"`{name}`") for name in error.accepts or error.expected})
+    words = sorted(
+        {_TERMINAL_WORDS.get(name, f"`{name}`") for name in error.accepts or error.expected}
+    )
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " or " + words[-1]
@@ -228,7 +239,7 @@ def _friendly(label: str | None, error: UnexpectedToken, text: str) -> str:
     if label == "in_list":
         return f"unexpected {found} in the list: separate values with `,` and close it with `]`"
     if label == "in_call":
-        return f"unexpected {found} in the call: write `env(\"VARIABLE\")`"
+        return f'unexpected {found} in the call: write `env("VARIABLE")`'
     return f"unexpected {found}; expected {_expected(error)}"
 
 
@@ -274,8 +285,9 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnost
     words = _line_words(text, error.line, error.column)
     if message.startswith("missing `=` between") and len(words) >= 2:
         # The caret goes where `=` belongs: under the word that should follow it.
-        line = text.split("\n")[error.line - 1]
-        column = line.index(words[1], line.index(words[0]) + len(words[0])) + 1
+        source_line = text.split("\n")[error.line - 1]
+        after_first = source_line.index(words[0]) + len(words[0])
+        column = source_line.index(words[1], after_first) + 1
         width = len(words[1])
     return Diagnostic(_point(file, error.line, column, width), message)
 
@@ -352,7 +364,7 @@ class _ToSyntax(Transformer[Token, Any]):
             span = _point(self.file, token.line or 1, column, 2)
             self.diagnostics.append(
                 Diagnostic(
-                    span, f"unknown escape `\\{escape}` in string; use \\\" \\\\ \\n \\t or \\uXXXX"
+                    span, f'unknown escape `\\{escape}` in string; use \\" \\\\ \\n \\t or \\uXXXX'
                 )
             )
             return escape
@@ -472,7 +484,9 @@ def spec_files(paths: Iterable[Path]) -> tuple[list[Path], Path | None, list[Dia
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix == ".sync" and p.is_file())
             if not found:
-                diagnostics.append(Diagnostic(_nowhere(str(path)), "no .sync files in this directory"))
+                diagnostics.append(
+                    Diagnostic(_nowhere(str(path)), "no .sync files in this directory")
+                )
             files.extend(found)
             roots.append(path)
         elif path.is_file():

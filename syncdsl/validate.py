@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal as TypingLiteral
 
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
@@ -120,7 +121,9 @@ class _Checker:
         for item in block.items:
             if isinstance(item, Block):
                 if item.type in attribute_names:
-                    self.error(item.type_span, f"`{item.type}` is an attribute: write `{item.type} = ...`")
+                    self.error(
+                        item.type_span, f"`{item.type}` is an attribute: write `{item.type} = ...`"
+                    )
                 elif item.type not in block_names:
                     hint = did_you_mean(item.type, block_names + attribute_names)
                     self.error(item.type_span, f"unknown block `{item.type}` in {where}{hint}")
@@ -128,7 +131,9 @@ class _Checker:
                     nested[item.type].append(item)
                 continue
             if item.name in block_names:
-                self.error(item.name_span, f"`{item.name}` is a block: write `{item.name} {{ ... }}`")
+                self.error(
+                    item.name_span, f"`{item.name}` is a block: write `{item.name} {{ ... }}`"
+                )
             elif item.name not in attribute_names:
                 hint = did_you_mean(item.name, attribute_names + block_names)
                 self.error(item.name_span, f"unknown attribute `{item.name}` in {where}{hint}")
@@ -140,7 +145,9 @@ class _Checker:
                 )
             elif item.name in seen:
                 first = seen[item.name].span.line
-                self.error(item.name_span, f"`{item.name}` is set twice in {where} (first on line {first})")
+                self.error(
+                    item.name_span, f"`{item.name}` is set twice in {where} (first on line {first})"
+                )
             else:
                 seen[item.name] = item
         return seen, nested
@@ -163,7 +170,9 @@ class _Checker:
 
     def no_label(self, block: Block) -> None:
         if block.label is not None and block.label_span is not None:
-            self.error(block.label_span, f"a `{block.type}` block takes no name: write `{block.type} {{`")
+            self.error(
+                block.label_span, f"a `{block.type}` block takes no name: write `{block.type} {{`"
+            )
 
     # -- destination ------------------------------------------------------------------------------
 
@@ -202,7 +211,9 @@ class _Checker:
         if "property_group" in attrs:
             attribute = attrs["property_group"]
             value = self.string(attribute, DEFAULT_PROPERTY_GROUP)
-            if value is not None and self.internal_name(value, attribute.value.span, "property group"):
+            if value is not None and self.internal_name(
+                value, attribute.value.span, "property group"
+            ):
                 group = value
         return Destination(token_env or "", tier, base_url, group, block.span)
 
@@ -242,7 +253,10 @@ class _Checker:
         elif block.label_quoted:
             assert block.label_span is not None
             suggestion = name if IDENTIFIER.match(name) else "name"
-            self.error(block.label_span, f"a source name is written without quotes: `source {suggestion} {{`")
+            self.error(
+                block.label_span,
+                f"a source name is written without quotes: `source {suggestion} {{`",
+            )
         where = f"source `{name}`"
         attrs, nested = self.members(
             block, where, attributes=SOURCE_ATTRIBUTES, blocks=("map",), qualified=("identity",)
@@ -251,7 +265,9 @@ class _Checker:
         identity = self.identity(attrs.get("identity"), block, where)
         maps = nested["map"]
         for extra in maps[1:]:
-            self.error(extra.type_span, f"{where} has more than one `map` block; merge them into one")
+            self.error(
+                extra.type_span, f"{where} has more than one `map` block; merge them into one"
+            )
         mappings = self.mappings(maps[0], where) if maps else ()
         if data is None or identity is None:
             return None
@@ -260,7 +276,7 @@ class _Checker:
 
     def data_file(
         self, attrs: dict[str, Attribute], block: Block, where: str, spec_file: str
-    ) -> tuple[str, str, Path] | None:
+    ) -> tuple[TypingLiteral["jsonl", "csv"], str, Path] | None:
         given = [attrs[kind] for kind in ("jsonl", "csv") if kind in attrs]
         if not given:
             self.error(
@@ -289,7 +305,8 @@ class _Checker:
         if not resolved.is_file():
             self.error(attribute.value.span, f"data file `{path}` is not a file")
             return None
-        return attribute.name, path, resolved
+        file_format: TypingLiteral["jsonl", "csv"] = "jsonl" if attribute.name == "jsonl" else "csv"
+        return file_format, path, resolved
 
     def identity(self, attribute: Attribute | None, block: Block, where: str) -> FieldPath | None:
         if attribute is None:
@@ -335,7 +352,9 @@ class _Checker:
                 continue
             if item.qualifier is not None:
                 assert item.qualifier_span is not None
-                self.error(item.qualifier_span, f"write `{item.name} = VALUE`: one property name per line")
+                self.error(
+                    item.qualifier_span, f"write `{item.name} = VALUE`: one property name per line"
+                )
                 continue
             if item.name == "email":
                 self.error(
@@ -347,7 +366,10 @@ class _Checker:
                 continue
             if item.name in seen:
                 first = seen[item.name].span.line
-                self.error(item.name_span, f"`{item.name}` is mapped twice in {where} (first on line {first})")
+                self.error(
+                    item.name_span,
+                    f"`{item.name}` is mapped twice in {where} (first on line {first})",
+                )
                 continue
             seen[item.name] = item
             expr = self.expression(item.value, item.name)
@@ -364,7 +386,9 @@ class _Checker:
             try:
                 _TEMPLATES.from_string(value.value)
             except TemplateError as error:
-                self.error(value.span, f"the template for `{target}` does not compile: {error.message}")
+                self.error(
+                    value.span, f"the template for `{target}` does not compile: {error.message}"
+                )
                 return None
             except (RecursionError, MemoryError):
                 self.error(value.span, f"the template for `{target}` is too deeply nested")
@@ -387,7 +411,9 @@ class _Checker:
             return None
         assert block.label_span is not None
         if not block.label_quoted:
-            self.error(block.label_span, f'put the display name in quotes: `audience "{display}" {{`')
+            self.error(
+                block.label_span, f'put the display name in quotes: `audience "{display}" {{`'
+            )
             return None
         if not display.strip():
             self.error(block.label_span, "the audience display name is empty")
@@ -424,7 +450,9 @@ class _Checker:
             self.error(value.span, f"name the source without quotes: `source = {value.value}`")
             return None
         if not isinstance(value, PathValue) or len(value.parts) != 1:
-            self.error(value.span, f"`source` takes the name of a source block; found {describe(value)}")
+            self.error(
+                value.span, f"`source` takes the name of a source block; found {describe(value)}"
+            )
             return None
         name = value.parts[0]
         if name not in sources:
@@ -438,7 +466,11 @@ class _Checker:
         self, attribute: Attribute | None, source: Source | None, block: Block, where: str
     ) -> str | None:
         if source is None:  # unknown or broken source: reported already
-            return attribute.value.value if attribute and isinstance(attribute.value, StringValue) else None
+            return (
+                attribute.value.value
+                if attribute and isinstance(attribute.value, StringValue)
+                else None
+            )
         if source.format == "csv":
             if attribute is not None:
                 self.error(
@@ -459,7 +491,9 @@ class _Checker:
             return None
         return value
 
-    def audience_property(self, attribute: Attribute | None, block: Block, display: str) -> str | None:
+    def audience_property(
+        self, attribute: Attribute | None, block: Block, display: str
+    ) -> str | None:
         if attribute is not None:
             value = self.string(attribute, derive_property_name(display) or "my_audience")
             if value is not None and self.internal_name(value, attribute.value.span, "property"):
@@ -471,7 +505,7 @@ class _Checker:
             suggestion = f"audience_{derived}" if derived else "my_audience"
             self.error(
                 block.label_span,
-                f"cannot derive a HubSpot internal name from \"{display}\" (it must start with a "
+                f'cannot derive a HubSpot internal name from "{display}" (it must start with a '
                 f'letter): add `property = "{suggestion}"`',
             )
             return None
@@ -517,7 +551,10 @@ class _Checker:
                 kind = value
             else:
                 hint = did_you_mean(value, FIELD_TYPES)
-                self.error(attrs["type"].value.span, f"unknown type `{value}`{hint}; use one of {one_of(FIELD_TYPES)}")
+                self.error(
+                    attrs["type"].value.span,
+                    f"unknown type `{value}`{hint}; use one of {one_of(FIELD_TYPES)}",
+                )
                 return None
         field_type = self.field_type(attrs.get("field_type"), kind)
         options = self.options(attrs.get("options"), kind, block)
@@ -539,14 +576,21 @@ class _Checker:
             return None
         return value
 
-    def options(self, attribute: Attribute | None, kind: str, block: Block) -> tuple[str, ...] | None:
+    def options(
+        self, attribute: Attribute | None, kind: str, block: Block
+    ) -> tuple[str, ...] | None:
         if kind != "enumeration":
             if attribute is not None:
-                self.error(attribute.name_span, f"`options` only apply to `type = \"enumeration\"`, not `{kind}`")
+                self.error(
+                    attribute.name_span,
+                    f'`options` only apply to `type = "enumeration"`, not `{kind}`',
+                )
                 return None
             return ()
         if attribute is None:
-            self.error(block.type_span, 'an enumeration needs its choices: add `options = ["a", "b"]`')
+            self.error(
+                block.type_span, 'an enumeration needs its choices: add `options = ["a", "b"]`'
+            )
             return None
         value = attribute.value
         if not isinstance(value, ListValue) or not value.items:
@@ -591,7 +635,10 @@ def build_spec(
                 )
             elif item.type not in blocks:
                 hint = did_you_mean(item.type, TOP_BLOCKS)
-                checker.error(item.type_span, f"unknown block `{item.type}`{hint}; blocks are {one_of(TOP_BLOCKS)}")
+                checker.error(
+                    item.type_span,
+                    f"unknown block `{item.type}`{hint}; blocks are {one_of(TOP_BLOCKS)}",
+                )
             else:
                 blocks[item.type].append(item)
     anchor = documents[0].file if documents else str(root)
@@ -636,7 +683,9 @@ def _one_destination(checker: _Checker, blocks: list[Block], anchor: str) -> Des
 
 def _sources(checker: _Checker, blocks: list[Block], anchor: str) -> dict[str, Source | None]:
     if not blocks:
-        checker.error(_nowhere(anchor), 'no source: add a `source NAME { jsonl = "..." ... }` block')
+        checker.error(
+            _nowhere(anchor), 'no source: add a `source NAME { jsonl = "..." ... }` block'
+        )
     sources: dict[str, Source | None] = {}
     first: dict[str, Block] = {}
     for block in blocks:
@@ -675,7 +724,11 @@ def _cross_checks(
         by_property.setdefault(audience.property, audience)
         twin = by_key.get(audience.key)
         if twin is not None:
-            what = f"segment `{audience.segment}`" if audience.segment else f"upload `{audience.source}`"
+            what = (
+                f"segment `{audience.segment}`"
+                if audience.segment
+                else f"upload `{audience.source}`"
+            )
             checker.error(
                 audience.span,
                 f'{what} already feeds audience "{twin.name}" ({_where(twin.span)}); '

@@ -100,13 +100,17 @@ plain_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12).f
 
 
 def _quote(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    escaped = (
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    )
     return '"' + "".join(c if c.isprintable() or c == " " else _u_escape(c) for c in escaped) + '"'
 
 
 def _u_escape(char: str) -> str:
     units = char.encode("utf-16-be")  # astral characters become a surrogate pair of escapes
-    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+    return "".join(
+        f"\\u{int.from_bytes(units[i : i + 2], 'big'):04x}" for i in range(0, len(units), 2)
+    )
 
 
 values = st.one_of(
@@ -133,9 +137,13 @@ def layouts(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def specs(draw: st.DrawFn) -> str:
     look = draw(layouts())
-    ind, eq, blank, comment, above = (look[k] for k in ("indent", "eq", "blank", "comment", "line_comment"))
+    ind, eq, blank, comment, above = (
+        look[k] for k in ("indent", "eq", "blank", "comment", "line_comment")
+    )
     lines = [f"{above}destination hubspot {{{comment}"]
-    lines.append(f'{ind}token{eq}env("{draw(st.from_regex(r"[A-Z][A-Z0-9_]{0,6}", fullmatch=True))}")')
+    lines.append(
+        f'{ind}token{eq}env("{draw(st.from_regex(r"[A-Z][A-Z0-9_]{0,6}", fullmatch=True))}")'
+    )
     if draw(st.booleans()):
         lines.append(f'{ind}tier{eq}"{draw(st.sampled_from(sorted(TIERS)))}"{comment}')
     lines.append("}" + blank)
@@ -146,7 +154,9 @@ def specs(draw: st.DrawFn) -> str:
         data = '"data/p.jsonl"' if jsonl else '"data/u.csv"'
         lines.append(f"{ind}{'jsonl' if jsonl else 'csv'}{eq}{data}{comment}")
         lines.append(f"{ind}identity email{eq}{draw(paths)}")
-        targets = draw(st.lists(identifiers.filter(lambda t: t != "email"), max_size=4, unique=True))
+        targets = draw(
+            st.lists(identifiers.filter(lambda t: t != "email"), max_size=4, unique=True)
+        )
         if targets:
             lines.append(f"{ind}map {{{comment}")
             for target in targets:
@@ -184,8 +194,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(text=specs())
 def test_fmt_keeps_meaning_and_is_idempotent(workdir: Path, text: str) -> None:
     spec_file = workdir / "spec.sync"
@@ -213,7 +226,9 @@ def test_validate_directory_counts_files_and_properties() -> None:
     result = runner.invoke(app, ["validate", str(SPECS / "valid" / "multi")])
     assert result.stdout.strip() == "3 files valid: 1 destination, 1 source, 1 audience"
     result = runner.invoke(app, ["validate", str(SPECS / "valid" / "full.sync")])
-    assert result.stdout.strip() == "1 file valid: 1 destination, 2 sources, 2 audiences, 3 properties"
+    assert (
+        result.stdout.strip() == "1 file valid: 1 destination, 2 sources, 2 audiences, 3 properties"
+    )
 
 
 def test_validate_errors_exit_1_with_every_error(monkeypatch: pytest.MonkeyPatch) -> None:

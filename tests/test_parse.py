@@ -92,7 +92,9 @@ def test_full_spec_values() -> None:
     spec = load_spec([VALID / "full.sync"])
     mappings = {m.property: m.expr for m in spec.source("profiles").mappings}
     assert isinstance(mappings["loyalty_tier"], Template)
-    assert mappings["signup_date"] == FieldPath(("_tenant", "signup date"), mappings["signup_date"].span)
+    assert mappings["signup_date"] == FieldPath(
+        ("_tenant", "signup date"), mappings["signup_date"].span
+    )
     literals = {k: v.value for k, v in mappings.items() if isinstance(v, Literal)}
     assert literals == {
         "nickname": 'Café "friend"\tof\\ours',
@@ -119,7 +121,12 @@ def test_spans_point_at_what_was_written() -> None:
     text = 'destination hubspot {\n  token = env("T")\n}\n'
     document = parse_text(text, "x.sync")
     (block,) = document.items
-    assert (block.span.line, block.span.column, block.span.end_line, block.span.end_column) == (1, 1, 3, 2)
+    assert (block.span.line, block.span.column, block.span.end_line, block.span.end_column) == (
+        1,
+        1,
+        3,
+        2,
+    )
     (attribute,) = block.items
     assert str(attribute.value.span) == "x.sync:2:11"
 
@@ -161,9 +168,43 @@ def test_arbitrary_text_raises_only_spec_error(text: str) -> None:
 
 
 PIECES = [
-    "destination", "hubspot", "source", "audience", "map", "identity", "email", "token", "=", "{",
-    "}", "[", "]", "(", ")", ",", ".", '"x"', '"{{ a }}"', '"\\q"', '"\\ud800"', "`col`", "`", '"',
-    "1", "-2.5e3", "true", "false", "env", "# c", "// c", "\n", "\r\n", " ", "\t", "'", ":",
+    "destination",
+    "hubspot",
+    "source",
+    "audience",
+    "map",
+    "identity",
+    "email",
+    "token",
+    "=",
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    ",",
+    ".",
+    '"x"',
+    '"{{ a }}"',
+    '"\\q"',
+    '"\\ud800"',
+    "`col`",
+    "`",
+    '"',
+    "1",
+    "-2.5e3",
+    "true",
+    "false",
+    "env",
+    "# c",
+    "// c",
+    "\n",
+    "\r\n",
+    " ",
+    "\t",
+    "'",
+    ":",
 ]
 
 
@@ -173,14 +214,60 @@ def test_token_soup_raises_only_spec_error(pieces: list[str]) -> None:
     _parse_only_raises_spec_errors(" ".join(pieces))
 
 
-NAMES = ["destination", "hubspot", "source", "audience", "property", "map", "identity", "email",
-         "token", "tier", "jsonl", "csv", "segment", "adopt", "mass_exit_threshold", "type", "options",
-         "field_type", "label", "base_url", "property_group", "profiles", "x", "Bad"]
+NAMES = [
+    "destination",
+    "hubspot",
+    "source",
+    "audience",
+    "property",
+    "map",
+    "identity",
+    "email",
+    "token",
+    "tier",
+    "jsonl",
+    "csv",
+    "segment",
+    "adopt",
+    "mass_exit_threshold",
+    "type",
+    "options",
+    "field_type",
+    "label",
+    "base_url",
+    "property_group",
+    "profiles",
+    "x",
+    "Bad",
+]
 VALUES = st.one_of(
     st.sampled_from(NAMES),
-    st.sampled_from(['"data/p.jsonl"', '"data/u.csv"', '"free"', '"{{ x }}"', '"{% if %}"', '"seg"',
-                     '"enumeration"', '"date"', '"pat-1"', '""', 'env("T")', "env(T)", "env()",
-                     "1", "0.5", "-1", "true", "[]", '["a", "a"]', "[1]", "a.`b c`", "f(1, 2)"]),
+    st.sampled_from(
+        [
+            '"data/p.jsonl"',
+            '"data/u.csv"',
+            '"free"',
+            '"{{ x }}"',
+            '"{% if %}"',
+            '"seg"',
+            '"enumeration"',
+            '"date"',
+            '"pat-1"',
+            '""',
+            'env("T")',
+            "env(T)",
+            "env()",
+            "1",
+            "0.5",
+            "-1",
+            "true",
+            "[]",
+            '["a", "a"]',
+            "[1]",
+            "a.`b c`",
+            "f(1, 2)",
+        ]
+    ),
 )
 
 
@@ -190,8 +277,19 @@ def _documents(draw: st.DrawFn, depth: int = 0) -> str:
     for _ in range(draw(st.integers(0, 4))):
         name = draw(st.sampled_from(NAMES))
         if depth < 2 and draw(st.booleans()):
-            label = draw(st.sampled_from(["", " hubspot", " profiles", ' "Newsletter"', ' "2024"',
-                                          ' "loyalty_tier"', " x"]))
+            label = draw(
+                st.sampled_from(
+                    [
+                        "",
+                        " hubspot",
+                        " profiles",
+                        ' "Newsletter"',
+                        ' "2024"',
+                        ' "loyalty_tier"',
+                        " x",
+                    ]
+                )
+            )
             lines.append(f"{name}{label} {{\n{draw(_documents(depth + 1))}}}")
         else:
             qualifier = draw(st.sampled_from(["", "", " email", " phone"]))

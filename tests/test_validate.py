@@ -79,6 +79,6 @@ def test_paths_from_two_directories_are_refused(tmp_path: Path) -> None:
 
 def test_non_utf8_file_is_an_error(tmp_path: Path) -> None:
     spec = tmp_path / "latin1.sync"
-    spec.write_bytes('# caf\xe9\n'.encode("latin-1"))
+    spec.write_bytes("# caf\xe9\n".encode("latin-1"))
     with pytest.raises(SpecError, match="not UTF-8"):
         load_spec([spec])

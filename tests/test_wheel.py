@@ -48,10 +48,23 @@ def test_wheel_install_parses_the_reference_spec(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-    purelib = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
+    purelib = _run(
+        python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    ).strip()
     outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(purelib) / "_outer_deps.pth").write_text("\n".join(sorted(outer)) + "\n")
-    _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel)
+    _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-index",
+        wheel,
+    )
 
     # Run from a copy of specs/, away from the repository, so only the wheel can supply the grammar.
     workdir = tmp_path / "work"

@@ -82,5 +82,7 @@ def fmt(
             file.write_text(formatted, encoding="utf-8")
         typer.echo(str(file))
     if check and changed:
-        typer.echo(f"{_count(len(changed), 'file')} would be reformatted by `syncdsl fmt`.", err=True)
+        typer.echo(
+            f"{_count(len(changed), 'file')} would be reformatted by `syncdsl fmt`.", err=True
+        )
         raise typer.Exit(1)
