@@ -39,13 +39,14 @@ def _property_line(change: PropertyChange) -> str:
 
 
 def _contact_lines(change: ContactChange) -> list[str]:
-    where = f"  ({change.provenance[0]})" if change.provenance else ""
+    where = f"  ({', '.join(change.provenance)})" if change.provenance else ""
     drift = "  [drift: HubSpot differs from the last apply]" if change.drift else ""
     if change.action == "create":
-        values = " ".join(f"{c.property}={_value(c.after)}" for c in change.changes)
-        return [f"+ {change.email}  {values}".rstrip() + where]
+        lines = [f"+ {change.email}{where}"]
+        lines += [f"    {c.property}: {_value(c.after)}" for c in change.changes]
+        return lines
     mark = "~" if change.action == "update" else "-"
-    lines = [f"{mark} {change.email}{drift}"]
+    lines = [f"{mark} {change.email}{where}{drift}"]
     lines += [f"    {c.property}: {_value(c.before)} → {_value(c.after)}" for c in change.changes]
     return lines
 
