@@ -312,15 +312,58 @@ def _character_diagnostic(error: UnexpectedCharacters, text: str, file: str) -> 
     return Diagnostic(where, message)
 
 
+_MAX_SYNTAX_ERRORS = 20
+_HEADER_SLIPS = ("after_name", "after_two_names", "after_label")
+
+
+def _resume_line(error: UnexpectedInput, text: str) -> int | None:
+    """The line to blank out so parsing can go on to later errors, or None when that would only
+    report consequences of this one (brackets, end of file, a block header split over lines)."""
+    if isinstance(error, UnexpectedToken):
+        if error.token.type in ("$END", "LBRACE", "RBRACE"):
+            return None
+        words = _line_words(text, error.line, error.column)
+        header = bool(words) and words[0] in BLOCK_TYPES
+        if error.token.type == "NL" and header and _label(error, text) in _HEADER_SLIPS:
+            return None
+    lines = text.split("\n")
+    if not 0 < error.line <= len(lines):
+        return None
+    brackets = re.sub(r'"([^"\\\n]|\\.)*"|`[^`\n]*`|(#|//).*', "", lines[error.line - 1])
+    if any(brackets.count(o) != brackets.count(c) for o, c in ("{}", "[]", "()")):
+        return None
+    return int(error.line)
+
+
 def parse_tree(text: str, file: str) -> Tree[Token]:
-    """Parse `text` into Lark's concrete tree (NL tokens keep the comments); SpecError if invalid."""
-    try:
-        return parser().parse(_prepare(text))
-    except UnexpectedInput as error:
-        diagnostic = _syntax_diagnostic(error, text, file)
-    except RecursionError:
-        diagnostic = Diagnostic(_point(file, 1, 1), "the file nests too deeply to parse")
-    raise spec_error([diagnostic], {file: text})
+    """Parse `text` into Lark's concrete tree (NL tokens keep the comments); SpecError if invalid.
+
+    After a syntax error on a self-contained line, that line is blanked and parsing resumes, so
+    one run reports several independent slips.
+    """
+    diagnostics: list[Diagnostic] = []
+    attempt = text
+    blanked: set[int] = set()
+    while len(diagnostics) < _MAX_SYNTAX_ERRORS:
+        try:
+            tree = parser().parse(_prepare(attempt))
+        except UnexpectedInput as error:
+            diagnostics.append(_syntax_diagnostic(error, attempt, file))
+            line = _resume_line(error, attempt)
+            if line is None or line in blanked:
+                break
+            blanked.add(line)
+            lines = attempt.split("\n")
+            lines[line - 1] = ""
+            attempt = "\n".join(lines)
+        except RecursionError:
+            diagnostics.append(Diagnostic(_point(file, 1, 1), "the file nests too deeply to parse"))
+            break
+        else:
+            if not diagnostics:
+                return tree
+            break
+    raise spec_error(diagnostics, {file: text})
 
 
 def _prepare(text: str) -> str:
