@@ -60,8 +60,11 @@ class _Normaliser:
     def response(self, response: dict[str, Any]) -> dict[str, Any]:
         body = self.text(response["body"]["string"].decode()).encode()
         response["body"]["string"] = body
-        headers = {k: [self.text(v) for v in values] for k, values in response["headers"].items()
-                   if k.lower() not in ("date", "server")}
+        headers = {
+            k: [self.text(v) for v in values]
+            for k, values in response["headers"].items()
+            if k.lower() not in ("date", "server")
+        }
         headers["Content-Length"] = [str(len(body))]
         response["headers"] = headers
         return response
@@ -93,41 +96,61 @@ class Scenario:
 def _properties(client: HubSpotClient) -> Any:
     group = client.create_property_group(PropertyGroup("syncdsl", "syncdsl audiences"))
     created = client.create_property(
-        PropertySchema("aud_vip", "VIP", "enumeration", "select", group_name="syncdsl",
-                       options=(PropertyOption("Realized", "realized"),))
+        PropertySchema(
+            "aud_vip",
+            "VIP",
+            "enumeration",
+            "select",
+            group_name="syncdsl",
+            options=(PropertyOption("Realized", "realized"),),
+        )
     )
     patched = client.update_property(
-        "aud_vip", label="VIP audience",
+        "aud_vip",
+        label="VIP audience",
         options=(PropertyOption("Realized", "realized"), PropertyOption("Exited", "exited", 1)),
     )
     batch = client.batch_create_properties(
-        [PropertySchema("aud_score", "Score", "number", "number", group_name="syncdsl"),
-         PropertySchema("aud_since", "Since", "date", "date", group_name="syncdsl")]
+        [
+            PropertySchema("aud_score", "Score", "number", "number", group_name="syncdsl"),
+            PropertySchema("aud_since", "Since", "date", "date", group_name="syncdsl"),
+        ]
     )
     return {
-        "group": group, "created": created, "patched": patched, "batch": batch,
+        "group": group,
+        "created": created,
+        "patched": patched,
+        "batch": batch,
         "got": client.get_property("aud_score"),
-        "groups": client.list_property_groups(), "all": client.list_properties(),
+        "groups": client.list_property_groups(),
+        "all": client.list_properties(),
     }
 
 
 def _contacts(client: HubSpotClient) -> Any:
     upserted = client.batch_upsert_contacts_by_email(
-        [("Ada@Example.com", {"firstname": "Ada", "city": "London"}),
-         ("bob@example.com", {"firstname": "Bob"}),
-         ("cy@example.com", {"lastname": "Young"})]
+        [
+            ("Ada@Example.com", {"firstname": "Ada", "city": "London"}),
+            ("bob@example.com", {"firstname": "Bob"}),
+            ("cy@example.com", {"lastname": "Young"}),
+        ]
     )
     again = client.batch_upsert_contacts_by_email([("ada@example.com", {"city": "Paris"})])
     listed = list(client.iter_contacts(["firstname", "city"], page_size=2))
-    found = list(client.search_contacts(
-        [{"filters": [{"propertyName": "firstname", "operator": "HAS_PROPERTY"}]}], ["firstname"]
-    ))
+    found = list(
+        client.search_contacts(
+            [{"filters": [{"propertyName": "firstname", "operator": "HAS_PROPERTY"}]}],
+            ["firstname"],
+        )
+    )
     return {"upserted": upserted, "again": again, "listed": listed, "found": found}
 
 
 def _batch_read_207(client: HubSpotClient) -> Any:
     client.batch_upsert_contacts_by_email([("ada@example.com", {"firstname": "Ada"})])
-    return client.batch_read_contacts_by_email(["ADA@example.com", "ghost@example.com"], ["firstname"])
+    return client.batch_read_contacts_by_email(
+        ["ADA@example.com", "ghost@example.com"], ["firstname"]
+    )
 
 
 def _invalid_email(client: HubSpotClient) -> Any:
@@ -150,12 +173,17 @@ SCENARIOS: dict[str, Scenario] = {
     "batch_read_207": Scenario(_batch_read_207),
     "e400_invalid_email": Scenario(_invalid_email),
     "e401": Scenario(lambda c: c.list_properties(), token=WRONG_TOKEN),
-    "e403": Scenario(lambda c: c.batch_upsert_contacts_by_email([("a@example.com", {})]),
-                     emulator={"scopes": ["crm.objects.contacts.read", "crm.schemas.contacts.read"]}),
+    "e403": Scenario(
+        lambda c: c.batch_upsert_contacts_by_email([("a@example.com", {})]),
+        emulator={"scopes": ["crm.objects.contacts.read", "crm.schemas.contacts.read"]},
+    ),
     "e409": Scenario(_conflict),
     # The emulator's 1-per-second window is already used up: one 429, a wait, then the retry.
-    "e429": Scenario(_rate_limited, emulator={"window_limit": 1, "window_seconds": 1.0},
-                     prepare=lambda emulator: emulator.limiter.admit(search=False)),
+    "e429": Scenario(
+        _rate_limited,
+        emulator={"window_limit": 1, "window_seconds": 1.0},
+        prepare=lambda emulator: emulator.limiter.admit(search=False),
+    ),
 }
 
 
@@ -174,17 +202,21 @@ def record(names: list[str]) -> None:
             with cassette_vcr("once").use_cassette(path.name):
                 try:
                     scenario.run(client)
-                except Exception as exc:  # error scenarios end in the error they record
+                except Exception as exc:  # noqa: BLE001 - error scenarios end in the error they record
                     print(f"{name}: {type(exc).__name__}: {exc}")
             client.close()
         print(f"recorded {path.relative_to(CASSETTES.parent.parent)} ({path.stat().st_size} bytes)")
 
 
-def replay_client(name: str, sleep: Callable[[float], None], clock: Callable[[], float]) -> HubSpotClient:
+def replay_client(
+    name: str, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> HubSpotClient:
     """A client for replaying `name`: the host matches the recording; the port is never checked."""
     scenario = SCENARIOS[name]
     budget = RateBudget.for_tier("free", clock=clock, sleep=sleep)
-    return HubSpotClient("http://127.0.0.1:9", scenario.token, budget=budget, sleep=sleep, max_retries=2)
+    return HubSpotClient(
+        "http://127.0.0.1:9", scenario.token, budget=budget, sleep=sleep, max_retries=2
+    )
 
 
 if __name__ == "__main__":

@@ -33,15 +33,27 @@ def test_property_calls_round_trip(client: HubSpotClient, emulator: Emulator) ->
     assert group == PropertyGroup("syncdsl", "syncdsl audiences", 3)
     assert "syncdsl" in {g.name for g in client.list_property_groups()}
 
-    status = PropertySchema("aud_status", "Audience status", "enumeration", "select", group_name="syncdsl",
-                            options=(PropertyOption("Realized", "realized"),))
+    status = PropertySchema(
+        "aud_status",
+        "Audience status",
+        "enumeration",
+        "select",
+        group_name="syncdsl",
+        options=(PropertyOption("Realized", "realized"),),
+    )
     assert client.create_property(status).option_values == ("realized",)
-    patched = client.update_property("aud_status", label="Status", options=(
-        PropertyOption("Realized", "realized"), PropertyOption("Exited", "exited", 1)))
+    patched = client.update_property(
+        "aud_status",
+        label="Status",
+        options=(PropertyOption("Realized", "realized"), PropertyOption("Exited", "exited", 1)),
+    )
     assert (patched.label, patched.option_values) == ("Status", ("realized", "exited"))
     assert emulator.get_property("aud_status")["label"] == "Status"  # type: ignore[index]
 
-    more = [PropertySchema(f"aud_n{i}", f"N{i}", "number", "number", group_name="syncdsl") for i in range(3)]
+    more = [
+        PropertySchema(f"aud_n{i}", f"N{i}", "number", "number", group_name="syncdsl")
+        for i in range(3)
+    ]
     assert [p.name for p in client.batch_create_properties(more)] == ["aud_n0", "aud_n1", "aud_n2"]
     by_name = {p.name: p for p in client.list_properties()}
     assert {"aud_status", "aud_n0", "email"} <= set(by_name)
@@ -49,7 +61,9 @@ def test_property_calls_round_trip(client: HubSpotClient, emulator: Emulator) ->
     assert client.get_property("aud_n1").type == "number"
 
 
-def test_upsert_matches_shuffled_results_by_email(client: HubSpotClient, emulator: Emulator) -> None:
+def test_upsert_matches_shuffled_results_by_email(
+    client: HubSpotClient, emulator: Emulator
+) -> None:
     inputs = [(f"User{i}@Example.com", {"firstname": f"F{i}"}) for i in range(100)]
     first = client.batch_upsert_contacts_by_email(inputs)
     again = client.batch_upsert_contacts_by_email(inputs[:10])
@@ -80,9 +94,13 @@ def test_list_paging_returns_every_contact_once(client: HubSpotClient, emulator:
     assert emulator.count("contacts.list") == 3
 
 
-def test_search_beyond_ten_thousand_results_partitions_by_id(client: HubSpotClient, emulator: Emulator) -> None:
+def test_search_beyond_ten_thousand_results_partitions_by_id(
+    client: HubSpotClient, emulator: Emulator
+) -> None:
     cities = ["Oslo", "Bergen", "Tromso"]
-    ids = emulator.seed_contacts({"email": f"s{i}@x.io", "city": cities[i % 3]} for i in range(10_600))
+    ids = emulator.seed_contacts(
+        {"email": f"s{i}@x.io", "city": cities[i % 3]} for i in range(10_600)
+    )
     oslo_or_bergen = [
         {"filters": [{"propertyName": "city", "operator": "EQ", "value": "Oslo"}]},
         {"filters": [{"propertyName": "city", "operator": "EQ", "value": "Bergen"}]},
@@ -100,12 +118,21 @@ def test_search_beyond_ten_thousand_results_partitions_by_id(client: HubSpotClie
 
 def test_a_faulty_hubspot_still_ends_in_exactly_the_right_state() -> None:
     # seed 2: among the first 30 requests, one 5xx and one reset after the write was applied
-    with Emulator(seed=2, fail_rate=0.05, reset_rate=0.01, window_limit=19, window_seconds=1.0) as emu:
+    with Emulator(
+        seed=2, fail_rate=0.05, reset_rate=0.01, window_limit=19, window_seconds=1.0
+    ) as emu:
         budget = RateBudget(limit=19, window_seconds=1.0)
-        with HubSpotClient(emu.base_url, TOKEN, budget=budget, backoff_base=0.01, backoff_cap=0.2) as client:
+        with HubSpotClient(
+            emu.base_url, TOKEN, budget=budget, backoff_base=0.01, backoff_cap=0.2
+        ) as client:
             batches = [
-                [(f"c{b * 100 + i}@x.io", {"firstname": f"n{b}-{i}", "city": "Oslo" if i % 2 else "Rome"})
-                 for i in range(100)]
+                [
+                    (
+                        f"c{b * 100 + i}@x.io",
+                        {"firstname": f"n{b}-{i}", "city": "Oslo" if i % 2 else "Rome"},
+                    )
+                    for i in range(100)
+                ]
                 for b in range(30)
             ]
             with ThreadPoolExecutor(max_workers=4) as pool:
@@ -123,12 +150,14 @@ def test_a_faulty_hubspot_still_ends_in_exactly_the_right_state() -> None:
 
 
 def test_headers_teach_a_wrong_tier_the_real_limit() -> None:
-    with Emulator(seed=2, window_limit=6, window_seconds=1.0) as emu:
-        with HubSpotClient(emu.base_url, TOKEN, tier="enterprise", backoff_base=0.01) as client:
-            for _ in range(9):
-                client.list_property_groups()
-            assert (client.budget.limit, client.budget.window_seconds) == (6, 1.0)
-            assert client.stats.rate_limited == emu.count(status=429) <= 1
+    with (
+        Emulator(seed=2, window_limit=6, window_seconds=1.0) as emu,
+        HubSpotClient(emu.base_url, TOKEN, tier="enterprise", backoff_base=0.01) as client,
+    ):
+        for _ in range(9):
+            client.list_property_groups()
+        assert (client.budget.limit, client.budget.window_seconds) == (6, 1.0)
+        assert client.stats.rate_limited == emu.count(status=429) <= 1
 
 
 def test_daily_limit_stops_before_sending() -> None:

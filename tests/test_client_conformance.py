@@ -25,7 +25,9 @@ pytestmark = pytest.mark.skipif(
     not all((SPECS / name).is_file() for name in SPEC_FILES.values()),
     reason=f"HubSpot's OpenAPI specs are not at {SPECS} (they are never copied into the repository)",
 )
-HUBSPOT = "https://api.hubapi.com"  # the specs' server; requests are re-addressed to it to be matched
+HUBSPOT = (
+    "https://api.hubapi.com"  # the specs' server; requests are re-addressed to it to be matched
+)
 
 
 def load_spec(name: str) -> Any:
@@ -56,32 +58,70 @@ def load_spec(name: str) -> Any:
 
 def drive_the_client(base_url: str, session: requests.Session) -> None:
     """Every client call, and every error HubSpot (here the emulator) can answer them with."""
-    client = HubSpotClient(base_url, "pat-local-emulator", session=session, backoff_base=0.01,
-                           budget=RateBudget(limit=100, search_per_second=50))
+    client = HubSpotClient(
+        base_url,
+        "pat-local-emulator",
+        session=session,
+        backoff_base=0.01,
+        budget=RateBudget(limit=100, search_per_second=50),
+    )
     client.list_properties()
     client.get_property("email")
     client.list_property_groups()
     client.create_property_group(PropertyGroup("syncdsl", "syncdsl audiences"))
-    status = PropertySchema("aud_status", "Status", "enumeration", "select", group_name="syncdsl",
-                            options=(PropertyOption("Realized", "realized"),))
+    status = PropertySchema(
+        "aud_status",
+        "Status",
+        "enumeration",
+        "select",
+        group_name="syncdsl",
+        options=(PropertyOption("Realized", "realized"),),
+    )
     client.create_property(status)
-    client.update_property("aud_status", label="Audience status", description="set by syncdsl",
-                           options=(PropertyOption("Realized", "realized"), PropertyOption("Exited", "exited")))
-    client.batch_create_properties([PropertySchema("aud_score", "Score", "number", "number", group_name="syncdsl")])
-    client.batch_upsert_contacts_by_email([(f"u{i}@example.com", {"firstname": f"U{i}", "aud_status": "realized"})
-                                           for i in range(5)])
-    client.batch_read_contacts_by_email(["u1@example.com", "ghost@example.com"], ["firstname"])  # 207
+    client.update_property(
+        "aud_status",
+        label="Audience status",
+        description="set by syncdsl",
+        options=(PropertyOption("Realized", "realized"), PropertyOption("Exited", "exited")),
+    )
+    client.batch_create_properties(
+        [PropertySchema("aud_score", "Score", "number", "number", group_name="syncdsl")]
+    )
+    client.batch_upsert_contacts_by_email(
+        [(f"u{i}@example.com", {"firstname": f"U{i}", "aud_status": "realized"}) for i in range(5)]
+    )
+    client.batch_read_contacts_by_email(
+        ["u1@example.com", "ghost@example.com"], ["firstname"]
+    )  # 207
     list(client.iter_contacts(["firstname"], page_size=2))
-    list(client.search_contacts(
-        [{"filters": [{"propertyName": "aud_status", "operator": "EQ", "value": "realized"}]},
-         {"filters": [{"propertyName": "email", "operator": "IN", "values": ["u1@example.com"]}]}],
-        ["firstname"], page_size=2))
+    list(
+        client.search_contacts(
+            [
+                {
+                    "filters": [
+                        {"propertyName": "aud_status", "operator": "EQ", "value": "realized"}
+                    ]
+                },
+                {
+                    "filters": [
+                        {"propertyName": "email", "operator": "IN", "values": ["u1@example.com"]}
+                    ]
+                },
+            ],
+            ["firstname"],
+            page_size=2,
+        )
+    )
     failing = [
         lambda: client.get_property("no_such_property"),  # 404
         lambda: client.create_property(status),  # 409
         lambda: client.batch_upsert_contacts_by_email([("not-an-email", {})]),  # 400
-        lambda: client.batch_upsert_contacts_by_email([("a@example.com", {"no_such_property": "1"})]),
-        lambda: HubSpotClient(base_url, "pat-wrong", session=session, max_retries=0).list_properties(),  # 401
+        lambda: client.batch_upsert_contacts_by_email(
+            [("a@example.com", {"no_such_property": "1"})]
+        ),
+        lambda: HubSpotClient(
+            base_url, "pat-wrong", session=session, max_retries=0
+        ).list_properties(),  # 401
     ]
     for call in failing:
         with pytest.raises(HubSpotError):
@@ -96,13 +136,18 @@ def exchanges() -> Iterator[list[requests.Response]]:
     with Emulator(seed=21, search_per_second=50) as emulator:
         drive_the_client(emulator.base_url, session)
     # A portal whose app lacks the write scopes (403), and one that is out of budget (429s).
-    with Emulator(seed=22, scopes=["crm.objects.contacts.read"]) as emulator:
-        with pytest.raises(HubSpotError):
-            HubSpotClient(emulator.base_url, "pat-local-emulator", session=session).batch_upsert_contacts_by_email(
-                [("a@example.com", {})])
+    with (
+        Emulator(seed=22, scopes=["crm.objects.contacts.read"]) as emulator,
+        pytest.raises(HubSpotError),
+    ):
+        HubSpotClient(
+            emulator.base_url, "pat-local-emulator", session=session
+        ).batch_upsert_contacts_by_email([("a@example.com", {})])
     with Emulator(seed=23, window_limit=1, window_seconds=0.2) as emulator:
         emulator.limiter.admit(search=False)
-        HubSpotClient(emulator.base_url, "pat-local-emulator", session=session, tier="enterprise").list_property_groups()
+        HubSpotClient(
+            emulator.base_url, "pat-local-emulator", session=session, tier="enterprise"
+        ).list_property_groups()
     session.close()
     yield seen
 
@@ -126,7 +171,11 @@ def openapi_pair(response: requests.Response) -> tuple[Any, Any, str]:
     prepared.url = HUBSPOT + response.request.path_url
     which = "properties" if "/crm/v3/properties/" in prepared.url else "contacts"
     label = f"{prepared.method} {response.request.path_url} -> {response.status_code}"
-    return RequestsOpenAPIRequest(prepared), RequestsOpenAPIResponse(documented_429(response)), f"{which}: {label}"
+    return (
+        RequestsOpenAPIRequest(prepared),
+        RequestsOpenAPIResponse(documented_429(response)),
+        f"{which}: {label}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +196,19 @@ def test_the_traffic_covers_every_call_and_error(exchanges: list[requests.Respon
     statuses = {response.status_code for response in exchanges}
     assert {200, 201, 207, 400, 401, 403, 404, 409, 429} <= statuses
     paths = {response.request.path_url.split("?")[0] for response in exchanges}
-    assert {"/crm/v3/objects/contacts/batch/upsert", "/crm/v3/objects/contacts/batch/read",
-            "/crm/v3/objects/contacts/search", "/crm/v3/objects/contacts",
-            "/crm/v3/properties/contacts/batch/create", "/crm/v3/properties/contacts/groups"} <= paths
+    assert {
+        "/crm/v3/objects/contacts/batch/upsert",
+        "/crm/v3/objects/contacts/batch/read",
+        "/crm/v3/objects/contacts/search",
+        "/crm/v3/objects/contacts",
+        "/crm/v3/properties/contacts/batch/create",
+        "/crm/v3/properties/contacts/groups",
+    } <= paths
 
 
-def test_every_request_matches_hubspots_spec(exchanges: list[requests.Response], specs: dict[str, Any]) -> None:
+def test_every_request_matches_hubspots_spec(
+    exchanges: list[requests.Response], specs: dict[str, Any]
+) -> None:
     from openapi_core.validation.request.validators import (
         V30RequestBodyValidator,
         V30RequestParametersValidator,
@@ -169,12 +225,17 @@ def test_every_request_matches_hubspots_spec(exchanges: list[requests.Response],
     assert not problems, "\n".join(problems)
 
 
-def test_every_response_matches_hubspots_spec(exchanges: list[requests.Response], specs: dict[str, Any]) -> None:
+def test_every_response_matches_hubspots_spec(
+    exchanges: list[requests.Response], specs: dict[str, Any]
+) -> None:
     from openapi_core.validation.response.validators import V30ResponseDataValidator
 
     problems = []
     for exchange in exchanges:
         request, response, label = openapi_pair(exchange)
         spec = specs[label.split(":")[0]].spec
-        problems += [f"{label}: {describe(e)}" for e in V30ResponseDataValidator(spec).iter_errors(request, response)]
+        problems += [
+            f"{label}: {describe(e)}"
+            for e in V30ResponseDataValidator(spec).iter_errors(request, response)
+        ]
     assert not problems, "\n".join(problems)

@@ -62,13 +62,15 @@ class Seen:
 class Stub:
     """Answers each request with the next scripted step: a (status, body, headers) or an action."""
 
-    steps: "queue.Queue[Any]" = field(default_factory=queue.Queue)
+    steps: queue.Queue[Any] = field(default_factory=queue.Queue)
     seen: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     base_url: str = ""
 
 
-def reply(status: int, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+def reply(
+    status: int, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, dict[str, str]]:
     return (status, body if body is not None else {}, headers or {})
 
 
@@ -135,7 +137,9 @@ def stub() -> Iterator[Stub]:
     state = Stub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     yield state
@@ -162,12 +166,20 @@ def script(stub: Stub, *steps: Any) -> None:
 
 def upsert_ok(*emails: str) -> tuple[int, Any, dict[str, str]]:
     results = [
-        {"id": str(100 + i), "new": i % 2 == 0, "properties": {"email": email.upper()},
-         "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "archived": False}
+        {
+            "id": str(100 + i),
+            "new": i % 2 == 0,
+            "properties": {"email": email.upper()},
+            "createdAt": "2026-01-01T00:00:00Z",
+            "updatedAt": "2026-01-01T00:00:00Z",
+            "archived": False,
+        }
         for i, email in enumerate(emails)
     ]
     results.reverse()  # HubSpot shuffles; never rely on position
-    return reply(200, {"status": "COMPLETE", "results": results, "startedAt": "x", "completedAt": "y"})
+    return reply(
+        200, {"status": "COMPLETE", "results": results, "startedAt": "x", "completedAt": "y"}
+    )
 
 
 TEN_SECONDLY = {
@@ -184,13 +196,18 @@ WINDOW_HEADERS = {
 }
 
 
-def test_429_storm_then_success_waits_out_the_window_each_time(stub: Stub, fake_time: FakeTime) -> None:
+def test_429_storm_then_success_waits_out_the_window_each_time(
+    stub: Stub, fake_time: FakeTime
+) -> None:
     script(stub, *[reply(429, TEN_SECONDLY, WINDOW_HEADERS)] * 3, upsert_ok("a@x.io", "b@x.io"))
     client = client_for(stub, fake_time)
 
     result = client.batch_upsert_contacts_by_email([("a@x.io", {"firstname": "A"}), ("B@x.io", {})])
 
-    assert {k: (v.id, v.new) for k, v in result.items()} == {"a@x.io": ("100", True), "b@x.io": ("101", False)}
+    assert {k: (v.id, v.new) for k, v in result.items()} == {
+        "a@x.io": ("100", True),
+        "b@x.io": ("101", False),
+    }
     assert len(stub.seen) == 4
     assert sum(fake_time.sleeps) >= 30.0  # a full 10-s window after each of the three 429s
     stats = client.stats.snapshot()
@@ -198,7 +215,9 @@ def test_429_storm_then_success_waits_out_the_window_each_time(stub: Stub, fake_
     assert stats["by_operation"] == {"batch_upsert_contacts": 4}
 
 
-def test_daily_429_stops_at_once_and_later_calls_do_not_send(stub: Stub, fake_time: FakeTime) -> None:
+def test_daily_429_stops_at_once_and_later_calls_do_not_send(
+    stub: Stub, fake_time: FakeTime
+) -> None:
     daily = {**TEN_SECONDLY, "message": "You have reached your daily limit.", "policyName": "DAILY"}
     script(stub, reply(429, daily), upsert_ok("a@x.io"))
     client = client_for(stub, fake_time)
@@ -226,7 +245,9 @@ def test_daily_remaining_zero_stops_before_sending(stub: Stub, fake_time: FakeTi
 
 
 def test_retry_after_is_honoured_instead_of_the_window(stub: Stub, fake_time: FakeTime) -> None:
-    script(stub, reply(429, TEN_SECONDLY, {**WINDOW_HEADERS, "Retry-After": "7"}), upsert_ok("a@x.io"))
+    script(
+        stub, reply(429, TEN_SECONDLY, {**WINDOW_HEADERS, "Retry-After": "7"}), upsert_ok("a@x.io")
+    )
     client = client_for(stub, fake_time)
     client.batch_upsert_contacts_by_email([("a@x.io", {})])
     assert 7.0 <= sum(fake_time.sleeps) < 8.0
@@ -239,8 +260,12 @@ def test_absurd_retry_after_is_capped(stub: Stub, fake_time: FakeTime) -> None:
 
 
 def test_search_secondly_429_waits_about_a_second(stub: Stub, fake_time: FakeTime) -> None:
-    secondly = {"status": "error", "message": "You have reached your secondly limit.",
-                "correlationId": "c0ffee00-0000-4000-8000-000000000002", "category": "RATE_LIMITS"}
+    secondly = {
+        "status": "error",
+        "message": "You have reached your secondly limit.",
+        "correlationId": "c0ffee00-0000-4000-8000-000000000002",
+        "category": "RATE_LIMITS",
+    }
     page = reply(200, {"total": 1, "results": [{"id": "7", "properties": {"email": "a@x.io"}}]})
     script(stub, reply(429, secondly), page)
     client = client_for(stub, fake_time)
@@ -272,23 +297,33 @@ def test_5xx_burst_is_retried_with_capped_jittered_backoff(stub: Stub, fake_time
 
 
 def test_5xx_that_never_ends_raises_a_server_error(stub: Stub, fake_time: FakeTime) -> None:
-    body = {"status": "error", "message": "internal", "category": "INTERNAL_ERROR",
-            "correlationId": "c0ffee00-0000-4000-8000-000000000003"}
+    body = {
+        "status": "error",
+        "message": "internal",
+        "category": "INTERNAL_ERROR",
+        "correlationId": "c0ffee00-0000-4000-8000-000000000003",
+    }
     script(stub, *[reply(503, body)] * 3)
     with pytest.raises(HubSpotServerError) as caught:
         client_for(stub, fake_time, max_retries=2).list_properties()
     assert len(stub.seen) == 3
-    assert "503" in str(caught.value) and "c0ffee00-0000-4000-8000-000000000003" in str(caught.value)
+    assert "503" in str(caught.value) and "c0ffee00-0000-4000-8000-000000000003" in str(
+        caught.value
+    )
 
 
-def test_423_waits_at_least_two_seconds_and_477_honours_retry_after(stub: Stub, fake_time: FakeTime) -> None:
+def test_423_waits_at_least_two_seconds_and_477_honours_retry_after(
+    stub: Stub, fake_time: FakeTime
+) -> None:
     script(stub, reply(423, {}), reply(477, {}, {"Retry-After": "3"}), reply(200, {"results": []}))
     client_for(stub, fake_time).list_property_groups()
     assert fake_time.sleeps[0] >= 2.0
     assert fake_time.sleeps[1] == 3.0
 
 
-def test_reset_mid_batch_retries_the_same_idempotent_upsert(stub: Stub, fake_time: FakeTime) -> None:
+def test_reset_mid_batch_retries_the_same_idempotent_upsert(
+    stub: Stub, fake_time: FakeTime
+) -> None:
     script(stub, "reset", "partial", upsert_ok("a@x.io", "b@x.io"))
     client = client_for(stub, fake_time)
     result = client.batch_upsert_contacts_by_email([("a@x.io", {"city": "Oslo"}), ("b@x.io", {})])
@@ -310,7 +345,9 @@ def test_network_failure_on_every_try_raises_a_connection_error(fake_time: FakeT
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     budget = RateBudget(limit=100, clock=fake_time.clock, sleep=fake_time.sleep)
-    client = HubSpotClient(f"http://127.0.0.1:{port}", TOKEN, budget=budget, sleep=fake_time.sleep, max_retries=2)
+    client = HubSpotClient(
+        f"http://127.0.0.1:{port}", TOKEN, budget=budget, sleep=fake_time.sleep, max_retries=2
+    )
     with pytest.raises(HubSpotConnectionError) as caught:
         client.list_properties()
     assert client.stats.calls == 3
@@ -318,41 +355,89 @@ def test_network_failure_on_every_try_raises_a_connection_error(fake_time: FakeT
 
 
 NOT_RETRIED = [
-    (400, HubSpotValidationError, {
-        "status": "error", "category": "VALIDATION_ERROR",
-        "correlationId": "c0ffee00-0000-4000-8000-000000000400",
-        "message": 'Property values were not valid: [{"isValid":false,"message":"Email address '
-                   'bad@@x is invalid","error":"INVALID_EMAIL","name":"email"}]'},
-     ["400 VALIDATION_ERROR", "Email address bad@@x is invalid"]),
-    (401, HubSpotAuthError, {
-        "status": "error", "category": "INVALID_AUTHENTICATION",
-        "correlationId": "c0ffee00-0000-4000-8000-000000000401",
-        "message": "Authentication credentials not found."},
-     ["HubSpot rejected the access token (401 INVALID_AUTHENTICATION): check the environment "
-      "variable named in `destination hubspot { token = env(...) }` holds a valid private-app token"]),
-    (403, HubSpotScopeError, {
-        "status": "error", "category": "MISSING_SCOPES",
-        "correlationId": "c0ffee00-0000-4000-8000-000000000403",
-        "message": "This app hasn't been granted all required scopes to make this call.",
-        "errors": [{"message": "One or more of the following scopes are required.",
-                    "context": {"requiredGranularScopes": ["crm.schemas.contacts.write"]}}]},
-     ["lacks scope crm.schemas.contacts.write",
-      "add it in HubSpot under Settings > Integrations > Private apps"]),
-    (404, HubSpotNotFoundError, {
-        "status": "error", "category": "OBJECT_NOT_FOUND",
-        "correlationId": "c0ffee00-0000-4000-8000-000000000404", "message": "Object not found."},
-     ["404 OBJECT_NOT_FOUND"]),
-    (409, HubSpotConflictError, {
-        "status": "error", "category": "CONFLICT",
-        "correlationId": "c0ffee00-0000-4000-8000-000000000409",
-        "message": "Property already exists"},
-     ["409 CONFLICT", "Property already exists"]),
+    (
+        400,
+        HubSpotValidationError,
+        {
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "correlationId": "c0ffee00-0000-4000-8000-000000000400",
+            "message": 'Property values were not valid: [{"isValid":false,"message":"Email address '
+            'bad@@x is invalid","error":"INVALID_EMAIL","name":"email"}]',
+        },
+        ["400 VALIDATION_ERROR", "Email address bad@@x is invalid"],
+    ),
+    (
+        401,
+        HubSpotAuthError,
+        {
+            "status": "error",
+            "category": "INVALID_AUTHENTICATION",
+            "correlationId": "c0ffee00-0000-4000-8000-000000000401",
+            "message": "Authentication credentials not found.",
+        },
+        [
+            (
+                "HubSpot rejected the access token (401 INVALID_AUTHENTICATION): check the environment "
+                "variable named in `destination hubspot { token = env(...) }` holds a valid "
+                "private-app token"
+            )
+        ],
+    ),
+    (
+        403,
+        HubSpotScopeError,
+        {
+            "status": "error",
+            "category": "MISSING_SCOPES",
+            "correlationId": "c0ffee00-0000-4000-8000-000000000403",
+            "message": "This app hasn't been granted all required scopes to make this call.",
+            "errors": [
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": ["crm.schemas.contacts.write"]},
+                }
+            ],
+        },
+        [
+            "lacks scope crm.schemas.contacts.write",
+            "add it in HubSpot under Settings > Integrations > Private apps",
+        ],
+    ),
+    (
+        404,
+        HubSpotNotFoundError,
+        {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "correlationId": "c0ffee00-0000-4000-8000-000000000404",
+            "message": "Object not found.",
+        },
+        ["404 OBJECT_NOT_FOUND"],
+    ),
+    (
+        409,
+        HubSpotConflictError,
+        {
+            "status": "error",
+            "category": "CONFLICT",
+            "correlationId": "c0ffee00-0000-4000-8000-000000000409",
+            "message": "Property already exists",
+        },
+        ["409 CONFLICT", "Property already exists"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("status", "error_type", "body", "phrases"), NOT_RETRIED, ids=lambda v: str(v)[:12])
+@pytest.mark.parametrize(
+    ("status", "error_type", "body", "phrases"), NOT_RETRIED, ids=lambda v: str(v)[:12]
+)
 def test_client_errors_are_never_retried(
-    stub: Stub, fake_time: FakeTime, status: int, error_type: type[HubSpotError], body: dict[str, Any],
+    stub: Stub,
+    fake_time: FakeTime,
+    status: int,
+    error_type: type[HubSpotError],
+    body: dict[str, Any],
     phrases: list[str],
 ) -> None:
     script(stub, reply(status, body), reply(200, {"results": []}))
@@ -361,14 +446,20 @@ def test_client_errors_are_never_retried(
         client.batch_upsert_contacts_by_email([("a@x.io", {})])
     assert len(stub.seen) == 1 and fake_time.sleeps == []
     error = caught.value
-    assert (error.status, error.category, error.correlation_id) == (status, body["category"], body["correlationId"])
+    assert (error.status, error.category, error.correlation_id) == (
+        status,
+        body["category"],
+        body["correlationId"],
+    )
     assert error.operation == "batch_upsert_contacts"
     for phrase in phrases:
         assert phrase in str(error)
     assert body["correlationId"] in str(error)
 
 
-def test_validation_error_keeps_hubspot_items_and_raw_message(stub: Stub, fake_time: FakeTime) -> None:
+def test_validation_error_keeps_hubspot_items_and_raw_message(
+    stub: Stub, fake_time: FakeTime
+) -> None:
     body = NOT_RETRIED[0][2]
     script(stub, reply(400, body))
     with pytest.raises(HubSpotValidationError) as caught:
@@ -379,7 +470,9 @@ def test_validation_error_keeps_hubspot_items_and_raw_message(stub: Stub, fake_t
 
 def test_scope_error_lists_every_missing_scope(stub: Stub, fake_time: FakeTime) -> None:
     body = dict(NOT_RETRIED[2][2])
-    body["errors"] = [{"context": {"requiredGranularScopes": ["crm.objects.contacts.write", "crm.x"]}}]
+    body["errors"] = [
+        {"context": {"requiredGranularScopes": ["crm.objects.contacts.write", "crm.x"]}}
+    ]
     script(stub, reply(403, body))
     with pytest.raises(HubSpotScopeError) as caught:
         client_for(stub, fake_time).list_properties()
@@ -391,24 +484,42 @@ def test_requests_carry_bearer_user_agent_and_json(stub: Stub, fake_time: FakeTi
     client_for(stub, fake_time).batch_upsert_contacts_by_email([("A@X.io", {"firstname": "Ann"})])
     seen = stub.seen[0]
     assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert seen.headers["User-Agent"].startswith("syncdsl/") and "python-requests" in seen.headers["User-Agent"]
+    assert (
+        seen.headers["User-Agent"].startswith("syncdsl/")
+        and "python-requests" in seen.headers["User-Agent"]
+    )
     assert seen.headers["Content-Type"] == "application/json"
     assert (seen.method, seen.path) == ("POST", "/crm/v3/objects/contacts/batch/upsert")
-    assert seen.body == {"inputs": [{"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "Ann"}}]}
+    assert seen.body == {
+        "inputs": [{"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "Ann"}}]
+    }
 
 
 def test_batch_read_understands_207_and_matches_by_email(stub: Stub, fake_time: FakeTime) -> None:
     body = {
-        "status": "COMPLETE", "numErrors": 1,
-        "results": [{"id": "2", "properties": {"email": "B@x.io", "firstname": None}},
-                    {"id": "1", "properties": {"email": "a@x.io", "firstname": "Ann"}}],
-        "errors": [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "Could not get some CONTACT objects",
-                    "context": {"ids": ["c@x.io"]}}],
+        "status": "COMPLETE",
+        "numErrors": 1,
+        "results": [
+            {"id": "2", "properties": {"email": "B@x.io", "firstname": None}},
+            {"id": "1", "properties": {"email": "a@x.io", "firstname": "Ann"}},
+        ],
+        "errors": [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some CONTACT objects",
+                "context": {"ids": ["c@x.io"]},
+            }
+        ],
     }
     script(stub, reply(207, body))
-    found = client_for(stub, fake_time).batch_read_contacts_by_email(["a@x.io", "b@x.io", "c@x.io"], ["firstname"])
+    found = client_for(stub, fake_time).batch_read_contacts_by_email(
+        ["a@x.io", "b@x.io", "c@x.io"], ["firstname"]
+    )
     assert {k: (c.id, c.properties["firstname"]) for k, c in found.items()} == {
-        "a@x.io": ("1", "Ann"), "b@x.io": ("2", None)}
+        "a@x.io": ("1", "Ann"),
+        "b@x.io": ("2", None),
+    }
     sent = stub.seen[0].body
     assert sent["idProperty"] == "email" and sent["properties"] == ["email", "firstname"]
 
@@ -427,7 +538,13 @@ def test_batch_limits_are_checked_before_sending(stub: Stub, fake_time: FakeTime
 def test_list_paging_follows_after(stub: Stub, fake_time: FakeTime) -> None:
     script(
         stub,
-        reply(200, {"results": [{"id": "1", "properties": {"email": "a@x.io"}}], "paging": {"next": {"after": "abc"}}}),
+        reply(
+            200,
+            {
+                "results": [{"id": "1", "properties": {"email": "a@x.io"}}],
+                "paging": {"next": {"after": "abc"}},
+            },
+        ),
         reply(200, {"results": [{"id": "2", "properties": {"email": "b@x.io"}}]}),
     )
     contacts = list(client_for(stub, fake_time).iter_contacts(["city"], page_size=1))
@@ -439,15 +556,28 @@ def test_list_paging_follows_after(stub: Stub, fake_time: FakeTime) -> None:
 def test_the_token_never_leaks_into_errors_logs_or_reprs(
     stub: Stub, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    echo = {"status": "error", "category": "INVALID_AUTHENTICATION", "message": f"bad token Bearer {TOKEN}"}
+    echo = {
+        "status": "error",
+        "category": "INVALID_AUTHENTICATION",
+        "message": f"bad token Bearer {TOKEN}",
+    }
     script(stub, reply(503, {}), reply(401, echo))
     client = client_for(stub, fake_time)
-    with caplog.at_level(logging.DEBUG, logger="syncdsl.hubspot"):
-        with pytest.raises(HubSpotAuthError) as caught:
-            client.list_properties()
+    with (
+        caplog.at_level(logging.DEBUG, logger="syncdsl.hubspot"),
+        pytest.raises(HubSpotAuthError) as caught,
+    ):
+        client.list_properties()
     assert caplog.records, "the client logs each request at debug level"
-    texts = [caplog.text, str(caught.value), repr(caught.value), repr(caught.value.body), repr(client),
-             repr(client.budget), repr(client.stats)]
+    texts = [
+        caplog.text,
+        str(caught.value),
+        repr(caught.value),
+        repr(caught.value.body),
+        repr(client),
+        repr(client.budget),
+        repr(client.stats),
+    ]
     for text in texts:
         assert TOKEN not in text
     assert "Authorization" in caplog.text and "***" in caplog.text
@@ -461,4 +591,6 @@ def test_full_jitter_spans_the_whole_range_and_respects_the_cap() -> None:
         ceiling = min(8.0, 0.5 * 2**attempt)
         delays = [backoff.delay(attempt) for _ in range(400)]
         assert all(0.0 <= d <= ceiling for d in delays)
-        assert min(delays) < 0.1 * ceiling and max(delays) > 0.9 * ceiling  # full, not equal, jitter
+        assert (
+            min(delays) < 0.1 * ceiling and max(delays) > 0.9 * ceiling
+        )  # full, not equal, jitter

@@ -31,7 +31,10 @@ class FakeTime:
 def max_in_any_window(times: list[float], window: float) -> int:
     """The most sends inside any half-open window (t - window, t]."""
     ordered = sorted(times)
-    return max((i + 1 - bisect_left(ordered, t - window, hi=i + 1) for i, t in enumerate(ordered)), default=0)
+    return max(
+        (i + 1 - bisect_left(ordered, t - window, hi=i + 1) for i, t in enumerate(ordered)),
+        default=0,
+    )
 
 
 def recording_budget(fake: FakeTime, sent: list[float], **kw: float) -> RateBudget:
@@ -111,12 +114,14 @@ def test_penalty_blocks_every_sender_until_it_ends() -> None:
 def test_headers_correct_limit_window_and_unseen_sends() -> None:
     fake = FakeTime()
     budget = RateBudget(limit=100, clock=fake.clock, sleep=fake.sleep)
-    budget.observe({
-        "X-HubSpot-RateLimit-Max": "19",
-        "X-HubSpot-RateLimit-Interval-Milliseconds": "1000",
-        "X-HubSpot-RateLimit-Remaining": "4",  # someone else used 15 of this window
-        "X-HubSpot-RateLimit-Daily-Remaining": "5000",
-    })
+    budget.observe(
+        {
+            "X-HubSpot-RateLimit-Max": "19",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "1000",
+            "X-HubSpot-RateLimit-Remaining": "4",  # someone else used 15 of this window
+            "X-HubSpot-RateLimit-Daily-Remaining": "5000",
+        }
+    )
     assert (budget.limit, budget.window_seconds, budget.daily_remaining) == (19, 1.0, 5000)
     for _ in range(4):
         budget.acquire()

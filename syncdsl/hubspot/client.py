@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import requests
@@ -121,7 +121,7 @@ class HubSpotClient:
     def __repr__(self) -> str:
         return f"HubSpotClient(base_url={self.base_url!r}, budget={self.budget!r})"
 
-    def __enter__(self) -> HubSpotClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -165,7 +165,10 @@ class HubSpotClient:
         payload = {"inputs": [property_to_api(prop) for prop in chunk]}
         try:
             reply = self._request(
-                "POST", f"{PROPERTIES}/batch/create", operation="batch_create_properties", json_body=payload
+                "POST",
+                f"{PROPERTIES}/batch/create",
+                operation="batch_create_properties",
+                json_body=payload,
             )
         except HubSpotConflictError as exc:
             if not getattr(exc, "after_network_retry", False):
@@ -176,8 +179,14 @@ class HubSpotClient:
         errors = [e for e in reply.body.get("errors") or [] if isinstance(e, dict)]
         if errors:
             raise hs_errors.from_response(
-                400, {"category": "VALIDATION_ERROR", "message": "some properties were not created",
-                      "errors": errors}, {}, operation="batch_create_properties"
+                400,
+                {
+                    "category": "VALIDATION_ERROR",
+                    "message": "some properties were not created",
+                    "errors": errors,
+                },
+                {},
+                operation="batch_create_properties",
             )
         return results
 
@@ -212,7 +221,9 @@ class HubSpotClient:
     def create_property_group(self, group: PropertyGroup) -> PropertyGroup:
         payload = {"name": group.name, "label": group.label, "displayOrder": group.display_order}
         try:
-            reply = self._request("POST", GROUPS, operation="create_property_group", json_body=payload)
+            reply = self._request(
+                "POST", GROUPS, operation="create_property_group", json_body=payload
+            )
         except HubSpotConflictError as exc:
             if not getattr(exc, "after_network_retry", False):
                 raise
@@ -257,12 +268,16 @@ class HubSpotClient:
         A 400 (one bad email or property fails the whole batch) raises HubSpotValidationError.
         """
         if len(inputs) > BATCH_LIMIT:
-            raise ValueError(f"batch upsert takes at most {BATCH_LIMIT} contacts, got {len(inputs)}")
+            raise ValueError(
+                f"batch upsert takes at most {BATCH_LIMIT} contacts, got {len(inputs)}"
+            )
         by_email: dict[str, Mapping[str, str]] = {}
         for email, props in inputs:
             key = email.strip().lower()
             if key in by_email:
-                raise ValueError(f"batch upsert got {key} twice; HubSpot would reject the whole batch")
+                raise ValueError(
+                    f"batch upsert got {key} twice; HubSpot would reject the whole batch"
+                )
             by_email[key] = props
         if not by_email:
             return {}
@@ -277,13 +292,18 @@ class HubSpotClient:
         ).body
         return _upsert_results(body, list(by_email))
 
-    def iter_contacts(self, properties: Sequence[str], *, page_size: int = 100) -> Iterator[Contact]:
+    def iter_contacts(
+        self, properties: Sequence[str], *, page_size: int = 100
+    ) -> Iterator[Contact]:
         """Every contact, paging with HubSpot's opaque `after` cursor."""
         if not 1 <= page_size <= LIST_PAGE_LIMIT:
             raise ValueError(f"page_size must be 1..{LIST_PAGE_LIMIT}, got {page_size}")
         after: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size, "properties": ",".join(_with_email(properties))}
+            params: dict[str, Any] = {
+                "limit": page_size,
+                "properties": ",".join(_with_email(properties)),
+            }
             if after:
                 params["after"] = after
             body = self._request("GET", CONTACTS, operation="list_contacts", params=params).body
@@ -320,7 +340,11 @@ class HubSpotClient:
                 "after": after or "0",  # HubSpot's schema requires it, even for the first page
             }
             body = self._request(
-                "POST", f"{CONTACTS}/search", operation="search_contacts", json_body=payload, search=True
+                "POST",
+                f"{CONTACTS}/search",
+                operation="search_contacts",
+                json_body=payload,
+                search=True,
             ).body
             results = body.get("results") or []
             for item in results:
@@ -402,12 +426,16 @@ class HubSpotClient:
         """Wait before a retry and return None, or return the error to raise."""
         if status == 429:
             self.stats.record_rate_limited()
-            wait = rate_limit_wait(body, headers, search=search, window_seconds=self.budget.window_seconds)
+            wait = rate_limit_wait(
+                body, headers, search=search, window_seconds=self.budget.window_seconds
+            )
             if wait.daily:
                 self.budget.exhaust_daily()  # the other threads stop before sending, too
                 return hs_errors.from_response(status, body, headers, operation=operation)
             if retries >= self.max_retries:
-                return hs_errors.from_response(status, body, headers, operation=operation, retries=retries)
+                return hs_errors.from_response(
+                    status, body, headers, operation=operation, retries=retries
+                )
             # Everyone waits: the budget is shared, so the next acquire (ours too) sleeps it out.
             self.budget.penalize(wait.seconds, search=search)
             self.stats.record_retry()
@@ -497,7 +525,9 @@ def _upsert_results(body: Mapping[str, Any], emails: list[str]) -> dict[str, Ups
     for item in body.get("results") or []:
         email = Contact.from_api(item).email
         if email:
-            results[email] = UpsertResult(id=str(item.get("id")), email=email, new=bool(item.get("new")))
+            results[email] = UpsertResult(
+                id=str(item.get("id")), email=email, new=bool(item.get("new"))
+            )
         else:
             unmatched.append(item)
     missing = [email for email in emails if email not in results]
@@ -505,7 +535,10 @@ def _upsert_results(body: Mapping[str, Any], emails: list[str]) -> dict[str, Ups
         item = unmatched[0]
         results[missing[0]] = UpsertResult(str(item.get("id")), missing[0], bool(item.get("new")))
     for error in body.get("errors") or []:
-        logger.warning("HubSpot did not upsert some contacts: %s", error.get("message") if isinstance(error, dict) else error)
+        logger.warning(
+            "HubSpot did not upsert some contacts: %s",
+            error.get("message") if isinstance(error, dict) else error,
+        )
     return results
 
 

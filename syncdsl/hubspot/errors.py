@@ -150,7 +150,9 @@ def from_response(
         return HubSpotAuthError(_auth_message(category), **common)
     if status == 403:
         scopes = missing_scopes(body)
-        return HubSpotScopeError(_scope_message(scopes, hubspot_message), missing_scopes=scopes, **common)
+        return HubSpotScopeError(
+            _scope_message(scopes, hubspot_message), missing_scopes=scopes, **common
+        )
     if status == 400:
         errors = validation_errors(body)
         return HubSpotValidationError(
@@ -181,7 +183,8 @@ def from_response(
             **common,
         )
     return HubSpotError(
-        f"HubSpot answered {status} {category}".rstrip() + f": {hubspot_message or 'no detail given'}",
+        f"HubSpot answered {status} {category}".rstrip()
+        + f": {hubspot_message or 'no detail given'}",
         **common,
     )
 
@@ -191,7 +194,9 @@ def daily_limit_reached(*, operation: str | None = None) -> DailyLimitError:
     return DailyLimitError(DAILY_ADVICE, policy="DAILY", status=429, operation=operation)
 
 
-def connection_failed(exc: BaseException, *, operation: str, retries: int, base_url: str) -> HubSpotConnectionError:
+def connection_failed(
+    exc: BaseException, *, operation: str, retries: int, base_url: str
+) -> HubSpotConnectionError:
     kind = "timed out" if "timeout" in type(exc).__name__.lower() else "failed"
     return HubSpotConnectionError(
         f"the connection to HubSpot at {base_url} {kind} after {retries} retries "

@@ -24,7 +24,9 @@ class Contact:
     def from_api(cls, obj: Mapping[str, Any]) -> Contact:
         raw = obj.get("properties") or {}
         properties = {str(k): (None if v is None else str(v)) for k, v in raw.items()}
-        return cls(id=str(obj.get("id") or properties.get("hs_object_id") or ""), properties=properties)
+        return cls(
+            id=str(obj.get("id") or properties.get("hs_object_id") or ""), properties=properties
+        )
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ class RateBudget:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if limit < 1 or search_per_second < 1 or window_seconds <= 0:
-            raise ValueError("a rate budget needs limit >= 1, search_per_second >= 1, window_seconds > 0")
+            raise ValueError(
+                "a rate budget needs limit >= 1, search_per_second >= 1, window_seconds > 0"
+            )
         self.limit = limit
         self.window_seconds = float(window_seconds)
         self.search_per_second = search_per_second

@@ -54,7 +54,7 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def ceiling(self, attempt: int) -> float:
-        return min(self.cap, self.base * (2 ** min(attempt, 32)))
+        return min(self.cap, self.base * (1 << min(attempt, 32)))
 
     def delay(self, attempt: int) -> float:
         return self.rng.uniform(0.0, self.ceiling(attempt))
