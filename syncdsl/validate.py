@@ -30,6 +30,7 @@ from syncdsl.ir import (
     Span,
     Spec,
     Template,
+    derive_property_name,
 )
 from syncdsl.syntax import (
     Attribute,
@@ -78,8 +79,8 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
-def derive_property_name(display_name: str) -> str:
-    """Lowercase, runs of anything but a-z/0-9 -> `_`, trimmed: "VIP Customers" -> vip_customers."""
+def _untruncated_name(display_name: str) -> str:
+    # ir.derive_property_name cuts at 100 characters; validation wants to see the whole name.
     return re.sub(r"[^a-z0-9]+", "_", display_name.lower()).strip("_")
 
 
@@ -500,7 +501,7 @@ class _Checker:
                 return value
             return None
         assert block.label_span is not None
-        derived = derive_property_name(display)
+        derived = _untruncated_name(display)
         if not derived or not derived[0].isalpha():
             suggestion = f"audience_{derived}" if derived else "my_audience"
             self.error(
@@ -516,7 +517,7 @@ class _Checker:
                 f'`property = "{derived[:MAX_NAME].rstrip("_")}"`',
             )
             return None
-        return derived
+        return derive_property_name(display)
 
     def threshold(self, attribute: Attribute | None) -> float | None:
         if attribute is None:
