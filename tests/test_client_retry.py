@@ -594,3 +594,50 @@ def test_full_jitter_spans_the_whole_range_and_respects_the_cap() -> None:
         assert (
             min(delays) < 0.1 * ceiling and max(delays) > 0.9 * ceiling
         )  # full, not equal, jitter
+
+
+def test_search_restarts_above_the_last_id_before_the_10k_cap(
+    stub: Stub, fake_time: FakeTime
+) -> None:
+    def page(first: int, after: str | None) -> tuple[int, Any, dict[str, str]]:
+        body: dict[str, Any] = {
+            "total": 20_000,
+            "results": [
+                {"id": str(first + i), "properties": {"email": f"{first + i}@x.io"}}
+                for i in range(200)
+            ],
+        }
+        if after:
+            body["paging"] = {"next": {"after": after}}
+        return reply(200, body)
+
+    script(stub, page(1, "9800"), page(201, "10000"), page(5001, None))
+    group = {"filters": [{"propertyName": "city", "operator": "EQ", "value": "Oslo"}]}
+    ids = [c.id for c in client_for(stub, fake_time).search_contacts([group], [])]
+    assert len(ids) == 600
+    first, second, third = (seen.body for seen in stub.seen)
+    assert (first["after"], second["after"], third["after"]) == ("0", "9800", "0")
+    assert first["filterGroups"] == second["filterGroups"] == [group]
+    assert third["filterGroups"] == [
+        {
+            "filters": [
+                *group["filters"],
+                {"propertyName": "hs_object_id", "operator": "GT", "value": "400"},
+            ]
+        }
+    ]
+    assert third["sorts"] == [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
+
+
+def test_search_past_10k_with_full_filter_groups_says_why_it_cannot(
+    stub: Stub, fake_time: FakeTime
+) -> None:
+    body = {
+        "total": 20_000,
+        "results": [{"id": "1", "properties": {}}],
+        "paging": {"next": {"after": "10000"}},
+    }
+    script(stub, reply(200, body))
+    full = {"filters": [{"propertyName": f"p{i}", "operator": "HAS_PROPERTY"} for i in range(6)]}
+    with pytest.raises(ValueError, match="filter limits"):
+        list(client_for(stub, fake_time).search_contacts([full], [], page_size=1))

@@ -35,6 +35,8 @@ BATCH_LIMIT = 100
 LIST_PAGE_LIMIT = 100
 SEARCH_PAGE_LIMIT = 200
 SEARCH_RESULT_CAP = 10_000
+SEARCH_FILTERS_PER_GROUP = 6
+SEARCH_FILTERS_TOTAL = 18
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
 GROUPS = "/crm/v3/properties/contacts/groups"
@@ -386,7 +388,8 @@ class HubSpotClient:
             except RETRYABLE_EXCEPTIONS as exc:
                 self.stats.record_error()
                 self._log(method, url, f"{type(exc).__name__}", started, retries)
-                if retries >= self.max_retries:
+                # A TLS failure (bad certificate, wrong scheme) will not heal by waiting.
+                if retries >= self.max_retries or isinstance(exc, requests.exceptions.SSLError):
                     raise self._scrub(
                         hs_errors.connection_failed(
                             exc, operation=operation, retries=retries, base_url=self.base_url
@@ -516,6 +519,13 @@ def _partitioned(groups: list[dict[str, Any]], last_id: str) -> list[dict[str, A
     above = {"propertyName": "hs_object_id", "operator": "GT", "value": last_id}
     if not groups:
         return [{"filters": [above]}]
+    sizes = [len(group.get("filters") or []) + 1 for group in groups]
+    if max(sizes) > SEARCH_FILTERS_PER_GROUP or sum(sizes) > SEARCH_FILTERS_TOTAL:
+        raise ValueError(
+            "the search matches more than 10,000 contacts and HubSpot's filter limits (6 per group, "
+            "18 in all) leave no room for the hs_object_id filter that pages past 10,000: use fewer "
+            "filters"
+        )
     return [{**group, "filters": [*(group.get("filters") or []), above]} for group in groups]
 
 
