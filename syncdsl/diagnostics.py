@@ -11,7 +11,7 @@ from syncdsl.ir import Span
 
 # A token written as a literal must not be echoed back: mask every string on a `token = ...` line.
 _TOKEN_LINE = re.compile(r"^\s*token\b")
-_STRING = re.compile(r'"([^"\\\n]|\\.)*"?')
+_STRING = re.compile(r""""([^"\\\n]|\\.)*"?|'([^'\\\n]|\\.)*'?""")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -28,10 +28,21 @@ def one_of(choices: Iterable[str]) -> str:
     return ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
+def is_token_line(line: str) -> bool:
+    """True for a `token = ...` line, whose strings may hold a secret."""
+    return _TOKEN_LINE.match(line) is not None
+
+
+def mask_strings(text: str) -> str:
+    """Every string literal in `text` with its characters replaced by `*` (same width)."""
+    return _STRING.sub(
+        lambda m: m.group(0)[0] + "*" * max(len(m.group(0)) - 2, 0) + m.group(0)[0], text
+    )
+
+
 def _display_line(line: str) -> str:
-    if _TOKEN_LINE.match(line):
-        return _STRING.sub(lambda m: '"' + "*" * max(len(m.group(0)) - 2, 0) + '"', line)
-    return line.rstrip("\r")
+    line = line.rstrip("\r")
+    return mask_strings(line) if is_token_line(line) else line
 
 
 def _caret(line: str, span: Span) -> str:

@@ -13,7 +13,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.tree import Meta
 
-from syncdsl.diagnostics import spec_error
+from syncdsl.diagnostics import is_token_line, mask_strings, spec_error
 from syncdsl.errors import Diagnostic, SpecError
 from syncdsl.ir import Span, Spec
 from syncdsl.syntax import (
@@ -264,6 +264,18 @@ def _point(file: str, line: int, column: int, width: int = 1) -> Span:
 
 
 def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    diagnostic = _describe_syntax_error(error, text, file)
+    lines = text.split("\n")
+    on_token_line = 0 < diagnostic.span.line <= len(lines) and is_token_line(
+        lines[diagnostic.span.line - 1]
+    )
+    if isinstance(error, UnexpectedToken) and on_token_line:
+        # Never echo what may be a literal token back to the terminal.
+        return Diagnostic(diagnostic.span, mask_strings(diagnostic.message))
+    return diagnostic
+
+
+def _describe_syntax_error(error: UnexpectedInput, text: str, file: str) -> Diagnostic:
     if isinstance(error, UnexpectedCharacters):
         return _character_diagnostic(error, text, file)
     assert isinstance(error, UnexpectedToken)
@@ -298,7 +310,7 @@ def _character_diagnostic(error: UnexpectedCharacters, text: str, file: str) -> 
     if char == '"':
         message = 'unclosed string: a string ends with `"` on the same line'
     elif char == "'":
-        message = "strings use double quotes: write \"...\", not '...'"
+        message = "strings use double quotes (\"), not single quotes (')"
     elif char == "`":
         message = "unclosed backtick name: write `Column Name` on one line"
     elif char == ":":

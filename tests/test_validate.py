@@ -46,11 +46,16 @@ def test_error_fixture(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert keys == sorted(keys)
 
 
-def test_literal_token_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
-    error = _rendered("literal_token.sync", monkeypatch)
-    assert "secret" not in error.rendered
-    assert "pat-na1" not in str(error.diagnostics)
-    assert 'env("HUBSPOT_TOKEN")' in error.rendered
+@pytest.mark.parametrize("name", ["literal_token.sync", "syntax_literal_token_not_echoed.sync"])
+def test_literal_token_is_never_echoed(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    error = _rendered(name, monkeypatch)
+    for secret in ("secret", "pat-"):
+        assert secret not in error.rendered
+        assert secret not in str(error.diagnostics)
+
+
+def test_literal_token_error_says_what_to_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert 'env("HUBSPOT_TOKEN")' in _rendered("literal_token.sync", monkeypatch).rendered
 
 
 def test_many_errors_are_reported_in_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
