@@ -28,6 +28,7 @@ from syncdsl.errors import (
     HubSpotValidationError,
 )
 from syncdsl.hubspot import Backoff, HubSpotClient, RateBudget
+from syncdsl.schema import PropertySchema
 
 TOKEN = "pat-na1-secret-0123456789"
 
@@ -641,3 +642,25 @@ def test_search_past_10k_with_full_filter_groups_says_why_it_cannot(
     full = {"filters": [{"propertyName": f"p{i}", "operator": "HAS_PROPERTY"} for i in range(6)]}
     with pytest.raises(ValueError, match="filter limits"):
         list(client_for(stub, fake_time).search_contacts([full], [], page_size=1))
+
+
+def test_create_after_a_lost_reply_returns_the_property_instead_of_a_409(
+    stub: Stub, fake_time: FakeTime
+) -> None:
+    created = {
+        "name": "aud_x",
+        "label": "X",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "contactinformation",
+        "description": "",
+        "options": [],
+    }
+    conflict = {"status": "error", "category": "OBJECT_ALREADY_EXISTS", "message": "exists"}
+    script(stub, "reset", reply(409, conflict), reply(200, created))
+    prop = PropertySchema("aud_x", "X", "string", "text")
+    assert client_for(stub, fake_time).create_property(prop).name == "aud_x"
+    assert [s.method for s in stub.seen] == ["POST", "POST", "GET"]
+    script(stub, reply(409, conflict))
+    with pytest.raises(HubSpotConflictError):  # without a lost reply, a 409 is the caller's
+        client_for(stub, fake_time).create_property(prop)

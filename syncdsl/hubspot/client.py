@@ -408,11 +408,13 @@ class HubSpotClient:
                 if body is not None:
                     return _Reply(status, body, network_retry)
                 status = 502  # a success with an unreadable body is a broken response; retry it
+                network_retry = True  # and treat it like a lost reply (a create may have landed)
             else:
                 self.stats.record_error()
             body = hs_errors.parse_body(response.text)
             error = self._handle_failure(status, body, response.headers, operation, retries, search)
             if error is not None:
+                # create_* read this: a 409 after a lost reply means our earlier attempt landed.
                 error.after_network_retry = network_retry  # type: ignore[attr-defined]
                 raise self._scrub(error)
             retries += 1

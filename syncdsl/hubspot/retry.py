@@ -88,7 +88,7 @@ def status_wait(status: int, headers: Mapping[str, str], backoff: Backoff, attem
     jittered = backoff.delay(attempt)
     if status == 423:
         return LOCKED_WAIT + jittered
-    if status == 477:
-        after = retry_after_seconds(headers)
-        return after if after is not None else max(jittered, LOCKED_WAIT)
-    return jittered
+    after = retry_after_seconds(headers)  # 477 always sends one; a 503 may
+    if after is not None:
+        return after
+    return max(jittered, LOCKED_WAIT) if status == 477 else jittered
