@@ -1,0 +1,204 @@
+"""Shared benchmark helpers: the reference workspace, an in-process plan + apply, counts, figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from generate_profiles import write_profiles  # noqa: E402
+
+from syncdsl.apply import ApplyReport, execute  # noqa: E402
+from syncdsl.desired import build_desired  # noqa: E402
+from syncdsl.emulator import Emulator  # noqa: E402
+from syncdsl.hubspot import HubSpotClient, RateBudget  # noqa: E402
+from syncdsl.lockfile import desired_lock, read_lock, write_lock  # noqa: E402
+from syncdsl.parse import load_spec  # noqa: E402
+from syncdsl.plan import BATCH_SIZE, Plan, PlanOptions  # noqa: E402
+from syncdsl.planner import make_plan  # noqa: E402
+from syncdsl.state import StateStore  # noqa: E402
+
+TOKEN = "pat-na1-bench-0000-0000"
+REFERENCE_SPEC = REPO_ROOT / "specs" / "example.sync"
+#: Operations that read contacts, write contacts, or touch the schema (emulator operation names).
+CONTACT_READS = ("contacts.batch_read", "contacts.list", "contacts.get")
+SEARCHES = ("contacts.search",)
+CONTACT_WRITES = ("contacts.batch_upsert", "contacts.batch_create", "contacts.batch_update")
+SCHEMA_READS = ("properties.list", "groups.list", "properties.get")
+SCHEMA_WRITES = ("properties.create", "properties.batch_create", "properties.update",
+                 "groups.create")
+
+
+def figure(key: str, value: object, detail: str = "") -> None:
+    """Print one figure line: a stable key (what smoke tests and run_all look for), value, detail."""
+    print(f"  {key:<38} {value!s:>12}  {detail}".rstrip(), flush=True)
+
+
+def heading(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def floor_calls(items: int) -> int:
+    """The fewest batch calls that can carry `items` inputs (100 per call)."""
+    return math.ceil(items / BATCH_SIZE)
+
+
+def ratio(actual: float, ideal: float) -> str:
+    if ideal == 0:
+        return "exact" if actual == 0 else "inf"
+    return f"{actual / ideal:.3f}"
+
+
+def write_workspace(root: Path, size: int, *, seed: int = 7) -> Path:
+    """The reference configuration (specs/example.sync) over `size` generated profiles."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REFERENCE_SPEC, root / "main.sync")
+    write_profiles(size, root / "data", seed=seed)
+    return root
+
+
+def change_first_names(root: Path, *, every: int = 100, offset: int = 7) -> int:
+    """Rewrite the first name of every `every`-th profile (a 1% change by default); return how many."""
+    path = root / "data" / "profiles.jsonl"
+    changed = 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for index in range(offset, len(lines), every):
+        record = json.loads(lines[index])
+        record["person"]["name"]["firstName"] = f"Changed{index}"
+        lines[index] = json.dumps(record, ensure_ascii=False)
+        changed += 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return changed
+
+
+def operations(emulator: Emulator, start: int = 0) -> Counter[str]:
+    """Requests the emulator answered since request number `start`, by operation (any status)."""
+    with emulator._requests_lock:  # the log is appended to by server threads
+        records = list(emulator.requests[start:])
+    return Counter(record.operation for record in records)
+
+
+def statuses(emulator: Emulator, start: int = 0) -> Counter[int]:
+    with emulator._requests_lock:
+        records = list(emulator.requests[start:])
+    return Counter(record.status for record in records)
+
+
+def total(counts: Counter[str], names: tuple[str, ...]) -> int:
+    return sum(counts.get(name, 0) for name in names)
+
+
+@dataclass
+class Phase:
+    """One `plan` + `apply` as the CLI runs them, with the requests each half sent."""
+
+    plan: Plan
+    report: ApplyReport | None
+    plan_ops: Counter[str]
+    apply_ops: Counter[str]
+    plan_seconds: float
+    apply_seconds: float
+    apply_statuses: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def changed(self) -> int:
+        return len(self.plan.contact_changes)
+
+
+class Runner:
+    """A workspace bound to an emulator, driving make_plan + execute exactly as `syncdsl apply`."""
+
+    def __init__(self, root: Path, emulator: Emulator, *, budget: RateBudget | None = None,
+                 parallelism: int = 8, backoff_base: float = 0.5) -> None:
+        self.root = root
+        self.emulator = emulator
+        self.budget = budget
+        self.parallelism = parallelism
+        self.backoff_base = backoff_base
+        self.client: HubSpotClient | None = None
+
+    def new_client(self) -> HubSpotClient:
+        budget = self.budget or RateBudget(limit=1_000_000, window_seconds=1.0,
+                                           search_per_second=1_000_000)
+        return HubSpotClient(self.emulator.base_url, TOKEN, budget=budget,
+                             backoff_base=self.backoff_base,
+                             pool_size=max(self.parallelism, 4))
+
+    def run(self, *, refresh: bool = False, apply: bool = True) -> Phase:
+        spec = load_spec([self.root])
+        client = self.client = self.new_client()
+        base_url = self.emulator.base_url
+        with StateStore.open(spec.root) as store:
+            mark = len(self.emulator.requests)
+            started = time.perf_counter()
+            result = make_plan(spec, client, store, base_url=base_url,
+                               options=PlanOptions(refresh=refresh))
+            plan_seconds = time.perf_counter() - started
+            plan_ops = operations(self.emulator, mark)
+            report = None
+            mark = len(self.emulator.requests)
+            started = time.perf_counter()
+            if apply:
+                store.bind(base_url)
+                report = execute(result.plan, client, store, parallelism=self.parallelism)
+                write_lock(spec.root, desired_lock(spec, read_lock(spec.root)))
+            apply_seconds = time.perf_counter() - started
+            apply_ops = operations(self.emulator, mark)
+            apply_statuses = statuses(self.emulator, mark)
+        result.desired.close()
+        client.close()
+        return Phase(result.plan, report, plan_ops, apply_ops, plan_seconds, apply_seconds,
+                     apply_statuses)
+
+
+def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
+    """What HubSpot must hold once the configuration is applied: email -> property -> value.
+
+    An audience status of "exited" for someone who never was a member is not written (None).
+    Needs the lock file of a first apply (it names the audience properties).
+    """
+    spec = load_spec([root])
+    lock = desired_lock(spec, read_lock(spec.root))
+    rename = {a.property: lock.audiences[a.key].property for a in spec.audiences}
+    wanted: dict[str, dict[str, str | None]] = {}
+    with build_desired(spec) as desired:
+        for contact in desired:
+            values: dict[str, str | None] = dict(contact.properties)
+            for key, status in contact.audiences.items():
+                values[rename.get(key, key)] = None if status == "exited" else status
+            wanted[contact.email] = values
+    return wanted
+
+
+def end_state_mismatches(emulator: Emulator,
+                         wanted: dict[str, dict[str, str | None]]) -> int:
+    """How many desired contacts HubSpot does not hold as desired (missing or a wrong value)."""
+    held = {}
+    for record in emulator.all_contacts():
+        email = (record.get("email") or "").strip().lower()
+        held[email] = record
+    wrong = 0
+    for email, values in wanted.items():
+        record = held.get(email)
+        if record is None:
+            wrong += 1
+            continue
+        for name, value in values.items():
+            have = record.get(name) or None
+            if value is None:
+                if have not in (None, "exited"):
+                    wrong += 1
+                    break
+            elif have != value:
+                wrong += 1
+                break
+    return wrong
