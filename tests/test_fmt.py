@@ -171,6 +171,19 @@ def specs(draw: st.DrawFn) -> str:
             if draw(st.booleans()):
                 lines.append(f"{ind}adopt{eq}true")
             lines.append("}")
+    if draw(st.booleans()):
+        options = draw(
+            st.lists(plain_text.filter(bool).map(_quote), min_size=1, max_size=3, unique=True)
+        )
+        lines.append(f'property "choice"{comment and " "}{{{comment}')
+        lines.append(f'{ind}type{eq}"enumeration"')
+        if draw(st.booleans()):  # written over several lines, with comments between options
+            lines.append(f"{ind}options{eq}[{comment}")
+            lines.extend(f"{ind}{ind}{option},{comment}" for option in options)
+            lines.append(f"{above}{ind}]")
+        else:
+            lines.append(f"{ind}options{eq}[{', '.join(options)}]")
+        lines.append("}")
     return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n\n"]))
 
 
