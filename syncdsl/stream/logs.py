@@ -1,0 +1,54 @@
+"""Structured log lines (one JSON object a line) for the stream service, and its rejects file."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class EventLog:
+    """`{"ts": ..., "level": ..., "event": ..., **fields}` lines on a stream (stderr by default)."""
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self._stream = stream
+        self._quiet = quiet
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, *, level: str = "info", **fields: object) -> None:
+        if self._quiet:
+            return
+        line = json.dumps({"ts": _now(), "level": level, "event": event, **fields},
+                          default=str, ensure_ascii=False)
+        stream = self._stream or sys.stderr
+        with self._lock:
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed stderr must not stop the stream
+
+
+class RejectsFile:
+    """The rejects JSONL file: every event that will not reach HubSpot, raw, with its reason."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, *, stage: str, source: str, reason: str, record: str,
+              email: str | None = None) -> None:
+        entry = {"ts": _now(), "stage": stage, "source": source, "email": email,
+                 "reason": reason, "record": record}
+        text = json.dumps(entry, ensure_ascii=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(text)

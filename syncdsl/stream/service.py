@@ -1,0 +1,278 @@
+"""The stream service: schema bootstrap, queue, intake, dispatcher, and an orderly drain."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from syncdsl.apply import apply_schema
+from syncdsl.errors import SyncdslError
+from syncdsl.ir import Spec
+from syncdsl.lockfile import desired_lock, read_lock, write_lock
+from syncdsl.mapping import MappedRecord, ProfileMapper, RecordRejected
+from syncdsl.runtime import Target
+from syncdsl.schema import PropertySchema
+from syncdsl.schemadiff import diff_schema
+from syncdsl.state import ApplyLock, StateStore, state_dir
+from syncdsl.stream.intake import InputFollower, IntakeConfig, IntakeServer
+from syncdsl.stream.logs import EventLog, RejectsFile
+from syncdsl.stream.metrics import StreamMetrics, render_prometheus
+from syncdsl.stream.queue import QUEUE_FILE, EventQueue, QueuedEvent
+from syncdsl.stream.worker import Dispatcher
+
+REJECTS_FILE = "stream-rejects.jsonl"
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Options of `syncdsl stream` (see the command for their meaning)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    input: str | None = None
+    ingest_token: str | None = None
+    window_seconds: float = 0.25
+    max_queue: int = 100_000
+    max_body: int = 10 * 1024 * 1024
+    parallelism: int = 4
+    grace_seconds: float = 10.0
+    rejects: Path | None = None
+    source: str | None = None  # the default source when the configuration has several
+
+
+def default_source(spec: Spec, chosen: str | None = None) -> str | None:
+    """The source events use unless they name one: the chosen one, or the only jsonl source."""
+    if chosen is not None:
+        spec.source(chosen)  # KeyError when unknown; the command turns it into an error
+        return chosen
+    jsonl = [source.name for source in spec.sources if source.format == "jsonl"]
+    return jsonl[0] if len(jsonl) == 1 else None
+
+
+def ensure_schema(spec: Spec, target: Target, store: StateStore) -> dict[str, PropertySchema]:
+    """Property group and audience properties, as `apply` makes them; then the lock. -> schema."""
+    current = read_lock(spec.root)
+    wanted = desired_lock(spec, current)
+    schema_diff = diff_schema(
+        spec,
+        properties=target.client.list_properties(),
+        groups=target.client.list_property_groups(),
+        current_lock=current,
+        desired_lock=wanted,
+        exit_removed=False,
+    )
+    store.bind(target.state_key)
+    apply_schema(target.client, store, schema_diff.changes)
+    write_lock(spec.root, wanted)
+    return schema_diff.schema
+
+
+class EventMapper:
+    """Raw queued events -> contacts, with each source's mapper and the lock's property names."""
+
+    def __init__(self, spec: Spec, schema: dict[str, PropertySchema]) -> None:
+        lock = desired_lock(spec, read_lock(spec.root))
+        self._rename = {a.property: lock.audiences[a.key].property for a in spec.audiences}
+        self._mappers = {s.name: ProfileMapper(spec, s, schema) for s in spec.sources}
+
+    def __call__(self, event: QueuedEvent) -> MappedRecord:
+        mapper = self._mappers.get(event.source)
+        if mapper is None:
+            raise RecordRejected(f"source {event.source!r} is no longer in the configuration")
+        try:
+            record = json.loads(event.payload)
+        except json.JSONDecodeError as error:
+            raise RecordRejected(f"stored event is not JSON: {error}") from None
+        if not isinstance(record, dict):
+            raise RecordRejected("the event is not a profile object")
+        mapped = mapper.map(record)
+        audiences = {self._rename.get(name, name): status
+                     for name, status in mapped.audiences.items()}
+        return MappedRecord(mapped.email, mapped.properties, audiences)
+
+
+class StreamService:
+    """Runs `syncdsl stream` in-process: `start()`, then `stop()` drains and returns.
+
+    The caller owns `target` (the client and, with --local, the embedded HubSpot).
+    """
+
+    def __init__(self, spec: Spec, target: Target, options: StreamOptions, *,
+                 log: EventLog | None = None) -> None:
+        self.spec = spec
+        self.target = target
+        self.options = options
+        self.log = log or EventLog()
+        self.metrics = StreamMetrics()
+        self.queue_path = state_dir(spec.root) / QUEUE_FILE
+        self.rejects = RejectsFile(options.rejects or state_dir(spec.root) / REJECTS_FILE)
+        self.started_at = 0.0
+        self._lock: ApplyLock | None = None
+        self._store: StateStore | None = None
+        self._events: EventQueue | None = None
+        self._server: IntakeServer | None = None
+        self._server_thread: threading.Thread | None = None
+        self._follower: InputFollower | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._stopped = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> str:
+        """Bootstrap the schema, open the queue, start sending and intake; return the URL."""
+        config = self._intake_config()
+        self._lock = ApplyLock(self.spec.root).__enter__()
+        try:
+            self._store = StateStore.open(self.spec.root)
+            schema = ensure_schema(self.spec, self.target, self._store)
+            self._events = EventQueue(self.queue_path)
+            self._dispatcher = Dispatcher(
+                events=self._events, client=self.target.client, store=self._store,
+                map_event=EventMapper(self.spec, schema), metrics=self.metrics,
+                rejects=self.rejects, log=self.log, window=self.options.window_seconds,
+                parallelism=self.options.parallelism,
+            )
+            self._dispatcher.start()
+            self._start_server(config)
+            if self.options.input is not None:
+                self._follower = InputFollower(
+                    self.options.input, config=config, events=self._events, metrics=self.metrics,
+                    rejects=self.rejects, log=self.log, on_stored=self._dispatcher.wake)
+                self._follower.start()
+        except BaseException:
+            self._close()
+            raise
+        self.started_at = time.monotonic()
+        self.log("stream_started", url=self.url, queued=self._events.depth,
+                 queue=str(self.queue_path), input=self.options.input,
+                 parallelism=self.options.parallelism,
+                 window_ms=round(self.options.window_seconds * 1000))
+        return self.url
+
+    def _intake_config(self) -> IntakeConfig:
+        try:
+            fallback = default_source(self.spec, self.options.source)
+        except KeyError:
+            raise SyncdslError(
+                f"--source {self.options.source!r} is not a source of this configuration (it has "
+                f"{', '.join(s.name for s in self.spec.sources)})") from None
+        if fallback is None:
+            raise SyncdslError(
+                "the configuration does not have exactly one jsonl source, so events that name "
+                "no source could not be mapped: choose the default with --source NAME (requests "
+                "may still pick another with ?source=NAME or a \"source\" field)")
+        return IntakeConfig(
+            sources=tuple(s.name for s in self.spec.sources),
+            default_source=fallback,
+            max_queue=self.options.max_queue,
+            max_body=self.options.max_body,
+            ingest_token=self.options.ingest_token,
+        )
+
+    def _start_server(self, config: IntakeConfig) -> None:
+        assert self._events is not None and self._dispatcher is not None
+        try:
+            self._server = IntakeServer(
+                (self.options.host, self.options.port), config=config, events=self._events,
+                metrics=self.metrics, log=self.log, on_stored=self._dispatcher.wake,
+                status=self.status, prometheus=self.prometheus)
+        except OSError as error:
+            raise SyncdslError(f"cannot listen on {self.options.host}:{self.options.port} "
+                               f"({error.strerror or error}); choose another --port") from None
+        self._server_thread = threading.Thread(target=self._server.serve_forever,
+                                               name="stream-http", daemon=True)
+        self._server_thread.start()
+
+    def stop(self, grace_seconds: float | None = None) -> bool:
+        """Stop intake, drain within the grace period, close; True when the queue is empty."""
+        if self._stopped:
+            return self._events is None or self._events.depth == 0
+        self._stopped = True
+        grace = self.options.grace_seconds if grace_seconds is None else grace_seconds
+        started = time.monotonic()
+        if self._server is not None:
+            self._server.accepting = False
+        if self._follower is not None:
+            self._follower.stop()
+        drained = self._dispatcher.drain(grace) if self._dispatcher is not None else True
+        left = self._events.depth if self._events is not None else 0
+        self.log("stream_stopped", drained=drained, left_queued=left,
+                 drain_seconds=round(time.monotonic() - started, 3), **self._counts())
+        self._close()
+        return drained
+
+    def _close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._events is not None:
+            self._events.close()
+        if self._store is not None:
+            self._store.close()
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+
+    def __enter__(self) -> StreamService:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    # -- observability ------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self._server.url if self._server is not None else ""
+
+    @property
+    def queue_depth(self) -> int:
+        return self._events.depth if self._events is not None else 0
+
+    @property
+    def input_eof(self) -> bool:
+        return self._follower is not None and self._follower.eof.is_set()
+
+    def _counts(self) -> dict[str, int]:
+        return {name: self.metrics.get(name)
+                for name in ("events_received", "events_applied", "events_rejected")}
+
+    def status(self) -> dict[str, object]:
+        """The /status document."""
+        dispatcher = self._dispatcher
+        stats = self.target.client.stats.snapshot()
+        return {
+            "status": "draining" if self._stopped else "running",
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3)
+            if self.started_at else 0.0,
+            "queue_depth": self.queue_depth,
+            "pending_contacts": dispatcher.pending if dispatcher else 0,
+            "batches_in_flight": dispatcher.in_flight if dispatcher else 0,
+            "metrics": self.metrics.snapshot(),
+            "hubspot": {"api_calls": stats["calls"], "rate_limited": stats["rate_limited"],
+                        "retries": stats["retries"], "daily_remaining": stats["daily_remaining"]},
+            "max_queue": self.options.max_queue,
+        }
+
+    def prometheus(self) -> str:
+        """The /metrics document."""
+        stats = self.target.client.stats.snapshot()
+        dispatcher = self._dispatcher
+        gauges = {
+            "queue_depth": ("Events stored and not yet settled.", lambda: float(self.queue_depth)),
+            "pending_contacts": ("Contacts coalesced and waiting for their batch.",
+                                 lambda: float(dispatcher.pending if dispatcher else 0)),
+            "batches_in_flight": ("Batch upserts being sent now.",
+                                  lambda: float(dispatcher.in_flight if dispatcher else 0)),
+        }
+        client_counters = {
+            "api_calls": ("HubSpot API requests sent (every attempt).", int(stats["calls"])),
+            "rate_limited": ("HubSpot answers with status 429.", int(stats["rate_limited"])),
+            "api_retries": ("HubSpot requests retried by the client.", int(stats["retries"])),
+        }
+        return render_prometheus(self.metrics, gauges, client_counters)

@@ -1,0 +1,277 @@
+"""Sending: the dispatcher maps and coalesces queued events; workers upsert batches in parallel.
+
+One dispatcher thread owns the coalescer, the queue cursor, the state store and every ack, so
+settling a batch needs no locks. Workers only talk to HubSpot, through the one shared client (and
+so within its one rate budget). Events leave the queue only once HubSpot accepted or rejected
+them; a batch that fails after the client's own retries goes back to the coalescer and is tried
+again after a backoff, so at worst an event is sent twice (upserts make that harmless).
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from syncdsl.apply import BatchOutcome, upsert_batch
+from syncdsl.errors import HubSpotError
+from syncdsl.hubspot import HubSpotClient
+from syncdsl.mapping import MappedRecord, RecordRejected
+from syncdsl.plan import ContactChange, ValueChange
+from syncdsl.state import ContactState, StateStore
+from syncdsl.stream.batcher import Coalescer, PendingContact
+from syncdsl.stream.logs import EventLog, RejectsFile
+from syncdsl.stream.metrics import StreamMetrics
+from syncdsl.stream.queue import EventQueue, QueuedEvent
+
+MapEvent = Callable[[QueuedEvent], MappedRecord]
+RETRY_BASE = 0.5
+RETRY_CAP = 30.0
+IDLE_POLL = 0.5  # a safety net; intake wakes the dispatcher as soon as it stores events
+READ_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """A worker's answer for one batch: an outcome, or the error that outlasted the retries."""
+
+    batch: list[PendingContact]
+    outcome: BatchOutcome | None
+    error: Exception | None
+
+
+_WAKE = object()
+
+
+def _changes(batch: list[PendingContact]) -> list[ContactChange]:
+    return [
+        ContactChange("update", c.email,
+                      tuple(ValueChange(name, None, value) for name, value in c.values.items()))
+        for c in batch
+    ]
+
+
+class Dispatcher:
+    """Reads the queue in order, coalesces per email, keeps up to `parallelism` batches in flight."""
+
+    def __init__(
+        self,
+        *,
+        events: EventQueue,
+        client: HubSpotClient,
+        store: StateStore,
+        map_event: MapEvent,
+        metrics: StreamMetrics,
+        rejects: RejectsFile,
+        log: EventLog,
+        window: float,
+        parallelism: int,
+    ) -> None:
+        self.events = events
+        self.client = client
+        self.store = store
+        self.map_event = map_event
+        self.metrics = metrics
+        self.rejects = rejects
+        self.log = log
+        self.parallelism = parallelism
+        self.coalescer = Coalescer(window=window)
+        self.max_pending = 100 * (2 * parallelism + 1)
+        self._inbox: queue.Queue[object] = queue.Queue()
+        self._jobs: queue.Queue[list[PendingContact] | None] = queue.Queue()
+        self._busy: set[str] = set()  # emails in batches in flight
+        self._in_flight = 0
+        self._cursor = 0
+        self._failures = 0
+        self._retry_at = 0.0
+        self._stop_at: float | None = None  # set by drain(): flush until then
+        self._wake_pending = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stream-dispatcher", daemon=True)
+        self._workers = [
+            threading.Thread(target=self._work, name=f"stream-upsert-{i}", daemon=True)
+            for i in range(parallelism)
+        ]
+        self.finished = threading.Event()
+
+    # -- control ----------------------------------------------------------------------------
+    def start(self) -> None:
+        for worker in self._workers:
+            worker.start()
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New events are in the queue (called by intake)."""
+        if not self._wake_pending.is_set():
+            self._wake_pending.set()
+            self._inbox.put(_WAKE)
+
+    def drain(self, grace_seconds: float) -> bool:
+        """Flush everything pending until done or the grace period ends; True when all was sent."""
+        self._stop_at = time.monotonic() + max(grace_seconds, 0.0)
+        self._inbox.put(_WAKE)
+        self.finished.wait(grace_seconds + 5.0)
+        for _ in self._workers:
+            self._jobs.put(None)
+        return self.events.depth == 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def pending(self) -> int:
+        return len(self.coalescer)
+
+    # -- workers ----------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            batch = self._jobs.get()
+            if batch is None:
+                return
+            try:
+                outcome = upsert_batch(self.client, _changes(batch))
+                self._inbox.put(_Settled(batch, outcome, None))
+            except Exception as error:  # noqa: BLE001 - the batch is retried, whatever failed
+                self._inbox.put(_Settled(batch, None, error))
+
+    # -- the dispatcher loop --------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._done():
+                self._fill()
+                self._send()
+                self._wait_and_settle()
+        except Exception as error:  # noqa: BLE001 - logged; events stay queued for the next start
+            self.log("dispatcher_failed", level="error", error=f"{type(error).__name__}: {error}")
+        finally:
+            self.finished.set()
+
+    def _done(self) -> bool:
+        if self._stop_at is None:
+            return False
+        if time.monotonic() >= self._stop_at:
+            return True
+        return self._in_flight == 0 and len(self.coalescer) == 0 and not self._has_unread()
+
+    def _has_unread(self) -> bool:
+        return bool(self.events.read_after(self._cursor, 1))
+
+    def _fill(self) -> None:
+        """Map and coalesce unread events while there is room; settle mapping rejects at once."""
+        rejected: list[int] = []
+        now = time.monotonic()
+        while len(self.coalescer) < self.max_pending:
+            chunk = self.events.read_after(self._cursor, min(READ_CHUNK, self.max_pending))
+            if not chunk:
+                break
+            for event in chunk:
+                self._cursor = event.id
+                try:
+                    mapped = self.map_event(event)
+                except RecordRejected as error:
+                    self.rejects.write(stage="mapping", source=event.source, reason=error.reason,
+                                       record=event.payload)
+                    rejected.append(event.id)
+                    continue
+                contact = PendingContact(mapped.email, event.source, dict(mapped.properties),
+                                         dict(mapped.audiences), [event.id], [event.received],
+                                         [event.payload])
+                if self.coalescer.add(contact, now):
+                    self.metrics.add("events_coalesced")
+            if len(chunk) < READ_CHUNK:
+                break
+        if rejected:
+            self.events.delete(rejected)
+            self.metrics.add("events_rejected", len(rejected))
+
+    def _send(self) -> None:
+        now = time.monotonic()
+        flush = self._stop_at is not None
+        while (self._in_flight < self.parallelism and now >= self._retry_at
+               and self.coalescer.due(now, self._busy, flush=flush)):
+            batch = self.coalescer.take(self._busy)
+            self._busy.update(c.email for c in batch)
+            self._in_flight += 1
+            self._jobs.put(batch)
+
+    def _wait_and_settle(self) -> None:
+        timeout = self._timeout()
+        try:
+            item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            if item is _WAKE:
+                self._wake_pending.clear()
+            elif isinstance(item, _Settled):
+                self._settle(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        moments = [now + IDLE_POLL]
+        if self._in_flight < self.parallelism:
+            due = self.coalescer.next_due(self._busy)
+            if due is not None:
+                moments.append(max(due, self._retry_at))
+        if self._stop_at is not None:
+            moments.append(self._stop_at)
+        return max(min(moments) - now, 0.0)
+
+    # -- settling a batch ---------------------------------------------------------------------
+    def _settle(self, settled: _Settled) -> None:
+        self._in_flight -= 1
+        self._busy.difference_update(c.email for c in settled.batch)
+        if settled.outcome is None:
+            self._retry_later(settled.batch, settled.error)
+            return
+        outcome = settled.outcome
+        accepted = [c for c in settled.batch if c.email in outcome.accepted]
+        rejected = {change.email: reason for change, reason in outcome.rejected}
+        unanswered = [c for c in settled.batch
+                      if c.email not in outcome.accepted and c.email not in rejected]
+        self.store.record(
+            ContactState(c.email, outcome.accepted[c.email].id, dict(c.properties),
+                         dict(c.audiences))
+            for c in accepted
+        )
+        finished = time.time()
+        self.metrics.observe_latencies(finished - t for c in accepted for t in c.received)
+        for contact in settled.batch:
+            if contact.email in rejected:
+                for raw in contact.raw:
+                    self.rejects.write(stage="hubspot", source=contact.source, email=contact.email,
+                                       reason=f"HubSpot rejected {contact.email}: "
+                                              f"{rejected[contact.email]}", record=raw)
+        done_ids = [i for c in settled.batch if c.email in outcome.accepted or c.email in rejected
+                    for i in c.event_ids]
+        self.events.delete(done_ids)
+        self.metrics.add("events_applied", sum(len(c.event_ids) for c in accepted))
+        self.metrics.add("events_rejected",
+                         sum(len(c.event_ids) for c in settled.batch if c.email in rejected))
+        self.metrics.add("batches_sent")
+        self.metrics.observe_batch(len(settled.batch))
+        self._failures = 0
+        if unanswered:
+            self._retry_later(unanswered, None)
+
+    def _retry_later(self, batch: list[PendingContact], error: Exception | None) -> None:
+        """Keep the events queued and back off: HubSpot is down, limited or refusing for now."""
+        self.coalescer.restore(batch, time.monotonic())
+        self._failures += 1
+        delay = min(RETRY_CAP, RETRY_BASE * 2 ** min(self._failures - 1, 16))
+        delay *= random.uniform(0.5, 1.0)
+        self._retry_at = time.monotonic() + delay
+        self.metrics.add("batch_failures")
+        reason = "HubSpot did not answer for every contact" if error is None else str(error)
+        kind = type(error).__name__ if error is not None else "Unanswered"
+        if error is not None and not isinstance(error, HubSpotError):
+            kind = f"internal {kind}"
+        self.log("batch_failed", level="warning", contacts=len(batch), error=kind,
+                 message=reason, retry_in_seconds=round(delay, 2))
