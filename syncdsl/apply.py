@@ -7,6 +7,7 @@ apply again resumes (upserts are idempotent).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -148,21 +149,34 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
     """
     try:
         results = client.batch_upsert_contacts_by_email([(c.email, c.properties) for c in batch])
-        return BatchOutcome(results, [])
     except HubSpotValidationError as error:
         if len(batch) == 1:
-            return BatchOutcome({}, [(batch[0], error.message)])
+            return BatchOutcome({}, [(batch[0], _reason(error, batch[0].email))])
         named = _named_inputs(batch, error)
         if named and len(named) < len(batch):
             rest = [c for c in batch if c.email not in named]
             outcome = upsert_batch(client, rest)
             return BatchOutcome(
                 outcome.accepted,
-                outcome.rejected + [(c, error.message) for c in batch if c.email in named],
+                outcome.rejected
+                + [(c, _reason(error, c.email)) for c in batch if c.email in named],
             )
         middle = len(batch) // 2
         left, right = upsert_batch(client, batch[:middle]), upsert_batch(client, batch[middle:])
         return BatchOutcome({**left.accepted, **right.accepted}, left.rejected + right.rejected)
+    # A 207 leaves failed inputs out of the results: they are rejected, never silently dropped.
+    missing = [(c, "HubSpot returned no result for this input (207 partial failure)")
+               for c in batch if c.email not in results]
+    return BatchOutcome(results, missing)
+
+
+def _reason(error: HubSpotValidationError, email: str) -> str:
+    """HubSpot's own words for one input: its item errors naming the email, else the whole message."""
+    items = [str(item.get("message", "")) for item in error.errors if email in json.dumps(item)]
+    items = [text for text in items if text]
+    if items:
+        return "; ".join(dict.fromkeys(items))
+    return str(error.body.get("message") or error.message)
 
 
 def _named_inputs(batch: list[ContactChange], error: HubSpotValidationError) -> set[str]:
