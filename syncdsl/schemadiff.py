@@ -53,7 +53,9 @@ def diff_schema(
                                f"audience {audience.name!r}", definition=wanted)
             )
             continue
-        ours = MANAGED_MARKER in have.description or current_lock.by_key(audience.key) is not None
+        # Ownership is the marker syncdsl writes in the description, never the lock alone: a
+        # committed lock must not let syncdsl take over a same-named property in another portal.
+        ours = MANAGED_MARKER in have.description
         if have.type != "enumeration":
             errors.append(
                 f"audience {audience.name!r}: HubSpot property {locked.property!r} exists with type "
