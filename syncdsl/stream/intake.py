@@ -65,7 +65,7 @@ def parse_profiles(body: bytes, config: IntakeConfig,
                    query: str | None) -> list[tuple[str, str]]:
     """One profile object or a JSON array of them -> (source, compact JSON) pairs; 400 if bad."""
     try:
-        document = json.loads(body)
+        document = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise IntakeRefused(400, "the body is not UTF-8 text") from None
     except json.JSONDecodeError as error:

@@ -182,7 +182,7 @@ class StreamService:
         except OSError as error:
             raise SyncdslError(f"cannot listen on {self.options.host}:{self.options.port} "
                                f"({error.strerror or error}); choose another --port") from None
-        self._server_thread = threading.Thread(target=self._server.serve_forever,
+        self._server_thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                                name="stream-http", daemon=True)
         self._server_thread.start()
 
