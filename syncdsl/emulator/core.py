@@ -92,7 +92,10 @@ class Emulator:
         bound_host, bound_port = self._server.server_address[:2]
         self._base_url = f"http://{bound_host}:{bound_port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="hubspot-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() waits up to one poll interval
+            name="hubspot-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self._base_url

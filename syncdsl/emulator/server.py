@@ -136,7 +136,13 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so clients can pool connections
     server_version = "syncdsl-hubspot-emulator"
     timeout = 300
+    wbufsize = 64 * 1024  # headers and body leave in one send; handle_one_request flushes
     server: EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Without this, Nagle plus delayed ACKs add ~40 ms to every keep-alive response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # quiet: the emulator records requests in Emulator.requests instead
