@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from generate_profiles import write_profiles  # noqa: E402
 
 from syncdsl.apply import ApplyReport, execute  # noqa: E402
 from syncdsl.desired import build_desired  # noqa: E402
-from syncdsl.emulator import Emulator  # noqa: E402
+from syncdsl.emulator import Emulator, RequestRecord  # noqa: E402
 from syncdsl.hubspot import HubSpotClient, RateBudget  # noqa: E402
 from syncdsl.lockfile import desired_lock, read_lock, write_lock  # noqa: E402
 from syncdsl.parse import load_spec  # noqa: E402
@@ -80,17 +84,88 @@ def change_first_names(root: Path, *, every: int = 100, offset: int = 7) -> int:
     return changed
 
 
-def operations(emulator: Emulator, start: int = 0) -> Counter[str]:
-    """Requests the emulator answered since request number `start`, by operation (any status)."""
+class RemoteEmulator:
+    """An Emulator served from its own process, so its threads never compete with the client's
+    for the GIL (as a real HubSpot would not); the methods benchmarks use are forwarded."""
+
+    def __init__(self, **options: Any) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, options), daemon=True)
+        self._process.start()
+        self.base_url: str = self._conn.recv()
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self._conn.send((name, args, kwargs))
+        ok, value = self._conn.recv()
+        if not ok:
+            raise value
+        return value
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._call(name, *args, **kwargs)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self._call("_requests")  # type: ignore[no-any-return]
+
+    def window_stamps(self) -> list[float]:
+        """Admission times (time.monotonic, shared by processes on Linux) in the rolling window."""
+        return self._call("_window")  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            self._call("_stop")
+            self._process.join(timeout=10)
+
+    def __enter__(self) -> RemoteEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serve(conn: Connection, options: dict[str, Any]) -> None:
+    emulator = Emulator(**options)
+    conn.send(emulator.start())
+    while True:
+        name, args, kwargs = conn.recv()
+        try:
+            if name == "_stop":
+                emulator.stop()
+                conn.send((True, None))
+                return
+            if name == "_requests":
+                value: Any = request_log(emulator)
+            elif name == "_window":
+                with emulator.limiter._lock:
+                    value = list(emulator.limiter._window)
+            else:
+                value = getattr(emulator, name)(*args, **kwargs)
+            conn.send((True, value))
+        except Exception as error:  # noqa: BLE001 - handed back to the caller
+            conn.send((False, error))
+
+
+AnyEmulator = Emulator | RemoteEmulator
+
+
+def request_log(emulator: AnyEmulator) -> list[RequestRecord]:
+    if isinstance(emulator, RemoteEmulator):
+        return emulator.requests
     with emulator._requests_lock:  # the log is appended to by server threads
-        records = list(emulator.requests[start:])
-    return Counter(record.operation for record in records)
+        return list(emulator.requests)
 
 
-def statuses(emulator: Emulator, start: int = 0) -> Counter[int]:
-    with emulator._requests_lock:
-        records = list(emulator.requests[start:])
-    return Counter(record.status for record in records)
+def operations(emulator: AnyEmulator, start: int = 0) -> Counter[str]:
+    """Requests the emulator answered since request number `start`, by operation (any status)."""
+    return Counter(record.operation for record in request_log(emulator)[start:])
+
+
+def statuses(emulator: AnyEmulator, start: int = 0) -> Counter[int]:
+    return Counter(record.status for record in request_log(emulator)[start:])
 
 
 def total(counts: Counter[str], names: tuple[str, ...]) -> int:
@@ -108,6 +183,7 @@ class Phase:
     plan_seconds: float
     apply_seconds: float
     apply_statuses: Counter[int] = field(default_factory=Counter)
+    apply_started: float = 0.0  # time.monotonic() when apply began
 
     @property
     def changed(self) -> int:
@@ -117,8 +193,9 @@ class Phase:
 class Runner:
     """A workspace bound to an emulator, driving make_plan + execute exactly as `syncdsl apply`."""
 
-    def __init__(self, root: Path, emulator: Emulator, *, budget: RateBudget | None = None,
-                 parallelism: int = 8, backoff_base: float = 0.5) -> None:
+    def __init__(self, root: Path, emulator: AnyEmulator, *,
+                 budget: Callable[[], RateBudget] | None = None, parallelism: int = 8,
+                 backoff_base: float = 0.5) -> None:
         self.root = root
         self.emulator = emulator
         self.budget = budget
@@ -127,25 +204,30 @@ class Runner:
         self.client: HubSpotClient | None = None
 
     def new_client(self) -> HubSpotClient:
-        budget = self.budget or RateBudget(limit=1_000_000, window_seconds=1.0,
-                                           search_per_second=1_000_000)
+        # Each run is a new process in real use: a fresh budget (the headers correct it).
+        budget = self.budget() if self.budget else RateBudget(
+            limit=1_000_000, window_seconds=1.0, search_per_second=1_000_000)
         return HubSpotClient(self.emulator.base_url, TOKEN, budget=budget,
                              backoff_base=self.backoff_base,
                              pool_size=max(self.parallelism, 4))
 
-    def run(self, *, refresh: bool = False, apply: bool = True) -> Phase:
+    def run(self, *, refresh: bool = False, apply: bool = True,
+            before_apply: Callable[[], None] | None = None) -> Phase:
         spec = load_spec([self.root])
         client = self.client = self.new_client()
         base_url = self.emulator.base_url
         with StateStore.open(spec.root) as store:
-            mark = len(self.emulator.requests)
+            mark = len(request_log(self.emulator))
             started = time.perf_counter()
             result = make_plan(spec, client, store, base_url=base_url,
                                options=PlanOptions(refresh=refresh))
             plan_seconds = time.perf_counter() - started
             plan_ops = operations(self.emulator, mark)
             report = None
-            mark = len(self.emulator.requests)
+            if before_apply is not None:
+                before_apply()
+            mark = len(request_log(self.emulator))
+            apply_started = time.monotonic()
             started = time.perf_counter()
             if apply:
                 store.bind(base_url)
@@ -157,7 +239,7 @@ class Runner:
         result.desired.close()
         client.close()
         return Phase(result.plan, report, plan_ops, apply_ops, plan_seconds, apply_seconds,
-                     apply_statuses)
+                     apply_statuses, apply_started)
 
 
 def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
@@ -179,7 +261,7 @@ def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
     return wanted
 
 
-def end_state_mismatches(emulator: Emulator,
+def end_state_mismatches(emulator: AnyEmulator,
                          wanted: dict[str, dict[str, str | None]]) -> int:
     """How many desired contacts HubSpot does not hold as desired (missing or a wrong value)."""
     held = {}
