@@ -31,14 +31,21 @@ def session() -> Iterator[requests.Session]:
         yield http
 
 
-def call(session: requests.Session, emulator: Emulator, method: str, path: str,
-         body: Any = None, **params: Any) -> requests.Response:
+def call(
+    session: requests.Session,
+    emulator: Emulator,
+    method: str,
+    path: str,
+    body: Any = None,
+    **params: Any,
+) -> requests.Response:
     return session.request(method, emulator.base_url + path, json=body, params=params or None)
 
 
 def upsert_inputs(emails: list[str], **properties: str) -> dict[str, Any]:
-    return {"inputs": [{"id": e, "idProperty": "email", "properties": dict(properties)}
-                       for e in emails]}
+    return {
+        "inputs": [{"id": e, "idProperty": "email", "properties": dict(properties)} for e in emails]
+    }
 
 
 # --- auth and scopes ---------------------------------------------------------------------
@@ -66,9 +73,19 @@ def test_wrong_token_is_401(emulator: Emulator) -> None:
 
 def test_missing_scope_is_403_naming_required_scopes(session: requests.Session) -> None:
     with Emulator(token=TOKEN, scopes=["crm.objects.contacts.read"]) as limited:
-        response = call(session, limited, "POST", "/crm/v3/properties/contacts",
-                        {"name": "x", "label": "X", "type": "string", "fieldType": "text",
-                         "groupName": "contactinformation"})
+        response = call(
+            session,
+            limited,
+            "POST",
+            "/crm/v3/properties/contacts",
+            {
+                "name": "x",
+                "label": "X",
+                "type": "string",
+                "fieldType": "text",
+                "groupName": "contactinformation",
+            },
+        )
         reading = call(session, limited, "GET", "/crm/v3/properties/contacts")
     assert response.status_code == 403
     body = response.json()
@@ -78,8 +95,9 @@ def test_missing_scope_is_403_naming_required_scopes(session: requests.Session) 
 
 
 def test_malformed_json_is_400(emulator: Emulator, session: requests.Session) -> None:
-    response = session.post(emulator.base_url + UPSERT, data=b"{not json",
-                            headers={"Content-Type": "application/json"})
+    response = session.post(
+        emulator.base_url + UPSERT, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["category"] == "VALIDATION_ERROR"
 
@@ -90,14 +108,21 @@ def test_malformed_json_is_400(emulator: Emulator, session: requests.Session) ->
 def test_upsert_creates_then_updates_with_new_flag(
     emulator: Emulator, session: requests.Session
 ) -> None:
-    first = call(session, emulator, "POST", UPSERT, upsert_inputs(["Ann@Example.com"], firstname="Ann"))
+    first = call(
+        session, emulator, "POST", UPSERT, upsert_inputs(["Ann@Example.com"], firstname="Ann")
+    )
     assert first.status_code == 200
     [created] = first.json()["results"]
     assert created["new"] is True
     assert created["properties"]["email"] == "ann@example.com"
 
-    second = call(session, emulator, "POST", UPSERT,
-                  upsert_inputs(["ann@example.com", "bob@example.com"], lastname="Smith"))
+    second = call(
+        session,
+        emulator,
+        "POST",
+        UPSERT,
+        upsert_inputs(["ann@example.com", "bob@example.com"], lastname="Smith"),
+    )
     by_email = {r["properties"]["email"]: r for r in second.json()["results"]}
     assert by_email["ann@example.com"]["new"] is False
     assert by_email["ann@example.com"]["id"] == created["id"]
@@ -127,16 +152,34 @@ def test_one_invalid_email_fails_the_whole_upsert(
     assert body["message"].startswith("Property values were not valid: ")
     assert "Email address harsh@gmail.con is invalid" in body["message"]
     codes = {(e["code"], e["context"]["id"][0]) for e in body["errors"]}
-    assert codes == {("INVALID_EMAIL", "harsh@gmail.con"), ("INVALID_EMAIL", "also good@example.com")}
+    assert codes == {
+        ("INVALID_EMAIL", "harsh@gmail.con"),
+        ("INVALID_EMAIL", "also good@example.com"),
+    }
     assert emulator.all_contacts() == []
 
 
 @pytest.mark.parametrize(
     "email",
-    ["plain", "a@b", "a@@b.com", "a b@c.com", "a@-x.com", "a@x.c", "a@x.c0m", ".a@x.com",
-     "a..b@x.com", "a@x..com", "x" * 65 + "@x.com", "a@" + "x" * 250 + ".com", "a\t@x.com"],
+    [
+        "plain",
+        "a@b",
+        "a@@b.com",
+        "a b@c.com",
+        "a@-x.com",
+        "a@x.c",
+        "a@x.c0m",
+        ".a@x.com",
+        "a..b@x.com",
+        "a@x..com",
+        "x" * 65 + "@x.com",
+        "a@" + "x" * 250 + ".com",
+        "a\t@x.com",
+    ],
 )
-def test_email_validation_is_strict(emulator: Emulator, session: requests.Session, email: str) -> None:
+def test_email_validation_is_strict(
+    emulator: Emulator, session: requests.Session, email: str
+) -> None:
     response = call(session, emulator, "POST", UPSERT, upsert_inputs([email]))
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "INVALID_EMAIL"
@@ -150,9 +193,12 @@ def test_more_than_100_inputs_is_400(emulator: Emulator, session: requests.Sessi
     assert call(session, emulator, "POST", UPSERT, upsert_inputs(emails[:100])).status_code == 200
 
 
-def test_same_email_twice_in_one_batch_is_400(emulator: Emulator, session: requests.Session) -> None:
-    response = call(session, emulator, "POST", UPSERT,
-                    upsert_inputs(["dup@example.com", "DUP@example.com"]))
+def test_same_email_twice_in_one_batch_is_400(
+    emulator: Emulator, session: requests.Session
+) -> None:
+    response = call(
+        session, emulator, "POST", UPSERT, upsert_inputs(["dup@example.com", "DUP@example.com"])
+    )
     assert response.status_code == 400
     assert response.json()["context"]["ids"] == ["dup@example.com"]
     assert emulator.all_contacts() == []
@@ -170,8 +216,12 @@ def test_same_email_twice_in_one_batch_is_400(emulator: Emulator, session: reque
 def test_bad_values_fail_the_batch(
     emulator: Emulator, session: requests.Session, properties: dict[str, str], code: str
 ) -> None:
-    body = {"inputs": [{"id": "a@example.com", "idProperty": "email", "properties": {}},
-                       {"id": "b@example.com", "idProperty": "email", "properties": properties}]}
+    body = {
+        "inputs": [
+            {"id": "a@example.com", "idProperty": "email", "properties": {}},
+            {"id": "b@example.com", "idProperty": "email", "properties": properties},
+        ]
+    }
     response = call(session, emulator, "POST", UPSERT, body)
     assert response.status_code == 400
     [detail] = response.json()["errors"]
@@ -181,8 +231,15 @@ def test_bad_values_fail_the_batch(
 
 
 def _typed_property(emulator: Emulator, name: str, type_: str, field_type: str) -> None:
-    emulator.create_property({"name": name, "label": name, "type": type_, "fieldType": field_type,
-                              "groupName": "contactinformation"})
+    emulator.create_property(
+        {
+            "name": name,
+            "label": name,
+            "type": type_,
+            "fieldType": field_type,
+            "groupName": "contactinformation",
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -201,12 +258,18 @@ def _typed_property(emulator: Emulator, name: str, type_: str, field_type: str) 
     ],
 )
 def test_values_are_checked_against_the_property_type(
-    emulator: Emulator, session: requests.Session,
-    type_: str, field_type: str, value: str, code: str | None, stored: str | None,
+    emulator: Emulator,
+    session: requests.Session,
+    type_: str,
+    field_type: str,
+    value: str,
+    code: str | None,
+    stored: str | None,
 ) -> None:
     _typed_property(emulator, "typed_value", type_, field_type)
-    response = call(session, emulator, "POST", UPSERT,
-                    upsert_inputs(["t@example.com"], typed_value=value))
+    response = call(
+        session, emulator, "POST", UPSERT, upsert_inputs(["t@example.com"], typed_value=value)
+    )
     if code is None:
         assert response.status_code == 200
         contact = emulator.contact_by_email("t@example.com")
@@ -223,12 +286,19 @@ def test_empty_string_clears_a_value(emulator: Emulator, session: requests.Sessi
     assert contact is not None and "city" not in contact and contact["firstname"] == "C"
 
 
-def test_multi_checkbox_leading_semicolon_appends(emulator: Emulator, session: requests.Session) -> None:
-    emulator.create_property({
-        "name": "tags", "label": "Tags", "type": "enumeration", "fieldType": "checkbox",
-        "groupName": "contactinformation",
-        "options": [{"label": v, "value": v, "hidden": False} for v in ("a", "b", "c")],
-    })
+def test_multi_checkbox_leading_semicolon_appends(
+    emulator: Emulator, session: requests.Session
+) -> None:
+    emulator.create_property(
+        {
+            "name": "tags",
+            "label": "Tags",
+            "type": "enumeration",
+            "fieldType": "checkbox",
+            "groupName": "contactinformation",
+            "options": [{"label": v, "value": v, "hidden": False} for v in ("a", "b", "c")],
+        }
+    )
     emulator.seed_contacts([{"email": "m@example.com", "tags": "a"}])
     call(session, emulator, "POST", UPSERT, upsert_inputs(["m@example.com"], tags=";b;c"))
     assert emulator.contact_by_email("m@example.com")["tags"] == "a;b;c"  # type: ignore[index]
@@ -243,9 +313,15 @@ def test_batch_read_207_lists_missing_emails_in_one_error(
     emulator: Emulator, session: requests.Session
 ) -> None:
     emulator.seed_contacts([{"email": "here@example.com", "firstname": "H"}])
-    body = {"idProperty": "email", "properties": ["firstname", "lastname"],
-            "inputs": [{"id": "HERE@example.com"}, {"id": "gone1@example.com"},
-                       {"id": "gone2@example.com"}]}
+    body = {
+        "idProperty": "email",
+        "properties": ["firstname", "lastname"],
+        "inputs": [
+            {"id": "HERE@example.com"},
+            {"id": "gone1@example.com"},
+            {"id": "gone2@example.com"},
+        ],
+    }
     response = call(session, emulator, "POST", READ, body)
     assert response.status_code == 207
     payload = response.json()
@@ -260,8 +336,9 @@ def test_batch_read_207_lists_missing_emails_in_one_error(
 
 def test_batch_read_all_found_is_200(emulator: Emulator, session: requests.Session) -> None:
     [contact_id] = emulator.seed_contacts([{"email": "r@example.com"}])
-    response = call(session, emulator, "POST", READ,
-                    {"inputs": [{"id": contact_id}], "properties": ["email"]})
+    response = call(
+        session, emulator, "POST", READ, {"inputs": [{"id": contact_id}], "properties": ["email"]}
+    )
     assert response.status_code == 200
     assert response.json()["results"][0]["properties"] == {"email": "r@example.com"}
 
@@ -270,22 +347,35 @@ def test_batch_create_with_existing_email_is_409_for_the_whole_batch(
     emulator: Emulator, session: requests.Session
 ) -> None:
     [existing] = emulator.seed_contacts([{"email": "taken@example.com"}])
-    body = {"inputs": [{"properties": {"email": "fresh@example.com"}},
-                       {"properties": {"email": "Taken@example.com"}}]}
+    body = {
+        "inputs": [
+            {"properties": {"email": "fresh@example.com"}},
+            {"properties": {"email": "Taken@example.com"}},
+        ]
+    }
     response = call(session, emulator, "POST", CREATE, body)
     assert response.status_code == 409
     assert response.json()["category"] == "CONFLICT"
     assert response.json()["message"] == f"Contact already exists. Existing ID: {existing}"
     assert emulator.contact_by_email("fresh@example.com") is None
-    created = call(session, emulator, "POST", CREATE,
-                   {"inputs": [{"properties": {"email": "fresh@example.com"}}]})
+    created = call(
+        session,
+        emulator,
+        "POST",
+        CREATE,
+        {"inputs": [{"properties": {"email": "fresh@example.com"}}]},
+    )
     assert created.status_code == 201
 
 
 def test_batch_update_by_id_and_missing_ids(emulator: Emulator, session: requests.Session) -> None:
     [contact_id] = emulator.seed_contacts([{"email": "u@example.com"}])
-    body = {"inputs": [{"id": contact_id, "properties": {"jobtitle": "CTO"}},
-                       {"id": "999999", "properties": {"jobtitle": "CEO"}}]}
+    body = {
+        "inputs": [
+            {"id": contact_id, "properties": {"jobtitle": "CTO"}},
+            {"id": "999999", "properties": {"jobtitle": "CEO"}},
+        ]
+    }
     response = call(session, emulator, "POST", UPDATE, body)
     assert response.status_code == 207
     assert response.json()["errors"][0]["context"]["ids"] == ["999999"]
@@ -313,8 +403,14 @@ def test_get_by_id_and_by_email(emulator: Emulator, session: requests.Session) -
     [contact_id] = emulator.seed_contacts([{"email": "g@example.com", "firstname": "G"}])
     by_id = call(session, emulator, "GET", f"/crm/v3/objects/contacts/{contact_id}")
     assert by_id.json()["properties"]["firstname"] == "G"
-    by_email = call(session, emulator, "GET", "/crm/v3/objects/contacts/G@example.com",
-                    idProperty="email", properties="email")
+    by_email = call(
+        session,
+        emulator,
+        "GET",
+        "/crm/v3/objects/contacts/G@example.com",
+        idProperty="email",
+        properties="email",
+    )
     assert by_email.json()["id"] == contact_id
     missing = call(session, emulator, "GET", "/crm/v3/objects/contacts/424242")
     assert missing.status_code == 404
@@ -322,10 +418,17 @@ def test_get_by_id_and_by_email(emulator: Emulator, session: requests.Session) -
 
 
 def test_date_versioned_paths_work(emulator: Emulator, session: requests.Session) -> None:
-    response = call(session, emulator, "POST", "/crm/objects/2026-03/contacts/batch/upsert",
-                    upsert_inputs(["v@example.com"]))
+    response = call(
+        session,
+        emulator,
+        "POST",
+        "/crm/objects/2026-03/contacts/batch/upsert",
+        upsert_inputs(["v@example.com"]),
+    )
     assert response.status_code == 200
-    assert call(session, emulator, "GET", "/crm/properties/2026-03/contacts/email").status_code == 200
+    assert (
+        call(session, emulator, "GET", "/crm/properties/2026-03/contacts/email").status_code == 200
+    )
 
 
 # --- search --------------------------------------------------------------------------------
@@ -333,18 +436,25 @@ def test_date_versioned_paths_work(emulator: Emulator, session: requests.Session
 
 @pytest.fixture()
 def people(emulator: Emulator) -> list[str]:
-    return emulator.seed_contacts([
-        {"email": "a@example.com", "firstname": "Ann", "lifecyclestage": "lead"},
-        {"email": "b@example.com", "firstname": "Bob", "lifecyclestage": "customer"},
-        {"email": "c@example.com", "lifecyclestage": "lead"},
-        {"email": "d@example.com", "firstname": "dan"},
-    ])
+    return emulator.seed_contacts(
+        [
+            {"email": "a@example.com", "firstname": "Ann", "lifecyclestage": "lead"},
+            {"email": "b@example.com", "firstname": "Bob", "lifecyclestage": "customer"},
+            {"email": "c@example.com", "lifecyclestage": "lead"},
+            {"email": "d@example.com", "firstname": "dan"},
+        ]
+    )
 
 
-def search_emails(session: requests.Session, emulator: Emulator, *filters: dict[str, Any],
-                  **extra: Any) -> list[str]:
-    body = {"filterGroups": [{"filters": list(filters)}] if filters else [],
-            "properties": ["email"], "limit": 100, **extra}
+def search_emails(
+    session: requests.Session, emulator: Emulator, *filters: dict[str, Any], **extra: Any
+) -> list[str]:
+    body = {
+        "filterGroups": [{"filters": list(filters)}] if filters else [],
+        "properties": ["email"],
+        "limit": 100,
+        **extra,
+    }
     response = call(session, emulator, "POST", SEARCH, body)
     assert response.status_code == 200, response.text
     return [r["properties"]["email"] for r in response.json()["results"]]
@@ -367,29 +477,42 @@ def search_emails(session: requests.Session, emulator: Emulator, *filters: dict[
     ],
 )
 def test_search_operators(
-    emulator: Emulator, session: requests.Session, people: list[str],
-    filter_: dict[str, Any], expected: str,
+    emulator: Emulator,
+    session: requests.Session,
+    people: list[str],
+    filter_: dict[str, Any],
+    expected: str,
 ) -> None:
     assert people == ["1", "2", "3", "4"]
     assert search_emails(session, emulator, filter_) == [f"{x}@example.com" for x in expected]
 
 
-def test_search_numeric_compare_is_not_lexical(emulator: Emulator, session: requests.Session) -> None:
+def test_search_numeric_compare_is_not_lexical(
+    emulator: Emulator, session: requests.Session
+) -> None:
     emulator.seed_contacts([{"email": f"n{i}@example.com"} for i in range(12)])
-    found = search_emails(session, emulator,
-                          {"propertyName": "hs_object_id", "operator": "GT", "value": "9"})
+    found = search_emails(
+        session, emulator, {"propertyName": "hs_object_id", "operator": "GT", "value": "9"}
+    )
     assert found == ["n9@example.com", "n10@example.com", "n11@example.com"]
 
 
 def test_search_groups_are_or_and_sorts_apply(
     emulator: Emulator, session: requests.Session, people: list[str]
 ) -> None:
-    body = {"filterGroups": [
-                {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "Bob"}]},
-                {"filters": [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"},
-                             {"propertyName": "firstname", "operator": "HAS_PROPERTY"}]}],
-            "sorts": [{"propertyName": "email", "direction": "DESCENDING"}],
-            "properties": ["email"]}
+    body = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "Bob"}]},
+            {
+                "filters": [
+                    {"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"},
+                    {"propertyName": "firstname", "operator": "HAS_PROPERTY"},
+                ]
+            },
+        ],
+        "sorts": [{"propertyName": "email", "direction": "DESCENDING"}],
+        "properties": ["email"],
+    }
     results = call(session, emulator, "POST", SEARCH, body).json()["results"]
     assert [r["properties"]["email"] for r in results] == ["b@example.com", "a@example.com"]
 
@@ -414,17 +537,23 @@ def test_search_caps_paging_at_10000(emulator: Emulator, session: requests.Sessi
     beyond = call(session, emulator, "POST", SEARCH, {"limit": 200, "after": "10000"})
     assert beyond.status_code == 400
     assert beyond.json()["category"] == "VALIDATION_ERROR"
-    partition = search_emails(session, emulator,
-                              {"propertyName": "hs_object_id", "operator": "GT", "value": "10000"})
+    partition = search_emails(
+        session, emulator, {"propertyName": "hs_object_id", "operator": "GT", "value": "10000"}
+    )
     assert len(partition) == 50
 
 
 def test_search_rejects_unknown_property_and_too_many_sorts(
     emulator: Emulator, session: requests.Session
 ) -> None:
-    unknown = {"filterGroups": [{"filters": [
-        {"propertyName": "nope", "operator": "EQ", "value": "x"}]}]}
+    unknown = {
+        "filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "x"}]}]
+    }
     assert call(session, emulator, "POST", SEARCH, unknown).status_code == 400
-    two_sorts = {"sorts": [{"propertyName": "email", "direction": "ASCENDING"},
-                           {"propertyName": "firstname", "direction": "ASCENDING"}]}
+    two_sorts = {
+        "sorts": [
+            {"propertyName": "email", "direction": "ASCENDING"},
+            {"propertyName": "firstname", "direction": "ASCENDING"},
+        ]
+    }
     assert call(session, emulator, "POST", SEARCH, two_sorts).status_code == 400

@@ -1,10 +1,10 @@
-"""Every emulator response (and the request that caused it) validates against HubSpot's OpenAPI specs."""
+"""Every emulator response, and the request behind it, validates against HubSpot's OpenAPI specs."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ pytestmark = [
 # `category` the spec's Error requires, and the emulator copies the real bodies (HUBSPOT.md §2.3).
 
 
-@lru_cache(maxsize=None)
+@cache
 def _spec(name: str, base_url: str) -> Any:
     from openapi_core import OpenAPI
 
@@ -64,11 +64,14 @@ class Checker:
         self.http.headers["Authorization"] = f"Bearer {TOKEN}"
         self.checked: list[tuple[str, str, int]] = []
 
-    def __call__(self, method: str, path: str, body: Any = None, **params: Any) -> requests.Response:
+    def __call__(
+        self, method: str, path: str, body: Any = None, **params: Any
+    ) -> requests.Response:
         from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-        response = self.http.request(method, self.emulator.base_url + path, json=body,
-                                     params=params or None)
+        response = self.http.request(
+            method, self.emulator.base_url + path, json=body, params=params or None
+        )
         name = next(n for n, prefix in SPEC_FILES.items() if path.startswith(prefix))
         spec = _spec(name, self.emulator.base_url)
         openapi_request = RequestsOpenAPIRequest(response.request)
@@ -101,19 +104,32 @@ def test_contacts_endpoints_conform(check: Checker, version: str) -> None:
     objects, _ = VERSIONS[version]
     tag = version.replace("-", "")
     a, b = f"a{tag}@example.com", f"b{tag}@example.com"
-    assert check("POST", f"{objects}/batch/upsert", _upsert([a, b], firstname="A")).status_code == 200
+    assert (
+        check("POST", f"{objects}/batch/upsert", _upsert([a, b], firstname="A")).status_code == 200
+    )
     assert check("POST", f"{objects}/batch/upsert", _upsert([a], lastname="L")).status_code == 200
-    read = {"idProperty": "email", "properties": ["firstname"], "propertiesWithHistory": [],
-            "inputs": [{"id": a}, {"id": f"missing{tag}@example.com"}]}
+    read = {
+        "idProperty": "email",
+        "properties": ["firstname"],
+        "propertiesWithHistory": [],
+        "inputs": [{"id": a}, {"id": f"missing{tag}@example.com"}],
+    }
     assert check("POST", f"{objects}/batch/read", read).status_code == 207
     read["inputs"] = [{"id": a}]
     assert check("POST", f"{objects}/batch/read", read).status_code == 200
-    created = check("POST", f"{objects}/batch/create",
-                    {"inputs": [{"properties": {"email": f"c{tag}@example.com"}, "associations": []}]})
+    created = check(
+        "POST",
+        f"{objects}/batch/create",
+        {"inputs": [{"properties": {"email": f"c{tag}@example.com"}, "associations": []}]},
+    )
     assert created.status_code == 201
     contact_id = created.json()["results"][0]["id"]
-    update = {"inputs": [{"id": contact_id, "properties": {"city": "Oslo"}},
-                         {"id": "987654", "properties": {"city": "Bergen"}}]}
+    update = {
+        "inputs": [
+            {"id": contact_id, "properties": {"city": "Oslo"}},
+            {"id": "987654", "properties": {"city": "Bergen"}},
+        ]
+    }
     assert check("POST", f"{objects}/batch/update", update).status_code == 207
     update["inputs"] = update["inputs"][:1]
     assert check("POST", f"{objects}/batch/update", update).status_code == 200
@@ -121,10 +137,15 @@ def test_contacts_endpoints_conform(check: Checker, version: str) -> None:
     assert page.status_code == 200 and "paging" in page.json()
     assert check("GET", f"{objects}/{contact_id}", properties="email,city").status_code == 200
     assert check("GET", f"{objects}/{a}", idProperty="email").status_code == 200
-    search = {"filterGroups": [{"filters": [
-        {"propertyName": "hs_object_id", "operator": "GT", "value": "0"}]}],
+    search = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": "0"}]}
+        ],
         "sorts": ["hs_object_id"],  # the spec types sorts as strings (the docs show objects)
-        "properties": ["email"], "limit": 1, "after": "0"}
+        "properties": ["email"],
+        "limit": 1,
+        "after": "0",
+    }
     assert check("POST", f"{objects}/search", search).status_code == 200
 
 
@@ -132,8 +153,12 @@ def test_contacts_endpoints_conform(check: Checker, version: str) -> None:
 def test_contact_errors_conform(check: Checker, version: str) -> None:
     objects, _ = VERSIONS[version]
     assert check("POST", f"{objects}/batch/upsert", _upsert(["bad@gmail.con"])).status_code == 400
-    assert check("POST", f"{objects}/batch/upsert",
-                 _upsert(["x@example.com"], lifecyclestage="nope")).status_code == 400
+    assert (
+        check(
+            "POST", f"{objects}/batch/upsert", _upsert(["x@example.com"], lifecyclestage="nope")
+        ).status_code
+        == 400
+    )
     taken = {"inputs": [{"properties": {"email": "x@example.com"}, "associations": []}]}
     check("POST", f"{objects}/batch/upsert", _upsert(["x@example.com"]))
     assert check("POST", f"{objects}/batch/create", taken).status_code == 409
@@ -150,10 +175,14 @@ def test_properties_endpoints_conform(check: Checker, version: str) -> None:
     assert check("GET", f"{properties}/lifecyclestage").status_code == 200
     assert check("GET", f"{properties}/groups").status_code == 200
     assert check("POST", f"{properties}/groups", group).status_code == 201
-    definition = {"name": name, "label": "Audience", "type": "enumeration", "fieldType": "select",
-                  "groupName": group["name"],
-                  "options": [{"label": "Realized", "value": "realized", "hidden": False,
-                              "displayOrder": 0}]}
+    definition = {
+        "name": name,
+        "label": "Audience",
+        "type": "enumeration",
+        "fieldType": "select",
+        "groupName": group["name"],
+        "options": [{"label": "Realized", "value": "realized", "hidden": False, "displayOrder": 0}],
+    }
     assert check("POST", properties, definition).status_code == 201
     assert check("POST", properties, definition).status_code == 409
     patch = {"label": "Audience 2", "options": definition["options"]}
@@ -187,4 +216,6 @@ def test_the_checker_rejects_a_response_that_breaks_the_spec(emulator: Emulator)
     broken._content = json.dumps({**good.json(), "results": [result]}).encode()
     spec = _spec("crm-contacts-v3.json", emulator.base_url)
     with pytest.raises(Exception, match="new"):
-        spec.validate_response(RequestsOpenAPIRequest(good.request), RequestsOpenAPIResponse(broken))
+        spec.validate_response(
+            RequestsOpenAPIRequest(good.request), RequestsOpenAPIResponse(broken)
+        )

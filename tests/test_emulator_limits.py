@@ -88,8 +88,12 @@ def test_search_has_its_own_secondly_limit_and_no_headers(session: requests.Sess
     assert [s.status_code for s in searches] == [200, 200, 200, 429]
     assert others == [200, 200]  # search is exempt from the rolling window
     body = searches[-1].json()
-    assert body == {"status": "error", "message": "You have reached your secondly limit.",
-                    "correlationId": body["correlationId"], "category": "RATE_LIMITS"}
+    assert body == {
+        "status": "error",
+        "message": "You have reached your secondly limit.",
+        "correlationId": body["correlationId"],
+        "category": "RATE_LIMITS",
+    }
     assert not [h for h in searches[0].headers if h.lower().startswith("x-hubspot-ratelimit")]
     assert "X-HubSpot-Correlation-Id" in searches[0].headers
 
@@ -111,8 +115,20 @@ def _fault_run(seed: int) -> list[int]:
             try:
                 with requests.Session() as http:  # a fresh connection after any reset
                     http.headers["Authorization"] = f"Bearer {TOKEN}"
-                    post(http, em, UPSERT, {"inputs": [
-                        {"id": f"f{index}@example.com", "idProperty": "email", "properties": {}}]})
+                    post(
+                        http,
+                        em,
+                        UPSERT,
+                        {
+                            "inputs": [
+                                {
+                                    "id": f"f{index}@example.com",
+                                    "idProperty": "email",
+                                    "properties": {},
+                                }
+                            ]
+                        },
+                    )
             except requests.ConnectionError:
                 pass
         return [record.status for record in em.requests]
@@ -133,8 +149,12 @@ def test_server_errors_do_not_apply_and_resets_sometimes_do() -> None:
             try:
                 with requests.Session() as http:
                     http.headers["Authorization"] = f"Bearer {TOKEN}"
-                    status = post(http, em, UPSERT, {"inputs": [
-                        {"id": email, "idProperty": "email", "properties": {}}]}).status_code
+                    status = post(
+                        http,
+                        em,
+                        UPSERT,
+                        {"inputs": [{"id": email, "idProperty": "email", "properties": {}}]},
+                    ).status_code
             except requests.ConnectionError:
                 status = 0
             outcomes.append((status, em.contact_by_email(email) is not None))
@@ -154,12 +174,29 @@ def test_faults_skip_unauthenticated_requests() -> None:
 def test_state_survives_a_restart(tmp_path: Path, session: requests.Session) -> None:
     state = tmp_path / "portal.json"
     with Emulator(token=TOKEN, state_file=state) as emulator:
-        post(session, emulator, PROPERTIES, {
-            "name": "vip", "label": "VIP", "type": "enumeration", "fieldType": "select",
-            "groupName": "contactinformation",
-            "options": [{"label": "Yes", "value": "yes", "hidden": False}]})
-        post(session, emulator, UPSERT, {"inputs": [
-            {"id": "keep@example.com", "idProperty": "email", "properties": {"vip": "yes"}}]})
+        post(
+            session,
+            emulator,
+            PROPERTIES,
+            {
+                "name": "vip",
+                "label": "VIP",
+                "type": "enumeration",
+                "fieldType": "select",
+                "groupName": "contactinformation",
+                "options": [{"label": "Yes", "value": "yes", "hidden": False}],
+            },
+        )
+        post(
+            session,
+            emulator,
+            UPSERT,
+            {
+                "inputs": [
+                    {"id": "keep@example.com", "idProperty": "email", "properties": {"vip": "yes"}}
+                ]
+            },
+        )
     assert json.loads(state.read_text())["version"] == 1
     with Emulator(token=TOKEN, state_file=state) as again:
         contact = again.contact_by_email("keep@example.com")
@@ -174,8 +211,13 @@ def test_state_survives_a_restart(tmp_path: Path, session: requests.Session) -> 
 
 
 def _definition(**overrides: Any) -> dict[str, Any]:
-    return {"name": "favorite_food", "label": "Favorite Food", "type": "string",
-            "fieldType": "text", "groupName": "contactinformation"} | overrides
+    return {
+        "name": "favorite_food",
+        "label": "Favorite Food",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "contactinformation",
+    } | overrides
 
 
 @pytest.fixture()
@@ -186,12 +228,31 @@ def emulator() -> Iterator[Emulator]:
 
 def test_standard_properties_are_seeded(emulator: Emulator, session: requests.Session) -> None:
     names = {p["name"] for p in get(session, emulator, PROPERTIES).json()["results"]}
-    assert {"email", "firstname", "lastname", "phone", "mobilephone", "company", "city", "state",
-            "country", "zip", "jobtitle", "website", "lifecyclestage", "hs_object_id", "createdate",
-            "lastmodifieddate", "hs_email_domain"} <= names
+    assert {
+        "email",
+        "firstname",
+        "lastname",
+        "phone",
+        "mobilephone",
+        "company",
+        "city",
+        "state",
+        "country",
+        "zip",
+        "jobtitle",
+        "website",
+        "lifecyclestage",
+        "hs_object_id",
+        "createdate",
+        "lastmodifieddate",
+        "hs_email_domain",
+    } <= names
     stage = get(session, emulator, PROPERTIES + "/lifecyclestage").json()
-    assert [o["value"] for o in stage["options"]][:3] == ["subscriber", "lead",
-                                                          "marketingqualifiedlead"]
+    assert [o["value"] for o in stage["options"]][:3] == [
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+    ]
     groups = get(session, emulator, PROPERTIES + "/groups").json()["results"]
     assert "contactinformation" in {g["name"] for g in groups}
 
@@ -209,9 +270,14 @@ def test_create_property_then_409(emulator: Emulator, session: requests.Session)
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"name": "Favorite"}, {"name": "9lives"}, {"name": "a-b"}, {"name": "x" * 101},
-        {"type": "string", "fieldType": "number"}, {"type": "date", "fieldType": "text"},
-        {"type": "enumeration", "fieldType": "select"}, {"groupName": "no_such_group"},
+        {"name": "Favorite"},
+        {"name": "9lives"},
+        {"name": "a-b"},
+        {"name": "x" * 101},
+        {"type": "string", "fieldType": "number"},
+        {"type": "date", "fieldType": "text"},
+        {"type": "enumeration", "fieldType": "select"},
+        {"groupName": "no_such_group"},
         {"label": ""},
     ],
 )
@@ -231,23 +297,41 @@ def test_batch_create_properties_207_for_failures(
     assert response.status_code == 207
     payload = response.json()
     assert [r["name"] for r in payload["results"]] == ["one"]
-    assert {e["category"] for e in payload["errors"]} == {"OBJECT_ALREADY_EXISTS", "VALIDATION_ERROR"}
+    assert {e["category"] for e in payload["errors"]} == {
+        "OBJECT_ALREADY_EXISTS",
+        "VALIDATION_ERROR",
+    }
 
 
 def test_patch_property_and_read_only_definitions(
     emulator: Emulator, session: requests.Session
 ) -> None:
-    post(session, emulator, PROPERTIES, _definition(
-        type="enumeration", fieldType="select",
-        options=[{"label": "A", "value": "a", "hidden": False}]))
-    patched = session.patch(emulator.base_url + PROPERTIES + "/favorite_food", json={
-        "label": "Food", "options": [{"label": "A", "value": "a", "hidden": False},
-                                     {"label": "B", "value": "b", "hidden": False}]})
+    post(
+        session,
+        emulator,
+        PROPERTIES,
+        _definition(
+            type="enumeration",
+            fieldType="select",
+            options=[{"label": "A", "value": "a", "hidden": False}],
+        ),
+    )
+    patched = session.patch(
+        emulator.base_url + PROPERTIES + "/favorite_food",
+        json={
+            "label": "Food",
+            "options": [
+                {"label": "A", "value": "a", "hidden": False},
+                {"label": "B", "value": "b", "hidden": False},
+            ],
+        },
+    )
     assert patched.status_code == 200
     assert [o["value"] for o in patched.json()["options"]] == ["a", "b"]
     assert emulator.get_property("favorite_food")["label"] == "Food"  # type: ignore[index]
-    hubspot_defined = session.patch(emulator.base_url + PROPERTIES + "/firstname",
-                                    json={"label": "Given name"})
+    hubspot_defined = session.patch(
+        emulator.base_url + PROPERTIES + "/firstname", json={"label": "Given name"}
+    )
     assert hubspot_defined.status_code == 400
 
 
@@ -281,8 +365,19 @@ def test_direct_access_edits(emulator: Emulator) -> None:
 def test_cli_help_lists_the_options() -> None:
     result = CliRunner().invoke(app, ["emulator", "--help"])
     assert result.exit_code == 0
-    for option in ("--port", "--token", "--tier", "--fail-rate", "--reset-rate", "--state",
-                   "--window-seconds", "--window-limit", "--latency", "--seed", "--scopes"):
+    for option in (
+        "--port",
+        "--token",
+        "--tier",
+        "--fail-rate",
+        "--reset-rate",
+        "--state",
+        "--window-seconds",
+        "--window-limit",
+        "--latency",
+        "--seed",
+        "--scopes",
+    ):
         assert option in result.output
 
 

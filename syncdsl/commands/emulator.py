@@ -18,7 +18,9 @@ from syncdsl.ir import TIERS
 @app.command("emulator")
 @boundary
 def emulator_command(
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0 picks a free one).")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (0 picks a free one).")
+    ] = 8765,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     token: Annotated[
         str, typer.Option("--token", help="The bearer token clients must send.")
@@ -30,7 +32,8 @@ def emulator_command(
         float, typer.Option("--window-seconds", help="Length of the rolling rate-limit window.")
     ] = 10.0,
     window_limit: Annotated[
-        int | None, typer.Option("--window-limit", help="Requests per window (default: the tier's).")
+        int | None,
+        typer.Option("--window-limit", help="Requests per window (default: the tier's)."),
     ] = None,
     daily_limit: Annotated[
         int | None, typer.Option("--daily-limit", help="Requests per day (default: the tier's).")

@@ -6,8 +6,8 @@ Module map: `core` (the Emulator: lifecycle, request log, direct access for test
 `validation` (emails, values by type, property definitions), `ratelimit`, `faults`, `bodies`
 (HubSpot's error shapes), `seed` (standard properties and groups).
 
-Endpoints (also under the date-versioned `/crm/objects/2026-03/...` and `/crm/properties/2026-03/...`)
-and the operation names `Emulator.count()` uses:
+Endpoints (also under the date-versioned `/crm/objects/2026-03/...` and
+`/crm/properties/2026-03/...`) and the operation names `Emulator.count()` uses:
 
     contacts.list            GET    /crm/v3/objects/contacts
     contacts.get             GET    /crm/v3/objects/contacts/{id}[?idProperty=email]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 PORTAL_ID = 12345678
@@ -32,13 +32,17 @@ def iso_now() -> str:
 
 
 def iso_from_ms(epoch_ms: int) -> str:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
 def error(status: int, category: str, message: str, **extra: Any) -> ApiError:
     """The spec's `Error`: status, message, correlationId, category, plus any extra fields."""
-    body: dict[str, Any] = {"status": "error", "message": message, "correlationId": correlation_id()}
+    body: dict[str, Any] = {
+        "status": "error",
+        "message": message,
+        "correlationId": correlation_id(),
+    }
     body.update(extra)
     body["category"] = category
     return ApiError(status, body)

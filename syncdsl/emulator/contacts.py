@@ -80,7 +80,12 @@ def _reject_duplicates(keys: list[str]) -> None:
 def _envelope(results: list[dict[str, Any]], started: str, rng: random.Random) -> dict[str, Any]:
     # HubSpot returns batch results in no particular order (HUBSPOT.md §1.1): shuffle them.
     rng.shuffle(results)
-    return {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso_now()}
+    return {
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": started,
+        "completedAt": iso_now(),
+    }
 
 
 def _written(store: Store, contact_id: str, names: Any) -> dict[str, Any]:
@@ -123,12 +128,14 @@ def _upsert_input(
     id_property = item.get("idProperty")
     raw_id = item.get("id")
     if not isinstance(raw_id, str) or not raw_id:
-        raise validation_error(f"Invalid input JSON: inputs[{index}].id must be a non-empty string.")
+        raise validation_error(
+            f"Invalid input JSON: inputs[{index}].id must be a non-empty string."
+        )
     if id_property != "email":
         name = id_property or "hs_object_id"
         raise validation_error(
             f"Unable to perform update/upsert by non-unique 0-1 property {name} in portal ID "
-            "12345678 (the emulator upserts contacts by idProperty \"email\" only)"
+            '12345678 (the emulator upserts contacts by idProperty "email" only)'
         )
     email = raw_id.strip().lower()
     values, problems = store.check_properties(_properties_of(item, index), raw_id)
@@ -307,4 +314,3 @@ def get_contact(store: Store, call: Call) -> Response:
                 context={"id": [raw_id]},
             )
         return 200, store.view(contact_id, call.names())
-

@@ -226,7 +226,10 @@ class Emulator:
             group = definition.get("groupName")
             if group and group not in self.store.groups:
                 self.store.groups[group] = {
-                    "name": group, "label": group, "displayOrder": -1, "archived": False,
+                    "name": group,
+                    "label": group,
+                    "displayOrder": -1,
+                    "archived": False,
                 }
             stored = build_property(dict(definition), self.store.groups)
             for key in ("hubspotDefined", "modificationMetadata", "calculated", "createdAt"):

@@ -117,8 +117,11 @@ def archive_property(store: Store, call: Call) -> Response:
         if definition is None:
             raise _missing(name)
         if definition.get("hubspotDefined"):
-            raise error(400, "VALIDATION_ERROR", f"{name} is a HubSpot-defined property and "
-                        "cannot be archived.")
+            raise error(
+                400,
+                "VALIDATION_ERROR",
+                f"{name} is a HubSpot-defined property and cannot be archived.",
+            )
         store.remove_property(name)
     return 204, {}
 

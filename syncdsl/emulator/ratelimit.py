@@ -1,4 +1,4 @@
-"""HubSpot's rate limits: a rolling window per app, a daily cap, and search's own per-second limit."""
+"""HubSpot's rate limits: a rolling window per app, a daily cap, search's own per-second cap."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from syncdsl.emulator import bodies
 from syncdsl.emulator.bodies import ApiError
@@ -44,7 +44,7 @@ class RateLimiter:
 
     @staticmethod
     def _today() -> str:
-        return datetime.now(timezone.utc).date().isoformat()
+        return datetime.now(UTC).date().isoformat()
 
     def reset(self) -> None:
         with self._lock:

@@ -1,9 +1,9 @@
-"""POST /contacts/search: filter groups, one sort, paging, and HubSpot's limits (HUBSPOT.md §1.5)."""
+"""POST /contacts/search: filter groups, one sort, paging and HubSpot's limits (HUBSPOT.md §1.5)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from syncdsl.emulator.bodies import validation_error
@@ -17,8 +17,21 @@ MAX_FILTERS_PER_GROUP = 6
 MAX_FILTERS = 18
 MAX_QUERY = 3_000
 OPERATORS = frozenset(
-    {"EQ", "NEQ", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "GT", "GTE", "LT", "LTE",
-     "BETWEEN", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
+    {
+        "EQ",
+        "NEQ",
+        "IN",
+        "NOT_IN",
+        "HAS_PROPERTY",
+        "NOT_HAS_PROPERTY",
+        "GT",
+        "GTE",
+        "LT",
+        "LTE",
+        "BETWEEN",
+        "CONTAINS_TOKEN",
+        "NOT_CONTAINS_TOKEN",
+    }
 )
 _QUERY_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "hs_object_id")
 
@@ -121,10 +134,14 @@ def _sort(store: Store, sorts: Any) -> tuple[str, bool]:
 def _require_property(store: Store, name: Any) -> None:
     if name not in store.properties:
         raise validation_error(
-            f'Property "{name}" does not exist', errors=[
-                {"message": f'Property "{name}" does not exist', "code": "PROPERTY_DOESNT_EXIST",
-                 "context": {"propertyName": [str(name)]}}
-            ]
+            f'Property "{name}" does not exist',
+            errors=[
+                {
+                    "message": f'Property "{name}" does not exist',
+                    "code": "PROPERTY_DOESNT_EXIST",
+                    "context": {"propertyName": [str(name)]},
+                }
+            ],
         )
 
 
@@ -169,7 +186,7 @@ def _key(kind: str, value: Any) -> Key:
             return float(text)
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp() * 1000
     return text.lower()
 

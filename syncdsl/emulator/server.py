@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import re
@@ -43,8 +44,14 @@ class Route:
     search: bool = False
 
 
-def _route(method: str, rest: str, operation: str, scopes: tuple[str, ...], handler: Handler,
-           search_api: bool = False) -> Route:
+def _route(
+    method: str,
+    rest: str,
+    operation: str,
+    scopes: tuple[str, ...],
+    handler: Handler,
+    search_api: bool = False,
+) -> Route:
     return Route(method, re.compile(f"^{rest}$"), operation, scopes, handler, search_api)
 
 
@@ -60,22 +67,44 @@ _OBJECT_ROUTES = (
 _PROPERTY_ROUTES = (
     _route("GET", "", "properties.list", SCHEMAS_READ, properties.list_properties),
     _route("POST", "", "properties.create", SCHEMAS_WRITE, properties.create_property),
-    _route("POST", "/batch/create", "properties.batch_create", SCHEMAS_WRITE,
-           properties.batch_create_properties),
+    _route(
+        "POST",
+        "/batch/create",
+        "properties.batch_create",
+        SCHEMAS_WRITE,
+        properties.batch_create_properties,
+    ),
     _route("GET", "/groups", "groups.list", SCHEMAS_READ, properties.list_groups),
     _route("POST", "/groups", "groups.create", SCHEMAS_WRITE, properties.create_group),
     _route("GET", "/(?P<name>[^/]+)", "properties.get", SCHEMAS_READ, properties.get_property),
-    _route("PATCH", "/(?P<name>[^/]+)", "properties.update", SCHEMAS_WRITE,
-           properties.update_property),
-    _route("DELETE", "/(?P<name>[^/]+)", "properties.archive", SCHEMAS_WRITE,
-           properties.archive_property),
+    _route(
+        "PATCH", "/(?P<name>[^/]+)", "properties.update", SCHEMAS_WRITE, properties.update_property
+    ),
+    _route(
+        "DELETE",
+        "/(?P<name>[^/]+)",
+        "properties.archive",
+        SCHEMAS_WRITE,
+        properties.archive_property,
+    ),
 )
 # Both the /crm/v3/... paths and the date-versioned 2026-03 paths; contacts by any of its names.
 _FAMILIES = (
-    (re.compile(r"^/crm/(?:v3/objects|objects/2026-03)/(?:contacts|contact|0-1)(?P<rest>/.*)?$",
-                re.IGNORECASE), _OBJECT_ROUTES),
-    (re.compile(r"^/crm/(?:v3/properties|properties/2026-03)/(?:contacts|contact|0-1)"
-                r"(?P<rest>/.*)?$", re.IGNORECASE), _PROPERTY_ROUTES),
+    (
+        re.compile(
+            r"^/crm/(?:v3/objects|objects/2026-03)/(?:contacts|contact|0-1)(?P<rest>/.*)?$",
+            re.IGNORECASE,
+        ),
+        _OBJECT_ROUTES,
+    ),
+    (
+        re.compile(
+            r"^/crm/(?:v3/properties|properties/2026-03)/(?:contacts|contact|0-1)"
+            r"(?P<rest>/.*)?$",
+            re.IGNORECASE,
+        ),
+        _PROPERTY_ROUTES,
+    ),
 )
 
 
@@ -124,10 +153,8 @@ class EmulatorServer(ThreadingHTTPServer):
     def close_connections(self) -> None:
         with self._open_lock:
             for connection in list(self._open):
-                try:
+                with contextlib.suppress(OSError):  # already closed by the client
                     connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -144,7 +171,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         # Without this, Nagle plus delayed ACKs add ~40 ms to every keep-alive response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the emulator records requests in Emulator.requests instead
 
     def do_GET(self) -> None:
@@ -171,7 +198,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             found = resolve(method, url.path)
             if found is None:
-                raise bodies.error(404, "OBJECT_NOT_FOUND", f"No such endpoint: {method} {url.path}")
+                raise bodies.error(
+                    404, "OBJECT_NOT_FOUND", f"No such endpoint: {method} {url.path}"
+                )
             route, params = found
             operation = route.operation
             if emulator.latency:
@@ -195,8 +224,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         except ApiError as failure:
             status, payload = failure.status, failure.body
             rate_headers = {**rate_headers, **failure.headers}
-        except Exception as crash:  # noqa: BLE001 - a bug must still answer like a server
-            status, payload = 500, bodies.error(500, "INTERNAL_ERROR", f"emulator bug: {crash!r}").body
+        except Exception as crash:
+            status, payload = (
+                500,
+                bodies.error(500, "INTERNAL_ERROR", f"emulator bug: {crash!r}").body,
+            )
         self._send(status, payload, rate_headers)
         emulator.record(method, url.path, status, operation)
 
@@ -248,8 +280,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         if status == 201 and "name" in payload and "fieldType" in payload:
-            self.send_header("Location", f"{self.server.emulator.base_url}"
-                             f"/crm/v3/properties/contacts/{payload['name']}")
+            self.send_header(
+                "Location",
+                f"{self.server.emulator.base_url}/crm/v3/properties/contacts/{payload['name']}",
+            )
         self.end_headers()
         self.wfile.write(data)
 

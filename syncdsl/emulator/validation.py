@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
 
 from syncdsl.emulator.bodies import error, iso_from_ms, iso_now, validation_error
 
@@ -142,7 +143,7 @@ def _check_date(definition: Mapping[str, Any], value: str) -> tuple[str | None, 
         epoch_ms = int(value)
         if epoch_ms % DAY_MS:
             return _date_problem(name, value, "epoch milliseconds must be at midnight UTC")
-        return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).date().isoformat(), None
+        return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).date().isoformat(), None
     if _ISO_DATE.match(value):
         try:
             return date.fromisoformat(value).isoformat(), None
@@ -163,8 +164,9 @@ def _check_datetime(definition: Mapping[str, Any], value: str) -> tuple[str | No
     if moment is None:
         name = definition["name"]
         return None, _problem(
-            name, "INVALID_DATE", f"{value} is not a valid datetime for {name}: use ISO 8601 or "
-            "epoch milliseconds"
+            name,
+            "INVALID_DATE",
+            f"{value} is not a valid datetime for {name}: use ISO 8601 or epoch milliseconds",
         )
     return iso_from_ms(int(moment.timestamp() * 1000)), None
 
@@ -175,8 +177,8 @@ def _parse_iso(value: str) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 _CHECKERS = {
@@ -300,8 +302,17 @@ def check_group(group_name: Any, groups: Mapping[str, Any]) -> None:
         )
 
 
-_UPDATABLE = ("label", "description", "groupName", "displayOrder", "hidden", "formField",
-              "type", "fieldType", "options")
+_UPDATABLE = (
+    "label",
+    "description",
+    "groupName",
+    "displayOrder",
+    "hidden",
+    "formField",
+    "type",
+    "fieldType",
+    "options",
+)
 
 
 def apply_property_update(
@@ -343,4 +354,3 @@ def check_group_create(body: Any) -> dict[str, Any]:
         "displayOrder": int(body.get("displayOrder", -1)),
         "archived": False,
     }
-
