@@ -180,7 +180,7 @@ def main() -> None:
           f"= {ceiling:,.0f} contacts/s (100 per call)")
     print(f"steady input        {first.events:,} distinct events at {first.offered_rate:,.0f}/s "
           f"({first.offered_rate / ceiling:.2f} x ceiling) for {seconds:g} s")
-    print(f"  latency p50       {first.p50:.3f} s  ({first.p50 / TARGET_P99:.2f} x target)")
+    print(f"  latency p50       {first.p50:.3f} s")
     print(f"  latency p95       {first.p95:.3f} s")
     print(f"  latency p99       {first.p99:.3f} s  ({first.p99 / TARGET_P99:.2f} x the 1 s target)"
           f"  {'OK' if first.p99 <= TARGET_P99 else 'MISSED'}")

@@ -247,7 +247,9 @@ class StreamService:
         dispatcher = self._dispatcher
         stats = self.target.client.stats.snapshot()
         return {
-            "status": "draining" if self._stopped else "running",
+            "status": "draining" if self._stopped else
+            "running" if dispatcher is not None and not dispatcher.finished.is_set() else
+            "not sending (see the log)",
             "uptime_seconds": round(time.monotonic() - self.started_at, 3)
             if self.started_at else 0.0,
             "queue_depth": self.queue_depth,

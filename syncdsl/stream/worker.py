@@ -32,6 +32,7 @@ RETRY_BASE = 0.5
 RETRY_CAP = 30.0
 IDLE_POLL = 0.5  # a safety net; intake wakes the dispatcher as soon as it stores events
 READ_CHUNK = 500
+MAX_HELD_EVENTS = 50_000  # events read into memory and not yet settled (bursts on few emails)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def _changes(batch: list[PendingContact]) -> list[ContactChange]:
 
 
 class Dispatcher:
-    """Reads the queue in order, coalesces per email, keeps up to `parallelism` batches in flight."""
+    """Reads the queue in order, coalesces per email, keeps `parallelism` batches in flight."""
 
     def __init__(
         self,
@@ -85,6 +86,7 @@ class Dispatcher:
         self._busy: set[str] = set()  # emails in batches in flight
         self._in_flight = 0
         self._cursor = 0
+        self._held = 0  # events mapped into the coalescer or in flight, not yet settled
         self._failures = 0
         self._retry_at = 0.0
         self._stop_at: float | None = None  # set by drain(): flush until then
@@ -163,7 +165,7 @@ class Dispatcher:
         """Map and coalesce unread events while there is room; settle mapping rejects at once."""
         rejected: list[int] = []
         now = time.monotonic()
-        while len(self.coalescer) < self.max_pending:
+        while len(self.coalescer) < self.max_pending and self._held < MAX_HELD_EVENTS:
             chunk = self.events.read_after(self._cursor, min(READ_CHUNK, self.max_pending))
             if not chunk:
                 break
@@ -179,6 +181,7 @@ class Dispatcher:
                 contact = PendingContact(mapped.email, event.source, dict(mapped.properties),
                                          dict(mapped.audiences), [event.id], [event.received],
                                          [event.payload])
+                self._held += 1
                 if self.coalescer.add(contact, now):
                     self.metrics.add("events_coalesced")
             if len(chunk) < READ_CHUNK:
@@ -252,6 +255,7 @@ class Dispatcher:
         done_ids = [i for c in settled.batch if c.email in outcome.accepted or c.email in rejected
                     for i in c.event_ids]
         self.events.delete(done_ids)
+        self._held -= len(done_ids)
         self.metrics.add("events_applied", sum(len(c.event_ids) for c in accepted))
         self.metrics.add("events_rejected",
                          sum(len(c.event_ids) for c in settled.batch if c.email in rejected))
