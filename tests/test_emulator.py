@@ -557,3 +557,28 @@ def test_search_rejects_unknown_property_and_too_many_sorts(
         ]
     }
     assert call(session, emulator, "POST", SEARCH, two_sorts).status_code == 400
+
+
+def test_search_id_ranges_combine_with_other_filters_and_groups(
+    emulator: Emulator, session: requests.Session, people: list[str]
+) -> None:
+    body = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {"propertyName": "hs_object_id", "operator": "GTE", "value": "2"},
+                    {"propertyName": "hs_object_id", "operator": "LT", "value": "4"},
+                    {"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"},
+                ]
+            },
+            {"filters": [{"propertyName": "hs_object_id", "operator": "EQ", "value": "1"}]},
+            {"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": "99"}]},
+        ],
+        "properties": ["email"],
+    }
+    response = call(session, emulator, "POST", SEARCH, body).json()
+    assert [r["properties"]["email"] for r in response["results"]] == [
+        "a@example.com",
+        "c@example.com",
+    ]
+    assert response["total"] == 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,24 +52,41 @@ def search(store: Store, call: Call) -> Response:
     query = _query(body.get("query"))
     names = body.get("properties") or None
     with store.lock:
-        matches = [
-            record
-            for record in store.contacts.values()
-            if (not groups or any(all(p(record) for p in group) for group in groups))
-            and (query is None or _matches_query(record, query))
-        ]
+        ids = _matching_ids(store, groups)
+        if query is not None:
+            ids = [i for i in ids if _matches_query(store.contacts[str(i)], query)]
         if sort_name != "hs_object_id" or descending:
-            kind = _kind(store, sort_name)
-            present = [r for r in matches if sort_name in r]
-            absent = [r for r in matches if sort_name not in r]
-            present.sort(key=lambda r: _key(kind, r[sort_name]), reverse=descending)
-            matches = present + absent  # records without the value come last either way
-        page = matches[after : after + limit]
-        results = [store.view(r["hs_object_id"], names) for r in page]
-    response: dict[str, Any] = {"total": len(matches), "results": results}
-    if after + limit < len(matches):
+            ids = _sorted_ids(store, ids, sort_name, descending)
+        results = [store.view(str(i), names) for i in ids[after : after + limit]]
+    response: dict[str, Any] = {"total": len(ids), "results": results}
+    if after + limit < len(ids):
         response["paging"] = {"next": {"after": str(after + limit)}}
     return 200, response
+
+
+def _matching_ids(store: Store, groups: list[_Group]) -> list[int]:
+    """Ids (ascending) matching any group; id ranges are cut by bisection, not by scanning."""
+    if not groups:
+        return store.ids
+    found: list[list[int]] = []
+    for group in groups:
+        candidates = group.candidates(store.ids)
+        if group.predicates:
+            contacts = store.contacts
+            candidates = [
+                i for i in candidates if all(p(contacts[str(i)]) for p in group.predicates)
+            ]
+        found.append(candidates)
+    return found[0] if len(found) == 1 else sorted(set().union(*found))
+
+
+def _sorted_ids(store: Store, ids: list[int], name: str, descending: bool) -> list[int]:
+    kind = _kind(store, name)
+    contacts = store.contacts
+    present = [i for i in ids if name in contacts[str(i)]]
+    absent = [i for i in ids if name not in contacts[str(i)]]
+    present.sort(key=lambda i: _key(kind, contacts[str(i)][name]), reverse=descending)
+    return present + absent  # records without the value come last either way
 
 
 def _limit(raw: Any) -> int:
@@ -145,15 +164,37 @@ def _require_property(store: Store, name: Any) -> None:
         )
 
 
-def _filter_groups(store: Store, raw_groups: Any) -> list[list[Predicate]]:
+@dataclass
+class _Group:
+    """One filter group: predicates on records, plus hs_object_id bounds applied by bisection."""
+
+    predicates: list[Predicate] = field(default_factory=list)
+    id_bounds: list[tuple[str, float]] = field(default_factory=list)
+
+    def candidates(self, ids: list[int]) -> list[int]:
+        start, end = 0, len(ids)
+        for operator, value in self.id_bounds:
+            if operator in ("GT", "GTE", "EQ"):
+                cut = bisect.bisect_right if operator == "GT" else bisect.bisect_left
+                start = max(start, cut(ids, value))
+            if operator in ("LT", "LTE", "EQ"):
+                cut = bisect.bisect_left if operator == "LT" else bisect.bisect_right
+                end = min(end, cut(ids, value))
+        return ids[start:end] if start < end else []
+
+
+_ID_RANGE = frozenset({"EQ", "GT", "GTE", "LT", "LTE"})
+
+
+def _filter_groups(store: Store, raw_groups: Any) -> list[_Group]:
     if not isinstance(raw_groups, list):
         raise validation_error("filterGroups must be an array.")
     if len(raw_groups) > MAX_GROUPS:
         raise validation_error(f"Too many filter groups: at most {MAX_GROUPS} are allowed.")
     total = 0
     groups = []
-    for group in raw_groups:
-        filters = group.get("filters") if isinstance(group, dict) else None
+    for raw_group in raw_groups:
+        filters = raw_group.get("filters") if isinstance(raw_group, dict) else None
         if not isinstance(filters, list):
             raise validation_error("Each filter group needs a 'filters' array.")
         if len(filters) > MAX_FILTERS_PER_GROUP:
@@ -161,7 +202,14 @@ def _filter_groups(store: Store, raw_groups: Any) -> list[list[Predicate]]:
                 f"Too many filters in a group: at most {MAX_FILTERS_PER_GROUP} are allowed."
             )
         total += len(filters)
-        groups.append([_predicate(store, f) for f in filters])
+        group = _Group()
+        for spec in filters:
+            predicate = _predicate(store, spec)  # validates every filter, id bounds included
+            if spec["propertyName"] == "hs_object_id" and spec["operator"] in _ID_RANGE:
+                group.id_bounds.append((spec["operator"], float(spec["value"])))
+            else:
+                group.predicates.append(predicate)
+        groups.append(group)
     if total > MAX_FILTERS:
         raise validation_error(f"Too many filters: at most {MAX_FILTERS} in total are allowed.")
     return groups
