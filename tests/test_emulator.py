@@ -582,3 +582,18 @@ def test_search_id_ranges_combine_with_other_filters_and_groups(
         "c@example.com",
     ]
     assert response["total"] == 2
+
+
+def test_get_by_email_with_url_encoded_characters(
+    emulator: Emulator, session: requests.Session
+) -> None:
+    [contact_id] = emulator.seed_contacts([{"email": "first+tag@example.com"}])
+    response = call(
+        session,
+        emulator,
+        "GET",
+        "/crm/v3/objects/contacts/first%2Btag%40example.com",
+        idProperty="email",
+    )
+    assert response.status_code == 200
+    assert response.json()["id"] == contact_id

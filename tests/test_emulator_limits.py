@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from syncdsl.cli import app
 from syncdsl.emulator import Emulator
+from syncdsl.errors import StateError
 
 TOKEN = "pat-test-token"
 PROPERTIES = "/crm/v3/properties/contacts"
@@ -385,3 +386,10 @@ def test_cli_rejects_an_unknown_tier() -> None:
     result = CliRunner().invoke(app, ["emulator", "--tier", "platinum"])
     assert result.exit_code == 1
     assert "unknown tier 'platinum'" in result.output
+
+
+def test_a_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
+    state = tmp_path / "portal.json"
+    state.write_text("{not json", encoding="utf-8")
+    with pytest.raises(StateError, match="Fix or delete the file"):
+        Emulator(state_file=state)

@@ -32,8 +32,8 @@ Choices where HubSpot's behaviour is unconfirmed (HUBSPOT.md §7), always the st
 - Reads leave requested-but-empty properties out (never null). A batch read by email always
   returns the email property so results can be matched; all-missing is still a 207.
 - Date values are returned as YYYY-MM-DD and datetimes as ISO 8601 UTC, whatever was written.
-- API 429s carry no Retry-After. Requests refused with 429 use no budget; every other
-  authenticated request (even a 4xx) does. Search skips the rolling window, has its own per-second
+- API 429s carry no Retry-After. Requests refused with 401, 403 or 429 use no budget;
+  every other request (even a 400) does. Search skips the rolling window, has its own per-second
   limit and sends no rate-limit headers.
 - Faults (seeded): `fail_rate` answers 500/502/503 without applying the request; `reset_rate`
   drops the connection (TCP reset, no response) and applies the request first for half of them,

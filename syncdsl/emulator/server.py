@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from syncdsl.emulator import bodies, contacts, properties, search
 from syncdsl.emulator.bodies import ApiError
@@ -120,7 +120,7 @@ def resolve(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
             hit = route.pattern.match(rest)
             if hit:
                 if route.method == method:
-                    return route, hit.groupdict()
+                    return route, {k: unquote(v) for k, v in hit.groupdict().items()}
                 allowed = True
         if allowed:
             raise bodies.error(405, "METHOD_NOT_ALLOWED", f"{method} is not supported on {path}.")

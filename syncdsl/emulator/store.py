@@ -14,6 +14,7 @@ from typing import Any
 from syncdsl.emulator import seed
 from syncdsl.emulator.bodies import iso_now
 from syncdsl.emulator.validation import check_value
+from syncdsl.errors import StateError
 
 STATE_VERSION = 1
 
@@ -185,4 +186,13 @@ class Store:
             raise
 
     def load(self, path: Path) -> None:
-        self.load_json(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+                raise ValueError(f"not a version-{STATE_VERSION} emulator state")
+            self.load_json(state)
+        except (OSError, ValueError, KeyError, TypeError) as problem:
+            raise StateError(
+                f"cannot load the emulator state from {path}: {problem}. Fix or delete the file "
+                "to start with an empty portal."
+            ) from None
