@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 from syncdsl.errors import HubSpotError, HubSpotRateLimitError, HubSpotValidationError, PlanError
 from syncdsl.hubspot import HubSpotClient, UpsertResult
-from syncdsl.plan import BATCH_SIZE, ContactChange, Plan, PropertyChange, Rejection
+from syncdsl.plan import (
+    BATCH_SIZE,
+    ContactChange,
+    InputCounts,
+    Plan,
+    PropertyChange,
+    Rejection,
+)
 from syncdsl.planner import adoption_states
 from syncdsl.state import ContactState, StateStore
 
@@ -33,6 +40,7 @@ class ApplyReport:
     exited: int = 0
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    inputs: list[InputCounts] = field(default_factory=list)
     schema_changes: int = 0
     api_calls: int = 0
     batches: int = 0
@@ -50,6 +58,7 @@ class ApplyReport:
             "exited": self.exited,
             "unchanged": self.unchanged,
             "rejected": [r.__dict__ for r in self.rejected],
+            "inputs": [counts.__dict__ for counts in self.inputs],
             "schema_changes": self.schema_changes,
             "api_calls": self.api_calls,
             "batches": self.batches,
@@ -236,7 +245,8 @@ def execute(
     """Apply a whole plan: schema, adoptions (state only), then contacts."""
     started = time.monotonic()
     calls_before = client.stats.calls
-    report = ApplyReport(unchanged=plan.unchanged, rejected=list(plan.rejected))
+    report = ApplyReport(unchanged=plan.unchanged, rejected=list(plan.rejected),
+                         inputs=list(plan.inputs))
     audience_properties = frozenset(
         plan.audience_properties + tuple(r.property for r in plan.removed_audiences)
     )

@@ -86,6 +86,17 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class InputCounts:
+    """Where one source's records went: records == contributed + merged + rejected."""
+
+    source: str
+    records: int
+    contributed: int
+    merged: int
+    rejected: int
+
+
+@dataclass(frozen=True)
 class RemovedAudience:
     """An audience in the lock file that the configuration no longer declares."""
 
@@ -166,6 +177,7 @@ class Plan:
     refreshed: bool
     audience_properties: tuple[str, ...]
     managed_properties: tuple[str, ...]
+    inputs: tuple[InputCounts, ...] = ()
     format_version: int = FORMAT_VERSION
 
     def count(self, action: ContactAction) -> int:

@@ -4,7 +4,8 @@ Format (format_version 1), keys sorted:
     format_version, configuration (path), refreshed, summary {create, update, exit, unchanged,
     rejected, property_changes}, property_changes[], contact_changes[] (action, email, hubspot_id,
     drift, provenance, changes[] {property, before, after}), rejected[] (source, file, line, reason),
-    removed_audiences[], lock_changes[], warnings[], estimate {...}, fingerprint {...}.
+    removed_audiences[], lock_changes[], warnings[], estimate {...}, fingerprint {...}, inputs[] (per source: records, contributed, merged,
+    rejected).
 A saved plan (`--out`) adds `settled` per contact change and `adoptions`, which apply records in
 the state store.
 """
@@ -23,6 +24,7 @@ from syncdsl.plan import (
     ContactChange,
     Estimate,
     Fingerprint,
+    InputCounts,
     Plan,
     PropertyChange,
     Rejection,
@@ -67,6 +69,7 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         "fingerprint": asdict(plan.fingerprint),
         "audience_properties": list(plan.audience_properties),
         "managed_properties": list(plan.managed_properties),
+        "inputs": [asdict(counts) for counts in plan.inputs],
     }
     if saved:
         document["adoptions"] = [asdict(a) for a in plan.adoptions]
@@ -125,6 +128,7 @@ def _plan(data: dict[str, Any]) -> Plan:
         refreshed=bool(data["refreshed"]),
         audience_properties=tuple(data["audience_properties"]),
         managed_properties=tuple(data["managed_properties"]),
+        inputs=tuple(InputCounts(**counts) for counts in data.get("inputs", ())),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncdsl.desired import DesiredSet, build_desired
@@ -20,6 +20,7 @@ from syncdsl.plan import (
     DesiredInput,
     Estimate,
     Fingerprint,
+    InputCounts,
     Plan,
     PlanOptions,
     Rejection,
@@ -132,8 +133,27 @@ def make_plan(
         refreshed=refresh,
         audience_properties=audience_props,
         managed_properties=mapped,
+        inputs=tuple(
+            InputCounts(c.source, c.records, c.contributed, c.merged, c.rejected)
+            for c in desired.counts
+        ),
     )
+    if refresh and known_state:
+        plan = _mark_deleted(plan, store)
     return PlanResult(plan, desired)
+
+
+def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
+    """A create for a contact the state knows means it was deleted (or merged away) in HubSpot."""
+    creates = [c.email for c in plan.contact_changes if c.action == "create"]
+    known = store.get_many(creates) if creates else {}
+    if not known:
+        return plan
+    changes = tuple(
+        replace(c, drift=True) if c.action == "create" and c.email in known else c
+        for c in plan.contact_changes
+    )
+    return replace(plan, contact_changes=changes)
 
 
 def _desired_input(contact: object, rename: dict[str, str]) -> DesiredInput:

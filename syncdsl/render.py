@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import jinja2
 
 from syncdsl.apply import ApplyReport
-from syncdsl.plan import ContactChange, Plan, PropertyChange
+from syncdsl.plan import ContactChange, InputCounts, Plan, PropertyChange
 from syncdsl.planfile import summary
 
 DEFAULT_LIMIT = 20
@@ -67,6 +67,11 @@ def _section(
     return out + [""]
 
 
+def _input_line(counts: InputCounts) -> str:
+    return (f"  {counts.source}: {counts.records:,} records = {counts.contributed:,} contributing "
+            f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected")
+
+
 def summary_line(plan: Plan) -> str:
     counts = summary(plan)
     budget = (f", daily budget left {plan.estimate.daily_remaining:,}"
@@ -86,7 +91,9 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
     limit = None if full else DEFAULT_LIMIT
     mode = ("refreshed from HubSpot" if plan.refreshed
             else "incremental: compared with the state of the last apply")
-    out = [style(f"syncdsl plan ({mode})", "dim"), ""]
+    out = [style(f"syncdsl plan ({mode})", "dim")]
+    out += [style(_input_line(counts), "dim") for counts in plan.inputs]
+    out.append("")
     if not plan.has_changes:
         out.append(style("No changes. HubSpot matches the configuration.", "green"))
     out += _section("Schema changes", plan.property_changes,

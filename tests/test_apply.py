@@ -7,13 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
-import requests
 
 from syncdsl.apply import ApplyReport, apply_contacts
 from syncdsl.errors import PlanError
 from syncdsl.plan import ContactChange, ValueChange
 from syncdsl.state import ApplyLock, StateStore
-from tests.scenario import TOKEN, Workspace, workspace
+from tests.scenario import BASE_SPEC, Workspace, workspace
 
 WRITES = ("contacts.batch_upsert", "properties.create", "properties.batch_create",
           "properties.update", "groups.create")
@@ -144,31 +143,35 @@ def test_faults_lose_nothing(tmp_path: Path) -> None:
 
 
 def test_429_storm_slows_down_and_finishes(tmp_path: Path) -> None:
-    """Another integration eats the same portal's budget: our calls meet 429s, then succeed."""
-    people = _people(400)
-    with workspace(tmp_path, rate_limits=True, window_seconds=0.2, window_limit=3) as ws:
-        ws.write(people)
-        done = threading.Event()
+    """Two applies share one portal's budget, each believing it has all of it: 429s, then success."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with workspace(tmp_path / "a", rate_limits=True, window_seconds=0.2, window_limit=4) as first:
+        second = Workspace(tmp_path / "b", first.emulator)
+        first.write(_people(1))
+        first.apply()  # the schema exists before the race
+        people_a, people_b = _people(1500, offset=0), _people(1500, offset=5000)
+        first.write(people_a)
+        # Its own audiences: two configurations must not share an audience property.
+        second.write(people_b, spec=BASE_SPEC.replace('"Newsletter"', '"Newsletter B"')
+                     .replace('"VIP"', '"VIP B"'))
+        reports: dict[str, ApplyReport] = {}
 
-        def competitor() -> None:
-            url = f"{ws.emulator.base_url}/crm/v3/properties/contacts/groups"
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            with requests.Session() as session:
-                for _ in range(5000):  # bounded; stops as soon as the apply is done
-                    if done.is_set():
-                        return
-                    session.get(url, headers=headers, timeout=5)
+        def run(name: str, ws: Workspace) -> None:
+            reports[name] = ws.apply(parallelism=4)[1]
 
-        thread = threading.Thread(target=competitor, daemon=True)
-        thread.start()
-        try:
-            _, report = ws.apply(parallelism=4)
-        finally:
-            done.set()
+        threads = [threading.Thread(target=run, args=(n, w)) for n, w in (("a", first),
+                                                                           ("b", second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
             thread.join()
-        assert report.created == 400
-        assert ws.emulator.count("contacts.batch_upsert", status=429) > 0
-        _assert_portal_has(ws, people)
+        assert reports["a"].created + reports["a"].updated == 1499
+        assert reports["b"].created == 1500
+        assert first.emulator.count(status=429) > 0
+        _assert_portal_has(first, people_a)
+        for person in people_b:
+            assert first.emulator.contact_by_email(person["email"])["newsletter_b"] == "realized"
 
 
 def test_daily_limit_stops_then_resume_finishes(tmp_path: Path) -> None:

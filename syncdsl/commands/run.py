@@ -134,8 +134,9 @@ def apply(
         if not as_json:
             typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
         if not the_plan.has_changes and not the_plan.adoptions:
-            _finish(spec, store, target, the_plan, ApplyReport(unchanged=the_plan.unchanged,
-                    rejected=list(the_plan.rejected)), as_json=as_json, rejects=rejects,
+            report = ApplyReport(unchanged=the_plan.unchanged, rejected=list(the_plan.rejected),
+                                 inputs=list(the_plan.inputs))
+            _finish(spec, store, target, the_plan, report, as_json=as_json, rejects=rejects,
                     desired=result)
             return
         if not auto_approve:
