@@ -121,9 +121,9 @@ def render_prometheus(
     for name, help_text in COUNTERS.items():
         full = family(f"{name}_total", "counter", help_text)
         lines.append(f"{full} {counters[name]}")
-    for name, (help_text, value) in client_counters.items():
+    for name, (help_text, total) in client_counters.items():
         full = family(f"{name}_total", "counter", help_text)
-        lines.append(f"{full} {value}")
+        lines.append(f"{full} {total}")
     for name, (help_text, read) in gauges.items():
         full = family(name, "gauge", help_text)
         lines.append(f"{full} {_number(read())}")

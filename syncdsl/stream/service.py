@@ -199,8 +199,11 @@ class StreamService:
             self._follower.stop()
         drained = self._dispatcher.drain(grace) if self._dispatcher is not None else True
         left = self._events.depth if self._events is not None else 0
+        counts = self._counts()
         self.log("stream_stopped", drained=drained, left_queued=left,
-                 drain_seconds=round(time.monotonic() - started, 3), **self._counts())
+                 drain_seconds=round(time.monotonic() - started, 3),
+                 received=counts["events_received"], applied=counts["events_applied"],
+                 rejected=counts["events_rejected"])
         self._close()
         return drained
 
@@ -253,6 +256,7 @@ class StreamService:
             "uptime_seconds": round(time.monotonic() - self.started_at, 3)
             if self.started_at else 0.0,
             "queue_depth": self.queue_depth,
+            "oldest_event_age_seconds": self._oldest_age(),
             "pending_contacts": dispatcher.pending if dispatcher else 0,
             "batches_in_flight": dispatcher.in_flight if dispatcher else 0,
             "metrics": self.metrics.snapshot(),
@@ -260,6 +264,10 @@ class StreamService:
                         "retries": stats["retries"], "daily_remaining": stats["daily_remaining"]},
             "max_queue": self.options.max_queue,
         }
+
+    def _oldest_age(self) -> float | None:
+        oldest = self._events.oldest_received() if self._events is not None else None
+        return None if oldest is None else round(max(time.time() - oldest, 0.0), 3)
 
     def prometheus(self) -> str:
         """The /metrics document."""
