@@ -168,14 +168,22 @@ def _execute(plan: Plan, target: Target, store: StateStore, *, parallelism: int,
     total = len(plan.contact_changes)
     if quiet or not sys.stderr.isatty() or total < 200:
         return execute(plan, target.client, store, parallelism=parallelism)
+    from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TimeRemainingColumn)
+                               TextColumn, TimeRemainingColumn)
 
-    columns = (BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), TimeRemainingColumn())
-    with Progress("[progress.description]{task.description}", *columns, transient=True) as bar:
-        task = bar.add_task("contacts", total=total)
-        return execute(plan, target.client, store, parallelism=parallelism,
-                       progress=lambda n: bar.advance(task, n))
+    columns = (BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with Progress("[progress.description]{task.description}", *columns, transient=True,
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("contacts", total=total, rate="")
+
+        def advance(count: int) -> None:
+            bar.advance(task, count)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:,.0f} contacts/s" if speed else "")
+
+        return execute(plan, target.client, store, parallelism=parallelism, progress=advance)
 
 
 def _finish(spec: Spec, store: StateStore, target: Target, plan: Plan, report: ApplyReport, *,
