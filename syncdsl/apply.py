@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from syncdsl.errors import HubSpotError, HubSpotRateLimitError, HubSpotValidationError, PlanError
 from syncdsl.hubspot import HubSpotClient, UpsertResult
+from syncdsl.desired import SourceCounts
 from syncdsl.plan import (
     BATCH_SIZE,
     ContactChange,
-    InputCounts,
     Plan,
     PropertyChange,
     Rejection,
@@ -40,7 +40,7 @@ class ApplyReport:
     exited: int = 0
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    inputs: list[InputCounts] = field(default_factory=list)
+    inputs: list[SourceCounts] = field(default_factory=list)
     schema_changes: int = 0
     api_calls: int = 0
     batches: int = 0

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from syncdsl.desired import SourceCounts
 from syncdsl.errors import PlanError
 from syncdsl.ir import AUDIENCE_STATUSES, Spec
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
@@ -83,17 +84,6 @@ class Rejection:
     line: int
     reason: str
     raw: str = ""
-
-
-@dataclass(frozen=True)
-class InputCounts:
-    """Where one source's records went: records == contributed + merged + rejected."""
-
-    source: str
-    records: int
-    contributed: int
-    merged: int
-    rejected: int
 
 
 @dataclass(frozen=True)
@@ -177,7 +167,7 @@ class Plan:
     refreshed: bool
     audience_properties: tuple[str, ...]
     managed_properties: tuple[str, ...]
-    inputs: tuple[InputCounts, ...] = ()
+    inputs: tuple[SourceCounts, ...] = ()  # where each source's records went
     format_version: int = FORMAT_VERSION
 
     def count(self, action: ContactAction) -> int:

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from syncdsl.errors import PlanError
+from syncdsl.desired import SourceCounts
 from syncdsl.plan import (
     FORMAT_VERSION,
     Adoption,
     ContactChange,
     Estimate,
     Fingerprint,
-    InputCounts,
     Plan,
     PropertyChange,
     Rejection,
@@ -128,7 +128,7 @@ def _plan(data: dict[str, Any]) -> Plan:
         refreshed=bool(data["refreshed"]),
         audience_properties=tuple(data["audience_properties"]),
         managed_properties=tuple(data["managed_properties"]),
-        inputs=tuple(InputCounts(**counts) for counts in data.get("inputs", ())),
+        inputs=tuple(SourceCounts(**counts) for counts in data.get("inputs", ())),
     )
 
 

@@ -20,7 +20,6 @@ from syncdsl.plan import (
     DesiredInput,
     Estimate,
     Fingerprint,
-    InputCounts,
     Plan,
     PlanOptions,
     Rejection,
@@ -133,10 +132,7 @@ def make_plan(
         refreshed=refresh,
         audience_properties=audience_props,
         managed_properties=mapped,
-        inputs=tuple(
-            InputCounts(c.source, c.records, c.contributed, c.merged, c.rejected)
-            for c in desired.counts
-        ),
+        inputs=tuple(desired.counts),
     )
     if refresh and known_state:
         plan = _mark_deleted(plan, store)

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 import jinja2
 
 from syncdsl.apply import ApplyReport
-from syncdsl.plan import ContactChange, InputCounts, Plan, PropertyChange
+from syncdsl.desired import SourceCounts
+from syncdsl.plan import ContactChange, Plan, PropertyChange
 from syncdsl.planfile import summary
 
 DEFAULT_LIMIT = 20
@@ -67,7 +68,7 @@ def _section(
     return out + [""]
 
 
-def _input_line(counts: InputCounts) -> str:
+def _input_line(counts: SourceCounts) -> str:
     return (f"  {counts.source}: {counts.records:,} records = {counts.contributed:,} contributing "
             f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected")
 
