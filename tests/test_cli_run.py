@@ -170,3 +170,23 @@ def test_kill_9_mid_apply_then_resume_loses_nothing(tmp_path: Path) -> None:
 def test_help(args: list[str], tmp_path: Path) -> None:
     result = subprocess.run([*SYNCDSL, *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_state_rebuild_from_hubspot(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write(_people(7), [["vip@example.com", "Acme"]])
+        run(ws, "apply", ".", "--auto-approve", check=True)
+        (tmp_path / ".syncdsl" / "state.db").unlink()
+        ws.emulator.set_contact_property("k00001@example.com", "firstname", "Edited")
+        rebuilt = run(ws, "state", ".", "--rebuild", check=True)
+        assert "8 contacts tracked" in rebuilt.stdout
+        assert "Contacts:       8" in rebuilt.stdout
+        ws.emulator.reset_counters()
+        # The rebuilt state holds what HubSpot has, so the incremental plan re-asserts the edit
+        # without reading a single contact.
+        plan = json.loads(run(ws, "plan", ".", "--json", check=True).stdout)
+        assert plan["refreshed"] is False
+        assert [(c["email"], c["changes"]) for c in plan["contact_changes"]] == [
+            ("k00001@example.com", [{"after": "K1", "before": "Edited", "property": "firstname"}])
+        ]
+        assert ws.emulator.count("contacts.batch_read") == 0
