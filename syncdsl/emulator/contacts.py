@@ -58,7 +58,7 @@ def inputs_of(body: Any, *, limit: int = MAX_BATCH) -> list[dict[str, Any]]:
     for index, item in enumerate(inputs):
         if not isinstance(item, dict):
             raise validation_error(f"Invalid input JSON: inputs[{index}] must be an object.")
-    return inputs
+    return list(inputs)
 
 
 def _properties_of(item: dict[str, Any], index: int) -> dict[str, Any]:
@@ -222,7 +222,9 @@ def _resolve(store: Store, key: str) -> str | None:
     return key if key in store.contacts else None
 
 
-def _reject_email_takeover(store: Store, resolved: list[tuple[str | None, str, dict]]) -> None:
+def _reject_email_takeover(
+    store: Store, resolved: list[tuple[str | None, str, dict[str, str]]]
+) -> None:
     for contact_id, _, values in resolved:
         owner = store.id_for_email(values["email"]) if values.get("email") else None
         if contact_id is not None and owner is not None and owner != contact_id:

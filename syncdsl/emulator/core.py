@@ -90,7 +90,7 @@ class Emulator:
             return self._base_url
         self._server = EmulatorServer((host, port), self)
         bound_host, bound_port = self._server.server_address[:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
+        self._base_url = f"http://{bound_host!s}:{bound_port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # stop() waits up to one poll interval

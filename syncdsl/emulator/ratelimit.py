@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from syncdsl.emulator import bodies
-from syncdsl.emulator.bodies import ApiError
 
 
 class RateLimiter:
@@ -67,13 +66,13 @@ class RateLimiter:
 
     def _check(self, now: float, *, search: bool) -> None:
         if self._daily_used >= self.daily_limit:
-            failure = bodies.daily_limit()
-            failure.headers.update({} if search else self._headers())
-            raise failure
+            daily = bodies.daily_limit()
+            daily.headers.update({} if search else self._headers())
+            raise daily
         if search and len(self._search) >= self.search_per_second:
             raise bodies.secondly_limit()
         if not search and len(self._window) >= self.window_limit:
-            failure: ApiError = bodies.ten_secondly_limit("publicapi:private-app-ten-secondly")
+            failure = bodies.ten_secondly_limit("publicapi:private-app-ten-secondly")
             failure.headers.update(self._headers())
             raise failure
 

@@ -246,9 +246,9 @@ def _predicate(store: Store, spec: Any) -> Predicate:
     _require_property(store, name)
     if operator not in OPERATORS:
         raise validation_error(f"Unknown filter operator {operator!r}.")
-    kind = _kind(store, name)
+    kind = _kind(store, str(name))
     try:
-        return _build(name, operator, kind, spec)
+        return _build(str(name), str(operator), kind, spec)
     except (TypeError, ValueError):
         raise validation_error(
             f"Filter on {name} with {operator} has a value of the wrong kind for a {kind} property."

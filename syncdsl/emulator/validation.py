@@ -69,7 +69,9 @@ def _problem(name: str, code: str, message: str) -> dict[str, Any]:
     return {"name": name, "error": code, "message": message}
 
 
-def check_value(definition: Mapping[str, Any], value: Any) -> tuple[str | None, dict | None]:
+def check_value(
+    definition: Mapping[str, Any], value: Any
+) -> tuple[str | None, dict[str, Any] | None]:
     """Validate one property value; return (normalized value, None) or (None, problem).
 
     An empty string clears the property and is always valid for writable properties.
@@ -90,7 +92,9 @@ def check_value(definition: Mapping[str, Any], value: Any) -> tuple[str | None, 
     return checker(definition, value)
 
 
-def _check_string(definition: Mapping[str, Any], value: str) -> tuple[str | None, dict | None]:
+def _check_string(
+    definition: Mapping[str, Any], value: str
+) -> tuple[str | None, dict[str, Any] | None]:
     name = definition["name"]
     if len(value) > MAX_STRING_LENGTH:
         return None, _problem(
@@ -101,14 +105,18 @@ def _check_string(definition: Mapping[str, Any], value: str) -> tuple[str | None
     return (value.lower() if name == "email" else value), None
 
 
-def _check_number(definition: Mapping[str, Any], value: str) -> tuple[str | None, dict | None]:
+def _check_number(
+    definition: Mapping[str, Any], value: str
+) -> tuple[str | None, dict[str, Any] | None]:
     if _NUMBER.match(value):
         return value, None
     name = definition["name"]
     return None, _problem(name, "INVALID_INTEGER", f"{value} was not a valid number.")
 
 
-def _check_bool(definition: Mapping[str, Any], value: str) -> tuple[str | None, dict | None]:
+def _check_bool(
+    definition: Mapping[str, Any], value: str
+) -> tuple[str | None, dict[str, Any] | None]:
     if value in ("true", "false"):
         return value, None
     name = definition["name"]
@@ -117,7 +125,9 @@ def _check_bool(definition: Mapping[str, Any], value: str) -> tuple[str | None, 
     )
 
 
-def _check_enumeration(definition: Mapping[str, Any], value: str) -> tuple[str | None, dict | None]:
+def _check_enumeration(
+    definition: Mapping[str, Any], value: str
+) -> tuple[str | None, dict[str, Any] | None]:
     allowed = [option["value"] for option in definition.get("options", [])]
     multi = definition.get("fieldType") == "checkbox"
     # Multi-checkbox values are ;-separated; a leading ; appends (the store merges it).
@@ -133,11 +143,13 @@ def _check_enumeration(definition: Mapping[str, Any], value: str) -> tuple[str |
     )
 
 
-def _date_problem(name: str, value: str, why: str) -> tuple[None, dict]:
+def _date_problem(name: str, value: str, why: str) -> tuple[None, dict[str, Any]]:
     return None, _problem(name, "INVALID_DATE", f"{value} is not a valid date for {name}: {why}")
 
 
-def _check_date(definition: Mapping[str, Any], value: str) -> tuple[str | None, dict | None]:
+def _check_date(
+    definition: Mapping[str, Any], value: str
+) -> tuple[str | None, dict[str, Any] | None]:
     name = definition["name"]
     if value.lstrip("-").isdigit():
         epoch_ms = int(value)
@@ -157,7 +169,9 @@ def _check_date(definition: Mapping[str, Any], value: str) -> tuple[str | None, 
     return moment.date().isoformat(), None
 
 
-def _check_datetime(definition: Mapping[str, Any], value: str) -> tuple[str | None, dict | None]:
+def _check_datetime(
+    definition: Mapping[str, Any], value: str
+) -> tuple[str | None, dict[str, Any] | None]:
     if value.lstrip("-").isdigit():
         return iso_from_ms(int(value)), None
     moment = _parse_iso(value)
