@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,12 +13,12 @@ from typing import Any
 import pytest
 import requests
 
-from syncdsl.hubspot import HubSpotClient
+from syncdsl.hubspot import HubSpotClient, RateBudget
 from syncdsl.state import StateStore
 from syncdsl.stream import StreamOptions, StreamService
 from syncdsl.stream.logs import EventLog
 from syncdsl.stream.queue import EventQueue
-from tests.scenario import SEGMENT, Workspace, workspace
+from tests.scenario import SEGMENT, TOKEN, Workspace, workspace
 
 
 def profile(email: str, *, first: str | None = None, city: str | None = None,
@@ -130,6 +131,33 @@ def test_an_exit_reaches_hubspot(tmp_path: Path) -> None:
             assert state is not None and state.audiences == {"newsletter": "exited"}
 
 
+class _JitteryClient(HubSpotClient):
+    """Network jitter: each batch upsert takes a random 0-150 ms longer; batches can overtake."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rng = random.Random(5)
+
+    def batch_upsert_contacts_by_email(self, inputs: Any) -> Any:
+        time.sleep(self._rng.uniform(0.0, 0.15))
+        return super().batch_upsert_contacts_by_email(inputs)
+
+
+def test_later_events_land_last_with_several_batches_in_flight(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        jittery = _JitteryClient(ws.emulator.base_url, TOKEN, backoff_base=0.01, backoff_cap=0.05,
+                                 budget=RateBudget(limit=100_000, window_seconds=1.0))
+        with streaming(ws, client=jittery, window_seconds=0.0, parallelism=8) as service:
+            for round_ in range(30):
+                for racer in range(4):
+                    post(service, profile(f"racer{racer}@example.com", first=f"V{round_}"))
+            wait_for(lambda: service.queue_depth == 0, what="every event settled")
+            assert service.metrics.get("batches_sent") > 15
+        finals = {contact(ws, f"racer{r}@example.com")["firstname"] for r in range(4)}
+        assert finals == {"V29"}
+
+
 @pytest.mark.parametrize(
     ("raw", "status", "message"),
     [
@@ -234,6 +262,8 @@ def test_full_queue_answers_429_with_retry_after_and_recovers(tmp_path: Path) ->
             assert "--max-queue" in answers[2].json()["error"]
             wait_for(lambda: service.metrics.get("batch_failures") >= 1, what="a failed batch")
             assert service.queue_depth == 6  # kept on disk, not dropped
+            status = requests.get(f"{service.url}/status", timeout=5).json()
+            assert "HubSpotServerError" in status["last_error"]
             ws.emulator.faults.fail_rate = 0.0  # HubSpot is back
             wait_for(lambda: service.queue_depth == 0, timeout=40, what="the backlog to drain")
             assert post(service, profile("after@example.com")).status_code == 202

@@ -259,6 +259,8 @@ class StreamService:
             "oldest_event_age_seconds": self._oldest_age(),
             "pending_contacts": dispatcher.pending if dispatcher else 0,
             "batches_in_flight": dispatcher.in_flight if dispatcher else 0,
+            "retry_in_seconds": round(dispatcher.retry_in, 3) if dispatcher else 0.0,
+            "last_error": dispatcher.last_error if dispatcher else None,
             "metrics": self.metrics.snapshot(),
             "hubspot": {"api_calls": stats["calls"], "rate_limited": stats["rate_limited"],
                         "retries": stats["retries"], "daily_remaining": stats["daily_remaining"]},

@@ -89,6 +89,7 @@ class Dispatcher:
         self._held = 0  # events mapped into the coalescer or in flight, not yet settled
         self._failures = 0
         self._retry_at = 0.0
+        self.last_error: str | None = None  # the latest batch failure, for /status
         self._stop_at: float | None = None  # set by drain(): flush until then
         self._wake_pending = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-dispatcher", daemon=True)
@@ -122,6 +123,11 @@ class Dispatcher:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def retry_in(self) -> float:
+        """Seconds until batches are sent again after a failure (0 when not backing off)."""
+        return max(self._retry_at - time.monotonic(), 0.0)
 
     @property
     def pending(self) -> int:
@@ -277,5 +283,6 @@ class Dispatcher:
         kind = type(error).__name__ if error is not None else "Unanswered"
         if error is not None and not isinstance(error, HubSpotError):
             kind = f"internal {kind}"
+        self.last_error = f"{kind}: {reason}"
         self.log("batch_failed", level="warning", contacts=len(batch), error=kind,
                  message=reason, retry_in_seconds=round(delay, 2))
