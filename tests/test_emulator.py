@@ -597,3 +597,32 @@ def test_get_by_email_with_url_encoded_characters(
     )
     assert response.status_code == 200
     assert response.json()["id"] == contact_id
+
+
+def test_object_write_trace_ids_are_echoed(emulator: Emulator, session: requests.Session) -> None:
+    body = upsert_inputs(["t1@example.com", "t2@example.com"])
+    for index, item in enumerate(body["inputs"]):
+        item["objectWriteTraceId"] = f"trace-{index}"
+    results = call(session, emulator, "POST", UPSERT, body).json()["results"]
+    traced = {r["properties"]["email"]: r["objectWriteTraceId"] for r in results}
+    assert traced == {"t1@example.com": "trace-0", "t2@example.com": "trace-1"}
+
+
+def test_concurrent_upserts_never_duplicate_a_contact(emulator: Emulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    emails = [f"race{i}@example.com" for i in range(50)]
+
+    def upsert_all(worker: int) -> int:
+        with requests.Session() as http:
+            http.headers["Authorization"] = f"Bearer {TOKEN}"
+            response = http.post(
+                emulator.base_url + UPSERT, json=upsert_inputs(emails, city=f"c{worker}")
+            )
+            assert response.raw.version == 11  # HTTP/1.1: keep-alive for pooled clients
+            return sum(r["new"] for r in response.json()["results"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = sum(pool.map(upsert_all, range(16)))
+    assert created == 50
+    assert len(emulator.all_contacts()) == 50

@@ -38,6 +38,7 @@ Choices where HubSpot's behaviour is unconfirmed (HUBSPOT.md §7), always the st
 - Faults (seeded): `fail_rate` answers 500/502/503 without applying the request; `reset_rate`
   drops the connection (TCP reset, no response) and applies the request first for half of them,
   as HubSpot may do the work and lose the reply. The request log records a drop as status 0.
+  Faults and latency hit API routes only, and faults only requests that passed auth and limits.
 """
 
 from __future__ import annotations

@@ -94,6 +94,13 @@ def _written(store: Store, contact_id: str, names: Any) -> dict[str, Any]:
     return store.view(contact_id, [name for name in record if name in wanted])
 
 
+def _traced(result: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    # HubSpot echoes an input's objectWriteTraceId on its result, so callers can match them.
+    if isinstance(item.get("objectWriteTraceId"), str):
+        result["objectWriteTraceId"] = item["objectWriteTraceId"]
+    return result
+
+
 def batch_upsert(store: Store, call: Call) -> Response:
     """Create or update by email; one bad input fails the whole batch (HUBSPOT.md §2.2)."""
     started = iso_now()
@@ -109,7 +116,7 @@ def batch_upsert(store: Store, call: Call) -> Response:
         raise property_value_error(problems)
     results = []
     with store.lock:
-        for email, values in planned:
+        for (email, values), item in zip(planned, inputs, strict=True):
             contact_id = store.id_for_email(email)
             created = contact_id is None
             if contact_id is None:
@@ -118,7 +125,7 @@ def batch_upsert(store: Store, call: Call) -> Response:
                 store.update_contact(contact_id, values)
             result = _written(store, contact_id, values)
             result["new"] = created
-            results.append(result)
+            results.append(_traced(result, item))
     return 200, _envelope(results, started, call.rng)
 
 
@@ -174,9 +181,9 @@ def batch_create(store: Store, call: Call) -> Response:
             if existing is not None:
                 raise error(409, "CONFLICT", f"Contact already exists. Existing ID: {existing}")
         results = []
-        for values in planned:
+        for values, item in zip(planned, inputs, strict=True):
             contact_id = store.create_contact(values)
-            results.append(_written(store, contact_id, values))
+            results.append(_traced(_written(store, contact_id, values), item))
     return 201, _envelope(results, started, call.rng)
 
 
