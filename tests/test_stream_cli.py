@@ -58,7 +58,8 @@ def _profiles(prefix: str, count: int, status: str = "realized") -> list[dict[st
 
 
 def test_kill_9_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    with workspace(tmp_path, latency=0.05) as ws:
+    # Each HubSpot call takes 0.2 s: the 6 batches cannot all be sent before the kill.
+    with workspace(tmp_path, latency=0.2) as ws:
         ws.write([])
         acknowledged: list[str] = []
         with stream_process(ws, "--parallelism", "2", "--window-ms", "20") as (process, url):
