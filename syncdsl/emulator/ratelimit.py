@@ -82,12 +82,15 @@ class RateLimiter:
             self._day, self._daily_used = today, 0
 
     def _headers(self) -> dict[str, str]:
+        # With limits off, report a full budget so header-reading clients do not slow down.
+        used_today = self._daily_used if self.enabled else 0
+        used_now = len(self._window) if self.enabled else 0
         return {
             "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
-            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self._daily_used)),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - used_today)),
             "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(self.window_seconds * 1000)),
             "X-HubSpot-RateLimit-Max": str(self.window_limit),
-            "X-HubSpot-RateLimit-Remaining": str(max(0, self.window_limit - len(self._window))),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, self.window_limit - used_now)),
         }
 
 
