@@ -153,7 +153,7 @@ def test_later_events_land_last_with_several_batches_in_flight(tmp_path: Path) -
                 for racer in range(4):
                     post(service, profile(f"racer{racer}@example.com", first=f"V{round_}"))
             wait_for(lambda: service.queue_depth == 0, what="every event settled")
-            assert service.metrics.get("batches_sent") > 15
+            assert service.metrics.get("batches_sent") > 4  # many batches, several at a time
         finals = {contact(ws, f"racer{r}@example.com")["firstname"] for r in range(4)}
         assert finals == {"V29"}
 
