@@ -283,8 +283,8 @@ class ApplyLock:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise PlanError(
-                f"another syncdsl apply is running on this configuration (pid {holder}); "
-                f"wait for it to finish (lock: {self.path})"
+                f"another syncdsl apply (or stream) is running on this configuration (pid "
+                f"{holder}); wait for it to finish, or stop it (lock: {self.path})"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
