@@ -120,7 +120,7 @@ def test_concurrent_apply_is_refused_by_the_cli(tmp_path: Path) -> None:
         with ApplyLock(tmp_path):
             result = run(ws, "apply", ".", "--auto-approve")
         assert result.returncode == 1
-        assert "another syncdsl apply is running" in result.stderr
+        assert "another syncdsl apply (or stream) is running" in result.stderr
 
 
 def _state_count(root: Path) -> int:
