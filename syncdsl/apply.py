@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from syncdsl.desired import SourceCounts
 from syncdsl.errors import HubSpotError, HubSpotRateLimitError, HubSpotValidationError, PlanError
 from syncdsl.hubspot import HubSpotClient, UpsertResult
-from syncdsl.desired import SourceCounts
 from syncdsl.plan import (
     BATCH_SIZE,
     ContactChange,
@@ -74,7 +74,9 @@ class BatchOutcome:
     rejected: list[tuple[ContactChange, str]]
 
 
-def apply_schema(client: HubSpotClient, store: StateStore, changes: Sequence[PropertyChange]) -> int:
+def apply_schema(
+    client: HubSpotClient, store: StateStore, changes: Sequence[PropertyChange]
+) -> int:
     """Property group, then audience properties (one batch create), then updates (PATCH)."""
     done = 0
     for change in changes:
@@ -89,14 +91,16 @@ def apply_schema(client: HubSpotClient, store: StateStore, changes: Sequence[Pro
             store.record_schema(prop.name, "property", {"label": prop.label, "type": prop.type})
         done += len(creates)
     for change in changes:
-        prop = change.definition
-        if prop is None or change.action not in ("add_options", "relabel"):
+        updated = change.definition
+        if updated is None or change.action not in ("add_options", "relabel"):
             continue
         if change.action == "add_options":
-            client.update_property(prop.name, options=prop.options)
+            client.update_property(updated.name, options=updated.options)
         else:
-            client.update_property(prop.name, label=prop.label)
-        store.record_schema(prop.name, "property", {"label": prop.label, "type": prop.type})
+            client.update_property(updated.name, label=updated.label)
+        store.record_schema(
+            updated.name, "property", {"label": updated.label, "type": updated.type}
+        )
         done += 1
     return done
 
@@ -174,8 +178,11 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
         left, right = upsert_batch(client, batch[:middle]), upsert_batch(client, batch[middle:])
         return BatchOutcome({**left.accepted, **right.accepted}, left.rejected + right.rejected)
     # A 207 leaves failed inputs out of the results: they are rejected, never silently dropped.
-    missing = [(c, "HubSpot returned no result for this input (207 partial failure)")
-               for c in batch if c.email not in results]
+    missing = [
+        (c, "HubSpot returned no result for this input (207 partial failure)")
+        for c in batch
+        if c.email not in results
+    ]
     return BatchOutcome(results, missing)
 
 
@@ -220,12 +227,19 @@ def _journal(
             report.updated += 1
     for change, reason in outcome.rejected:
         report.rejected.append(
-            Rejection("hubspot", change.provenance[0] if change.provenance else "", 0,
-                      f"HubSpot rejected {change.email}: {reason}", change.email)
+            Rejection(
+                "hubspot",
+                change.provenance[0] if change.provenance else "",
+                0,
+                f"HubSpot rejected {change.email}: {reason}",
+                change.email,
+            )
         )
 
 
-def _split(values: object, audience_properties: frozenset[str]) -> tuple[dict[str, str], dict[str, str]]:
+def _split(
+    values: object, audience_properties: frozenset[str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Split a contact's values into mapped properties and audience statuses."""
     mapped: dict[str, str] = {}
     statuses: dict[str, str] = {}
@@ -245,8 +259,9 @@ def execute(
     """Apply a whole plan: schema, adoptions (state only), then contacts."""
     started = time.monotonic()
     calls_before = client.stats.calls
-    report = ApplyReport(unchanged=plan.unchanged, rejected=list(plan.rejected),
-                         inputs=list(plan.inputs))
+    report = ApplyReport(
+        unchanged=plan.unchanged, rejected=list(plan.rejected), inputs=list(plan.inputs)
+    )
     audience_properties = frozenset(
         plan.audience_properties + tuple(r.property for r in plan.removed_audiences)
     )
@@ -254,9 +269,15 @@ def execute(
         report.schema_changes = apply_schema(client, store, plan.property_changes)
         if plan.adoptions:
             store.record(adoption_states(plan.adoptions))
-        apply_contacts(client, store, plan.contact_changes,
-                       audience_properties=audience_properties, parallelism=parallelism,
-                       progress=progress, report=report)
+        apply_contacts(
+            client,
+            store,
+            plan.contact_changes,
+            audience_properties=audience_properties,
+            parallelism=parallelism,
+            progress=progress,
+            report=report,
+        )
         store.mark_applied()
     except HubSpotError:
         raise

@@ -1,19 +1,19 @@
 """The one exception tree of syncdsl; every error a user can meet is one of these.
 
-    SyncdslError
-    ├── SpecError            a .sync file is wrong (carries every Diagnostic found)
-    ├── SourceError          a data file cannot be read at all
-    ├── PlanError            the plan cannot be made or applied (stale plan, mass exit, lock held)
-    ├── StateError           the state store or lock file is unusable
-    └── HubSpotError         HubSpot said no (status, category, message, correlation id)
-        ├── HubSpotAuthError         401: bad or missing token
-        ├── HubSpotScopeError        403: the private app lacks scopes (missing_scopes)
-        ├── HubSpotValidationError   400: invalid input (errors, bad emails)
-        ├── HubSpotNotFoundError     404
-        ├── HubSpotConflictError     409
-        ├── HubSpotRateLimitError    429 after every retry; DailyLimitError for the DAILY policy
-        ├── HubSpotServerError       5xx after every retry
-        └── HubSpotConnectionError   network failure after every retry
+SyncdslError
+├── SpecError            a .sync file is wrong (carries every Diagnostic found)
+├── SourceError          a data file cannot be read at all
+├── PlanError            the plan cannot be made or applied (stale plan, mass exit, lock held)
+├── StateError           the state store or lock file is unusable
+└── HubSpotError         HubSpot said no (status, category, message, correlation id)
+    ├── HubSpotAuthError         401: bad or missing token
+    ├── HubSpotScopeError        403: the private app lacks scopes (missing_scopes)
+    ├── HubSpotValidationError   400: invalid input (errors, bad emails)
+    ├── HubSpotNotFoundError     404
+    ├── HubSpotConflictError     409
+    ├── HubSpotRateLimitError    429 after every retry; DailyLimitError for the DAILY policy
+    ├── HubSpotServerError       5xx after every retry
+    └── HubSpotConnectionError   network failure after every retry
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class SpecError(SyncdslError):
 
     def __init__(self, diagnostics: list[Diagnostic], rendered: str | None = None) -> None:
         self.diagnostics = diagnostics
-        self.rendered = rendered or "\n".join(f"{d.span}: {d.severity}: {d.message}" for d in diagnostics)
+        self.rendered = rendered or "\n".join(
+            f"{d.span}: {d.severity}: {d.message}" for d in diagnostics
+        )
         super().__init__(self.rendered)
 
 
@@ -102,7 +104,9 @@ class HubSpotScopeError(HubSpotError):
 class HubSpotValidationError(HubSpotError):
     """400: HubSpot judged the input invalid (bad email, unknown property, bad option...)."""
 
-    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None, **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, errors: list[dict[str, Any]] | None = None, **kw: Any
+    ) -> None:
         self.errors = errors or []
         super().__init__(message, **kw)
 
@@ -118,7 +122,14 @@ class HubSpotConflictError(HubSpotError):
 class HubSpotRateLimitError(HubSpotError):
     """429 that retries could not outlast."""
 
-    def __init__(self, message: str, *, policy: str | None = None, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        policy: str | None = None,
+        retry_after: float | None = None,
+        **kw: Any,
+    ) -> None:
         self.policy = policy
         self.retry_after = retry_after
         super().__init__(message, **kw)

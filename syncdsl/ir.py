@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,7 @@ class Audience:
     mass_exit_threshold: float
     span: Span
 
-    @property
+    @builtins.property  # the field `property` above shadows the builtin in this class body
     def key(self) -> str:
         """The stable key that survives renames: the segment id, or the upload source."""
         return f"segment:{self.segment}" if self.segment else f"upload:{self.source}"

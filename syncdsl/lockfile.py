@@ -67,7 +67,9 @@ def read_lock(root: Path) -> LockFile:
                 options=tuple(entry.get("options", AUDIENCE_STATUSES)),
             )
         except (KeyError, TypeError) as error:
-            raise StateError(f"{path}: audience {key!r} lacks {error}; restore it from git") from error
+            raise StateError(
+                f"{path}: audience {key!r} lacks {error}; restore it from git"
+            ) from error
     return LockFile(audiences)
 
 

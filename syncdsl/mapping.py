@@ -210,9 +210,13 @@ def _template_getter(template: ir.Template, prop: str, fmt: str) -> Getter:
             else:
                 text = compiled.render(record, record=record)
         except SecurityError as error:
-            raise RecordRejected(f"template for {prop!r} tried to leave the sandbox: {error}")
-        except Exception as error:  # noqa: BLE001 - any template failure rejects only this record
-            raise RecordRejected(f"template for {prop!r} failed: {type(error).__name__}: {error}")
+            raise RecordRejected(
+                f"template for {prop!r} tried to leave the sandbox: {error}"
+            ) from error
+        except Exception as error:
+            raise RecordRejected(
+                f"template for {prop!r} failed: {type(error).__name__}: {error}"
+            ) from error
         return text.strip()
 
     return render

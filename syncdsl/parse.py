@@ -163,7 +163,7 @@ def _label_from_accepts(accepts: set[str]) -> str | None:
 def _label(error: UnexpectedToken, text: str) -> str | None:
     """Which common slip this is: by bracket context, then by example, then by what was expected."""
     lines = text.split("\n")
-    before = "\n".join(lines[: error.line - 1] + [lines[error.line - 1][: error.column - 1]])
+    before = "\n".join([*lines[: error.line - 1], lines[error.line - 1][: error.column - 1]])
     opened = _unclosed(before)
     if opened is not None and opened[2] in "[(":
         return "in_list" if opened[2] == "[" else "in_call"

@@ -206,16 +206,16 @@ def diff_contact(
     statuses = current.audiences if current else {}
     wanted = desired.audiences if desired else {}
     for prop in sorted(audience_properties):
-        before = statuses.get(prop)
-        after = wanted.get(prop)
-        if after is None or after == "exited":
+        status_before = statuses.get(prop)
+        status_after = wanted.get(prop)
+        if status_after is None or status_after == "exited":
             # Not (or no longer) a member: exit only someone HubSpot shows as a member.
-            if before in MEMBER_STATUSES:
-                changes.append(ValueChange(prop, before, "exited"))
-        elif before != after:
-            changes.append(ValueChange(prop, before, after))
+            if status_before in MEMBER_STATUSES:
+                changes.append(ValueChange(prop, status_before, "exited"))
+        elif status_before != status_after:
+            changes.append(ValueChange(prop, status_before, status_after))
         else:
-            settled[prop] = after
+            settled[prop] = status_after
     if current is not None and not changes:
         return None
     if current is None and desired is None:
@@ -293,9 +293,7 @@ def diff_contacts(
             for prop in audience_properties:
                 if have.audiences.get(prop) in MEMBER_STATUSES:
                     tally.members[prop] = tally.members.get(prop, 0) + 1
-        change = diff_contact(
-            want, have, schema=schema, audience_properties=audience_properties
-        )
+        change = diff_contact(want, have, schema=schema, audience_properties=audience_properties)
         if change is not None:
             changes.append(change)
             for value in change.changes:
@@ -305,13 +303,19 @@ def diff_contacts(
             unchanged += 1
             if adopt_unknown and have is not None and have.last_applied is None:
                 adoptions.append(
-                    Adoption(want.email, have.hubspot_id, dict(want.properties),
-                             {k: v for k, v in want.audiences.items() if k in audience_properties})
+                    Adoption(
+                        want.email,
+                        have.hubspot_id,
+                        dict(want.properties),
+                        {k: v for k, v in want.audiences.items() if k in audience_properties},
+                    )
                 )
     return ContactDiff(tuple(changes), unchanged, tuple(adoptions), tally.members, tally.exits)
 
 
-def check_mass_exit(spec: Spec, diff: ContactDiff, properties: Mapping[str, str], allow: bool) -> None:
+def check_mass_exit(
+    spec: Spec, diff: ContactDiff, properties: Mapping[str, str], allow: bool
+) -> None:
     """Refuse a plan that would exit more than an audience's threshold of its current members."""
     if allow:
         return
@@ -327,7 +331,9 @@ def check_mass_exit(spec: Spec, diff: ContactDiff, properties: Mapping[str, str]
             )
     if problems:
         raise PlanError(
-            "mass-exit guard: " + "; ".join(problems) + ". A broken or partial export must not wipe "
+            "mass-exit guard: "
+            + "; ".join(problems)
+            + ". A broken or partial export must not wipe "
             "an audience: check the source data, then rerun with --allow-mass-exit if this is intended "
             "(or raise `mass_exit_threshold` on the audience)."
         )

@@ -17,8 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from syncdsl.errors import PlanError
 from syncdsl.desired import SourceCounts
+from syncdsl.errors import PlanError
 from syncdsl.plan import (
     FORMAT_VERSION,
     Adoption,
@@ -104,11 +104,15 @@ def load_plan(path: Path) -> tuple[Plan, str]:
                 f"(this syncdsl writes {FORMAT_VERSION}); make a new plan"
             )
         if "adoptions" not in data:
-            raise PlanError(f"{path}: this is a --json plan, not a saved plan; use `plan --out FILE`")
+            raise PlanError(
+                f"{path}: this is a --json plan, not a saved plan; use `plan --out FILE`"
+            )
         return _plan(data), str(data["configuration"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise PlanError(f"{path}: not a readable saved plan ({error}); make a new one "
-                        "with `syncdsl plan --out FILE`") from error
+        raise PlanError(
+            f"{path}: not a readable saved plan ({error}); make a new one "
+            "with `syncdsl plan --out FILE`"
+        ) from error
 
 
 def _plan(data: dict[str, Any]) -> Plan:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -82,11 +82,16 @@ def make_plan(
     known_state = store.base_url == base_url and not store.is_empty()
     refresh = options.refresh or not known_state
     inputs = [_desired_input(contact, rename) for contact in desired] if refresh else None
+    current: Iterable[CurrentContact]
     if refresh:
         existing = frozenset(prop.name for prop in properties)
         current = _read_hubspot(
-            client, store if known_state else None, inputs or [], mapped,
-            audience_props + removed_props, existing,
+            client,
+            store if known_state else None,
+            inputs or [],
+            mapped,
+            audience_props + removed_props,
+            existing,
         )
     else:
         current = _from_state(store)
@@ -97,12 +102,11 @@ def make_plan(
         audience_properties=diff_props,
         adopt_unknown=True,
     )
-    check_mass_exit(
-        spec, contact_diff, schema_diff.audience_properties, options.allow_mass_exit
-    )
+    check_mass_exit(spec, contact_diff, schema_diff.audience_properties, options.allow_mass_exit)
     removed = tuple(
-        RemovedAudience(r.key, r.property, r.label, contact_diff.members.get(r.property, 0),
-                        r.exit_members)
+        RemovedAudience(
+            r.key, r.property, r.label, contact_diff.members.get(r.property, 0), r.exit_members
+        )
         for r in schema_diff.removed
     )
     plan = Plan(
@@ -175,7 +179,9 @@ def _read_hubspot(
 
     Only properties HubSpot has are requested or searched (one that is missing has no values).
     """
-    wanted = [name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing]
+    wanted = [
+        name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing
+    ]
     found: dict[str, CurrentContact] = {}
     emails = [contact.email for contact in desired]
     for start in range(0, len(emails), BATCH_SIZE):
@@ -183,17 +189,23 @@ def _read_hubspot(
         for email, contact in client.batch_read_contacts_by_email(batch, wanted).items():
             found[email] = _current(email, contact.id, contact.properties, mapped, audience_props)
     for prop in (name for name in audience_props if name in existing):
-        filters = [{"filters": [{"propertyName": prop, "operator": "IN",
-                                 "values": sorted(MEMBER_STATUSES)}]}]
-        for contact in client.search_contacts(filters, wanted):
-            email = contact.email
-            if email and email not in found:
-                found[email] = _current(email, contact.id, contact.properties, mapped, audience_props)
+        filters = [
+            {
+                "filters": [
+                    {"propertyName": prop, "operator": "IN", "values": sorted(MEMBER_STATUSES)}
+                ]
+            }
+        ]
+        for member in client.search_contacts(filters, wanted):
+            member_email = member.email
+            if member_email and member_email not in found:
+                found[member_email] = _current(
+                    member_email, member.id, member.properties, mapped, audience_props
+                )
     if store is not None:
         known = store.get_many(list(found))
         found = {
-            email: _with_last_applied(contact, known.get(email))
-            for email, contact in found.items()
+            email: _with_last_applied(contact, known.get(email)) for email, contact in found.items()
         }
     return [found[email] for email in sorted(found)]
 
@@ -217,8 +229,9 @@ def _with_last_applied(contact: CurrentContact, state: ContactState | None) -> C
     if state is None:
         return contact
     last = {**state.properties, **state.audiences}
-    return CurrentContact(contact.email, contact.hubspot_id, contact.properties,
-                          contact.audiences, last)
+    return CurrentContact(
+        contact.email, contact.hubspot_id, contact.properties, contact.audiences, last
+    )
 
 
 def _schema_calls(diff: SchemaDiff) -> int:
@@ -238,9 +251,12 @@ def _befores_hash(changes: tuple[ContactChange, ...]) -> str:
 def _removed_warnings(removed: tuple[RemovedAudience, ...]) -> tuple[str, ...]:
     return tuple(
         f"audience {r.label!r} (property {r.property}) is no longer in the configuration: "
-        + (f"its {r.members:,} members will be set to exited" if r.exit_members else
-           "its property and values are left as they are in HubSpot; rerun with --exit-removed "
-           "to set its members to exited")
+        + (
+            f"its {r.members:,} members will be set to exited"
+            if r.exit_members
+            else "its property and values are left as they are in HubSpot; rerun with --exit-removed "
+            "to set its members to exited"
+        )
         for r in removed
     )
 

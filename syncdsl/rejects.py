@@ -21,8 +21,18 @@ def write_rejects(path: Path, desired: DesiredSet | None, report: ApplyReport) -
         for rejection in report.rejected:
             if desired is not None and rejection.source != "hubspot":
                 continue  # already written with the raw record
-            handle.write(json.dumps({"source": rejection.source, "file": rejection.file,
-                                     "line": rejection.line, "reason": rejection.reason,
-                                     "record": rejection.raw}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "source": rejection.source,
+                        "file": rejection.file,
+                        "line": rejection.line,
+                        "reason": rejection.reason,
+                        "record": rejection.raw,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             count += 1
     return count

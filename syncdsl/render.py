@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import jinja2
 
@@ -52,34 +53,51 @@ def _contact_lines(change: ContactChange) -> list[str]:
     return lines
 
 
+T = TypeVar("T")
+
+
 def _section(
-    title: str, items: Sequence[object], lines: Callable[[object], list[str]], colour: str,
-    style: Style, limit: int | None,
+    title: str,
+    items: Sequence[T],
+    lines: Callable[[T], list[str]],
+    colour: str,
+    style: Style,
+    limit: int | None,
 ) -> list[str]:
     if not items:
         return []
     out = [style(f"{title} ({len(items):,}):", "bold")]
     shown = items if limit is None else items[:limit]
     for item in shown:
-        out += [style("  " + line, colour) if i == 0 else "  " + line
-                for i, line in enumerate(lines(item))]
+        out += [
+            style("  " + line, colour) if i == 0 else "  " + line
+            for i, line in enumerate(lines(item))
+        ]
     if len(items) > len(shown):
         out.append(f"  … and {len(items) - len(shown):,} more (use --full to list all)")
-    return out + [""]
+    return [*out, ""]
 
 
 def _input_line(counts: SourceCounts) -> str:
-    return (f"  {counts.source}: {counts.records:,} records = {counts.contributed:,} contributing "
-            f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected")
+    return (
+        f"  {counts.source}: {counts.records:,} records = {counts.contributed:,} contributing "
+        f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected"
+    )
 
 
 def summary_line(plan: Plan) -> str:
     counts = summary(plan)
-    budget = (f", daily budget left {plan.estimate.daily_remaining:,}"
-              if plan.estimate.daily_remaining is not None else "")
-    schema = (f"{counts['property_changes']} schema change"
-              f"{'s' if counts['property_changes'] != 1 else ''}, "
-              if counts["property_changes"] else "")
+    budget = (
+        f", daily budget left {plan.estimate.daily_remaining:,}"
+        if plan.estimate.daily_remaining is not None
+        else ""
+    )
+    schema = (
+        f"{counts['property_changes']} schema change"
+        f"{'s' if counts['property_changes'] != 1 else ''}, "
+        if counts["property_changes"]
+        else ""
+    )
     return (
         f"Plan: {schema}{counts['create']:,} to create, {counts['update']:,} to update, "
         f"{counts['exit']:,} to exit, {counts['unchanged']:,} unchanged, "
@@ -90,24 +108,47 @@ def summary_line(plan: Plan) -> str:
 def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
     """Terraform-like text: schema, then contacts grouped by kind, then a summary line."""
     limit = None if full else DEFAULT_LIMIT
-    mode = ("refreshed from HubSpot" if plan.refreshed
-            else "incremental: compared with the state of the last apply")
+    mode = (
+        "refreshed from HubSpot"
+        if plan.refreshed
+        else "incremental: compared with the state of the last apply"
+    )
     out = [style(f"syncdsl plan ({mode})", "dim")]
     out += [style(_input_line(counts), "dim") for counts in plan.inputs]
     out.append("")
     if not plan.has_changes:
         out.append(style("No changes. HubSpot matches the configuration.", "green"))
-    out += _section("Schema changes", plan.property_changes,
-                    lambda c: [_property_line(c)], "yellow", style, None)  # type: ignore[arg-type]
-    for action, title, colour in (("create", "Contacts to create", "green"),
-                                  ("update", "Contacts to update", "yellow"),
-                                  ("exit", "Contacts to exit", "red")):
+    out += _section(
+        "Schema changes",
+        plan.property_changes,
+        lambda c: [_property_line(c)],
+        "yellow",
+        style,
+        None,
+    )
+    for action, title, colour in (
+        ("create", "Contacts to create", "green"),
+        ("update", "Contacts to update", "yellow"),
+        ("exit", "Contacts to exit", "red"),
+    ):
         items = [c for c in plan.contact_changes if c.action == action]
-        out += _section(title, items, _contact_lines, colour, style, limit)  # type: ignore[arg-type]
-    out += _section("Rejected records (not sent)", plan.rejected,
-                    lambda r: [f"! {r.file}:{r.line}  {r.reason}"], "red", style, limit)  # type: ignore[attr-defined]
-    out += _section("Lock file changes (syncdsl.lock)", plan.lock_changes,
-                    lambda line: [str(line)], "cyan", style, None)
+        out += _section(title, items, _contact_lines, colour, style, limit)
+    out += _section(
+        "Rejected records (not sent)",
+        plan.rejected,
+        lambda r: [f"! {r.file}:{r.line}  {r.reason}"],
+        "red",
+        style,
+        limit,
+    )
+    out += _section(
+        "Lock file changes (syncdsl.lock)",
+        plan.lock_changes,
+        lambda line: [str(line)],
+        "cyan",
+        style,
+        None,
+    )
     out += _section("Warnings", plan.warnings, lambda w: [f"! {w}"], "yellow", style, limit)
     out.append(style(summary_line(plan), "bold"))
     return "\n".join(out)

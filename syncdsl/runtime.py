@@ -62,8 +62,9 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
         )
         state_dir(spec.root).mkdir(parents=True, exist_ok=True)
         base_url = emulator.start()
-        client = HubSpotClient(base_url, LOCAL_TOKEN, tier=spec.destination.tier,
-                               pool_size=max(parallelism, 4))
+        client = HubSpotClient(
+            base_url, LOCAL_TOKEN, tier=spec.destination.tier, pool_size=max(parallelism, 4)
+        )
         try:
             yield Target(client, base_url, "local:", True)
         finally:
@@ -71,8 +72,9 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
             emulator.stop()
         return
     base_url = resolve_base_url(spec)
-    client = HubSpotClient(base_url, resolve_token(spec), tier=spec.destination.tier,
-                           pool_size=max(parallelism, 4))
+    client = HubSpotClient(
+        base_url, resolve_token(spec), tier=spec.destination.tier, pool_size=max(parallelism, 4)
+    )
     try:
         yield Target(client, base_url, base_url, False)
     finally:

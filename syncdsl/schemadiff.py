@@ -49,8 +49,12 @@ def diff_schema(
         have = existing.get(locked.property)
         if have is None:
             changes.append(
-                PropertyChange("create_property", locked.property,
-                               f"audience {audience.name!r}", definition=wanted)
+                PropertyChange(
+                    "create_property",
+                    locked.property,
+                    f"audience {audience.name!r}",
+                    definition=wanted,
+                )
             )
             continue
         # Ownership is the marker syncdsl writes in the description, never the lock alone: a
@@ -77,28 +81,49 @@ def diff_schema(
                 for i, s in enumerate(missing)
             )
             changes.append(
-                PropertyChange("add_options", locked.property, "add options " + ", ".join(missing),
-                               definition=_with(have, options=options))
+                PropertyChange(
+                    "add_options",
+                    locked.property,
+                    "add options " + ", ".join(missing),
+                    definition=_with(have, options=options),
+                )
             )
         if have.label != audience.name:
             changes.append(
-                PropertyChange("relabel", locked.property, "relabel", before=have.label,
-                               after=audience.name, definition=_with(have, label=audience.name))
+                PropertyChange(
+                    "relabel",
+                    locked.property,
+                    "relabel",
+                    before=have.label,
+                    after=audience.name,
+                    definition=_with(have, label=audience.name),
+                )
             )
     for decl in spec.properties:
         if decl.name not in existing:
             definition = PropertySchema(
-                name=decl.name, label=decl.label, type=decl.type, field_type=decl.field_type,
-                group_name=group_name, description=f"{MANAGED_MARKER}: declared property.",
-                options=tuple(PropertyOption(label=o, value=o, display_order=i)
-                              for i, o in enumerate(decl.options)),
+                name=decl.name,
+                label=decl.label,
+                type=decl.type,
+                field_type=decl.field_type,
+                group_name=group_name,
+                description=f"{MANAGED_MARKER}: declared property.",
+                options=tuple(
+                    PropertyOption(label=o, value=o, display_order=i)
+                    for i, o in enumerate(decl.options)
+                ),
             )
             schema[decl.name] = definition
-            changes.append(PropertyChange("create_property", decl.name, "declared property",
-                                          definition=definition))
+            changes.append(
+                PropertyChange(
+                    "create_property", decl.name, "declared property", definition=definition
+                )
+            )
     errors.extend(_check_mapped(spec, schema))
     if errors:
-        raise PlanError("the configuration does not fit HubSpot's schema:\n  - " + "\n  - ".join(errors))
+        raise PlanError(
+            "the configuration does not fit HubSpot's schema:\n  - " + "\n  - ".join(errors)
+        )
     removed = tuple(
         RemovedAudience(key, entry.property, entry.label, 0, exit_removed)
         for key, entry in sorted(current_lock.audiences.items())
@@ -120,8 +145,11 @@ def _check_mapped(spec: Spec, schema: Mapping[str, PropertySchema]) -> list[str]
             prop = schema.get(mapping.property)
             if prop is None:
                 near = difflib.get_close_matches(mapping.property, list(schema), n=1)
-                hint = (f"; did you mean {near[0]!r} ({schema[near[0]].type})?" if near else
-                        f'; declare it with `property "{mapping.property}" {{ type = "string" }}`')
+                hint = (
+                    f"; did you mean {near[0]!r} ({schema[near[0]].type})?"
+                    if near
+                    else f'; declare it with `property "{mapping.property}" {{ type = "string" }}`'
+                )
                 errors.append(
                     f"{mapping.span}: map target {mapping.property!r} is not a HubSpot contact "
                     f"property{hint}"
@@ -139,9 +167,11 @@ def lock_diff(current: LockFile, desired: LockFile) -> tuple[str, ...]:
         if before is None:
             lines.append(f"+ {key} -> {entry.property} ({entry.label!r})")
         elif before != entry:
-            lines.append(f"~ {key} -> {entry.property}: label {before.label!r} -> {entry.label!r}"
-                         if before.property == entry.property
-                         else f"~ {key}: property {before.property} -> {entry.property}")
+            lines.append(
+                f"~ {key} -> {entry.property}: label {before.label!r} -> {entry.label!r}"
+                if before.property == entry.property
+                else f"~ {key}: property {before.property} -> {entry.property}"
+            )
     for key, entry in sorted(current.audiences.items()):
         if key not in desired.audiences:
             lines.append(f"- {key} ({entry.property}, {entry.label!r})")

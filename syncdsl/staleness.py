@@ -17,14 +17,20 @@ def check_fresh(
     fingerprint = plan.fingerprint
     remedy = " Make a new plan with `syncdsl plan --out FILE` and review it."
     if fingerprint.configuration != configuration_hash:
-        raise PlanError("the saved plan is stale: the configuration or its data files changed "
-                        "since it was made." + remedy)
+        raise PlanError(
+            "the saved plan is stale: the configuration or its data files changed "
+            "since it was made." + remedy
+        )
     if fingerprint.base_url != target.state_key:
-        raise PlanError(f"the saved plan was made against {fingerprint.base_url}, not "
-                        f"{target.state_key}." + remedy)
+        raise PlanError(
+            f"the saved plan was made against {fingerprint.base_url}, not "
+            f"{target.state_key}." + remedy
+        )
     if (fingerprint.lineage, fingerprint.serial) != (store.lineage, store.serial):
-        raise PlanError("the saved plan is stale: the state moved on since it was made (serial "
-                        f"{fingerprint.serial} -> {store.serial}; another apply ran)." + remedy)
+        raise PlanError(
+            "the saved plan is stale: the state moved on since it was made (serial "
+            f"{fingerprint.serial} -> {store.serial}; another apply ran)." + remedy
+        )
     if plan.refreshed:
         _check_hubspot(plan, target)
 
@@ -39,8 +45,10 @@ def _check_hubspot(plan: Plan, target: Target) -> None:
         for change in batch:
             contact = found.get(change.email)
             if contact is None and change.action != "create":
-                raise PlanError(f"the saved plan is stale: {change.email} no longer exists in "
-                                "HubSpot." + " Make a new plan with `syncdsl plan --out FILE`.")
+                raise PlanError(
+                    f"the saved plan is stale: {change.email} no longer exists in "
+                    "HubSpot." + " Make a new plan with `syncdsl plan --out FILE`."
+                )
             for value in change.changes:
                 now = contact.properties.get(value.property) if contact else None
                 if normalize(now, None) != normalize(value.before, None):

@@ -81,8 +81,10 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
-            raise StateError(f"the state store {path} is unusable ({error}); move it away and "
-                             "run `syncdsl state --rebuild` to rebuild it from HubSpot") from error
+            raise StateError(
+                f"the state store {path} is unusable ({error}); move it away and "
+                "run `syncdsl state --rebuild` to rebuild it from HubSpot"
+            ) from error
         if self._meta("lineage") is None:
             self._set_meta("lineage", str(uuid.uuid4()))
             self._set_meta("serial", "0")
@@ -142,7 +144,8 @@ class StateStore:
     # -- contacts ---------------------------------------------------------------------------
     def get(self, email: str) -> ContactState | None:
         row = self._db.execute(
-            "SELECT email, hubspot_id, properties, audiences FROM contacts WHERE email = ?", (email,)
+            "SELECT email, hubspot_id, properties, audiences FROM contacts WHERE email = ?",
+            (email,),
         ).fetchone()
         return None if row is None else _contact(row)
 

@@ -83,8 +83,12 @@ class Workspace:
     emulator: Emulator
     spec_text: str = BASE_SPEC
 
-    def write(self, profiles: Sequence[Mapping[str, Any]] = (), vip: Sequence[Sequence[str]] = (),
-              spec: str | None = None) -> None:
+    def write(
+        self,
+        profiles: Sequence[Mapping[str, Any]] = (),
+        vip: Sequence[Sequence[str]] = (),
+        spec: str | None = None,
+    ) -> None:
         if spec is not None:
             self.spec_text = spec
         (self.root / "main.sync").write_text(self.spec_text)
@@ -96,8 +100,9 @@ class Workspace:
 
     def client(self) -> HubSpotClient:
         budget = RateBudget(limit=100_000, window_seconds=1.0, search_per_second=100_000)
-        return HubSpotClient(self.emulator.base_url, TOKEN, budget=budget, backoff_base=0.01,
-                             backoff_cap=0.05)
+        return HubSpotClient(
+            self.emulator.base_url, TOKEN, budget=budget, backoff_base=0.01, backoff_cap=0.05
+        )
 
     def target(self, client: HubSpotClient) -> Target:
         return Target(client, self.emulator.base_url, self.emulator.base_url, False)
@@ -106,8 +111,9 @@ class Workspace:
         spec = self.spec()
         client = self.client()
         with StateStore.open(spec.root) as store:
-            result = make_plan(spec, client, store, base_url=self.emulator.base_url,
-                               options=PlanOptions(**options))
+            result = make_plan(
+                spec, client, store, base_url=self.emulator.base_url, options=PlanOptions(**options)
+            )
         result.desired.close()
         client.close()
         return result.plan
@@ -116,8 +122,9 @@ class Workspace:
         spec = self.spec()
         client = self.client()
         with StateStore.open(spec.root) as store:
-            result = make_plan(spec, client, store, base_url=self.emulator.base_url,
-                               options=PlanOptions(**options))
+            result = make_plan(
+                spec, client, store, base_url=self.emulator.base_url, options=PlanOptions(**options)
+            )
             store.bind(self.emulator.base_url)
             report = execute(result.plan, client, store, parallelism=parallelism)
             write_lock(spec.root, desired_lock(spec, read_lock(spec.root)))

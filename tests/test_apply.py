@@ -14,8 +14,13 @@ from syncdsl.plan import ContactChange, ValueChange
 from syncdsl.state import ApplyLock, StateStore
 from tests.scenario import BASE_SPEC, Workspace, workspace
 
-WRITES = ("contacts.batch_upsert", "properties.create", "properties.batch_create",
-          "properties.update", "groups.create")
+WRITES = (
+    "contacts.batch_upsert",
+    "properties.create",
+    "properties.batch_create",
+    "properties.update",
+    "groups.create",
+)
 
 
 def _people(n: int, *, first: str = "P", offset: int = 0) -> list[dict[str, str]]:
@@ -30,8 +35,10 @@ def _writes(ws: Workspace) -> int:
 
 
 def _contact_reads(ws: Workspace) -> int:
-    return sum(ws.emulator.count(op) for op in ("contacts.batch_read", "contacts.search",
-                                                   "contacts.list", "contacts.get"))
+    return sum(
+        ws.emulator.count(op)
+        for op in ("contacts.batch_read", "contacts.search", "contacts.list", "contacts.get")
+    )
 
 
 def _assert_portal_has(ws: Workspace, people: list[dict[str, str]]) -> None:
@@ -93,15 +100,22 @@ def test_bisection_isolates_exactly_the_bad_inputs(tmp_path: Path) -> None:
         bad = {7, 93, 150}
         changes = [
             ContactChange("create", c.email, (ValueChange("vip", None, "bogus"),))
-            if i in bad else c
+            if i in bad
+            else c
             for i, c in enumerate(changes)
         ]
         ws.emulator.reset_counters()
         report = ApplyReport()
         client = ws.client()
         with StateStore.open(ws.root) as store:
-            apply_contacts(client, store, changes, audience_properties=frozenset({"vip"}),
-                           parallelism=2, report=report)
+            apply_contacts(
+                client,
+                store,
+                changes,
+                audience_properties=frozenset({"vip"}),
+                parallelism=2,
+                report=report,
+            )
         rejected = sorted(r.raw for r in report.rejected)
         assert rejected == sorted(emails[i] for i in bad)
         assert all("bogus" in r.reason or "INVALID_OPTION" in r.reason for r in report.rejected)
@@ -122,8 +136,14 @@ def test_invalid_emails_named_by_hubspot_are_isolated(tmp_path: Path) -> None:
         ws.emulator.reset_counters()
         report = ApplyReport()
         with StateStore.open(ws.root) as store:
-            apply_contacts(ws.client(), store, _changes(emails),
-                           audience_properties=frozenset({"vip"}), parallelism=1, report=report)
+            apply_contacts(
+                ws.client(),
+                store,
+                _changes(emails),
+                audience_properties=frozenset({"vip"}),
+                parallelism=1,
+                report=report,
+            )
         assert [r.raw for r in report.rejected] == ["c010@exa_mple.com"]
         assert report.created == 99
         assert ws.emulator.count("contacts.batch_upsert") <= 1 + 2 * math.ceil(math.log2(100))
@@ -136,9 +156,10 @@ def test_faults_lose_nothing(tmp_path: Path) -> None:
         _, report = ws.apply()
         assert report.created == 600 and not report.rejected
         _assert_portal_has(ws, people)
-        assert ws.emulator.count(status=0) + sum(
-            ws.emulator.count(status=s) for s in (500, 502, 503)
-        ) > 0, "the faults must actually have happened"
+        assert (
+            ws.emulator.count(status=0) + sum(ws.emulator.count(status=s) for s in (500, 502, 503))
+            > 0
+        ), "the faults must actually have happened"
         assert not ws.plan(refresh=True).contact_changes
 
 
@@ -153,15 +174,18 @@ def test_429_storm_slows_down_and_finishes(tmp_path: Path) -> None:
         people_a, people_b = _people(1500, offset=0), _people(1500, offset=5000)
         first.write(people_a)
         # Its own audiences: two configurations must not share an audience property.
-        second.write(people_b, spec=BASE_SPEC.replace('"Newsletter"', '"Newsletter B"')
-                     .replace('"VIP"', '"VIP B"'))
+        second.write(
+            people_b,
+            spec=BASE_SPEC.replace('"Newsletter"', '"Newsletter B"').replace('"VIP"', '"VIP B"'),
+        )
         reports: dict[str, ApplyReport] = {}
 
         def run(name: str, ws: Workspace) -> None:
             reports[name] = ws.apply(parallelism=4)[1]
 
-        threads = [threading.Thread(target=run, args=(n, w)) for n, w in (("a", first),
-                                                                           ("b", second))]
+        threads = [
+            threading.Thread(target=run, args=(n, w)) for n, w in (("a", first), ("b", second))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -20,20 +20,28 @@ from tests.scenario import TOKEN, Workspace, workspace
 SYNCDSL = [sys.executable, "-m", "syncdsl"]
 
 
-def run(ws: Workspace, *args: str, token: str = TOKEN, check: bool = False,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    ws: Workspace, *args: str, token: str = TOKEN, check: bool = False, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HUBSPOT_TOKEN": token, "HUBSPOT_API_BASE": ws.emulator.base_url}
-    result = subprocess.run([*SYNCDSL, *args], cwd=ws.root, env=env, text=True,
-                            capture_output=True, input=stdin if stdin is not None else "",
-                            timeout=300)
+    result = subprocess.run(
+        [*SYNCDSL, *args],
+        cwd=ws.root,
+        env=env,
+        text=True,
+        capture_output=True,
+        input=stdin if stdin is not None else "",
+        timeout=300,
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
 
 
 def _people(n: int) -> list[dict[str, str]]:
-    return [{"email": f"k{i:05d}@example.com", "first": f"K{i}", "seg": "realized"}
-            for i in range(n)]
+    return [
+        {"email": f"k{i:05d}@example.com", "first": f"K{i}", "seg": "realized"} for i in range(n)
+    ]
 
 
 def test_plan_apply_plan_cycle_and_exit_codes(tmp_path: Path) -> None:
@@ -141,7 +149,10 @@ def test_kill_9_mid_apply_then_resume_loses_nothing(tmp_path: Path) -> None:
         env = {**os.environ, "HUBSPOT_TOKEN": TOKEN, "HUBSPOT_API_BASE": ws.emulator.base_url}
         process = subprocess.Popen(
             [*SYNCDSL, "apply", ".", "--auto-approve", "--parallelism", "2"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 120
         while _state_count(tmp_path) < 600 and process.poll() is None:

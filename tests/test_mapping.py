@@ -239,7 +239,7 @@ def test_identity_problems_reject_the_record(record: dict[str, Any], reason: str
 def test_sandbox_escapes_reject_the_record(template: str) -> None:
     m = mapper(x=ir.Template(template, span()))
     with pytest.raises(
-        RecordRejected, match="template for 'x' (tried to leave the sandbox|failed)"
+        RecordRejected, match=r"template for 'x' (tried to leave the sandbox|failed)"
     ):
         m.map(profile(name="ann"))
 

@@ -62,8 +62,11 @@ def _run(ws: Workspace, case: dict[str, Any]) -> Any:
     _seed(ws, case)
     before = case.get("before")
     if before is not None:
-        ws.write(before.get("profiles", []), before.get("vip", []),
-                 spec=before.get("spec", case.get("spec")))
+        ws.write(
+            before.get("profiles", []),
+            before.get("vip", []),
+            spec=before.get("spec", case.get("spec")),
+        )
         ws.apply(**before.get("options", {}))
     _edit(ws, case.get("edits", {}))
     if case.get("forget_state"):
@@ -77,8 +80,11 @@ def _stale(ws: Workspace, case: dict[str, Any], plan: Any) -> None:
     save_plan(plan, saved, configuration=str(ws.root))
     change = case["saved_plan_then"]
     if change == "config":
-        ws.write(case.get("profiles", []), case.get("vip", []),
-                 spec=ws.spec_text.replace('tier  = "professional"', 'tier  = "enterprise"'))
+        ws.write(
+            case.get("profiles", []),
+            case.get("vip", []),
+            spec=ws.spec_text.replace('tier  = "professional"', 'tier  = "enterprise"'),
+        )
     elif change == "data":
         with (ws.root / "vip.csv").open("a") as handle:
             handle.write("late@example.com,Late Inc\n")
@@ -91,8 +97,13 @@ def _stale(ws: Workspace, case: dict[str, Any], plan: Any) -> None:
     spec = ws.spec()
     client = ws.client()
     with StateStore.open(spec.root) as store:
-        check_fresh(loaded, spec=spec, store=store, target=ws.target(client),
-                    configuration_hash=configuration_hash(spec))
+        check_fresh(
+            loaded,
+            spec=spec,
+            store=store,
+            target=ws.target(client),
+            configuration_hash=configuration_hash(spec),
+        )
     client.close()
 
 
@@ -114,9 +125,13 @@ def test_plan_scenario(path: Path, tmp_path: Path) -> None:
             return
         plan = _run(ws, case)
     if "summary" in expect:
-        counts = {"create": plan.count("create"), "update": plan.count("update"),
-                  "exit": plan.count("exit"), "unchanged": plan.unchanged,
-                  "rejected": len(plan.rejected)}
+        counts = {
+            "create": plan.count("create"),
+            "update": plan.count("update"),
+            "exit": plan.count("exit"),
+            "unchanged": plan.unchanged,
+            "rejected": len(plan.rejected),
+        }
         assert counts == expect["summary"]
     if "contacts" in expect:
         assert contact_changes(plan) == expect["contacts"]

@@ -21,8 +21,14 @@ from syncdsl.stream.queue import EventQueue
 from tests.scenario import SEGMENT, TOKEN, Workspace, workspace
 
 
-def profile(email: str, *, first: str | None = None, city: str | None = None,
-            seg: str | None = None, **extra: Any) -> dict[str, Any]:
+def profile(
+    email: str,
+    *,
+    first: str | None = None,
+    city: str | None = None,
+    seg: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     record: dict[str, Any] = {"email": email, **extra}
     if first is not None:
         record["first"] = first
@@ -41,19 +47,31 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 20.0, what: st
         time.sleep(0.01)
 
 
-def post(service: StreamService, body: object, *, raw: bytes | None = None, query: str = "",
-         headers: dict[str, str] | None = None) -> requests.Response:
+def post(
+    service: StreamService,
+    body: object,
+    *,
+    raw: bytes | None = None,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
     data = raw if raw is not None else json.dumps(body).encode()
-    return requests.post(f"{service.url}/v1/profiles{query}", data=data, timeout=10,
-                         headers={"Content-Type": "application/json", **(headers or {})})
+    return requests.post(
+        f"{service.url}/v1/profiles{query}",
+        data=data,
+        timeout=10,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 @contextmanager
-def streaming(ws: Workspace, client: HubSpotClient | None = None,
-              **options: Any) -> Iterator[StreamService]:
+def streaming(
+    ws: Workspace, client: HubSpotClient | None = None, **options: Any
+) -> Iterator[StreamService]:
     client = client or ws.client()
-    service = StreamService(ws.spec(), ws.target(client), StreamOptions(port=0, **options),
-                            log=EventLog(quiet=True))
+    service = StreamService(
+        ws.spec(), ws.target(client), StreamOptions(port=0, **options), log=EventLog(quiet=True)
+    )
     service.start()
     try:
         yield service
@@ -71,8 +89,9 @@ def applied(service: StreamService) -> int:
 
 
 def test_events_reach_hubspot_and_the_state_a_later_plan_trusts(tmp_path: Path) -> None:
-    people = [profile(f"p{i}@example.com", first=f"P{i}", city="paris", seg="realized")
-              for i in range(5)]
+    people = [
+        profile(f"p{i}@example.com", first=f"P{i}", city="paris", seg="realized") for i in range(5)
+    ]
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws) as service:
@@ -84,8 +103,11 @@ def test_events_reach_hubspot_and_the_state_a_later_plan_trusts(tmp_path: Path) 
             assert service.queue_depth == 0
         for i in range(5):
             got = contact(ws, f"p{i}@example.com")
-            assert (got["firstname"], got["city"], got["newsletter"]) == (f"P{i}", "Paris",
-                                                                           "realized")
+            assert (got["firstname"], got["city"], got["newsletter"]) == (
+                f"P{i}",
+                "Paris",
+                "realized",
+            )
         with StateStore.open(tmp_path) as store:
             assert store.base_url == ws.emulator.base_url
             state = store.get("p3@example.com")
@@ -93,17 +115,25 @@ def test_events_reach_hubspot_and_the_state_a_later_plan_trusts(tmp_path: Path) 
             assert state.properties == {"firstname": "P3", "city": "Paris"}
         assert (tmp_path / "syncdsl.lock").exists()
         # The batch export holding the same profiles needs no change: stream kept the state.
-        ws.write([{"email": p["email"], "first": p["first"], "city": "paris", "seg": "realized"}
-                  for p in people])
+        ws.write(
+            [
+                {"email": p["email"], "first": p["first"], "city": "paris", "seg": "realized"}
+                for p in people
+            ]
+        )
         assert ws.plan().contact_changes == ()
 
 
 def test_events_for_one_email_within_a_window_coalesce_into_one_input(tmp_path: Path) -> None:
     burst = [profile("burst@example.com", city="lyon", seg="realized")]
-    burst += [profile("burst@example.com", first=f"Name{i}",
-                      seg="existing" if i % 2 else "realized") for i in range(48)]
-    burst += [profile("burst@example.com", first="Final", seg="exited"),
-              profile("other@example.com", first="Other")]
+    burst += [
+        profile("burst@example.com", first=f"Name{i}", seg="existing" if i % 2 else "realized")
+        for i in range(48)
+    ]
+    burst += [
+        profile("burst@example.com", first="Final", seg="exited"),
+        profile("other@example.com", first="Other"),
+    ]
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws, window_seconds=1.0) as service:
@@ -124,8 +154,10 @@ def test_an_exit_reaches_hubspot(tmp_path: Path) -> None:
             post(service, profile("leaver@example.com", seg="realized"))
             wait_for(lambda: contact(ws, "leaver@example.com").get("newsletter") == "realized")
             post(service, profile("leaver@example.com", seg="exited"))
-            wait_for(lambda: contact(ws, "leaver@example.com").get("newsletter") == "exited",
-                     what="the exit")
+            wait_for(
+                lambda: contact(ws, "leaver@example.com").get("newsletter") == "exited",
+                what="the exit",
+            )
         with StateStore.open(tmp_path) as store:
             state = store.get("leaver@example.com")
             assert state is not None and state.audiences == {"newsletter": "exited"}
@@ -146,8 +178,13 @@ class _JitteryClient(HubSpotClient):
 def test_later_events_land_last_with_several_batches_in_flight(tmp_path: Path) -> None:
     with workspace(tmp_path) as ws:
         ws.write([])
-        jittery = _JitteryClient(ws.emulator.base_url, TOKEN, backoff_base=0.01, backoff_cap=0.05,
-                                 budget=RateBudget(limit=100_000, window_seconds=1.0))
+        jittery = _JitteryClient(
+            ws.emulator.base_url,
+            TOKEN,
+            backoff_base=0.01,
+            backoff_cap=0.05,
+            budget=RateBudget(limit=100_000, window_seconds=1.0),
+        )
         with streaming(ws, client=jittery, window_seconds=0.0, parallelism=8) as service:
             for round_ in range(30):
                 for racer in range(4):
@@ -189,13 +226,18 @@ def test_source_is_chosen_by_query_or_field(tmp_path: Path) -> None:
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws) as service:
-            by_query = post(service, {"Email": "vip1@example.com", "Company": "Acme"},
-                            query="?source=uploads")
-            by_field = post(service, {"Email": "vip2@example.com", "Company": "Beta",
-                                      "source": "uploads"})
+            by_query = post(
+                service, {"Email": "vip1@example.com", "Company": "Acme"}, query="?source=uploads"
+            )
+            by_field = post(
+                service, {"Email": "vip2@example.com", "Company": "Beta", "source": "uploads"}
+            )
             unknown = post(service, {"email": "x@example.com"}, query="?source=ghost")
-            assert (by_query.status_code, by_field.status_code, unknown.status_code) == (202, 202,
-                                                                                        400)
+            assert (by_query.status_code, by_field.status_code, unknown.status_code) == (
+                202,
+                202,
+                400,
+            )
             wait_for(lambda: applied(service) == 2)
         assert contact(ws, "vip1@example.com")["company"] == "Acme"
         assert contact(ws, "vip2@example.com")["vip"] == "realized"
@@ -217,10 +259,12 @@ def test_bearer_secret_is_required_when_configured(tmp_path: Path) -> None:
         ws.write([])
         with streaming(ws, ingest_token="s3cret-intake") as service:
             missing = post(service, profile("a@example.com"))
-            wrong = post(service, profile("a@example.com"),
-                         headers={"Authorization": "Bearer nope"})
-            right = post(service, profile("a@example.com"),
-                         headers={"Authorization": "Bearer s3cret-intake"})
+            wrong = post(
+                service, profile("a@example.com"), headers={"Authorization": "Bearer nope"}
+            )
+            right = post(
+                service, profile("a@example.com"), headers={"Authorization": "Bearer s3cret-intake"}
+            )
             assert missing.status_code == 401 and "Bearer" in missing.headers["WWW-Authenticate"]
             assert wrong.status_code == 401
             assert right.status_code == 202
@@ -233,10 +277,15 @@ def test_invalid_records_go_to_the_rejects_file_and_never_block(tmp_path: Path) 
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws, rejects=rejects) as service:
-            response = post(service, [profile("not-an-email", first="X"),
-                                      profile("fine@example.com", first="Fine"),
-                                      {"first": "No email"},
-                                      profile("bad-status@example.com", seg="maybe")])
+            response = post(
+                service,
+                [
+                    profile("not-an-email", first="X"),
+                    profile("fine@example.com", first="Fine"),
+                    {"first": "No email"},
+                    profile("bad-status@example.com", seg="maybe"),
+                ],
+            )
             assert response.json()["accepted"] == 4
             wait_for(lambda: applied(service) == 1 and service.queue_depth == 0)
             assert service.metrics.get("events_rejected") == 3
@@ -255,8 +304,10 @@ def test_full_queue_answers_429_with_retry_after_and_recovers(tmp_path: Path) ->
         ws.write([])
         with streaming(ws, max_queue=5, window_seconds=0.01) as service:
             ws.emulator.faults.fail_rate = 1.0  # HubSpot is down
-            answers = [post(service, [profile(f"q{i}-{j}@example.com") for j in range(3)])
-                       for i in range(4)]
+            answers = [
+                post(service, [profile(f"q{i}-{j}@example.com") for j in range(3)])
+                for i in range(4)
+            ]
             assert [a.status_code for a in answers] == [202, 202, 429, 429]
             assert int(answers[2].headers["Retry-After"]) > 0
             assert "--max-queue" in answers[2].json()["error"]
@@ -280,14 +331,19 @@ def test_server_errors_and_resets_lose_nothing(tmp_path: Path) -> None:
         with streaming(ws, window_seconds=0.02) as service:
             ws.emulator.faults.fail_rate, ws.emulator.faults.reset_rate = 0.3, 0.2
             for start in range(0, 300, 30):
-                chunk = [profile(e, first=e[:4], seg="realized") for e in emails[start:start + 30]]
+                chunk = [
+                    profile(e, first=e[:4], seg="realized") for e in emails[start : start + 30]
+                ]
                 assert post(service, chunk).status_code == 202
             wait_for(lambda: service.queue_depth == 0, timeout=50, what="every event settled")
             assert applied(service) == 300
         assert ws.emulator.count("contacts.batch_upsert", status=0) > 0  # resets happened
-        assert ws.emulator.count("contacts.batch_upsert", status=500) + ws.emulator.count(
-            "contacts.batch_upsert", status=502) + ws.emulator.count(
-            "contacts.batch_upsert", status=503) > 0
+        assert (
+            ws.emulator.count("contacts.batch_upsert", status=500)
+            + ws.emulator.count("contacts.batch_upsert", status=502)
+            + ws.emulator.count("contacts.batch_upsert", status=503)
+            > 0
+        )
         for email in emails:
             got = contact(ws, email)
             assert got.get("firstname") == email[:4] and got.get("newsletter") == "realized"
@@ -335,8 +391,9 @@ def test_metrics_parse_as_prometheus_text(tmp_path: Path) -> None:
 
         def value(family: str, sample: str | None = None, **labels: str) -> float:
             for s in families[family].samples:
-                if s.name == (sample or family) and all(s.labels.get(k) == v
-                                                        for k, v in labels.items()):
+                if s.name == (sample or family) and all(
+                    s.labels.get(k) == v for k, v in labels.items()
+                ):
                     return float(s.value)
             raise AssertionError(f"no sample {sample or family} {labels}")
 
@@ -408,17 +465,23 @@ def test_ambiguous_default_source_is_an_error_at_start(tmp_path: Path) -> None:
     from tests.scenario import BASE_SPEC
 
     spec = BASE_SPEC.replace('csv = "vip.csv"', 'jsonl = "vip.jsonl"').replace(
-        "source = uploads\n", 'source = uploads\n  segment = "seg-2"\n')
+        "source = uploads\n", 'source = uploads\n  segment = "seg-2"\n'
+    )
     with workspace(tmp_path) as ws:
         ws.write([], spec=spec)
         (tmp_path / "vip.jsonl").write_text("")
         client = ws.client()
-        service = StreamService(ws.spec(), ws.target(client), StreamOptions(port=0),
-                                log=EventLog(quiet=True))
+        service = StreamService(
+            ws.spec(), ws.target(client), StreamOptions(port=0), log=EventLog(quiet=True)
+        )
         with pytest.raises(SyncdslError, match="--source NAME"):
             service.start()
-        chosen = StreamService(ws.spec(), ws.target(client),
-                               StreamOptions(port=0, source="profiles"), log=EventLog(quiet=True))
+        chosen = StreamService(
+            ws.spec(),
+            ws.target(client),
+            StreamOptions(port=0, source="profiles"),
+            log=EventLog(quiet=True),
+        )
         chosen.start()
         chosen.stop()
         client.close()

@@ -27,21 +27,31 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, what: st
 
 
 @contextmanager
-def stream_process(ws: Workspace, *args: str, stdin: int | None = None,
-                   env_extra: dict[str, str] | None = None
-                   ) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def stream_process(
+    ws: Workspace, *args: str, stdin: int | None = None, env_extra: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start `syncdsl stream . --port 0 ARGS`; yield it and its URL (read from its first line)."""
-    env = {**os.environ, "HUBSPOT_TOKEN": TOKEN, "HUBSPOT_API_BASE": ws.emulator.base_url,
-           **(env_extra or {})}
+    env = {
+        **os.environ,
+        "HUBSPOT_TOKEN": TOKEN,
+        "HUBSPOT_API_BASE": ws.emulator.base_url,
+        **(env_extra or {}),
+    }
     process = subprocess.Popen(
-        [*SYNCDSL, "stream", ".", "--port", "0", *args], cwd=ws.root, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
+        [*SYNCDSL, "stream", ".", "--port", "0", *args],
+        cwd=ws.root,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=stdin,
     )
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
-        assert first.startswith("Listening on http://127.0.0.1:"), (
-            first + (process.stderr.read() if process.stderr else ""))
+        assert first.startswith("Listening on http://127.0.0.1:"), first + (
+            process.stderr.read() if process.stderr else ""
+        )
         yield process, first.split()[2]
     finally:
         if process.poll() is None:
@@ -53,8 +63,14 @@ def stream_process(ws: Workspace, *args: str, stdin: int | None = None,
 
 
 def _profiles(prefix: str, count: int, status: str = "realized") -> list[dict[str, object]]:
-    return [{"email": f"{prefix}{i:04d}@example.com", "first": f"{prefix}{i}",
-             "segmentMembership": {"ups": {SEGMENT: {"status": status}}}} for i in range(count)]
+    return [
+        {
+            "email": f"{prefix}{i:04d}@example.com",
+            "first": f"{prefix}{i}",
+            "segmentMembership": {"ups": {SEGMENT: {"status": status}}},
+        }
+        for i in range(count)
+    ]
 
 
 def test_kill_9_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
@@ -64,7 +80,7 @@ def test_kill_9_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
         acknowledged: list[str] = []
         with stream_process(ws, "--parallelism", "2", "--window-ms", "20") as (process, url):
             for start in range(0, 600, 50):
-                chunk = _profiles("k", 600)[start:start + 50]
+                chunk = _profiles("k", 600)[start : start + 50]
                 answer = requests.post(f"{url}/v1/profiles", json=chunk, timeout=10)
                 assert answer.status_code == 202 and answer.json()["accepted"] == 50
                 acknowledged += [str(p["email"]) for p in chunk]
@@ -73,11 +89,15 @@ def test_kill_9_then_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
         sent_before_restart = sum(1 for e in acknowledged if ws.emulator.contact_by_email(e))
         assert sent_before_restart < len(acknowledged), "the kill must land before the end"
         with stream_process(ws, "--window-ms", "20") as (process, url):
-            wait_for(lambda: all(ws.emulator.contact_by_email(e) for e in acknowledged),
-                     what="every acknowledged event in HubSpot")
+            wait_for(
+                lambda: all(ws.emulator.contact_by_email(e) for e in acknowledged),
+                what="every acknowledged event in HubSpot",
+            )
             status = requests.get(f"{url}/status", timeout=5).json()
-            wait_for(lambda: requests.get(f"{url}/status", timeout=5).json()["queue_depth"] == 0,
-                     what="an empty queue")
+            wait_for(
+                lambda: requests.get(f"{url}/status", timeout=5).json()["queue_depth"] == 0,
+                what="an empty queue",
+            )
             assert status["status"] == "running"
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
@@ -110,30 +130,52 @@ def test_events_that_cannot_be_sent_in_the_grace_period_stay_queued(tmp_path: Pa
         ws.write([])
         with stream_process(ws, "--window-ms", "10", "--grace-seconds", "0.5") as (process, url):
             ws.emulator.faults.fail_rate = 1.0
-            assert requests.post(f"{url}/v1/profiles", json=_profiles("g", 5),
-                                 timeout=10).status_code == 202
+            assert (
+                requests.post(f"{url}/v1/profiles", json=_profiles("g", 5), timeout=10).status_code
+                == 202
+            )
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
         ws.emulator.faults.fail_rate = 0.0
         with stream_process(ws, "--window-ms", "10") as (process, url):
-            wait_for(lambda: all(ws.emulator.contact_by_email(f"g{i:04d}@example.com")
-                                 for i in range(5)), what="the queued events after restart")
+            wait_for(
+                lambda: all(
+                    ws.emulator.contact_by_email(f"g{i:04d}@example.com") for i in range(5)
+                ),
+                what="the queued events after restart",
+            )
 
 
 def test_stdin_input_and_token_secrecy(tmp_path: Path) -> None:
     lines = "".join(json.dumps(p) + "\n" for p in _profiles("s", 3))
     with workspace(tmp_path) as ws:
         ws.write([])
-        with stream_process(ws, "--input", "-", "--ingest-token-env", "INTAKE_SECRET",
-                            "--window-ms", "10", stdin=subprocess.PIPE,
-                            env_extra={"INTAKE_SECRET": "intake-xyz"}) as (process, url):
+        with stream_process(
+            ws,
+            "--input",
+            "-",
+            "--ingest-token-env",
+            "INTAKE_SECRET",
+            "--window-ms",
+            "10",
+            stdin=subprocess.PIPE,
+            env_extra={"INTAKE_SECRET": "intake-xyz"},
+        ) as (process, url):
             assert process.stdin is not None
             process.stdin.write(lines)
             process.stdin.close()
-            wait_for(lambda: all(ws.emulator.contact_by_email(f"s{i:04d}@example.com")
-                                 for i in range(3)), what="stdin events")
-            assert requests.post(f"{url}/v1/profiles", json={"email": "x@example.com"},
-                                 timeout=5).status_code == 401
+            wait_for(
+                lambda: all(
+                    ws.emulator.contact_by_email(f"s{i:04d}@example.com") for i in range(3)
+                ),
+                what="stdin events",
+            )
+            assert (
+                requests.post(
+                    f"{url}/v1/profiles", json={"email": "x@example.com"}, timeout=5
+                ).status_code
+                == 401
+            )
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
             assert process.stdout is not None and process.stderr is not None
@@ -150,11 +192,17 @@ def test_missing_intake_secret_and_help(tmp_path: Path) -> None:
         ws.write([])
         env = {**os.environ, "HUBSPOT_TOKEN": TOKEN, "HUBSPOT_API_BASE": ws.emulator.base_url}
         env.pop("NOT_SET_ANYWHERE", None)
-        result = subprocess.run([*SYNCDSL, "stream", ".", "--ingest-token-env",
-                                 "NOT_SET_ANYWHERE"], cwd=tmp_path, env=env, text=True,
-                                capture_output=True, timeout=60)
+        result = subprocess.run(
+            [*SYNCDSL, "stream", ".", "--ingest-token-env", "NOT_SET_ANYWHERE"],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
         assert result.returncode == 1 and "NOT_SET_ANYWHERE" in result.stderr
         assert "Traceback" not in result.stderr
-    usage = subprocess.run([*SYNCDSL, "stream", "--help"], capture_output=True, text=True,
-                           timeout=60)
+    usage = subprocess.run(
+        [*SYNCDSL, "stream", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert usage.returncode == 0 and "--max-queue" in usage.stdout

@@ -55,8 +55,10 @@ def test_a_failed_batch_comes_back_first_and_newer_values_still_win() -> None:
 def test_queue_survives_reopening_and_deletes_only_what_is_settled(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
     queue = EventQueue(path)
-    queue.append([("profiles", '{"email": "a@x.io"}'), ("profiles", '{"email": "b@x.io"}')],
-                 offset=InputOffset("/feed", 42))
+    queue.append(
+        [("profiles", '{"email": "a@x.io"}'), ("profiles", '{"email": "b@x.io"}')],
+        offset=InputOffset("/feed", 42),
+    )
     first = queue.read_after(0, 10)
     assert [e.payload for e in first] == ['{"email": "a@x.io"}', '{"email": "b@x.io"}']
     assert queue.delete([first[0].id]) == 1

@@ -17,27 +17,40 @@ from syncdsl.lockfile import desired_lock, read_lock, write_lock
 from syncdsl.plan import Plan, PlanOptions
 from syncdsl.planfile import dumps, is_plan_file, load_plan, plan_to_dict, save_plan
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
+from syncdsl.rejects import write_rejects
 from syncdsl.render import ansi, plain, render_markdown, render_report, render_text
 from syncdsl.runtime import Target, connect
-from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
 from syncdsl.staleness import check_fresh
-from syncdsl.rejects import write_rejects
+from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
 
 Local = Annotated[
-    bool, typer.Option("--local", help="Run against the embedded local HubSpot (no account needed).")
+    bool,
+    typer.Option("--local", help="Run against the embedded local HubSpot (no account needed)."),
 ]
 Refresh = Annotated[
-    bool, typer.Option("--refresh", help="Read HubSpot itself instead of trusting the state (finds drift).")
+    bool,
+    typer.Option(
+        "--refresh", help="Read HubSpot itself instead of trusting the state (finds drift)."
+    ),
 ]
 AllowMassExit = Annotated[
     bool, typer.Option("--allow-mass-exit", help="Allow exiting more than an audience's threshold.")
 ]
 ExitRemoved = Annotated[
-    bool, typer.Option("--exit-removed", help="Set members of audiences removed from the configuration to exited.")
+    bool,
+    typer.Option(
+        "--exit-removed", help="Set members of audiences removed from the configuration to exited."
+    ),
 ]
-Full = Annotated[bool, typer.Option("--full", help="List every change instead of the first 20 of each kind.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output (documented format).")]
-Parallelism = Annotated[int, typer.Option("--parallelism", min=1, max=32, help="Batches in flight.")]
+Full = Annotated[
+    bool, typer.Option("--full", help="List every change instead of the first 20 of each kind.")
+]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Machine-readable output (documented format).")
+]
+Parallelism = Annotated[
+    int, typer.Option("--parallelism", min=1, max=32, help="Batches in flight.")
+]
 RejectsOut = Annotated[
     Path | None, typer.Option("--rejects", help="Where to write rejected records (JSONL).")
 ]
@@ -63,10 +76,17 @@ def plan(
     paths: PathsArg,
     refresh: Refresh = False,
     as_json: AsJson = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown summary for pull requests.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Save the plan for `syncdsl apply FILE`.")] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="A Markdown summary for pull requests.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Save the plan for `syncdsl apply FILE`.")
+    ] = None,
     detailed_exitcode: Annotated[
-        bool, typer.Option("--detailed-exitcode", help="Exit 0 when no changes, 2 when changes, 1 on error.")
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 when no changes, 2 when changes, 1 on error."
+        ),
     ] = False,
     full: Full = False,
     lock_readonly: Annotated[
@@ -78,7 +98,9 @@ def plan(
 ) -> None:
     """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
     spec = _load(paths)
-    options = PlanOptions(refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed)
+    options = PlanOptions(
+        refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed
+    )
     with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
         result = _plan(spec, target, store, options)
     result.desired.close()
@@ -92,10 +114,15 @@ def plan(
     else:
         typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
         if out is not None:
-            typer.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: syncdsl apply {out}")
+            typer.echo(
+                f"\nSaved the plan to {out}. Apply exactly this plan with: syncdsl apply {out}"
+            )
     if lock_readonly and the_plan.lock_changes:
-        typer.echo("Error: syncdsl.lock would change and --lock-readonly is set: run `syncdsl apply` "
-                   "and commit the updated lock file.", err=True)
+        typer.echo(
+            "Error: syncdsl.lock would change and --lock-readonly is set: run `syncdsl apply` "
+            "and commit the updated lock file.",
+            err=True,
+        )
         raise typer.Exit(1)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(2)
@@ -123,27 +150,46 @@ def apply(
 ) -> None:
     """Make HubSpot match the configuration (or apply a saved plan file exactly)."""
     if len(paths) == 1 and is_plan_file(paths[0]):
-        _apply_saved(paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local)
+        _apply_saved(
+            paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local
+        )
         return
     spec = _load(paths)
-    options = PlanOptions(refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed)
-    with ApplyLock(spec.root), connect(spec, local=local, parallelism=parallelism) as target, \
-            StateStore.open(spec.root) as store:
+    options = PlanOptions(
+        refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed
+    )
+    with (
+        ApplyLock(spec.root),
+        connect(spec, local=local, parallelism=parallelism) as target,
+        StateStore.open(spec.root) as store,
+    ):
         result = _plan(spec, target, store, options)
         the_plan = result.plan
         if not as_json:
             typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
         if not the_plan.has_changes and not the_plan.adoptions:
-            report = ApplyReport(unchanged=the_plan.unchanged, rejected=list(the_plan.rejected),
-                                 inputs=list(the_plan.inputs))
-            _finish(spec, store, target, the_plan, report, as_json=as_json, rejects=rejects,
-                    desired=result)
+            report = ApplyReport(
+                unchanged=the_plan.unchanged,
+                rejected=list(the_plan.rejected),
+                inputs=list(the_plan.inputs),
+            )
+            _finish(
+                spec,
+                store,
+                target,
+                the_plan,
+                report,
+                as_json=as_json,
+                rejects=rejects,
+                desired=result,
+            )
             return
         if not auto_approve:
             _confirm()
         report = _execute(the_plan, target, store, parallelism=parallelism, quiet=as_json)
-        _finish(spec, store, target, the_plan, report, as_json=as_json, rejects=rejects,
-                desired=result)
+        _finish(
+            spec, store, target, the_plan, report, as_json=as_json, rejects=rejects, desired=result
+        )
 
 
 def _confirm() -> None:
@@ -155,27 +201,45 @@ def _confirm() -> None:
         )
     answer = typer.prompt(
         "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n"
-        "  Enter a value", default="", show_default=False,
+        "  Enter a value",
+        default="",
+        show_default=False,
     )
     if answer.strip() != "yes":
         typer.echo("Apply cancelled.", err=True)
         raise typer.Exit(1)
 
 
-def _execute(plan: Plan, target: Target, store: StateStore, *, parallelism: int,
-             quiet: bool) -> ApplyReport:
+def _execute(
+    plan: Plan, target: Target, store: StateStore, *, parallelism: int, quiet: bool
+) -> ApplyReport:
     store.bind(target.state_key)
     total = len(plan.contact_changes)
     if quiet or not sys.stderr.isatty() or total < 200:
         return execute(plan, target.client, store, parallelism=parallelism)
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TextColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with Progress("[progress.description]{task.description}", *columns, transient=True,
-                  console=Console(stderr=True)) as bar:
+    columns = (
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        "[progress.description]{task.description}",
+        *columns,
+        transient=True,
+        console=Console(stderr=True),
+    ) as bar:
         task = bar.add_task("contacts", total=total, rate="")
 
         def advance(count: int) -> None:
@@ -186,8 +250,17 @@ def _execute(plan: Plan, target: Target, store: StateStore, *, parallelism: int,
         return execute(plan, target.client, store, parallelism=parallelism, progress=advance)
 
 
-def _finish(spec: Spec, store: StateStore, target: Target, plan: Plan, report: ApplyReport, *,
-            as_json: bool, rejects: Path | None, desired: PlanResult | None) -> None:
+def _finish(
+    spec: Spec,
+    store: StateStore,
+    target: Target,
+    plan: Plan,
+    report: ApplyReport,
+    *,
+    as_json: bool,
+    rejects: Path | None,
+    desired: PlanResult | None,
+) -> None:
     store.bind(target.state_key)
     if plan.adoptions and report.batches == 0 and not plan.contact_changes:
         from syncdsl.planner import adoption_states
@@ -199,32 +272,50 @@ def _finish(spec: Spec, store: StateStore, target: Target, plan: Plan, report: A
     if desired is not None:
         desired.desired.close()
     if as_json:
-        typer.echo(json.dumps({**report.to_dict(), "rejects_file": str(path) if written else None},
-                              indent=2, sort_keys=True, default=str))
+        typer.echo(
+            json.dumps(
+                {**report.to_dict(), "rejects_file": str(path) if written else None},
+                indent=2,
+                sort_keys=True,
+                default=str,
+            )
+        )
         return
     typer.echo("\n" + render_report(report, style=_style()))  # type: ignore[arg-type]
     if written:
         typer.echo(f"Rejected records written to {path} (fix and replay them).")
 
 
-def _apply_saved(plan_path: Path, *, as_json: bool, parallelism: int, rejects: Path | None,
-                 local: bool) -> None:
+def _apply_saved(
+    plan_path: Path, *, as_json: bool, parallelism: int, rejects: Path | None, local: bool
+) -> None:
     the_plan, configuration = load_plan(plan_path)
     spec = _load([Path(configuration)])
-    with ApplyLock(spec.root), connect(spec, local=local, parallelism=parallelism) as target, \
-            StateStore.open(spec.root) as store:
-        check_fresh(the_plan, spec=spec, store=store, target=target,
-                    configuration_hash=configuration_hash(spec))
+    with (
+        ApplyLock(spec.root),
+        connect(spec, local=local, parallelism=parallelism) as target,
+        StateStore.open(spec.root) as store,
+    ):
+        check_fresh(
+            the_plan,
+            spec=spec,
+            store=store,
+            target=target,
+            configuration_hash=configuration_hash(spec),
+        )
         report = _execute(the_plan, target, store, parallelism=parallelism, quiet=as_json)
-        _finish(spec, store, target, the_plan, report, as_json=as_json, rejects=rejects,
-                desired=None)
+        _finish(
+            spec, store, target, the_plan, report, as_json=as_json, rejects=rejects, desired=None
+        )
 
 
 @app.command()
 @boundary
 def state(
     paths: PathsArg,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild the state from HubSpot.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Rebuild the state from HubSpot.")
+    ] = False,
     as_json: AsJson = False,
     local: Local = False,
 ) -> None:
@@ -234,7 +325,9 @@ def state(
         if rebuild:
             with ApplyLock(spec.root), connect(spec, local=local) as target:
                 rebuilt = _rebuild(spec, target, store)
-            typer.echo(f"Rebuilt the state from HubSpot: {rebuilt:,} contacts tracked.", err=as_json)
+            typer.echo(
+                f"Rebuilt the state from HubSpot: {rebuilt:,} contacts tracked.", err=as_json
+            )
         summary = store.summary()
     if as_json:
         typer.echo(json.dumps(summary.__dict__, indent=2, sort_keys=True, default=list))

@@ -21,8 +21,10 @@ def _ingest_token(variable: str | None) -> str | None:
         return None
     token = os.environ.get(variable, "").strip()
     if not token:
-        raise SyncdslError(f"--ingest-token-env {variable}: the environment variable is not set; "
-                           f"export the intake's shared secret in it (`export {variable}=...`)")
+        raise SyncdslError(
+            f"--ingest-token-env {variable}: the environment variable is not set; "
+            f"export the intake's shared secret in it (`export {variable}=...`)"
+        )
     return token
 
 
@@ -30,32 +32,59 @@ def _ingest_token(variable: str | None) -> str | None:
 @boundary
 def stream(
     paths: PathsArg,
-    port: Annotated[int, typer.Option("--port", min=0, max=65535,
-                                      help="HTTP port for intake, /status and /metrics.")] = 8787,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=0, max=65535, help="HTTP port for intake, /status and /metrics."
+        ),
+    ] = 8787,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    input_path: Annotated[str | None, typer.Option(
-        "--input", help="Also read newline-delimited JSON profiles from FILE (followed like "
-                        "tail -f) or - (stdin, until EOF).")] = None,
-    source: Annotated[str | None, typer.Option(
-        "--source", help="Source for events that name none (default: the only jsonl source).")
+    input_path: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="Also read newline-delimited JSON profiles from FILE (followed like "
+            "tail -f) or - (stdin, until EOF).",
+        ),
     ] = None,
-    ingest_token_env: Annotated[str | None, typer.Option(
-        "--ingest-token-env", help="Require `Authorization: Bearer <secret>` on intake; the "
-                                   "secret is read from this environment variable.")] = None,
-    window_ms: Annotated[int, typer.Option(
-        "--window-ms", min=0, max=60_000, help="Coalescing window per batch.")] = 250,
-    max_queue: Annotated[int, typer.Option(
-        "--max-queue", min=1, help="Answer 429 while more events than this are queued.")
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="Source for events that name none (default: the only jsonl source)."
+        ),
+    ] = None,
+    ingest_token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--ingest-token-env",
+            help="Require `Authorization: Bearer <secret>` on intake; the "
+            "secret is read from this environment variable.",
+        ),
+    ] = None,
+    window_ms: Annotated[
+        int, typer.Option("--window-ms", min=0, max=60_000, help="Coalescing window per batch.")
+    ] = 250,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            "--max-queue", min=1, help="Answer 429 while more events than this are queued."
+        ),
     ] = 100_000,
-    max_body: Annotated[int, typer.Option(
-        "--max-body", min=1, help="Largest intake body in bytes (413 beyond).")
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1, help="Largest intake body in bytes (413 beyond).")
     ] = 10 * 1024 * 1024,
-    parallelism: Annotated[int, typer.Option(
-        "--parallelism", min=1, max=32, help="Batches in flight.")] = 4,
-    grace_seconds: Annotated[float, typer.Option(
-        "--grace-seconds", min=0, help="On SIGTERM/Ctrl-C, how long to keep sending.")] = 10.0,
-    rejects: Annotated[Path | None, typer.Option(
-        "--rejects", help="Rejected events (JSONL; default .syncdsl/stream-rejects.jsonl).")
+    parallelism: Annotated[
+        int, typer.Option("--parallelism", min=1, max=32, help="Batches in flight.")
+    ] = 4,
+    grace_seconds: Annotated[
+        float,
+        typer.Option("--grace-seconds", min=0, help="On SIGTERM/Ctrl-C, how long to keep sending."),
+    ] = 10.0,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects", help="Rejected events (JSONL; default .syncdsl/stream-rejects.jsonl)."
+        ),
     ] = None,
     local: Local = False,
 ) -> None:
@@ -66,9 +95,17 @@ def stream(
 
     spec = load_spec(paths)
     options = StreamOptions(
-        host=host, port=port, input=input_path, ingest_token=_ingest_token(ingest_token_env),
-        window_seconds=window_ms / 1000.0, max_queue=max_queue, max_body=max_body,
-        parallelism=parallelism, grace_seconds=grace_seconds, rejects=rejects, source=source,
+        host=host,
+        port=port,
+        input=input_path,
+        ingest_token=_ingest_token(ingest_token_env),
+        window_seconds=window_ms / 1000.0,
+        max_queue=max_queue,
+        max_body=max_body,
+        parallelism=parallelism,
+        grace_seconds=grace_seconds,
+        rejects=rejects,
+        source=source,
     )
     stop = threading.Event()
 
@@ -89,7 +126,11 @@ def stream(
             typer.echo("Stopping: draining the queue...", err=True)
             drained = service.stop()
             left = service.queue_depth
-            typer.echo("Stopped; every event was sent." if drained else
-                       f"Stopped; {left:,} events stay queued for the next start.", err=True)
+            typer.echo(
+                "Stopped; every event was sent."
+                if drained
+                else f"Stopped; {left:,} events stay queued for the next start.",
+                err=True,
+            )
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -46,44 +46,56 @@ class IntakeConfig:
     ingest_token: str | None
 
 
-def resolve_source(config: IntakeConfig, profile: dict[str, Any], query: str | None,
-                   index: int | None) -> str:
+def resolve_source(
+    config: IntakeConfig, profile: dict[str, Any], query: str | None, index: int | None
+) -> str:
     """The source a profile names (`"source"` field, else `?source=`, else the default)."""
     where = "" if index is None else f" (entry {index})"
     named = profile.get("source") if isinstance(profile.get("source"), str) else None
     name = named or query or config.default_source
     if name is None:
-        raise IntakeRefused(400, "this configuration has several sources: name one with "
-                                 f"?source=NAME or a \"source\" field{where} "
-                                 f"(one of: {', '.join(config.sources)})")
+        raise IntakeRefused(
+            400,
+            "this configuration has several sources: name one with "
+            f'?source=NAME or a "source" field{where} '
+            f"(one of: {', '.join(config.sources)})",
+        )
     if name not in config.sources:
-        raise IntakeRefused(400, f"unknown source {name!r}{where}; this configuration has: "
-                                 f"{', '.join(config.sources)}")
+        raise IntakeRefused(
+            400,
+            f"unknown source {name!r}{where}; this configuration has: {', '.join(config.sources)}",
+        )
     return name
 
 
-def parse_profiles(body: bytes, config: IntakeConfig,
-                   query: str | None) -> list[tuple[str, str]]:
+def parse_profiles(body: bytes, config: IntakeConfig, query: str | None) -> list[tuple[str, str]]:
     """One profile object or a JSON array of them -> (source, compact JSON) pairs; 400 if bad."""
     try:
         document = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise IntakeRefused(400, "the body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
-        raise IntakeRefused(400, f"malformed JSON: {error.msg} at line {error.lineno} column "
-                                 f"{error.colno}") from None
+        raise IntakeRefused(
+            400, f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
     if isinstance(document, dict):
         profiles, indexed = [document], False
     elif isinstance(document, list):
         profiles, indexed = document, True
     else:
-        raise IntakeRefused(400, "expected a profile object or an array of profile objects, got "
-                                 f"{type(document).__name__}")
+        raise IntakeRefused(
+            400,
+            "expected a profile object or an array of profile objects, got "
+            f"{type(document).__name__}",
+        )
     events = []
     for index, profile in enumerate(profiles):
         if not isinstance(profile, dict):
-            raise IntakeRefused(400, f"entry {index} is {type(profile).__name__}, not a profile "
-                                     "object; nothing was stored")
+            raise IntakeRefused(
+                400,
+                f"entry {index} is {type(profile).__name__}, not a profile "
+                "object; nothing was stored",
+            )
         source = resolve_source(config, profile, query, index if indexed else None)
         events.append((source, json.dumps(profile, ensure_ascii=False, separators=(",", ":"))))
     return events
@@ -95,9 +107,18 @@ class IntakeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], *, config: IntakeConfig, events: EventQueue,
-                 metrics: StreamMetrics, log: EventLog, on_stored: Callable[[], None],
-                 status: Callable[[], dict[str, object]], prometheus: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        config: IntakeConfig,
+        events: EventQueue,
+        metrics: StreamMetrics,
+        log: EventLog,
+        on_stored: Callable[[], None],
+        status: Callable[[], dict[str, object]],
+        prometheus: Callable[[], str],
+    ) -> None:
         self.config = config
         self.events = events
         self.metrics = metrics
@@ -126,23 +147,31 @@ class _Handler(BaseHTTPRequestHandler):
         # client's delayed ACK hold every answer on a kept-alive connection for ~40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are counted in metrics; failures are logged as structured lines
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/status":
-            self._reply(200, json.dumps(self.server.status(), indent=2, sort_keys=True) + "\n",
-                        "application/json")
+            self._reply(
+                200,
+                json.dumps(self.server.status(), indent=2, sort_keys=True) + "\n",
+                "application/json",
+            )
         elif path == "/metrics":
             self._reply(200, self.server.prometheus(), "text/plain; version=0.0.4; charset=utf-8")
         elif path == PROFILES_PATH:
             self._error(IntakeRefused(405, "use POST to send profiles", {"Allow": "POST"}))
         else:
-            self._error(IntakeRefused(404, f"no such endpoint {path}; try POST {PROFILES_PATH}, "
-                                           "GET /status or GET /metrics"))
+            self._error(
+                IntakeRefused(
+                    404,
+                    f"no such endpoint {path}; try POST {PROFILES_PATH}, "
+                    "GET /status or GET /metrics",
+                )
+            )
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         url = urlsplit(self.path)
         if url.path != PROFILES_PATH:
             self._error(IntakeRefused(404, f"no such endpoint {url.path}; POST to {PROFILES_PATH}"))
@@ -162,24 +191,37 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         config = server.config
         if config.ingest_token is not None and not self._authorized(config.ingest_token):
-            raise IntakeRefused(401, "missing or wrong bearer token: send "
-                                     "`Authorization: Bearer <secret>`",
-                                {"WWW-Authenticate": 'Bearer realm="syncdsl-stream"'})
+            raise IntakeRefused(
+                401,
+                "missing or wrong bearer token: send `Authorization: Bearer <secret>`",
+                {"WWW-Authenticate": 'Bearer realm="syncdsl-stream"'},
+            )
         if not server.accepting:
-            raise IntakeRefused(503, "the stream is shutting down; retry against the next start",
-                                {"Retry-After": "5"})
+            raise IntakeRefused(
+                503,
+                "the stream is shutting down; retry against the next start",
+                {"Retry-After": "5"},
+            )
         length_header = self.headers.get("Content-Length")
         if length_header is None or not length_header.strip().isdigit():
-            raise IntakeRefused(411, "send a Content-Length header (chunked bodies are not "
-                                     "supported)")
+            raise IntakeRefused(
+                411, "send a Content-Length header (chunked bodies are not supported)"
+            )
         length = int(length_header)
         if length > config.max_body:
-            raise IntakeRefused(413, f"the body is {length:,} bytes; the limit is "
-                                     f"{config.max_body:,} (--max-body): send smaller arrays")
+            raise IntakeRefused(
+                413,
+                f"the body is {length:,} bytes; the limit is "
+                f"{config.max_body:,} (--max-body): send smaller arrays",
+            )
         if server.events.depth > config.max_queue:
-            raise IntakeRefused(429, f"the queue holds {server.events.depth:,} events, more than "
-                                     f"--max-queue {config.max_queue:,}: HubSpot is behind; retry "
-                                     "later", {"Retry-After": str(FULL_QUEUE_RETRY_AFTER)})
+            raise IntakeRefused(
+                429,
+                f"the queue holds {server.events.depth:,} events, more than "
+                f"--max-queue {config.max_queue:,}: HubSpot is behind; retry "
+                "later",
+                {"Retry-After": str(FULL_QUEUE_RETRY_AFTER)},
+            )
         body = self.rfile.read(length)
         query = parse_qs(query_string).get("source", [None])[0]
         events = parse_profiles(body, config, query)
@@ -189,17 +231,20 @@ class _Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(
-            presented.strip().encode(), secret.encode())
+            presented.strip().encode(), secret.encode()
+        )
 
     def _error(self, refused: IntakeRefused) -> None:
         # An unread body would be parsed as the next request: close the connection instead.
         self.close_connection = True
         body = json.dumps({"error": refused.message, "status": refused.status}) + "\n"
-        self._reply(refused.status, body, "application/json",
-                    {**refused.headers, "Connection": "close"})
+        self._reply(
+            refused.status, body, "application/json", {**refused.headers, "Connection": "close"}
+        )
 
-    def _reply(self, status: int, text: str, content_type: str,
-               headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, text: str, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         data = text.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -213,9 +258,17 @@ class _Handler(BaseHTTPRequestHandler):
 class InputFollower:
     """Newline-delimited JSON from a file followed like `tail -f` (offset kept), or stdin to EOF."""
 
-    def __init__(self, spec: str, *, config: IntakeConfig, events: EventQueue,
-                 metrics: StreamMetrics, rejects: RejectsFile, log: EventLog,
-                 on_stored: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        config: IntakeConfig,
+        events: EventQueue,
+        metrics: StreamMetrics,
+        rejects: RejectsFile,
+        log: EventLog,
+        on_stored: Callable[[], None],
+    ) -> None:
         self.spec = spec
         self.config = config
         self.events = events
@@ -241,8 +294,12 @@ class InputFollower:
             else:
                 self._follow(Path(self.spec).resolve())
         except Exception as error:  # noqa: BLE001 - intake stops; HTTP and sending go on
-            self.log("input_failed", level="error", input=self.spec,
-                     error=f"{type(error).__name__}: {error}")
+            self.log(
+                "input_failed",
+                level="error",
+                input=self.spec,
+                error=f"{type(error).__name__}: {error}",
+            )
 
     def _read_stdin(self, stream: IO[bytes]) -> None:
         for line in stream:
@@ -279,8 +336,9 @@ class InputFollower:
         if handle is not None:
             handle.close()
 
-    def _open(self, path: Path, position: int) -> tuple[IO[bytes] | None, tuple[int, int] | None,
-                                                         int]:
+    def _open(
+        self, path: Path, position: int
+    ) -> tuple[IO[bytes] | None, tuple[int, int] | None, int]:
         try:
             handle = path.open("rb")
         except FileNotFoundError:
@@ -314,8 +372,12 @@ class InputFollower:
             try:
                 events.extend(parse_profiles(text.encode(), self.config, None))
             except IntakeRefused as refused:
-                self.rejects.write(stage="input", source=self.config.default_source or "",
-                                   reason=refused.message, record=text)
+                self.rejects.write(
+                    stage="input",
+                    source=self.config.default_source or "",
+                    reason=refused.message,
+                    record=text,
+                )
                 self.metrics.add("events_rejected")
         self.events.append(events, offset=offset)
         if events:

@@ -25,8 +25,11 @@ class EventLog:
     def __call__(self, event: str, *, level: str = "info", **fields: object) -> None:
         if self._quiet:
             return
-        line = json.dumps({"ts": _now(), "level": level, "event": event, **fields},
-                          default=str, ensure_ascii=False)
+        line = json.dumps(
+            {"ts": _now(), "level": level, "event": event, **fields},
+            default=str,
+            ensure_ascii=False,
+        )
         stream = self._stream or sys.stderr
         with self._lock:
             try:
@@ -43,10 +46,17 @@ class RejectsFile:
         self.path = path
         self._lock = threading.Lock()
 
-    def write(self, *, stage: str, source: str, reason: str, record: str,
-              email: str | None = None) -> None:
-        entry = {"ts": _now(), "stage": stage, "source": source, "email": email,
-                 "reason": reason, "record": record}
+    def write(
+        self, *, stage: str, source: str, reason: str, record: str, email: str | None = None
+    ) -> None:
+        entry = {
+            "ts": _now(),
+            "stage": stage,
+            "source": source,
+            "email": email,
+            "reason": reason,
+            "record": record,
+        }
         text = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,8 @@ class StreamMetrics:
                 **self.counters,
                 "batches": self.batch_count,
                 "mean_batch_size": round(self.batch_sum / self.batch_count, 2)
-                if self.batch_count else None,
+                if self.batch_count
+                else None,
                 "latency_seconds": {
                     f"p{round(q * 100)}": None if math.isnan(v) else round(v, 4)
                     for q, v in quantiles.items()
@@ -101,7 +102,8 @@ def _number(value: float) -> str:
 
 
 def render_prometheus(
-    metrics: StreamMetrics, gauges: dict[str, tuple[str, Callable[[], float]]],
+    metrics: StreamMetrics,
+    gauges: dict[str, tuple[str, Callable[[], float]]],
     client_counters: dict[str, tuple[str, int]],
 ) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
@@ -133,8 +135,11 @@ def render_prometheus(
     lines.append(f'{full}_bucket{{le="+Inf"}} {batch_count}')
     lines.append(f"{full}_sum {batch_sum}")
     lines.append(f"{full}_count {batch_count}")
-    full = family("latency_seconds", "summary",
-                  "Seconds from receipt of an event to HubSpot's acceptance of its contact.")
+    full = family(
+        "latency_seconds",
+        "summary",
+        "Seconds from receipt of an event to HubSpot's acceptance of its contact.",
+    )
     for q, value in metrics.latency_quantiles().items():
         lines.append(f'{full}{{quantile="{q}"}} {_number(value)}')
     lines.append(f"{full}_sum {_number(latency_sum)}")

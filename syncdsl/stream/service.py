@@ -90,8 +90,9 @@ class EventMapper:
         if not isinstance(record, dict):
             raise RecordRejected("the event is not a profile object")
         mapped = mapper.map(record)
-        audiences = {self._rename.get(name, name): status
-                     for name, status in mapped.audiences.items()}
+        audiences = {
+            self._rename.get(name, name): status for name, status in mapped.audiences.items()
+        }
         return MappedRecord(mapped.email, mapped.properties, audiences)
 
 
@@ -101,8 +102,9 @@ class StreamService:
     The caller owns `target` (the client and, with --local, the embedded HubSpot).
     """
 
-    def __init__(self, spec: Spec, target: Target, options: StreamOptions, *,
-                 log: EventLog | None = None) -> None:
+    def __init__(
+        self, spec: Spec, target: Target, options: StreamOptions, *, log: EventLog | None = None
+    ) -> None:
         self.spec = spec
         self.target = target
         self.options = options
@@ -130,26 +132,42 @@ class StreamService:
             schema = ensure_schema(self.spec, self.target, self._store)
             self._events = EventQueue(self.queue_path)
             self._dispatcher = Dispatcher(
-                events=self._events, client=self.target.client, store=self._store,
-                map_event=EventMapper(self.spec, schema), metrics=self.metrics,
-                rejects=self.rejects, log=self.log, window=self.options.window_seconds,
+                events=self._events,
+                client=self.target.client,
+                store=self._store,
+                map_event=EventMapper(self.spec, schema),
+                metrics=self.metrics,
+                rejects=self.rejects,
+                log=self.log,
+                window=self.options.window_seconds,
                 parallelism=self.options.parallelism,
             )
             self._dispatcher.start()
             self._start_server(config)
             if self.options.input is not None:
                 self._follower = InputFollower(
-                    self.options.input, config=config, events=self._events, metrics=self.metrics,
-                    rejects=self.rejects, log=self.log, on_stored=self._dispatcher.wake)
+                    self.options.input,
+                    config=config,
+                    events=self._events,
+                    metrics=self.metrics,
+                    rejects=self.rejects,
+                    log=self.log,
+                    on_stored=self._dispatcher.wake,
+                )
                 self._follower.start()
         except BaseException:
             self._close()
             raise
         self.started_at = time.monotonic()
-        self.log("stream_started", url=self.url, queued=self._events.depth,
-                 queue=str(self.queue_path), input=self.options.input,
-                 parallelism=self.options.parallelism,
-                 window_ms=round(self.options.window_seconds * 1000))
+        self.log(
+            "stream_started",
+            url=self.url,
+            queued=self._events.depth,
+            queue=str(self.queue_path),
+            input=self.options.input,
+            parallelism=self.options.parallelism,
+            window_ms=round(self.options.window_seconds * 1000),
+        )
         return self.url
 
     def _intake_config(self) -> IntakeConfig:
@@ -158,12 +176,14 @@ class StreamService:
         except KeyError:
             raise SyncdslError(
                 f"--source {self.options.source!r} is not a source of this configuration (it has "
-                f"{', '.join(s.name for s in self.spec.sources)})") from None
+                f"{', '.join(s.name for s in self.spec.sources)})"
+            ) from None
         if fallback is None:
             raise SyncdslError(
                 "the configuration does not have exactly one jsonl source, so events that name "
                 "no source could not be mapped: choose the default with --source NAME (requests "
-                "may still pick another with ?source=NAME or a \"source\" field)")
+                'may still pick another with ?source=NAME or a "source" field)'
+            )
         return IntakeConfig(
             sources=tuple(s.name for s in self.spec.sources),
             default_source=fallback,
@@ -176,14 +196,23 @@ class StreamService:
         assert self._events is not None and self._dispatcher is not None
         try:
             self._server = IntakeServer(
-                (self.options.host, self.options.port), config=config, events=self._events,
-                metrics=self.metrics, log=self.log, on_stored=self._dispatcher.wake,
-                status=self.status, prometheus=self.prometheus)
+                (self.options.host, self.options.port),
+                config=config,
+                events=self._events,
+                metrics=self.metrics,
+                log=self.log,
+                on_stored=self._dispatcher.wake,
+                status=self.status,
+                prometheus=self.prometheus,
+            )
         except OSError as error:
-            raise SyncdslError(f"cannot listen on {self.options.host}:{self.options.port} "
-                               f"({error.strerror or error}); choose another --port") from None
-        self._server_thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                               name="stream-http", daemon=True)
+            raise SyncdslError(
+                f"cannot listen on {self.options.host}:{self.options.port} "
+                f"({error.strerror or error}); choose another --port"
+            ) from None
+        self._server_thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="stream-http", daemon=True
+        )
         self._server_thread.start()
 
     def stop(self, grace_seconds: float | None = None) -> bool:
@@ -200,10 +229,15 @@ class StreamService:
         drained = self._dispatcher.drain(grace) if self._dispatcher is not None else True
         left = self._events.depth if self._events is not None else 0
         counts = self._counts()
-        self.log("stream_stopped", drained=drained, left_queued=left,
-                 drain_seconds=round(time.monotonic() - started, 3),
-                 received=counts["events_received"], applied=counts["events_applied"],
-                 rejected=counts["events_rejected"])
+        self.log(
+            "stream_stopped",
+            drained=drained,
+            left_queued=left,
+            drain_seconds=round(time.monotonic() - started, 3),
+            received=counts["events_received"],
+            applied=counts["events_applied"],
+            rejected=counts["events_rejected"],
+        )
         self._close()
         return drained
 
@@ -224,8 +258,12 @@ class StreamService:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.stop()
 
     # -- observability ------------------------------------------------------------------------
@@ -242,19 +280,24 @@ class StreamService:
         return self._follower is not None and self._follower.eof.is_set()
 
     def _counts(self) -> dict[str, int]:
-        return {name: self.metrics.get(name)
-                for name in ("events_received", "events_applied", "events_rejected")}
+        return {
+            name: self.metrics.get(name)
+            for name in ("events_received", "events_applied", "events_rejected")
+        }
 
     def status(self) -> dict[str, object]:
         """The /status document."""
         dispatcher = self._dispatcher
         stats = self.target.client.stats.snapshot()
         return {
-            "status": "draining" if self._stopped else
-            "running" if dispatcher is not None and not dispatcher.finished.is_set() else
-            "not sending (see the log)",
+            "status": "draining"
+            if self._stopped
+            else "running"
+            if dispatcher is not None and not dispatcher.finished.is_set()
+            else "not sending (see the log)",
             "uptime_seconds": round(time.monotonic() - self.started_at, 3)
-            if self.started_at else 0.0,
+            if self.started_at
+            else 0.0,
             "queue_depth": self.queue_depth,
             "oldest_event_age_seconds": self._oldest_age(),
             "pending_contacts": dispatcher.pending if dispatcher else 0,
@@ -262,8 +305,12 @@ class StreamService:
             "retry_in_seconds": round(dispatcher.retry_in, 3) if dispatcher else 0.0,
             "last_error": dispatcher.last_error if dispatcher else None,
             "metrics": self.metrics.snapshot(),
-            "hubspot": {"api_calls": stats["calls"], "rate_limited": stats["rate_limited"],
-                        "retries": stats["retries"], "daily_remaining": stats["daily_remaining"]},
+            "hubspot": {
+                "api_calls": stats["calls"],
+                "rate_limited": stats["rate_limited"],
+                "retries": stats["retries"],
+                "daily_remaining": stats["daily_remaining"],
+            },
             "max_queue": self.options.max_queue,
         }
 
@@ -277,10 +324,14 @@ class StreamService:
         dispatcher = self._dispatcher
         gauges = {
             "queue_depth": ("Events stored and not yet settled.", lambda: float(self.queue_depth)),
-            "pending_contacts": ("Contacts coalesced and waiting for their batch.",
-                                 lambda: float(dispatcher.pending if dispatcher else 0)),
-            "batches_in_flight": ("Batch upserts being sent now.",
-                                  lambda: float(dispatcher.in_flight if dispatcher else 0)),
+            "pending_contacts": (
+                "Contacts coalesced and waiting for their batch.",
+                lambda: float(dispatcher.pending if dispatcher else 0),
+            ),
+            "batches_in_flight": (
+                "Batch upserts being sent now.",
+                lambda: float(dispatcher.in_flight if dispatcher else 0),
+            ),
         }
         client_counters = {
             "api_calls": ("HubSpot API requests sent (every attempt).", int(stats["calls"])),

@@ -49,8 +49,11 @@ _WAKE = object()
 
 def _changes(batch: list[PendingContact]) -> list[ContactChange]:
     return [
-        ContactChange("update", c.email,
-                      tuple(ValueChange(name, None, value) for name, value in c.values.items()))
+        ContactChange(
+            "update",
+            c.email,
+            tuple(ValueChange(name, None, value) for name, value in c.values.items()),
+        )
         for c in batch
     ]
 
@@ -180,13 +183,23 @@ class Dispatcher:
                 try:
                     mapped = self.map_event(event)
                 except RecordRejected as error:
-                    self.rejects.write(stage="mapping", source=event.source, reason=error.reason,
-                                       record=event.payload)
+                    self.rejects.write(
+                        stage="mapping",
+                        source=event.source,
+                        reason=error.reason,
+                        record=event.payload,
+                    )
                     rejected.append(event.id)
                     continue
-                contact = PendingContact(mapped.email, event.source, dict(mapped.properties),
-                                         dict(mapped.audiences), [event.id], [event.received],
-                                         [event.payload])
+                contact = PendingContact(
+                    mapped.email,
+                    event.source,
+                    dict(mapped.properties),
+                    dict(mapped.audiences),
+                    [event.id],
+                    [event.received],
+                    [event.payload],
+                )
                 self._held += 1
                 if self.coalescer.add(contact, now):
                     self.metrics.add("events_coalesced")
@@ -199,8 +212,11 @@ class Dispatcher:
     def _send(self) -> None:
         now = time.monotonic()
         flush = self._stop_at is not None
-        while (self._in_flight < self.parallelism and now >= self._retry_at
-               and self.coalescer.due(now, self._busy, flush=flush)):
+        while (
+            self._in_flight < self.parallelism
+            and now >= self._retry_at
+            and self.coalescer.due(now, self._busy, flush=flush)
+        ):
             batch = self.coalescer.take(self._busy)
             self._busy.update(c.email for c in batch)
             self._in_flight += 1
@@ -243,11 +259,13 @@ class Dispatcher:
         outcome = settled.outcome
         accepted = [c for c in settled.batch if c.email in outcome.accepted]
         rejected = {change.email: reason for change, reason in outcome.rejected}
-        unanswered = [c for c in settled.batch
-                      if c.email not in outcome.accepted and c.email not in rejected]
+        unanswered = [
+            c for c in settled.batch if c.email not in outcome.accepted and c.email not in rejected
+        ]
         self.store.record(
-            ContactState(c.email, outcome.accepted[c.email].id, dict(c.properties),
-                         dict(c.audiences))
+            ContactState(
+                c.email, outcome.accepted[c.email].id, dict(c.properties), dict(c.audiences)
+            )
             for c in accepted
         )
         finished = time.time()
@@ -255,16 +273,25 @@ class Dispatcher:
         for contact in settled.batch:
             if contact.email in rejected:
                 for raw in contact.raw:
-                    self.rejects.write(stage="hubspot", source=contact.source, email=contact.email,
-                                       reason=f"HubSpot rejected {contact.email}: "
-                                              f"{rejected[contact.email]}", record=raw)
-        done_ids = [i for c in settled.batch if c.email in outcome.accepted or c.email in rejected
-                    for i in c.event_ids]
+                    self.rejects.write(
+                        stage="hubspot",
+                        source=contact.source,
+                        email=contact.email,
+                        reason=f"HubSpot rejected {contact.email}: {rejected[contact.email]}",
+                        record=raw,
+                    )
+        done_ids = [
+            i
+            for c in settled.batch
+            if c.email in outcome.accepted or c.email in rejected
+            for i in c.event_ids
+        ]
         self.events.delete(done_ids)
         self._held -= len(done_ids)
         self.metrics.add("events_applied", sum(len(c.event_ids) for c in accepted))
-        self.metrics.add("events_rejected",
-                         sum(len(c.event_ids) for c in settled.batch if c.email in rejected))
+        self.metrics.add(
+            "events_rejected", sum(len(c.event_ids) for c in settled.batch if c.email in rejected)
+        )
         self.metrics.add("batches_sent")
         self.metrics.observe_batch(len(settled.batch))
         self._failures = 0
@@ -284,5 +311,11 @@ class Dispatcher:
         if error is not None and not isinstance(error, HubSpotError):
             kind = f"internal {kind}"
         self.last_error = f"{kind}: {reason}"
-        self.log("batch_failed", level="warning", contacts=len(batch), error=kind,
-                 message=reason, retry_in_seconds=round(delay, 2))
+        self.log(
+            "batch_failed",
+            level="warning",
+            contacts=len(batch),
+            error=kind,
+            message=reason,
+            retry_in_seconds=round(delay, 2),
+        )
