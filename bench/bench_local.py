@@ -30,6 +30,7 @@ from common import (
 )
 
 from syncdsl.apply import apply_schema
+from syncdsl.desired import build_desired
 from syncdsl.emulator import Emulator
 from syncdsl.hubspot import HubSpotClient, RateBudget
 from syncdsl.lockfile import desired_lock, read_lock, write_lock
@@ -54,8 +55,8 @@ def setup(root: Path, size: int) -> None:
     """Generate the data, create the schema, and record every desired contact as applied."""
     write_workspace(root, size)
     spec = load_spec([root])
-    with Emulator(token=TOKEN, rate_limits=False, state_file=root / PORTAL) as emulator, \
-            StateStore.open(root) as store:
+    with Emulator(token=TOKEN, rate_limits=False, window_limit=1_000_000,
+                  state_file=root / PORTAL) as emulator, StateStore.open(root) as store:
         client = _client(emulator)
         store.bind(STATE_KEY)
         # A known, non-empty state: make_plan diffs against it instead of reading HubSpot.
@@ -78,6 +79,35 @@ def setup(root: Path, size: int) -> None:
         result.desired.close()
         client.close()
     change_first_names(root)
+
+
+#: Stages for --breakdown: what each measured subprocess runs instead of the whole plan.
+STAGES = {
+    "plan": "make_plan as syncdsl runs it",
+    "read_map": "build_desired and one pass over the desired contacts (no state, no diff)",
+    "state": "one pass over the state store (no sources, no diff)",
+    "plan_no_adopt": "make_plan with diff_contacts(adopt_unknown=False): no Adoption per "
+                     "unchanged contact",
+}
+
+
+def measure_stage(root: Path, stage: str) -> dict[str, float]:
+    """CPU seconds and peak RSS of one part of the plan, for the --breakdown table."""
+    if stage == "plan_no_adopt":
+        import syncdsl.planner as planner
+
+        original = planner.diff_contacts
+        planner.diff_contacts = lambda *a, **k: original(*a, **{**k, "adopt_unknown": False})
+        return measure(root, None)
+    cpu = time.process_time()
+    if stage == "read_map":
+        with build_desired(load_spec([root])) as desired:
+            count = sum(1 for _ in desired)
+    else:
+        with StateStore.open(root) as store:
+            count = sum(1 for _ in store.iter_contacts())
+    return {"count": count, "cpu": time.process_time() - cpu,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def measure(root: Path, profile_out: Path | None) -> dict[str, float]:
@@ -126,7 +156,17 @@ def _records(root: Path) -> int:
     return lines + rows
 
 
-def run_size(size: int, *, profile: bool) -> bool:
+def breakdown(root: Path, size: int, records: int) -> None:
+    heading(f"{size:,} profiles: where the time and memory go (one subprocess per stage)")
+    for stage, describe in STAGES.items():
+        figures = json.loads(_self(["--measure", str(root), "--stage", stage]).splitlines()[-1])
+        label = f"local_{_short(size)}.{stage}"
+        figure(f"{label}.cpu_seconds", f"{figures['cpu']:.2f}",
+               f"{records / figures['cpu']:,.0f} records/s; {describe}")
+        figure(f"{label}.peak_rss_mb", f"{figures['peak_mb']:.0f}")
+
+
+def run_size(size: int, *, profile: bool, stages: bool) -> bool:
     """Set up and measure one size in subprocesses; print its figures; True if both targets met."""
     with tempfile.TemporaryDirectory(prefix="syncdsl-bench-local-") as tmp:
         root = Path(tmp)
@@ -153,6 +193,8 @@ def run_size(size: int, *, profile: bool) -> bool:
         if profile:
             heading(f"{size:,} profiles: cProfile, top entries by own time")
             print(profile_out.read_text())
+        if stages:
+            breakdown(root, size, records)
         return rate >= TARGET_RATE and figures["peak_mb"] <= TARGET_RSS_MB
 
 
@@ -174,6 +216,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated profile counts")
     parser.add_argument("--quick", action="store_true", help="20,000 profiles: a smoke test")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top entries")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time reading+mapping, the state pass and a plan without "
+                             "adoptions, each in its own process")
+    parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--setup", nargs=2, metavar=("DIR", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--measure", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
@@ -182,12 +228,16 @@ def main() -> None:
         setup(Path(args.setup[0]), int(args.setup[1]))
         return
     if args.measure:
-        print(json.dumps(measure(Path(args.measure), args.profile_out)))
+        root = Path(args.measure)
+        if args.stage and args.stage != "plan":
+            print(json.dumps(measure_stage(root, args.stage)))
+        else:
+            print(json.dumps(measure(root, args.profile_out)))
         return
     sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     print(f"bench_local: read + map + diff, sizes {', '.join(f'{s:,}' for s in sizes)}")
     started = time.perf_counter()
-    met = [run_size(size, profile=args.profile) for size in sizes]
+    met = [run_size(size, profile=args.profile, stages=args.breakdown) for size in sizes]
     heading("summary")
     figure("local.targets_met", f"{sum(met)}/{len(met)}", "sizes meeting both targets")
     print(f"\nbench_local finished in {time.perf_counter() - started:.1f} s")

@@ -157,7 +157,9 @@ class Outcome:
 def _emulator(conditions: str, seed: int) -> RemoteEmulator:
     limited = conditions == "limited"
     return RemoteEmulator(
-        token=TOKEN, tier="professional", window_seconds=1.0, window_limit=19,
+        # Unlimited, the emulator still sends rate-limit headers (syncdsl obeys them): say a lot.
+        token=TOKEN, tier="professional", window_seconds=1.0,
+        window_limit=19 if limited else 1_000_000,
         rate_limits=limited, fail_rate=0.01 if limited else 0.0,
         reset_rate=0.005 if limited else 0.0, latency=0.02 if limited else 0.0, seed=seed,
     )
