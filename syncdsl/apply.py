@@ -15,7 +15,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from syncdsl.desired import SourceCounts
-from syncdsl.errors import HubSpotError, HubSpotRateLimitError, HubSpotValidationError, PlanError
+from syncdsl.errors import (
+    HubSpotConflictError,
+    HubSpotRateLimitError,
+    HubSpotValidationError,
+    PlanError,
+)
 from syncdsl.hubspot import HubSpotClient, UpsertResult
 from syncdsl.plan import (
     BATCH_SIZE,
@@ -25,6 +30,7 @@ from syncdsl.plan import (
     Rejection,
 )
 from syncdsl.planner import adoption_states
+from syncdsl.schema import PropertySchema
 from syncdsl.state import ContactState, StateStore
 
 Progress = Callable[[int], None]
@@ -81,12 +87,15 @@ def apply_schema(
     done = 0
     for change in changes:
         if change.action == "create_group" and change.group is not None:
-            client.create_property_group(change.group)
+            try:
+                client.create_property_group(change.group)
+            except HubSpotConflictError:
+                pass  # created since the plan (another run, or by hand): what we wanted exists
             store.record_schema(change.name, "group", {"label": change.group.label})
             done += 1
     creates = [c.definition for c in changes if c.action == "create_property" and c.definition]
     if creates:
-        client.batch_create_properties(creates)
+        _create_properties(client, creates)
         for prop in creates:
             store.record_schema(prop.name, "property", {"label": prop.label, "type": prop.type})
         done += len(creates)
@@ -103,6 +112,28 @@ def apply_schema(
         )
         done += 1
     return done
+
+
+def _create_properties(client: HubSpotClient, creates: list[PropertySchema]) -> None:
+    """Batch create; when some appeared since the plan (409), create only the still-missing ones.
+
+    One that appeared must be the same kind of property, or the plan no longer holds.
+    """
+    try:
+        client.batch_create_properties(creates)
+        return
+    except HubSpotConflictError:
+        pass
+    existing = {prop.name: prop for prop in client.list_properties()}
+    for prop in creates:
+        have = existing.get(prop.name)
+        if have is None:
+            client.create_property(prop)
+        elif (have.type, have.field_type) != (prop.type, prop.field_type):
+            raise PlanError(
+                f"HubSpot property {prop.name!r} was created by someone else since the plan, as "
+                f"{have.type}/{have.field_type}; make a new plan"
+            )
 
 
 def apply_contacts(
@@ -265,6 +296,7 @@ def execute(
     audience_properties = frozenset(
         plan.audience_properties + tuple(r.property for r in plan.removed_audiences)
     )
+    store.begin_apply(refreshed=plan.refreshed)
     try:
         report.schema_changes = apply_schema(client, store, plan.property_changes)
         if plan.adoptions:
@@ -279,8 +311,6 @@ def execute(
             report=report,
         )
         store.mark_applied()
-    except HubSpotError:
-        raise
     finally:
         report.elapsed = time.monotonic() - started
         report.api_calls = client.stats.calls - calls_before

@@ -88,6 +88,7 @@ class RejectedRecord:
     line: int
     reason: str
     raw: str
+    email: str | None = None  # when the identity was valid (the contact keeps its statuses)
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,9 @@ def _stage_source(
             email, values, statuses = map_row(fields)
         except RecordRejected as error:
             rejected.append(
-                RejectedRecord(name, record.file, record.line, error.reason, record.raw)
+                RejectedRecord(
+                    name, record.file, record.line, error.reason, record.raw, error.email
+                )
             )
             rejected_count += 1
             continue

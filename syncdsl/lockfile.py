@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tomli_w
 
-from syncdsl.errors import StateError
+from syncdsl.errors import PlanError, StateError
 from syncdsl.ir import AUDIENCE_STATUSES, Audience, Spec, derive_property_name
 
 LOCK_FILE = "syncdsl.lock"
@@ -74,7 +74,11 @@ def read_lock(root: Path) -> LockFile:
 
 
 def desired_lock(spec: Spec, current: LockFile) -> LockFile:
-    """The lock the configuration wants: known keys keep their property; new ones take their own."""
+    """The lock the configuration wants: known keys keep their property; new ones take their own.
+
+    Raises PlanError when two audiences (or a new one and one the lock still remembers) would
+    share one HubSpot property, which would mix their members.
+    """
     audiences: dict[str, LockedAudience] = {}
     for audience in spec.audiences:
         known = current.by_key(audience.key)
@@ -85,7 +89,29 @@ def desired_lock(spec: Spec, current: LockFile) -> LockFile:
             group=spec.destination.property_group,
             source=audience.source,
         )
+    _check_unique(audiences, current)
     return LockFile(audiences)
+
+
+def _check_unique(audiences: dict[str, LockedAudience], current: LockFile) -> None:
+    owners: dict[str, LockedAudience] = {}
+    remembered = [e for k, e in current.audiences.items() if k not in audiences]
+    for entry in [*audiences.values(), *remembered]:
+        other = owners.setdefault(entry.property, entry)
+        if other is not entry:
+            raise PlanError(
+                f"audiences {other.label!r} ({other.key}) and {entry.label!r} ({entry.key}) would "
+                f"both use the HubSpot property {entry.property!r} (syncdsl.lock binds each "
+                "audience to its property for good, across renames); give the new audience "
+                'its own name with `property = "..."`'
+            )
+
+
+def lock_after(spec: Spec, current: LockFile, *, keep: set[str]) -> LockFile:
+    """The lock apply writes: the configuration's audiences plus removed ones still `keep`-ing."""
+    wanted = desired_lock(spec, current)
+    kept = {key: entry for key, entry in current.audiences.items() if key in keep}
+    return LockFile({**kept, **wanted.audiences})
 
 
 def _explicit(audience: Audience) -> bool:

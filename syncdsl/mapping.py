@@ -35,8 +35,9 @@ TextGetter = Callable[[Mapping[str, object]], str]
 class RecordRejected(Exception):
     """A record that cannot become a contact; `reason` says why, for the rejects file."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, email: str | None = None) -> None:
         self.reason = reason
+        self.email = email  # known when the identity was valid but something else was not
         super().__init__(reason)
 
 
@@ -302,6 +303,15 @@ class ProfileMapper:
             email = normalize_email(raw_email)
         except InvalidEmail as error:
             raise RecordRejected(str(error)) from None
+        try:
+            return self._map_values(email, record)
+        except RecordRejected as error:
+            error.email = email
+            raise
+
+    def _map_values(
+        self, email: str, record: Mapping[str, object]
+    ) -> tuple[str, list[str | None], list[str | None]]:
         values: list[str | None] = []
         append = values.append
         for name, getter, prop in self._properties:

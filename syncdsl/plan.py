@@ -23,7 +23,8 @@ MEMBER_STATUSES = frozenset({"realized", "existing"})
 MANAGED_MARKER = "Managed by syncdsl"
 
 ContactAction = Literal["create", "update", "exit"]
-PropertyAction = Literal["create_group", "create_property", "add_options", "relabel", "regroup"]
+PropertyAction = Literal["create_group", "create_property", "add_options", "relabel"]
+RemovedDecision = Literal["keep", "exit", "forget"]
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,18 @@ class Rejection:
 
 @dataclass(frozen=True)
 class RemovedAudience:
-    """An audience in the lock file that the configuration no longer declares."""
+    """An audience in the lock file that the configuration no longer declares.
+
+    `decision`: keep (default: property, values and lock entry stay, the plan keeps asking),
+    exit (members set to exited, then dropped from the lock), forget (dropped from the lock,
+    HubSpot untouched).
+    """
 
     key: str
     property: str
     label: str
     members: int
-    exit_members: bool
+    decision: RemovedDecision
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,6 @@ class Fingerprint:
     lineage: str
     serial: int
     base_url: str
-    hubspot: str | None  # hash of the HubSpot values read by a refresh
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,15 @@ class PlanOptions:
     refresh: bool = False
     allow_mass_exit: bool = False
     exit_removed: bool = False
+    forget_removed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.exit_removed and self.forget_removed:
+            raise PlanError("choose one of --exit-removed and --forget-removed, not both")
+
+    @property
+    def removed_decision(self) -> RemovedDecision:
+        return "exit" if self.exit_removed else "forget" if self.forget_removed else "keep"
 
 
 @dataclass(frozen=True)
@@ -190,8 +204,13 @@ def diff_contact(
     *,
     schema: Mapping[str, PropertySchema],
     audience_properties: Iterable[str],
+    protected: bool = False,
 ) -> ContactChange | None:
-    """The change one contact needs, or None when it is up to date. Pure."""
+    """The change one contact needs, or None when it is up to date. Pure.
+
+    `protected`: a record for this email was rejected, so its absence from the desired contacts
+    says nothing about membership: its statuses are left as they are (no exit).
+    """
     changes: list[ValueChange] = []
     settled: dict[str, str] = {}
     if desired is not None:
@@ -210,7 +229,7 @@ def diff_contact(
         status_after = wanted.get(prop)
         if status_after is None or status_after == "exited":
             # Not (or no longer) a member: exit only someone HubSpot shows as a member.
-            if status_before in MEMBER_STATUSES:
+            if status_before in MEMBER_STATUSES and not (protected and status_after is None):
                 changes.append(ValueChange(prop, status_before, "exited"))
         elif status_before != status_after:
             changes.append(ValueChange(prop, status_before, status_after))
@@ -220,7 +239,7 @@ def diff_contact(
         return None
     if current is None and desired is None:
         return None
-    drift = _drifted(current)
+    drift = _drifted(current, schema)
     if current is None:
         action: ContactAction = "create"
     elif all(c.after == "exited" and c.property in audience_properties for c in changes):
@@ -238,11 +257,16 @@ def diff_contact(
     )
 
 
-def _drifted(current: CurrentContact | None) -> bool:
+def _drifted(current: CurrentContact | None, schema: Mapping[str, PropertySchema]) -> bool:
+    """HubSpot no longer holds a value syncdsl last applied (compared normalised)."""
     if current is None or current.last_applied is None:
         return False
     values = {**current.properties, **current.audiences}
-    return any(values.get(name) != value for name, value in current.last_applied.items())
+    return any(
+        normalize(values.get(name), schema.get(name)) != normalize(value, schema.get(name))
+        for name, value in current.last_applied.items()
+        if name in values
+    )
 
 
 def merge_join(
@@ -281,19 +305,33 @@ def diff_contacts(
     *,
     schema: Mapping[str, PropertySchema],
     audience_properties: tuple[str, ...],
+    counted_properties: tuple[str, ...] = (),
+    protected: frozenset[str] = frozenset(),
     adopt_unknown: bool,
 ) -> ContactDiff:
-    """Diff every contact (merge join on email). Pure."""
+    """Diff every contact (merge join on email). Pure.
+
+    `audience_properties` are diffed; members are counted for those and `counted_properties`
+    (removed audiences). `adopt_unknown` (refresh only): contacts already as desired in HubSpot
+    but unknown to the state become adoptions.
+    """
     changes: list[ContactChange] = []
     adoptions: list[Adoption] = []
     unchanged = 0
     tally = _Tally()
     for want, have in merge_join(desired, current):
         if have is not None:
-            for prop in audience_properties:
+            for prop in (*audience_properties, *counted_properties):
                 if have.audiences.get(prop) in MEMBER_STATUSES:
                     tally.members[prop] = tally.members.get(prop, 0) + 1
-        change = diff_contact(want, have, schema=schema, audience_properties=audience_properties)
+        email = want.email if want is not None else have.email  # type: ignore[union-attr]
+        change = diff_contact(
+            want,
+            have,
+            schema=schema,
+            audience_properties=audience_properties,
+            protected=email in protected,
+        )
         if change is not None:
             changes.append(change)
             for value in change.changes:

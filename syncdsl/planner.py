@@ -15,7 +15,6 @@ from syncdsl.plan import (
     BATCH_SIZE,
     MEMBER_STATUSES,
     Adoption,
-    ContactChange,
     CurrentContact,
     DesiredInput,
     Estimate,
@@ -71,7 +70,7 @@ def make_plan(
         groups=groups,
         current_lock=current_lock,
         desired_lock=desired_lock(spec, current_lock),
-        exit_removed=options.exit_removed,
+        removed_decision=options.removed_decision,
     )
     desired = build_desired(spec, schema_diff.schema)
     rename = {a.property: schema_diff.audience_properties[a.key] for a in spec.audiences}
@@ -80,7 +79,9 @@ def make_plan(
     diff_props = audience_props + (removed_props if options.exit_removed else ())
     mapped = tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
     known_state = store.base_url == base_url and not store.is_empty()
-    refresh = options.refresh or not known_state
+    # An interrupted apply of a refreshed plan held changes only HubSpot knows of (exits, drift):
+    # its resume must refresh too, or they would be lost.
+    refresh = options.refresh or not known_state or store.refresh_pending
     inputs = [_desired_input(contact, rename) for contact in desired] if refresh else None
     current: Iterable[CurrentContact]
     if refresh:
@@ -100,14 +101,13 @@ def make_plan(
         current,
         schema=schema_diff.schema,
         audience_properties=diff_props,
-        adopt_unknown=True,
+        counted_properties=removed_props,
+        protected=frozenset(r.email for r in desired.rejected if r.email),
+        adopt_unknown=refresh,
     )
     check_mass_exit(spec, contact_diff, schema_diff.audience_properties, options.allow_mass_exit)
     removed = tuple(
-        RemovedAudience(
-            r.key, r.property, r.label, contact_diff.members.get(r.property, 0), r.exit_members
-        )
-        for r in schema_diff.removed
+        replace(r, members=contact_diff.members.get(r.property, 0)) for r in schema_diff.removed
     )
     plan = Plan(
         property_changes=schema_diff.changes,
@@ -119,7 +119,7 @@ def make_plan(
         adoptions=contact_diff.adoptions,
         removed_audiences=removed,
         lock_changes=schema_diff.lock_changes,
-        warnings=tuple(desired.warnings) + _removed_warnings(removed),
+        warnings=(*desired.warnings, *_removed_warnings(removed), *_protected_warning(desired)),
         estimate=Estimate(
             read_calls=client.stats.calls - calls_before,
             schema_write_calls=_schema_calls(schema_diff),
@@ -131,7 +131,6 @@ def make_plan(
             lineage=store.lineage,
             serial=store.serial,
             base_url=base_url,
-            hubspot=_befores_hash(contact_diff.changes) if refresh else None,
         ),
         refreshed=refresh,
         audience_properties=audience_props,
@@ -240,23 +239,30 @@ def _schema_calls(diff: SchemaDiff) -> int:
     return others + (1 if creates else 0)
 
 
-def _befores_hash(changes: tuple[ContactChange, ...]) -> str:
-    digest = hashlib.sha256()
-    for change in changes:
-        for value in change.changes:
-            digest.update(f"{change.email}\0{value.property}\0{value.before}\n".encode())
-    return digest.hexdigest()
+_DECISIONS = {
+    "keep": "its property and its {members:,} members are left as they are in HubSpot and the lock "
+    "keeps it; choose with --exit-removed (set its members to exited) or --forget-removed (leave "
+    "HubSpot as it is and drop it from syncdsl.lock)",
+    "exit": "its {members:,} members will be set to exited, then it is dropped from syncdsl.lock",
+    "forget": "it is dropped from syncdsl.lock; its property and its {members:,} members are left "
+    "as they are in HubSpot",
+}
+
+
+def _protected_warning(desired: DesiredSet) -> tuple[str, ...]:
+    emails = {r.email for r in desired.rejected if r.email}
+    if not emails:
+        return ()
+    return (
+        f"{len(emails):,} contact(s) have a rejected record: their audience statuses are left as "
+        "they are (never exited because of a bad record) until the record is fixed",
+    )
 
 
 def _removed_warnings(removed: tuple[RemovedAudience, ...]) -> tuple[str, ...]:
     return tuple(
         f"audience {r.label!r} (property {r.property}) is no longer in the configuration: "
-        + (
-            f"its {r.members:,} members will be set to exited"
-            if r.exit_members
-            else "its property and values are left as they are in HubSpot; rerun with --exit-removed "
-            "to set its members to exited"
-        )
+        + _DECISIONS[r.decision].format(members=r.members)
         for r in removed
     )
 

@@ -44,7 +44,9 @@ def _contact_lines(change: ContactChange) -> list[str]:
     where = f"  ({', '.join(change.provenance)})" if change.provenance else ""
     drift = "  [drift: HubSpot differs from the last apply]" if change.drift else ""
     if change.action == "create":
-        lines = [f"+ {change.email}{where}"]
+        lines = [
+            f"+ {change.email}{where}" + ("  [drift: deleted in HubSpot]" if change.drift else "")
+        ]
         lines += [f"    {c.property}: {_value(c.after)}" for c in change.changes]
         return lines
     mark = "~" if change.action == "update" else "-"

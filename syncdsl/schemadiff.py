@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from syncdsl.errors import PlanError
 from syncdsl.ir import AUDIENCE_STATUSES, Spec
 from syncdsl.lockfile import LockFile
-from syncdsl.plan import MANAGED_MARKER, PropertyChange, RemovedAudience, audience_property_schema
+from syncdsl.plan import (
+    MANAGED_MARKER,
+    PropertyChange,
+    RemovedAudience,
+    RemovedDecision,
+    audience_property_schema,
+)
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
 
 
@@ -31,7 +37,7 @@ def diff_schema(
     groups: Sequence[PropertyGroup],
     current_lock: LockFile,
     desired_lock: LockFile,
-    exit_removed: bool,
+    removed_decision: RemovedDecision,
 ) -> SchemaDiff:
     """Compare the configuration's schema needs with HubSpot's schema; raise PlanError on conflicts."""
     existing = {prop.name: prop for prop in properties}
@@ -125,15 +131,16 @@ def diff_schema(
             "the configuration does not fit HubSpot's schema:\n  - " + "\n  - ".join(errors)
         )
     removed = tuple(
-        RemovedAudience(key, entry.property, entry.label, 0, exit_removed)
+        RemovedAudience(key, entry.property, entry.label, 0, removed_decision)
         for key, entry in sorted(current_lock.audiences.items())
         if key not in desired_lock.audiences
     )
+    kept = {r.key: current_lock.audiences[r.key] for r in removed if r.decision == "keep"}
     return SchemaDiff(
         changes=tuple(changes),
         audience_properties={key: entry.property for key, entry in desired_lock.audiences.items()},
         removed=removed,
-        lock_changes=lock_diff(current_lock, desired_lock),
+        lock_changes=lock_diff(current_lock, LockFile({**kept, **desired_lock.audiences})),
         schema=schema,
     )
 
@@ -183,6 +190,4 @@ def _group_label(name: str) -> str:
 
 
 def _with(prop: PropertySchema, **changes: object) -> PropertySchema:
-    from dataclasses import replace
-
     return replace(prop, **changes)  # type: ignore[arg-type]

@@ -9,13 +9,15 @@ from syncdsl.runtime import Target
 from syncdsl.state import StateStore
 from syncdsl.values import normalize
 
+_REMEDY = " Make a new plan with `syncdsl plan --out FILE` and review it."
+
 
 def check_fresh(
     plan: Plan, *, spec: Spec, store: StateStore, target: Target, configuration_hash: str
 ) -> None:
     """Raise PlanError naming why the saved plan no longer describes reality."""
     fingerprint = plan.fingerprint
-    remedy = " Make a new plan with `syncdsl plan --out FILE` and review it."
+    remedy = _REMEDY
     if fingerprint.configuration != configuration_hash:
         raise PlanError(
             "the saved plan is stale: the configuration or its data files changed "
@@ -36,9 +38,18 @@ def check_fresh(
 
 
 def _check_hubspot(plan: Plan, target: Target) -> None:
-    """Re-read the contacts the plan touches; their values must still be the plan's `before`."""
-    touched = [c for c in plan.contact_changes if c.changes]
-    names = sorted({v.property for c in touched for v in c.changes} | {"email"})
+    """Re-read the contacts the plan touches: every value it read (changed or already as desired,
+    which apply records in the state) must still be what HubSpot holds."""
+    schema = {prop.name: prop for prop in target.client.list_properties()}
+    touched = list(plan.contact_changes)
+    names = sorted(
+        {
+            "email",
+            *(v.property for c in touched for v in c.changes),
+            *(name for c in touched for name in c.settled),
+        }
+        & set(schema)
+    )
     for start in range(0, len(touched), BATCH_SIZE):
         batch = touched[start : start + BATCH_SIZE]
         found = target.client.batch_read_contacts_by_email([c.email for c in batch], names)
@@ -46,14 +57,14 @@ def _check_hubspot(plan: Plan, target: Target) -> None:
             contact = found.get(change.email)
             if contact is None and change.action != "create":
                 raise PlanError(
-                    f"the saved plan is stale: {change.email} no longer exists in "
-                    "HubSpot." + " Make a new plan with `syncdsl plan --out FILE`."
+                    f"the saved plan is stale: {change.email} no longer exists in HubSpot."
+                    + _REMEDY
                 )
-            for value in change.changes:
-                now = contact.properties.get(value.property) if contact else None
-                if normalize(now, None) != normalize(value.before, None):
+            read = {v.property: v.before for v in change.changes} | dict(change.settled)
+            for name, then in read.items():
+                now = contact.properties.get(name) if contact else None
+                if normalize(now, schema.get(name)) != normalize(then, schema.get(name)):
                     raise PlanError(
                         f"the saved plan is stale: HubSpot changed {change.email} since it was "
-                        f"made ({value.property}: {value.before!r} then, {now!r} now). Make a new "
-                        "plan with `syncdsl plan --out FILE`."
+                        f"made ({name}: {then!r} then, {now!r} now)." + _REMEDY
                     )

@@ -126,6 +126,16 @@ class StateStore:
     def last_apply(self) -> str | None:
         return self._meta("last_apply")
 
+    @property
+    def refresh_pending(self) -> bool:
+        """An apply of a refreshed plan did not finish: the next plan must refresh too."""
+        return self._meta("refresh_pending") == "1"
+
+    def begin_apply(self, *, refreshed: bool) -> None:
+        if refreshed:
+            with self.transaction():
+                self._set_meta("refresh_pending", "1")
+
     def is_empty(self) -> bool:
         return self._db.execute("SELECT 1 FROM contacts LIMIT 1").fetchone() is None
 
@@ -232,6 +242,7 @@ class StateStore:
     def mark_applied(self) -> None:
         with self.transaction():
             self._set_meta("last_apply", _now())
+            self._set_meta("refresh_pending", "0")
 
     def summary(self) -> StateSummary:
         return StateSummary(

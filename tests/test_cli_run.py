@@ -166,7 +166,10 @@ def test_kill_9_mid_apply_then_resume_loses_nothing(tmp_path: Path) -> None:
 
         resumed = run(ws, "apply", ".", "--auto-approve", "--json", check=True)
         report = json.loads(resumed.stdout)
-        assert report["created"] + report["updated"] == 3000 - journaled
+        # The resume refreshes (the first run's plan was a refresh): batches that reached HubSpot
+        # but not the journal before the kill are found up to date, not sent again.
+        sent_again = report["created"] + report["updated"]
+        assert 3000 - journaled - 2 * 100 <= sent_again <= 3000 - journaled
         total_batches = ws.emulator.count("contacts.batch_upsert")
         # Everything journaled is skipped; only batches in flight at the kill are sent twice.
         assert total_batches - 30 <= 2

@@ -13,7 +13,7 @@ from syncdsl.apply import ApplyReport, execute
 from syncdsl.cli import PathsArg, app, boundary
 from syncdsl.errors import PlanError
 from syncdsl.ir import Spec
-from syncdsl.lockfile import desired_lock, read_lock, write_lock
+from syncdsl.lockfile import lock_after, read_lock, write_lock
 from syncdsl.plan import Plan, PlanOptions
 from syncdsl.planfile import dumps, is_plan_file, load_plan, plan_to_dict, save_plan
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
@@ -39,7 +39,17 @@ AllowMassExit = Annotated[
 ExitRemoved = Annotated[
     bool,
     typer.Option(
-        "--exit-removed", help="Set members of audiences removed from the configuration to exited."
+        "--exit-removed",
+        help="Audiences removed from the configuration: set their members to exited, then drop "
+        "them from syncdsl.lock.",
+    ),
+]
+ForgetRemoved = Annotated[
+    bool,
+    typer.Option(
+        "--forget-removed",
+        help="Audiences removed from the configuration: leave HubSpot as it is and drop them "
+        "from syncdsl.lock.",
     ),
 ]
 Full = Annotated[
@@ -94,12 +104,16 @@ def plan(
     ] = False,
     allow_mass_exit: AllowMassExit = False,
     exit_removed: ExitRemoved = False,
+    forget_removed: ForgetRemoved = False,
     local: Local = False,
 ) -> None:
     """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
     spec = _load(paths)
     options = PlanOptions(
-        refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed
+        refresh=refresh,
+        allow_mass_exit=allow_mass_exit,
+        exit_removed=exit_removed,
+        forget_removed=forget_removed,
     )
     with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
         result = _plan(spec, target, store, options)
@@ -145,6 +159,7 @@ def apply(
     parallelism: Parallelism = 8,
     allow_mass_exit: AllowMassExit = False,
     exit_removed: ExitRemoved = False,
+    forget_removed: ForgetRemoved = False,
     rejects: RejectsOut = None,
     local: Local = False,
 ) -> None:
@@ -156,7 +171,10 @@ def apply(
         return
     spec = _load(paths)
     options = PlanOptions(
-        refresh=refresh, allow_mass_exit=allow_mass_exit, exit_removed=exit_removed
+        refresh=refresh,
+        allow_mass_exit=allow_mass_exit,
+        exit_removed=exit_removed,
+        forget_removed=forget_removed,
     )
     with (
         ApplyLock(spec.root),
@@ -167,24 +185,9 @@ def apply(
         the_plan = result.plan
         if not as_json:
             typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
-        if not the_plan.has_changes and not the_plan.adoptions:
-            report = ApplyReport(
-                unchanged=the_plan.unchanged,
-                rejected=list(the_plan.rejected),
-                inputs=list(the_plan.inputs),
-            )
-            _finish(
-                spec,
-                store,
-                target,
-                the_plan,
-                report,
-                as_json=as_json,
-                rejects=rejects,
-                desired=result,
-            )
-            return
-        if not auto_approve:
+        # Nothing to write to HubSpot or the lock: nothing to confirm (adoptions only touch
+        # the local state).
+        if the_plan.has_changes and not auto_approve:
             _confirm()
         report = _execute(the_plan, target, store, parallelism=parallelism, quiet=as_json)
         _finish(
@@ -261,12 +264,8 @@ def _finish(
     rejects: Path | None,
     desired: PlanResult | None,
 ) -> None:
-    store.bind(target.state_key)
-    if plan.adoptions and report.batches == 0 and not plan.contact_changes:
-        from syncdsl.planner import adoption_states
-
-        store.record(adoption_states(plan.adoptions))
-    write_lock(spec.root, desired_lock(spec, read_lock(spec.root)))
+    keep = {r.key for r in plan.removed_audiences if r.decision == "keep"}
+    write_lock(spec.root, lock_after(spec, read_lock(spec.root), keep=keep))
     path = rejects or state_dir(spec.root) / "rejects.jsonl"
     written = write_rejects(path, desired.desired if desired else None, report)
     if desired is not None:

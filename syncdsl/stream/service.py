@@ -12,7 +12,7 @@ from types import TracebackType
 from syncdsl.apply import apply_schema
 from syncdsl.errors import SyncdslError
 from syncdsl.ir import Spec
-from syncdsl.lockfile import desired_lock, read_lock, write_lock
+from syncdsl.lockfile import desired_lock, lock_after, read_lock, write_lock
 from syncdsl.mapping import MappedRecord, ProfileMapper, RecordRejected
 from syncdsl.runtime import Target
 from syncdsl.schema import PropertySchema
@@ -63,11 +63,11 @@ def ensure_schema(spec: Spec, target: Target, store: StateStore) -> dict[str, Pr
         groups=target.client.list_property_groups(),
         current_lock=current,
         desired_lock=wanted,
-        exit_removed=False,
+        removed_decision="keep",
     )
     store.bind(target.state_key)
     apply_schema(target.client, store, schema_diff.changes)
-    write_lock(spec.root, wanted)
+    write_lock(spec.root, lock_after(spec, current, keep={r.key for r in schema_diff.removed}))
     return schema_diff.schema
 
 
