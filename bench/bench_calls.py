@@ -41,26 +41,36 @@ def report_phase(name: str, phase: Phase, *, read_floor: int) -> None:
     reads = total(ops, CONTACT_READS)
     write_floor = floor_calls(phase.changed)
     heading(f"{name}: {phase.changed:,} contacts to change")
-    figure(f"{name}.write_calls", writes, f"floor {write_floor} (ceil(changed/100)), "
-           f"ratio {ratio(writes, write_floor)}")
+    figure(
+        f"{name}.write_calls",
+        writes,
+        f"floor {write_floor} (ceil(changed/100)), ratio {ratio(writes, write_floor)}",
+    )
     figure(f"{name}.read_calls", reads, f"floor {read_floor}, ratio {ratio(reads, read_floor)}")
     figure(f"{name}.schema_reads", total(ops, SCHEMA_READS), "properties + groups lists")
     figure(f"{name}.member_searches", total(ops, SEARCHES), "search pages for audience members")
     figure(f"{name}.schema_writes", total(ops, SCHEMA_WRITES))
-    figure(f"{name}.all_calls", sum(ops.values()),
-           f"plan {phase.plan_seconds:.2f} s, apply {phase.apply_seconds:.2f} s")
+    figure(
+        f"{name}.all_calls",
+        sum(ops.values()),
+        f"plan {phase.plan_seconds:.2f} s, apply {phase.apply_seconds:.2f} s",
+    )
 
 
 def run(size: int, *, parallelism: int) -> int:
     """Run the four phases; return the number of figures that missed their floor."""
     misses = 0
-    with tempfile.TemporaryDirectory(prefix="syncdsl-bench-calls-") as tmp, \
-            Emulator(token=TOKEN, rate_limits=False, window_limit=UNLIMITED, seed=7) as emulator:
+    with (
+        tempfile.TemporaryDirectory(prefix="syncdsl-bench-calls-") as tmp,
+        Emulator(token=TOKEN, rate_limits=False, window_limit=UNLIMITED, seed=7) as emulator,
+    ):
         root = Path(tmp)
         write_workspace(root, size)
         runner = Runner(root, emulator, parallelism=parallelism)
-        print(f"bench_calls: {size:,} profiles (specs/example.sync), emulator without rate limits "
-              "or faults")
+        print(
+            f"bench_calls: {size:,} profiles (specs/example.sync), emulator without rate limits "
+            "or faults"
+        )
 
         load = runner.run()
         # A first plan with no state reads HubSpot by email: one batch read per 100 desired.
@@ -77,8 +87,9 @@ def run(size: int, *, parallelism: int) -> int:
         same = runner.run()
         report_phase("no_change", same, read_floor=0)
         misses += _miss(same, 0)
-        contact_calls = total(same.plan_ops + same.apply_ops, CONTACT_READS + CONTACT_WRITES
-                              + ("contacts.search",))
+        contact_calls = total(
+            same.plan_ops + same.apply_ops, CONTACT_READS + CONTACT_WRITES + ("contacts.search",)
+        )
         figure("no_change.contact_calls", contact_calls, "a re-apply must spend none")
         misses += contact_calls != 0
 
@@ -98,8 +109,10 @@ def run(size: int, *, parallelism: int) -> int:
 
 def _miss(phase: Phase, read_floor: int) -> int:
     ops = phase.plan_ops + phase.apply_ops
-    return int(total(ops, CONTACT_WRITES) > floor_calls(phase.changed)
-               or total(ops, CONTACT_READS) > read_floor)
+    return int(
+        total(ops, CONTACT_WRITES) > floor_calls(phase.changed)
+        or total(ops, CONTACT_READS) > read_floor
+    )
 
 
 def _edit_in_portal(emulator: Emulator, root: Path) -> int:

@@ -55,8 +55,12 @@ def setup(root: Path, size: int) -> None:
     """Generate the data, create the schema, and record every desired contact as applied."""
     write_workspace(root, size)
     spec = load_spec([root])
-    with Emulator(token=TOKEN, rate_limits=False, window_limit=1_000_000,
-                  state_file=root / PORTAL) as emulator, StateStore.open(root) as store:
+    with (
+        Emulator(
+            token=TOKEN, rate_limits=False, window_limit=1_000_000, state_file=root / PORTAL
+        ) as emulator,
+        StateStore.open(root) as store,
+    ):
         client = _client(emulator)
         store.bind(STATE_KEY)
         # A known, non-empty state: make_plan diffs against it instead of reading HubSpot.
@@ -68,11 +72,14 @@ def setup(root: Path, size: int) -> None:
         states = []
         for number, change in enumerate(result.plan.contact_changes):
             values = {**change.settled, **change.properties}
-            states.append(ContactState(
-                change.email, str(number + 1),
-                {k: v for k, v in values.items() if k not in audiences},
-                {k: v for k, v in values.items() if k in audiences and v != "exited"},
-            ))
+            states.append(
+                ContactState(
+                    change.email,
+                    str(number + 1),
+                    {k: v for k, v in values.items() if k not in audiences},
+                    {k: v for k, v in values.items() if k in audiences and v != "exited"},
+                )
+            )
         store.record(states)
         store.forget([_DUMMY])
         store.mark_applied()
@@ -87,7 +94,7 @@ STAGES = {
     "read_map": "build_desired and one pass over the desired contacts (no state, no diff)",
     "state": "one pass over the state store (no sources, no diff)",
     "plan_no_adopt": "make_plan with diff_contacts(adopt_unknown=False): no Adoption per "
-                     "unchanged contact",
+    "unchanged contact",
 }
 
 
@@ -106,15 +113,20 @@ def measure_stage(root: Path, stage: str) -> dict[str, float]:
     else:
         with StateStore.open(root) as store:
             count = sum(1 for _ in store.iter_contacts())
-    return {"count": count, "cpu": time.process_time() - cpu,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "count": count,
+        "cpu": time.process_time() - cpu,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def measure(root: Path, profile_out: Path | None) -> dict[str, float]:
     """Plan against the state; return counts, CPU and wall seconds, and peak RSS."""
     spec = load_spec([root])
-    with Emulator(token=TOKEN, rate_limits=False, state_file=root / PORTAL) as emulator, \
-            StateStore.open(root) as store:
+    with (
+        Emulator(token=TOKEN, rate_limits=False, state_file=root / PORTAL) as emulator,
+        StateStore.open(root) as store,
+    ):
         client = _client(emulator)
         baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         profiler = cProfile.Profile() if profile_out else None
@@ -161,8 +173,11 @@ def breakdown(root: Path, size: int, records: int) -> None:
     for stage, describe in STAGES.items():
         figures = json.loads(_self(["--measure", str(root), "--stage", stage]).splitlines()[-1])
         label = f"local_{_short(size)}.{stage}"
-        figure(f"{label}.cpu_seconds", f"{figures['cpu']:.2f}",
-               f"{records / figures['cpu']:,.0f} records/s; {describe}")
+        figure(
+            f"{label}.cpu_seconds",
+            f"{figures['cpu']:.2f}",
+            f"{records / figures['cpu']:,.0f} records/s; {describe}",
+        )
         figure(f"{label}.peak_rss_mb", f"{figures['peak_mb']:.0f}")
 
 
@@ -179,17 +194,28 @@ def run_size(size: int, *, profile: bool, stages: bool) -> bool:
         records = _records(root)
         rate = records / figures["cpu"]
         label = f"local_{_short(size)}"
-        heading(f"{size:,} profiles: incremental plan against a state of every contact "
-                f"(setup {setup_seconds:.0f} s, not measured)")
+        heading(
+            f"{size:,} profiles: incremental plan against a state of every contact "
+            f"(setup {setup_seconds:.0f} s, not measured)"
+        )
         figure(f"{label}.records", f"{records:,}", "profile lines + upload rows")
-        figure(f"{label}.desired_contacts", f"{int(figures['desired']):,}",
-               f"{int(figures['changes']):,} to change, {int(figures['unchanged']):,} unchanged, "
-               f"{int(figures['adoptions']):,} adoptions")
-        figure(f"{label}.plan_cpu_seconds", f"{figures['cpu']:.2f}",
-               f"wall {figures['wall']:.2f} s, {int(figures['read_calls'])} HubSpot calls")
+        figure(
+            f"{label}.desired_contacts",
+            f"{int(figures['desired']):,}",
+            f"{int(figures['changes']):,} to change, {int(figures['unchanged']):,} unchanged, "
+            f"{int(figures['adoptions']):,} adoptions",
+        )
+        figure(
+            f"{label}.plan_cpu_seconds",
+            f"{figures['cpu']:.2f}",
+            f"wall {figures['wall']:.2f} s, {int(figures['read_calls'])} HubSpot calls",
+        )
         figure(f"{label}.profiles_per_s_core", f"{rate:,.0f}", f"target >= {TARGET_RATE:,}")
-        figure(f"{label}.peak_rss_mb", f"{figures['peak_mb']:.0f}",
-               f"target <= {TARGET_RSS_MB} (before planning: {figures['baseline_mb']:.0f} MB)")
+        figure(
+            f"{label}.peak_rss_mb",
+            f"{figures['peak_mb']:.0f}",
+            f"target <= {TARGET_RSS_MB} (before planning: {figures['baseline_mb']:.0f} MB)",
+        )
         if profile:
             heading(f"{size:,} profiles: cProfile, top entries by own time")
             print(profile_out.read_text())
@@ -203,8 +229,9 @@ def _short(size: int) -> str:
 
 
 def _self(args: list[str]) -> str:
-    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
         raise SystemExit(f"bench_local: subprocess {args[0]} failed")
@@ -216,9 +243,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated profile counts")
     parser.add_argument("--quick", action="store_true", help="20,000 profiles: a smoke test")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top entries")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="also time reading+mapping, the state pass and a plan without "
-                             "adoptions, each in its own process")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time reading+mapping, the state pass and a plan without "
+        "adoptions, each in its own process",
+    )
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--setup", nargs=2, metavar=("DIR", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--measure", metavar="DIR", help=argparse.SUPPRESS)

@@ -47,21 +47,34 @@ class BlindBudget(RateBudget):
 
 def variants(limit: int, window: float) -> list[Variant]:
     return [
-        Variant("matched", f"RateBudget(limit={limit}, window_seconds={window})",
-                lambda: RateBudget(limit=limit, window_seconds=window)),
-        Variant("tier", "RateBudget.for_tier('professional'): 190/10 s, corrected by headers",
-                lambda: RateBudget.for_tier("professional")),
-        Variant("too_high", f"RateBudget(limit={limit * 2}, window_seconds={window}): twice "
-                "the real limit, corrected by headers",
-                lambda: RateBudget(limit=limit * 2, window_seconds=window)),
-        Variant("too_high_blind", f"BlindBudget(limit={limit * 2}, window_seconds={window}): "
-                "twice the real limit, headers ignored, so 429s decide",
-                lambda: BlindBudget(limit=limit * 2, window_seconds=window)),
+        Variant(
+            "matched",
+            f"RateBudget(limit={limit}, window_seconds={window})",
+            lambda: RateBudget(limit=limit, window_seconds=window),
+        ),
+        Variant(
+            "tier",
+            "RateBudget.for_tier('professional'): 190/10 s, corrected by headers",
+            lambda: RateBudget.for_tier("professional"),
+        ),
+        Variant(
+            "too_high",
+            f"RateBudget(limit={limit * 2}, window_seconds={window}): twice "
+            "the real limit, corrected by headers",
+            lambda: RateBudget(limit=limit * 2, window_seconds=window),
+        ),
+        Variant(
+            "too_high_blind",
+            f"BlindBudget(limit={limit * 2}, window_seconds={window}): "
+            "twice the real limit, headers ignored, so 429s decide",
+            lambda: BlindBudget(limit=limit * 2, window_seconds=window),
+        ),
     ]
 
 
-def earliest_finish(stamps: list[float], start: float, calls: int, limit: int,
-                    window: float) -> float:
+def earliest_finish(
+    stamps: list[float], start: float, calls: int, limit: int, window: float
+) -> float:
     """When the last of `calls` sends can be admitted at the earliest, given the sends already in
     the rolling window at `start` (greedy: each send as soon as the window allows)."""
     admitted = sorted(s for s in stamps if s > start - window)
@@ -73,13 +86,22 @@ def earliest_finish(stamps: list[float], start: float, calls: int, limit: int,
     return at - start
 
 
-def run_variant(variant: Variant, batches: int, *, limit: int, window: float, latency: float,
-                parallelism: int) -> int:
+def run_variant(
+    variant: Variant, batches: int, *, limit: int, window: float, latency: float, parallelism: int
+) -> int:
     """Run one large apply; print its figures; return 1 if the end state is wrong."""
     size = batches * PROFILES_PER_BATCH
-    with tempfile.TemporaryDirectory(prefix="syncdsl-bench-rate-") as tmp, \
-            RemoteEmulator(token=TOKEN, tier="professional", window_seconds=window,
-                           window_limit=limit, latency=latency, seed=11) as emulator:
+    with (
+        tempfile.TemporaryDirectory(prefix="syncdsl-bench-rate-") as tmp,
+        RemoteEmulator(
+            token=TOKEN,
+            tier="professional",
+            window_seconds=window,
+            window_limit=limit,
+            latency=latency,
+            seed=11,
+        ) as emulator,
+    ):
         root = write_workspace(Path(tmp), size)
         runner = Runner(root, emulator, budget=variant.budget, parallelism=parallelism)
         window_at_apply: list[float] = []
@@ -96,17 +118,32 @@ def run_variant(variant: Variant, batches: int, *, limit: int, window: float, la
         wrong = end_state_mismatches(emulator, desired_end_state(root))
         name = variant.name
         heading(f"{name}: {variant.describe}")
-        figure(f"{name}.apply_calls", calls,
-               f"admitted: {total(phase.apply_ops, CONTACT_WRITES)} contact upserts (incl. "
-               f"{refused} refused with 429) + schema writes")
-        figure(f"{name}.apply_seconds", f"{phase.apply_seconds:.2f}",
-               f"ideal calls/rate {ideal:.2f} s; tightest from the window at start {tightest:.2f} s")
-        figure(f"{name}.ratio_ideal", f"{phase.apply_seconds / ideal:.3f}",
-               "apply wall time / (calls / allowed rate), target <= 1.03")
-        figure(f"{name}.ratio_tightest", f"{phase.apply_seconds / tightest:.3f}",
-               "apply wall time / earliest possible finish")
-        figure(f"{name}.plan_ratio", f"{phase.plan_seconds / (plan_calls / rate):.3f}",
-               f"plan: {plan_calls} reads in {phase.plan_seconds:.2f} s (sequential)")
+        figure(
+            f"{name}.apply_calls",
+            calls,
+            f"admitted: {total(phase.apply_ops, CONTACT_WRITES)} contact upserts (incl. "
+            f"{refused} refused with 429) + schema writes",
+        )
+        figure(
+            f"{name}.apply_seconds",
+            f"{phase.apply_seconds:.2f}",
+            f"ideal calls/rate {ideal:.2f} s; tightest from the window at start {tightest:.2f} s",
+        )
+        figure(
+            f"{name}.ratio_ideal",
+            f"{phase.apply_seconds / ideal:.3f}",
+            "apply wall time / (calls / allowed rate), target <= 1.03",
+        )
+        figure(
+            f"{name}.ratio_tightest",
+            f"{phase.apply_seconds / tightest:.3f}",
+            "apply wall time / earliest possible finish",
+        )
+        figure(
+            f"{name}.plan_ratio",
+            f"{phase.plan_seconds / (plan_calls / rate):.3f}",
+            f"plan: {plan_calls} reads in {phase.plan_seconds:.2f} s (sequential)",
+        )
         figure(f"{name}.responses_429", too_many, "plan + apply")
         figure(f"{name}.retries", runner.client.stats.retries if runner.client else 0)
         figure(f"{name}.wrong_contacts", wrong, f"of {phase.plan.unchanged + phase.changed:,}")
@@ -120,19 +157,29 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=1.0, help="window seconds (1.0)")
     parser.add_argument("--latency", type=float, default=0.02, help="emulator latency, s")
     parser.add_argument("--parallelism", type=int, default=8)
-    parser.add_argument("--variant", action="append", help="matched, tier, too_high, too_high_blind (default: all)")
+    parser.add_argument(
+        "--variant", action="append", help="matched, tier, too_high, too_high_blind (default: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="20 batches, matched + too_high_blind")
     args = parser.parse_args()
     batches = 20 if args.quick else args.batches
     chosen = args.variant or (["matched", "too_high_blind"] if args.quick else None)
-    print(f"bench_rate: {batches} batches against {args.limit} requests per {args.window:g} s, "
-          f"latency {args.latency * 1000:.0f} ms, parallelism {args.parallelism}")
+    print(
+        f"bench_rate: {batches} batches against {args.limit} requests per {args.window:g} s, "
+        f"latency {args.latency * 1000:.0f} ms, parallelism {args.parallelism}"
+    )
     started = time.perf_counter()
     wrong = 0
     for variant in variants(args.limit, args.window):
         if chosen is None or variant.name in chosen:
-            wrong += run_variant(variant, batches, limit=args.limit, window=args.window,
-                                 latency=args.latency, parallelism=args.parallelism)
+            wrong += run_variant(
+                variant,
+                batches,
+                limit=args.limit,
+                window=args.window,
+                latency=args.latency,
+                parallelism=args.parallelism,
+            )
     heading("summary")
     figure("rate.wrong_end_states", wrong, "variants that did not reach the desired state")
     print(f"\nbench_rate finished in {time.perf_counter() - started:.1f} s")

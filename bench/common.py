@@ -10,10 +10,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import Any
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -38,8 +38,12 @@ CONTACT_READS = ("contacts.batch_read", "contacts.list", "contacts.get")
 SEARCHES = ("contacts.search",)
 CONTACT_WRITES = ("contacts.batch_upsert", "contacts.batch_create", "contacts.batch_update")
 SCHEMA_READS = ("properties.list", "groups.list", "properties.get")
-SCHEMA_WRITES = ("properties.create", "properties.batch_create", "properties.update",
-                 "groups.create")
+SCHEMA_WRITES = (
+    "properties.create",
+    "properties.batch_create",
+    "properties.update",
+    "groups.create",
+)
 
 
 def figure(key: str, value: object, detail: str = "") -> None:
@@ -193,9 +197,15 @@ class Phase:
 class Runner:
     """A workspace bound to an emulator, driving make_plan + execute exactly as `syncdsl apply`."""
 
-    def __init__(self, root: Path, emulator: AnyEmulator, *,
-                 budget: Callable[[], RateBudget] | None = None, parallelism: int = 8,
-                 backoff_base: float = 0.5) -> None:
+    def __init__(
+        self,
+        root: Path,
+        emulator: AnyEmulator,
+        *,
+        budget: Callable[[], RateBudget] | None = None,
+        parallelism: int = 8,
+        backoff_base: float = 0.5,
+    ) -> None:
         self.root = root
         self.emulator = emulator
         self.budget = budget
@@ -205,22 +215,35 @@ class Runner:
 
     def new_client(self) -> HubSpotClient:
         # Each run is a new process in real use: a fresh budget (the headers correct it).
-        budget = self.budget() if self.budget else RateBudget(
-            limit=1_000_000, window_seconds=1.0, search_per_second=1_000_000)
-        return HubSpotClient(self.emulator.base_url, TOKEN, budget=budget,
-                             backoff_base=self.backoff_base,
-                             pool_size=max(self.parallelism, 4))
+        budget = (
+            self.budget()
+            if self.budget
+            else RateBudget(limit=1_000_000, window_seconds=1.0, search_per_second=1_000_000)
+        )
+        return HubSpotClient(
+            self.emulator.base_url,
+            TOKEN,
+            budget=budget,
+            backoff_base=self.backoff_base,
+            pool_size=max(self.parallelism, 4),
+        )
 
-    def run(self, *, refresh: bool = False, apply: bool = True,
-            before_apply: Callable[[], None] | None = None) -> Phase:
+    def run(
+        self,
+        *,
+        refresh: bool = False,
+        apply: bool = True,
+        before_apply: Callable[[], None] | None = None,
+    ) -> Phase:
         spec = load_spec([self.root])
         client = self.client = self.new_client()
         base_url = self.emulator.base_url
         with StateStore.open(spec.root) as store:
             mark = len(request_log(self.emulator))
             started = time.perf_counter()
-            result = make_plan(spec, client, store, base_url=base_url,
-                               options=PlanOptions(refresh=refresh))
+            result = make_plan(
+                spec, client, store, base_url=base_url, options=PlanOptions(refresh=refresh)
+            )
             plan_seconds = time.perf_counter() - started
             plan_ops = operations(self.emulator, mark)
             report = None
@@ -238,8 +261,16 @@ class Runner:
             apply_statuses = statuses(self.emulator, mark)
         result.desired.close()
         client.close()
-        return Phase(result.plan, report, plan_ops, apply_ops, plan_seconds, apply_seconds,
-                     apply_statuses, apply_started)
+        return Phase(
+            result.plan,
+            report,
+            plan_ops,
+            apply_ops,
+            plan_seconds,
+            apply_seconds,
+            apply_statuses,
+            apply_started,
+        )
 
 
 def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
@@ -261,8 +292,7 @@ def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
     return wanted
 
 
-def end_state_mismatches(emulator: AnyEmulator,
-                         wanted: dict[str, dict[str, str | None]]) -> int:
+def end_state_mismatches(emulator: AnyEmulator, wanted: dict[str, dict[str, str | None]]) -> int:
     """How many desired contacts HubSpot does not hold as desired (missing or a wrong value)."""
     held = {}
     for record in emulator.all_contacts():

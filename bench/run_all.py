@@ -40,8 +40,9 @@ def run(bench: Bench, *, quick: bool) -> tuple[int, str, float]:
     script = BENCH_DIR / bench.script
     args = bench.quick if quick else bench.default
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, check=False
+    )
     output = result.stdout + (result.stderr if result.returncode else "")
     return result.returncode, output, time.perf_counter() - started
 
@@ -58,11 +59,17 @@ def figures(output: str) -> list[tuple[str, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="every benchmark in --quick mode")
-    parser.add_argument("--only", action="append", help="run only these (calls, rate, local, "
-                        "peer, sources, stream); repeatable")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="run only these (calls, rate, local, peer, sources, stream); repeatable",
+    )
     args = parser.parse_args()
-    chosen = [b for b in BENCHES if (args.only is None or b.name in args.only)
-              and (BENCH_DIR / b.script).exists()]
+    chosen = [
+        b
+        for b in BENCHES
+        if (args.only is None or b.name in args.only) and (BENCH_DIR / b.script).exists()
+    ]
     results: dict[str, tuple[int, str, float]] = {}
     for bench in chosen:
         mode = bench.quick if args.quick else bench.default

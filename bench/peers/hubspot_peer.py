@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (  # noqa: E402
+from common import (
     CONTACT_READS,
     CONTACT_WRITES,
     TOKEN,
@@ -41,7 +41,7 @@ from common import (  # noqa: E402
     write_workspace,
 )
 
-from syncdsl.hubspot import RateBudget  # noqa: E402
+from syncdsl.hubspot import RateBudget
 
 try:
     from hubspot import HubSpot
@@ -55,8 +55,10 @@ try:
 except ImportError:  # the benchmark-only dependency is absent
     HubSpot = None
 
-SKIP_MESSAGE = ("SKIP: hubspot-api-client is not installed; the peer benchmark needs it "
-                "(`pip install hubspot-api-client`, for the benchmark only)")
+SKIP_MESSAGE = (
+    "SKIP: hubspot-api-client is not installed; the peer benchmark needs it "
+    "(`pip install hubspot-api-client`, for the benchmark only)"
+)
 Wanted = dict[str, dict[str, str | None]]
 
 
@@ -103,7 +105,8 @@ def peer_sync(client: Any, wanted: Wanted) -> PeerResult:
 
 def _read(client: Any, emails: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     body = BatchReadInputSimplePublicObjectId(
-        id_property="email", properties=names,
+        id_property="email",
+        properties=names,
         inputs=[SimplePublicObjectId(id=email) for email in emails],
     )
     response = client.crm.contacts.batch_api.read(batch_read_input_simple_public_object_id=body)
@@ -115,13 +118,16 @@ def _read(client: Any, emails: list[str], names: list[str]) -> dict[str, dict[st
 
 
 def _upsert(client: Any, rows: list[tuple[str, dict[str, str | None]]]) -> None:
-    body = BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-        SimplePublicObjectBatchInputUpsert(
-            id=email, id_property="email",
-            properties={k: v for k, v in values.items() if v is not None},
-        )
-        for email, values in rows
-    ])
+    body = BatchInputSimplePublicObjectBatchInputUpsert(
+        inputs=[
+            SimplePublicObjectBatchInputUpsert(
+                id=email,
+                id_property="email",
+                properties={k: v for k, v in values.items() if v is not None},
+            )
+            for email, values in rows
+        ]
+    )
     client.crm.contacts.batch_api.upsert(batch_input_simple_public_object_batch_input_upsert=body)
 
 
@@ -158,15 +164,26 @@ def _emulator(conditions: str, seed: int) -> RemoteEmulator:
     limited = conditions == "limited"
     return RemoteEmulator(
         # Unlimited, the emulator still sends rate-limit headers (syncdsl obeys them): say a lot.
-        token=TOKEN, tier="professional", window_seconds=1.0,
+        token=TOKEN,
+        tier="professional",
+        window_seconds=1.0,
         window_limit=19 if limited else 1_000_000,
-        rate_limits=limited, fail_rate=0.01 if limited else 0.0,
-        reset_rate=0.005 if limited else 0.0, latency=0.02 if limited else 0.0, seed=seed,
+        rate_limits=limited,
+        fail_rate=0.01 if limited else 0.0,
+        reset_rate=0.005 if limited else 0.0,
+        latency=0.02 if limited else 0.0,
+        seed=seed,
     )
 
 
-def _outcome(emulator: AnyEmulator, mark: int, seconds: float, failures: int,
-             wanted: Wanted, errors: str = "") -> Outcome:
+def _outcome(
+    emulator: AnyEmulator,
+    mark: int,
+    seconds: float,
+    failures: int,
+    wanted: Wanted,
+    errors: str = "",
+) -> Outcome:
     ops = operations(emulator, mark)
     return Outcome(
         calls=sum(ops.values()),
@@ -210,16 +227,18 @@ def copy_schema(source: AnyEmulator, target: AnyEmulator, names: list[str]) -> N
             target.create_property(definition)
 
 
-def run_peer(emulator: AnyEmulator, wanted: dict[str, Wanted], *,
-             readme_retry: bool) -> dict[str, Outcome]:
+def run_peer(
+    emulator: AnyEmulator, wanted: dict[str, Wanted], *, readme_retry: bool
+) -> dict[str, Outcome]:
     client = make_client(emulator.base_url, TOKEN, readme_retry=readme_retry)
     outcomes = {}
     for phase, target in wanted.items():
         mark = len(request_log(emulator))
         result = peer_sync(client, target)
         errors = ", ".join(f"{name} x{count}" for name, count in result.exceptions.items())
-        outcomes[phase] = _outcome(emulator, mark, result.seconds,
-                                   sum(result.exceptions.values()), target, errors)
+        outcomes[phase] = _outcome(
+            emulator, mark, result.seconds, sum(result.exceptions.values()), target, errors
+        )
     return outcomes
 
 
@@ -235,28 +254,46 @@ def compare(size: int, conditions: str) -> None:
                 with _emulator(conditions, 5) as theirs:
                     copy_schema(ours, theirs, names)
                     peers[readme_retry] = run_peer(theirs, wanted, readme_retry=readme_retry)
-    describe = ("Professional ratio 19 requests/1 s, 1% 5xx, 0.5% dropped connections, 20 ms"
-                if conditions == "limited" else "no rate limit, no faults")
+    describe = (
+        "Professional ratio 19 requests/1 s, 1% 5xx, 0.5% dropped connections, 20 ms"
+        if conditions == "limited"
+        else "no rate limit, no faults"
+    )
     heading(f"syncdsl vs hubspot-api-client, {size:,} profiles, {describe}")
-    print(f"  {'phase':<12} {'who':<18} {'calls':>6} {'reads':>6} {'writes':>6} {'seconds':>8} "
-          f"{'429s':>5} {'fails':>5} {'wrong':>6}  exceptions")
+    print(
+        f"  {'phase':<12} {'who':<18} {'calls':>6} {'reads':>6} {'writes':>6} {'seconds':>8} "
+        f"{'429s':>5} {'fails':>5} {'wrong':>6}  exceptions"
+    )
     for phase, ours_outcome in mine.items():
-        rows = [("syncdsl", ours_outcome), ("peer", peers[False][phase]),
-                ("peer+README retry", peers[True][phase])]
+        rows = [
+            ("syncdsl", ours_outcome),
+            ("peer", peers[False][phase]),
+            ("peer+README retry", peers[True][phase]),
+        ]
         for who, o in rows:
-            print(f"  {phase:<12} {who:<18} {o.calls:>6} {o.contact_reads:>6} "
-                  f"{o.contact_writes:>6} {o.seconds:>8.2f} {o.responses_429:>5} "
-                  f"{o.failures:>5} {o.wrong:>6}  {o.errors}".rstrip())
+            print(
+                f"  {phase:<12} {who:<18} {o.calls:>6} {o.contact_reads:>6} "
+                f"{o.contact_writes:>6} {o.seconds:>8.2f} {o.responses_429:>5} "
+                f"{o.failures:>5} {o.wrong:>6}  {o.errors}".rstrip()
+            )
     for phase, ours_outcome in mine.items():
         theirs = peers[False][phase]
         key = f"peer_{conditions}.{phase}"
-        figure(f"{key}.calls_ratio", _ratio(theirs.calls, ours_outcome.calls),
-               f"peer calls / syncdsl calls ({theirs.calls} / {ours_outcome.calls})")
-        figure(f"{key}.time_ratio", _ratio(theirs.seconds, ours_outcome.seconds),
-               f"peer seconds / syncdsl seconds ({theirs.seconds:.2f} / "
-               f"{ours_outcome.seconds:.2f})")
-        figure(f"{key}.wrong", f"{ours_outcome.wrong}/{theirs.wrong}",
-               "contacts not as desired afterwards: syncdsl / peer")
+        figure(
+            f"{key}.calls_ratio",
+            _ratio(theirs.calls, ours_outcome.calls),
+            f"peer calls / syncdsl calls ({theirs.calls} / {ours_outcome.calls})",
+        )
+        figure(
+            f"{key}.time_ratio",
+            _ratio(theirs.seconds, ours_outcome.seconds),
+            f"peer seconds / syncdsl seconds ({theirs.seconds:.2f} / {ours_outcome.seconds:.2f})",
+        )
+        figure(
+            f"{key}.wrong",
+            f"{ours_outcome.wrong}/{theirs.wrong}",
+            "contacts not as desired afterwards: syncdsl / peer",
+        )
 
 
 def _ratio(theirs: float, ours: float) -> str:
@@ -269,15 +306,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10_000, help="profiles (default 10,000)")
     parser.add_argument("--quick", action="store_true", help="1,000 profiles: a smoke test")
-    parser.add_argument("--conditions", choices=["clean", "limited", "both"], default="both",
-                        help="clean: no limits or faults; limited: 19/1 s plus faults")
+    parser.add_argument(
+        "--conditions",
+        choices=["clean", "limited", "both"],
+        default="both",
+        help="clean: no limits or faults; limited: 19/1 s plus faults",
+    )
     args = parser.parse_args()
     if not available():
         print(SKIP_MESSAGE)
         return
     size = 1_000 if args.quick else args.size
     started = time.perf_counter()
-    for conditions in (["clean", "limited"] if args.conditions == "both" else [args.conditions]):
+    for conditions in ["clean", "limited"] if args.conditions == "both" else [args.conditions]:
         compare(size, conditions)
     print(f"\nhubspot_peer finished in {time.perf_counter() - started:.1f} s")
 
