@@ -93,19 +93,11 @@ STAGES = {
     "plan": "make_plan as syncdsl runs it",
     "read_map": "build_desired and one pass over the desired contacts (no state, no diff)",
     "state": "one pass over the state store (no sources, no diff)",
-    "plan_no_adopt": "make_plan with diff_contacts(adopt_unknown=False): no Adoption per "
-    "unchanged contact",
 }
 
 
 def measure_stage(root: Path, stage: str) -> dict[str, float]:
     """CPU seconds and peak RSS of one part of the plan, for the --breakdown table."""
-    if stage == "plan_no_adopt":
-        import syncdsl.planner as planner
-
-        original = planner.diff_contacts
-        planner.diff_contacts = lambda *a, **k: original(*a, **{**k, "adopt_unknown": False})
-        return measure(root, None)
     cpu = time.process_time()
     if stage == "read_map":
         with build_desired(load_spec([root])) as desired:
