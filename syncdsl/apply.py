@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from syncdsl.desired import SourceCounts
 from syncdsl.errors import (
     HubSpotConflictError,
-    HubSpotRateLimitError,
+    HubSpotError,
     HubSpotValidationError,
     PlanError,
 )
@@ -51,7 +51,15 @@ class ApplyReport:
     api_calls: int = 0
     batches: int = 0
     elapsed: float = 0.0
-    stopped: str | None = None  # why apply stopped early (daily limit, ...), resumable
+    stopped: str | None = None  # why apply stopped early (daily limit, ...): rerun to resume
+
+    def stopped_error(self) -> PlanError | None:
+        if self.stopped is None:
+            return None
+        return PlanError(
+            f"apply stopped: {self.stopped}\nEvery batch HubSpot accepted is saved in the state; "
+            "run `syncdsl apply` again to resume where it stopped."
+        )
 
     @property
     def rate(self) -> float:
@@ -164,7 +172,9 @@ def apply_contacts(
                     batch = in_flight.pop(future)
                     try:
                         outcome = future.result()
-                    except HubSpotRateLimitError as error:
+                    except HubSpotError as error:
+                        # Rate limits outlasted, HubSpot down, token revoked...: stop sending,
+                        # keep what was accepted (journaled), report, and let a rerun resume.
                         report.stopped = str(error)
                         continue
                     _journal(store, batch, outcome, report, audience_properties)
@@ -174,11 +184,6 @@ def apply_contacts(
             for future in in_flight:
                 future.cancel()
             raise
-    if report.stopped:
-        raise PlanError(
-            f"apply stopped: {report.stopped}\nEvery batch HubSpot accepted is saved in the state; "
-            "run `syncdsl apply` again to resume where it stopped."
-        )
 
 
 def _batches(changes: Sequence[ContactChange]) -> Iterator[list[ContactChange]]:
@@ -257,11 +262,12 @@ def _journal(
         else:
             report.updated += 1
     for change, reason in outcome.rejected:
+        file, _, line = (change.provenance[0] if change.provenance else "").rpartition(":")
         report.rejected.append(
             Rejection(
                 "hubspot",
-                change.provenance[0] if change.provenance else "",
-                0,
+                file,
+                int(line) if line.isdigit() else 0,
                 f"HubSpot rejected {change.email}: {reason}",
                 change.email,
             )
@@ -310,7 +316,8 @@ def execute(
             progress=progress,
             report=report,
         )
-        store.mark_applied()
+        if report.stopped is None:
+            store.mark_applied()
     finally:
         report.elapsed = time.monotonic() - started
         report.api_calls = client.stats.calls - calls_before

@@ -33,6 +33,12 @@ def _shown(value: object) -> str:
     return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
+# HubSpot rejected "gmail.con" and "example.lcom" in live runs (HUBSPOT.md §2.2).
+_TYPO_TLDS = frozenset(
+    {"con", "cmo", "ocm", "comm", "lcom", "coom", "vom", "xom", "cpm", "clm", "nte", "ney", "ogr"}
+)
+
+
 def normalize_email(raw: object) -> str:
     """Trim and lowercase an email address, then validate it.
 
@@ -44,7 +50,7 @@ def normalize_email(raw: object) -> str:
     email = raw.strip().lower()
     if len(email) <= MAX_EMAIL_LENGTH and _FAST_VALID.fullmatch(email):
         local = email.partition("@")[0]
-        if len(local) <= MAX_LOCAL_LENGTH:
+        if len(local) <= MAX_LOCAL_LENGTH and email.rpartition(".")[2] not in _TYPO_TLDS:
             return email
     reason = _invalid_reason(email)
     if reason is not None:
@@ -62,6 +68,8 @@ def _invalid_reason(email: str) -> str | None:
         return "contains a control character"
     if len(email) > MAX_EMAIL_LENGTH:
         return f"longer than {MAX_EMAIL_LENGTH} characters"
+    if not email.isascii():
+        return "contains non-ASCII characters, which HubSpot rejects as INVALID_EMAIL"
     at_signs = email.count("@")
     if at_signs == 0:
         return "no @"
@@ -103,6 +111,8 @@ def _domain_reason(domain: str) -> str | None:
         if reason is not None:
             return reason
     tld = labels[-1]
+    if tld in _TYPO_TLDS:
+        return f"the top-level domain {tld!r} is a typo HubSpot rejects (.com, .net, .org?)"
     if tld.isascii() and not _ASCII_TLD.fullmatch(tld):
         return f"the top-level domain {tld!r} is not at least two letters"
     if not tld.isascii() and not (len(tld) >= 2 and tld.isalpha()):

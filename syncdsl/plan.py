@@ -235,9 +235,9 @@ def diff_contact(
             changes.append(ValueChange(prop, status_before, status_after))
         else:
             settled[prop] = status_after
-    if current is not None and not changes:
-        return None
-    if current is None and desired is None:
+    if not changes:
+        # Up to date, or unknown with nothing to send (no value, no membership): no contact is
+        # created just to hold an email.
         return None
     drift = _drifted(current, schema)
     if current is None:

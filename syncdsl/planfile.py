@@ -81,7 +81,10 @@ def dumps(document: dict[str, Any]) -> str:
 
 
 def save_plan(plan: Plan, path: Path, *, configuration: str) -> None:
-    path.write_text(dumps(plan_to_dict(plan, configuration=configuration, saved=True)), "utf-8")
+    try:
+        path.write_text(dumps(plan_to_dict(plan, configuration=configuration, saved=True)), "utf-8")
+    except OSError as error:
+        raise PlanError(f"cannot save the plan to {path}: {error.strerror or error}") from error
 
 
 def is_plan_file(path: Path) -> bool:

@@ -220,12 +220,14 @@ def render_markdown(plan: Plan, *, full: bool = False) -> str:
 
 def render_report(report: ApplyReport, *, style: Style = plain) -> str:
     """The end-of-apply summary."""
+    headline = "Apply complete" if report.stopped is None else "Apply STOPPED (resumable)"
+    colour = "red" if report.stopped else "yellow" if report.rejected else "green"
     lines = [
         style(
-            f"Apply complete: {report.created:,} created, {report.updated:,} updated, "
+            f"{headline}: {report.created:,} created, {report.updated:,} updated, "
             f"{report.exited:,} exited, {report.unchanged:,} unchanged, "
             f"{len(report.rejected):,} rejected.",
-            "green" if not report.rejected else "yellow",
+            colour,
         ),
         f"{report.schema_changes} schema change(s); {report.api_calls:,} API calls in "
         f"{report.elapsed:.1f} s ({report.rate:.1f} calls/s).",

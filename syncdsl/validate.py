@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal as TypingLiteral
 
-from jinja2 import TemplateError
+from jinja2 import TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from syncdsl.diagnostics import did_you_mean, one_of
@@ -72,6 +72,25 @@ DEFAULT_PROPERTY_TYPE = "string"
 # The mapping stage renders templates in a sandbox too; compiling here catches syntax errors and
 # unknown filters before any data is read.
 _TEMPLATES = SandboxedEnvironment()
+
+
+def _unsafe_attribute(source: str) -> str | None:
+    """Compile the template; return the first private attribute it names (`__class__`...), if any.
+
+    The sandbox refuses these at render time; naming them here turns a per-record failure into
+    one spec error.
+    """
+    _TEMPLATES.from_string(source)
+    tree = _TEMPLATES.parse(source)
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name: object = None
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        if isinstance(name, str) and name.startswith("_"):
+            return name
+    return None
 
 
 def is_template(text: str) -> bool:
@@ -385,7 +404,7 @@ class _Checker:
             if not is_template(value.value):
                 return Literal(value.value, value.span)
             try:
-                _TEMPLATES.from_string(value.value)
+                unsafe = _unsafe_attribute(value.value)
             except TemplateError as error:
                 self.error(
                     value.span, f"the template for `{target}` does not compile: {error.message}"
@@ -393,6 +412,13 @@ class _Checker:
                 return None
             except (RecursionError, MemoryError):
                 self.error(value.span, f"the template for `{target}` is too deeply nested")
+                return None
+            if unsafe is not None:
+                self.error(
+                    value.span,
+                    f"the template for `{target}` reaches for `{unsafe}`, which the sandbox "
+                    "forbids (attributes starting with `_` could escape it)",
+                )
                 return None
             return Template(value.value, value.span)
         if isinstance(value, NumberValue | BoolValue):

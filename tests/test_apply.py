@@ -202,8 +202,9 @@ def test_daily_limit_stops_then_resume_finishes(tmp_path: Path) -> None:
     people = _people(1000)
     with workspace(tmp_path, rate_limits=True, daily_limit=18) as ws:  # plan 12, apply 6
         ws.write(people)
-        with pytest.raises(PlanError, match="resume"):
-            ws.apply(parallelism=1)
+        _, stopped = ws.apply(parallelism=1)
+        assert stopped.stopped is not None and "daily" in stopped.stopped
+        assert "resume" in str(stopped.stopped_error())
         with StateStore.open(ws.root) as store:
             saved = store.count()
         assert 0 < saved < 1000

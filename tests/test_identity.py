@@ -19,7 +19,6 @@ from syncdsl.identity import InvalidEmail, normalize_email
         ("a_b-c@my-domain.example", "a_b-c@my-domain.example"),
         ("user@xn--exmple-cua.com", "user@xn--exmple-cua.com"),
         ("user@example.xn--p1ai", "user@example.xn--p1ai"),
-        ("zoë@exämple.de", "zoë@exämple.de"),
         ("x" * 64 + "@example.com", "x" * 64 + "@example.com"),
     ],
 )
@@ -40,6 +39,11 @@ def test_valid_addresses_are_trimmed_and_lowercased(raw: str, expected: str) -> 
         ("@example.com", "nothing before the @"),
         ("ada@", "nothing after the @"),
         ("ada@localhost", "the domain has no dot"),
+        ("zoë@exämple.de", "contains non-ASCII characters, which HubSpot rejects as INVALID_EMAIL"),
+        (
+            "ada@gmail.con",
+            "the top-level domain 'con' is a typo HubSpot rejects (.com, .net, .org?)",
+        ),
         (".ada@example.com", "the part before the @ starts or ends with a dot"),
         ("ada.@example.com", "the part before the @ starts or ends with a dot"),
         ("a..da@example.com", "two dots in a row"),

@@ -142,9 +142,25 @@ def test_events_for_one_email_within_a_window_coalesce_into_one_input(tmp_path: 
             assert service.metrics.get("events_coalesced") == 49
         assert ws.emulator.count("contacts.batch_upsert") == 1
         got = contact(ws, "burst@example.com")
-        # Later values win property by property: the city of the first event survives.
-        assert (got["firstname"], got["city"], got["newsletter"]) == ("Final", "Lyon", "exited")
+        # Later values win property by property: the city of the first event survives. The last
+        # status, exited, is dropped: HubSpot never saw this contact as a member (as in plan).
+        assert (got["firstname"], got["city"]) == ("Final", "Lyon")
+        assert "newsletter" not in got
         assert contact(ws, "other@example.com")["firstname"] == "Other"
+
+
+def test_nothing_to_send_creates_no_contact(tmp_path: Path) -> None:
+    """No value and an exit for a non-member: skipped, no empty contact created in HubSpot."""
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws) as service:
+            events = [profile("bare@example.com"), profile("never@example.com", seg="exited")]
+            assert post(service, events).status_code == 202
+            wait_for(lambda: service.metrics.get("events_skipped") == 2, what="2 skipped")
+            assert service.queue_depth == 0
+        assert ws.emulator.contact_by_email("bare@example.com") is None
+        assert ws.emulator.contact_by_email("never@example.com") is None
+        assert ws.emulator.count("contacts.batch_upsert") == 0
 
 
 def test_an_exit_reaches_hubspot(tmp_path: Path) -> None:
@@ -258,13 +274,10 @@ def test_bearer_secret_is_required_when_configured(tmp_path: Path) -> None:
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws, ingest_token="s3cret-intake") as service:
-            missing = post(service, profile("a@example.com"))
-            wrong = post(
-                service, profile("a@example.com"), headers={"Authorization": "Bearer nope"}
-            )
-            right = post(
-                service, profile("a@example.com"), headers={"Authorization": "Bearer s3cret-intake"}
-            )
+            ann = profile("a@example.com", first="Ann")
+            missing = post(service, ann)
+            wrong = post(service, ann, headers={"Authorization": "Bearer nope"})
+            right = post(service, ann, headers={"Authorization": "Bearer s3cret-intake"})
             assert missing.status_code == 401 and "Bearer" in missing.headers["WWW-Authenticate"]
             assert wrong.status_code == 401
             assert right.status_code == 202
@@ -305,7 +318,7 @@ def test_full_queue_answers_429_with_retry_after_and_recovers(tmp_path: Path) ->
         with streaming(ws, max_queue=5, window_seconds=0.01) as service:
             ws.emulator.faults.fail_rate = 1.0  # HubSpot is down
             answers = [
-                post(service, [profile(f"q{i}-{j}@example.com") for j in range(3)])
+                post(service, [profile(f"q{i}-{j}@example.com", first="Q") for j in range(3)])
                 for i in range(4)
             ]
             assert [a.status_code for a in answers] == [202, 202, 429, 429]

@@ -35,8 +35,28 @@ def summary(spec: Spec) -> str:
 @app.command()
 @boundary
 def validate(paths: PathsArg) -> None:
-    """Check a configuration's syntax and meaning (no network); exit 1 listing every error."""
-    typer.echo(summary(load_spec(paths)))
+    """Check configurations' syntax and meaning (no network); exit 1 listing every error.
+
+    Paths in one directory are one configuration; paths in several directories are validated
+    as several configurations.
+    """
+    configurations: dict[Path, list[Path]] = {}
+    for path in paths:
+        root = path if path.is_dir() else path.parent
+        configurations.setdefault(root.resolve(), []).append(path)
+    failures: list[SpecError] = []
+    for root, group in configurations.items():
+        try:
+            line = summary(load_spec(group))
+        except SpecError as error:
+            failures.append(error)
+            continue
+        typer.echo(line + (f" ({root})" if len(configurations) > 1 else ""))
+    if failures:
+        raise SpecError(
+            [d for failure in failures for d in failure.diagnostics],
+            "\n".join(failure.rendered for failure in failures),
+        )
 
 
 def _sync_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:

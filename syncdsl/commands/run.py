@@ -164,6 +164,12 @@ def apply(
     local: Local = False,
 ) -> None:
     """Make HubSpot match the configuration (or apply a saved plan file exactly)."""
+    strays = [p for p in paths if p.is_file() and p.suffix != ".sync" and not is_plan_file(p)]
+    if strays:
+        raise PlanError(
+            f"{strays[0]} is neither a saved plan (from `syncdsl plan --out FILE`) nor a .sync "
+            "configuration"
+        )
     if len(paths) == 1 and is_plan_file(paths[0]):
         _apply_saved(
             paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local
@@ -264,7 +270,10 @@ def _finish(
     rejects: Path | None,
     desired: PlanResult | None,
 ) -> None:
-    keep = {r.key for r in plan.removed_audiences if r.decision == "keep"}
+    # A removed audience leaves the lock only once its decision is carried out in full.
+    keep = {
+        r.key for r in plan.removed_audiences if r.decision == "keep" or report.stopped is not None
+    }
     write_lock(spec.root, lock_after(spec, read_lock(spec.root), keep=keep))
     path = rejects or state_dir(spec.root) / "rejects.jsonl"
     written = write_rejects(path, desired.desired if desired else None, report)
@@ -279,10 +288,13 @@ def _finish(
                 default=str,
             )
         )
-        return
-    typer.echo("\n" + render_report(report, style=_style()))  # type: ignore[arg-type]
-    if written:
-        typer.echo(f"Rejected records written to {path} (fix and replay them).")
+    else:
+        typer.echo("\n" + render_report(report, style=_style()))  # type: ignore[arg-type]
+        if written:
+            typer.echo(f"Rejected records written to {path} (fix and replay them).")
+    stopped = report.stopped_error()
+    if stopped is not None:
+        raise stopped
 
 
 def _apply_saved(

@@ -20,7 +20,7 @@ from syncdsl.apply import BatchOutcome, upsert_batch
 from syncdsl.errors import HubSpotError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.mapping import MappedRecord, RecordRejected
-from syncdsl.plan import ContactChange, ValueChange
+from syncdsl.plan import MEMBER_STATUSES, ContactChange, ValueChange
 from syncdsl.state import ContactState, StateStore
 from syncdsl.stream.batcher import Coalescer, PendingContact
 from syncdsl.stream.logs import EventLog, RejectsFile
@@ -217,10 +217,34 @@ class Dispatcher:
             and now >= self._retry_at
             and self.coalescer.due(now, self._busy, flush=flush)
         ):
-            batch = self.coalescer.take(self._busy)
+            batch = self._worth_sending(self.coalescer.take(self._busy))
+            if not batch:
+                continue
             self._busy.update(c.email for c in batch)
             self._in_flight += 1
             self._jobs.put(batch)
+
+    def _worth_sending(self, batch: list[PendingContact]) -> list[PendingContact]:
+        """Drop `exited` for someone the state never saw as a member (as plan does), and settle
+        contacts left with nothing to send: no contact is created just to hold an email."""
+        keep: list[PendingContact] = []
+        idle: list[int] = []
+        for contact in batch:
+            exits = [prop for prop, status in contact.audiences.items() if status == "exited"]
+            if exits:
+                known = self.store.get(contact.email)
+                for prop in exits:
+                    if known is None or known.audiences.get(prop) not in MEMBER_STATUSES:
+                        del contact.audiences[prop]
+            if contact.values:
+                keep.append(contact)
+            else:
+                idle.extend(contact.event_ids)
+        if idle:
+            self.events.delete(idle)
+            self._held -= len(idle)
+            self.metrics.add("events_skipped", len(idle))
+        return keep
 
     def _wait_and_settle(self) -> None:
         timeout = self._timeout()
