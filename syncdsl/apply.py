@@ -22,6 +22,8 @@ from syncdsl.errors import (
     PlanError,
 )
 from syncdsl.hubspot import HubSpotClient, UpsertResult
+from syncdsl.ir import Spec
+from syncdsl.lockfile import lock_after, read_lock, write_lock
 from syncdsl.plan import (
     BATCH_SIZE,
     ContactChange,
@@ -283,6 +285,15 @@ def _split(
     for name, value in dict(values).items():  # type: ignore[call-overload]
         (statuses if name in audience_properties else mapped)[name] = value
     return mapped, statuses
+
+
+def record_lock(spec: Spec, plan: Plan, report: ApplyReport) -> None:
+    """Write syncdsl.lock after an apply. A removed audience leaves it only once its decision
+    (exit or forget) was carried out in full."""
+    keep = {
+        r.key for r in plan.removed_audiences if r.decision == "keep" or report.stopped is not None
+    }
+    write_lock(spec.root, lock_after(spec, read_lock(spec.root), keep=keep))
 
 
 def execute(

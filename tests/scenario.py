@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncdsl.apply import ApplyReport, execute
+from syncdsl.apply import ApplyReport, execute, record_lock
 from syncdsl.emulator import Emulator
 from syncdsl.hubspot import HubSpotClient, RateBudget
 from syncdsl.ir import Spec
-from syncdsl.lockfile import desired_lock, read_lock, write_lock
 from syncdsl.parse import load_spec
 from syncdsl.plan import Plan, PlanOptions
 from syncdsl.planner import make_plan
@@ -127,7 +126,7 @@ class Workspace:
             )
             store.bind(self.emulator.base_url)
             report = execute(result.plan, client, store, parallelism=parallelism)
-            write_lock(spec.root, desired_lock(spec, read_lock(spec.root)))
+            record_lock(spec, result.plan, report)
         result.desired.close()
         client.close()
         return result.plan, report

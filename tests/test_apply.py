@@ -221,3 +221,52 @@ def test_concurrent_apply_is_refused(tmp_path: Path) -> None:
     with ApplyLock(tmp_path), pytest.raises(PlanError, match="another syncdsl apply"):
         with ApplyLock(tmp_path):
             pass
+
+
+def test_resume_of_a_refreshed_apply_refreshes_and_exits_everyone(tmp_path: Path) -> None:
+    """Exits found only by reading HubSpot survive an interrupted apply (no state before it)."""
+    marker = {"description": "Managed by syncdsl: audience status."}
+    with workspace(tmp_path, rate_limits=True, daily_limit=11) as ws:
+        ws.emulator.create_property(
+            {
+                "name": "newsletter",
+                "label": "Newsletter",
+                "type": "enumeration",
+                "fieldType": "select",
+                "groupName": "contactinformation",
+                **marker,
+                "options": [{"label": s, "value": s} for s in ("realized", "existing", "exited")],
+            }
+        )
+        ws.emulator.seed_contacts(
+            {"email": f"m{i:03d}@example.com", "newsletter": "realized"} for i in range(250)
+        )
+        ws.write(_people(300))
+        plan, first = ws.apply(parallelism=1, allow_mass_exit=True)
+        assert plan.refreshed and plan.count("exit") == 250
+        assert first.stopped is not None and first.exited == 200  # exits sort first
+        ws.emulator.limiter.daily_limit = 10_000
+        resumed, _ = ws.apply(allow_mass_exit=True)
+        assert resumed.refreshed, "an interrupted refreshed apply must be resumed by a refresh"
+        assert resumed.count("exit") == 50
+        for i in range(250):
+            assert ws.emulator.contact_by_email(f"m{i:03d}@example.com")["newsletter"] == "exited"
+        assert not ws.plan().has_changes
+
+
+def test_removed_audience_waits_for_a_decision(tmp_path: Path) -> None:
+    vip = [["cat@example.com", "Acme"], ["dan@example.com", "Beta"]]
+    with workspace(tmp_path) as ws:
+        ws.write(_people(3), vip)
+        ws.apply()
+        without_vip = BASE_SPEC.split('audience "VIP"')[0]
+        ws.write(_people(3), vip, spec=without_vip)
+        kept, _ = ws.apply()
+        assert [r.decision for r in kept.removed_audiences] == ["keep"]
+        assert kept.removed_audiences[0].members == 2
+        assert "upload:uploads" in (tmp_path / "syncdsl.lock").read_text()
+        _, report = ws.apply(exit_removed=True)
+        assert report.exited == 2
+        assert ws.emulator.contact_by_email("cat@example.com")["vip"] == "exited"
+        assert "upload:uploads" not in (tmp_path / "syncdsl.lock").read_text()
+        assert not ws.plan().removed_audiences

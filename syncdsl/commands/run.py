@@ -9,11 +9,10 @@ from typing import Annotated
 
 import typer
 
-from syncdsl.apply import ApplyReport, execute
+from syncdsl.apply import ApplyReport, execute, record_lock
 from syncdsl.cli import PathsArg, app, boundary
 from syncdsl.errors import PlanError
 from syncdsl.ir import Spec
-from syncdsl.lockfile import lock_after, read_lock, write_lock
 from syncdsl.plan import Plan, PlanOptions
 from syncdsl.planfile import dumps, is_plan_file, load_plan, plan_to_dict, save_plan
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
@@ -270,11 +269,7 @@ def _finish(
     rejects: Path | None,
     desired: PlanResult | None,
 ) -> None:
-    # A removed audience leaves the lock only once its decision is carried out in full.
-    keep = {
-        r.key for r in plan.removed_audiences if r.decision == "keep" or report.stopped is not None
-    }
-    write_lock(spec.root, lock_after(spec, read_lock(spec.root), keep=keep))
+    record_lock(spec, plan, report)
     path = rejects or state_dir(spec.root) / "rejects.jsonl"
     written = write_rejects(path, desired.desired if desired else None, report)
     if desired is not None:
