@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from syncdsl.desired import DesiredSet, build_desired
+from syncdsl.desired import DesiredContact, DesiredSet, build_desired
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.ir import Spec
 from syncdsl.lockfile import desired_lock, read_lock
@@ -155,10 +155,10 @@ def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
     return replace(plan, contact_changes=changes)
 
 
-def _desired_input(contact: object, rename: dict[str, str]) -> DesiredInput:
-    email = contact.email  # type: ignore[attr-defined]
-    audiences = {rename.get(k, k): v for k, v in contact.audiences.items()}  # type: ignore[attr-defined]
-    return DesiredInput(email, contact.properties, audiences, contact.provenance)  # type: ignore[attr-defined]
+def _desired_input(contact: DesiredContact, rename: dict[str, str]) -> DesiredInput:
+    """The diff's view of a desired contact, audience statuses keyed by the lock's property."""
+    audiences = {rename.get(k, k): v for k, v in contact.audiences.items()}
+    return DesiredInput(contact.email, contact.properties, audiences, contact.provenance)
 
 
 def _from_state(store: StateStore) -> Iterator[CurrentContact]:
