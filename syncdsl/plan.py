@@ -27,7 +27,7 @@ PropertyAction = Literal["create_group", "create_property", "add_options", "rela
 RemovedDecision = Literal["keep", "exit", "forget"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValueChange:
     """One property of one contact: before -> after."""
 
@@ -36,7 +36,7 @@ class ValueChange:
     after: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContactChange:
     """What apply will send for one contact (one input of a batch upsert)."""
 
@@ -66,7 +66,7 @@ class PropertyChange:
     after: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Adoption:
     """A contact already as desired in HubSpot that the state store does not know yet (no API call)."""
 
@@ -76,7 +76,7 @@ class Adoption:
     audiences: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """An input record that will not be sent, with its reason."""
 
@@ -127,7 +127,7 @@ class Fingerprint:
     base_url: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CurrentContact:
     """What is known of one contact: from HubSpot (refresh) or from the state store."""
 
@@ -138,7 +138,7 @@ class CurrentContact:
     last_applied: Mapping[str, str] | None = None  # state values, when refreshing with a state
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredInput:
     """One desired contact as the diff needs it (a view of syncdsl.desired.DesiredContact)."""
 

@@ -82,22 +82,20 @@ def make_plan(
     # An interrupted apply of a refreshed plan held changes only HubSpot knows of (exits, drift):
     # its resume must refresh too, or they would be lost.
     refresh = options.refresh or not known_state or store.refresh_pending
-    inputs = [_desired_input(contact, rename) for contact in desired] if refresh else None
     current: Iterable[CurrentContact]
     if refresh:
-        existing = frozenset(prop.name for prop in properties)
         current = _read_hubspot(
             client,
             store if known_state else None,
-            inputs or [],
+            desired.emails(),
             mapped,
             audience_props + removed_props,
-            existing,
+            frozenset(prop.name for prop in properties),
         )
     else:
         current = _from_state(store)
     contact_diff = diff_contacts(
-        inputs if inputs is not None else (_desired_input(c, rename) for c in desired),
+        (_desired_input(contact, rename) for contact in desired),
         current,
         schema=schema_diff.schema,
         audience_properties=diff_props,
@@ -169,24 +167,21 @@ def _from_state(store: StateStore) -> Iterator[CurrentContact]:
 def _read_hubspot(
     client: HubSpotClient,
     store: StateStore | None,
-    desired: list[DesiredInput],
+    emails: Iterable[str],
     mapped: tuple[str, ...],
     audience_props: tuple[str, ...],
     existing: frozenset[str],
-) -> list[CurrentContact]:
-    """Refresh: batch-read every desired contact, and search every audience's current members.
+) -> Iterator[CurrentContact]:
+    """Refresh: every audience's current members (search), then every desired contact (batch
+    read, 100 a call), yielded in ascending email order as the merge join needs.
 
+    `emails` ascend. Only the members are held in memory; desired contacts stream through.
     Only properties HubSpot has are requested or searched (one that is missing has no values).
     """
     wanted = [
         name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing
     ]
-    found: dict[str, CurrentContact] = {}
-    emails = [contact.email for contact in desired]
-    for start in range(0, len(emails), BATCH_SIZE):
-        batch = emails[start : start + BATCH_SIZE]
-        for email, contact in client.batch_read_contacts_by_email(batch, wanted).items():
-            found[email] = _current(email, contact.id, contact.properties, mapped, audience_props)
+    members: dict[str, CurrentContact] = {}
     for prop in (name for name in audience_props if name in existing):
         filters = [
             {
@@ -196,17 +191,44 @@ def _read_hubspot(
             }
         ]
         for member in client.search_contacts(filters, wanted):
-            member_email = member.email
-            if member_email and member_email not in found:
-                found[member_email] = _current(
-                    member_email, member.id, member.properties, mapped, audience_props
+            if member.email:
+                members[member.email] = _current(
+                    member.email, member.id, member.properties, mapped, audience_props
                 )
-    if store is not None:
-        known = store.get_many(list(found))
+    others = iter(sorted(members))  # members, to interleave with the desired contacts
+    pending = next(others, None)
+    for batch in _chunks(emails, BATCH_SIZE):
         found = {
-            email: _with_last_applied(contact, known.get(email)) for email, contact in found.items()
+            email: _current(email, contact.id, contact.properties, mapped, audience_props)
+            for email, contact in client.batch_read_contacts_by_email(batch, wanted).items()
         }
-    return [found[email] for email in sorted(found)]
+        while pending is not None and pending <= batch[-1]:
+            found.setdefault(pending, members[pending])  # a batch-read value wins
+            pending = next(others, None)
+        yield from _known(found, store)
+    rest: dict[str, CurrentContact] = {}
+    while pending is not None:
+        rest[pending] = members[pending]
+        pending = next(others, None)
+    yield from _known(rest, store)
+
+
+def _chunks(emails: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for email in emails:
+        batch.append(email)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _known(found: dict[str, CurrentContact], store: StateStore | None) -> Iterator[CurrentContact]:
+    """`found` in email order, each with what the state last applied (for drift)."""
+    known = store.get_many(list(found)) if store is not None and found else {}
+    for email in sorted(found):
+        yield _with_last_applied(found[email], known.get(email))
 
 
 def _current(
@@ -279,5 +301,6 @@ def read_current(spec: Spec, client: HubSpotClient) -> list[CurrentContact]:
     audience_props = tuple(sorted({entry.property for entry in lock.audiences.values()}))
     mapped = tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
     with build_desired(spec, schema) as desired:
-        inputs = [DesiredInput(contact.email, {}, {}) for contact in desired]
-    return _read_hubspot(client, None, inputs, mapped, audience_props, frozenset(schema))
+        return list(
+            _read_hubspot(client, None, desired.emails(), mapped, audience_props, frozenset(schema))
+        )
