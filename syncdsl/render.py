@@ -103,7 +103,8 @@ def summary_line(plan: Plan) -> str:
     return (
         f"Plan: {schema}{counts['create']:,} to create, {counts['update']:,} to update, "
         f"{counts['exit']:,} to exit, {counts['unchanged']:,} unchanged, "
-        f"{counts['rejected']:,} rejected; ~{plan.estimate.apply_calls:,} API calls{budget}."
+        f"{counts['rejected']:,} rejected; ~{plan.estimate.apply_calls:,} API calls to apply "
+        f"({plan.estimate.read_calls:,} read to plan){budget}."
     )
 
 

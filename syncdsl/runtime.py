@@ -15,6 +15,7 @@ from syncdsl.state import state_dir
 API_BASE_ENV = "HUBSPOT_API_BASE"
 LOCAL_TOKEN = "pat-local-emulator"
 LOCAL_DATA = "local-hubspot.json"
+LOCAL_STATE_KEY = "local:"  # what the state is bound to for the embedded emulator (its port varies)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
             base_url, LOCAL_TOKEN, tier=spec.destination.tier, pool_size=max(parallelism, 4)
         )
         try:
-            yield Target(client, base_url, "local:", True)
+            yield Target(client, base_url, LOCAL_STATE_KEY, True)
         finally:
             client.close()
             emulator.stop()

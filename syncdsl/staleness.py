@@ -31,7 +31,8 @@ def check_fresh(
     if (fingerprint.lineage, fingerprint.serial) != (store.lineage, store.serial):
         raise PlanError(
             "the saved plan is stale: the state moved on since it was made (serial "
-            f"{fingerprint.serial} -> {store.serial}; another apply ran)." + remedy
+            f"{fingerprint.serial} -> {store.serial}: an apply, stream or state rebuild ran)."
+            + remedy
         )
     if plan.refreshed:
         _check_hubspot(plan, target)

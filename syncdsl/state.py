@@ -140,7 +140,11 @@ class StateStore:
         return self._db.execute("SELECT 1 FROM contacts LIMIT 1").fetchone() is None
 
     def bind(self, base_url: str) -> bool:
-        """Tie the state to one HubSpot; return False (and forget contacts) if it tracked another."""
+        """Tie the state to one HubSpot; return False (and forget contacts) if it tracked another.
+
+        After a switch the state knows only what is applied from now on, so plans refresh until
+        an apply completes.
+        """
         previous = self.base_url
         if previous == base_url:
             return True
@@ -148,6 +152,7 @@ class StateStore:
             if previous is not None:
                 self._db.execute("DELETE FROM contacts")
                 self._db.execute("DELETE FROM schema_objects")
+                self._set_meta("refresh_pending", "1")
             self._set_meta("base_url", base_url)
         return previous is None
 

@@ -204,3 +204,36 @@ def test_state_rebuild_from_hubspot(tmp_path: Path) -> None:
             ("k00001@example.com", [{"after": "K1", "before": "Edited", "property": "firstname"}])
         ]
         assert ws.emulator.count("contacts.batch_read") == 0
+
+
+def test_saved_local_plan_applies_locally_and_a_new_target_refreshes(tmp_path: Path) -> None:
+    """`--local` plans remember their target; switching HubSpot makes plans refresh."""
+    specs = Path(__file__).parents[1] / "specs"
+    (tmp_path / "data").mkdir()
+    for name in ("example.sync", "data/profiles.jsonl", "data/vip_upload.csv"):
+        (tmp_path / name).write_bytes((specs / name).read_bytes())
+    env = {k: v for k, v in os.environ.items() if k not in ("HUBSPOT_TOKEN", "HUBSPOT_API_BASE")}
+
+    def cli(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*SYNCDSL, *args],
+            cwd=tmp_path,
+            env={**env, **(extra or {})},
+            text=True,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+
+    saved = cli("plan", ".", "--local", "--out", "p.plan")
+    assert "syncdsl apply p.plan --local" in saved.stdout
+    applied = cli("apply", "p.plan")
+    assert applied.returncode == 0, applied.stderr
+    assert "15 created" in applied.stdout
+    with Emulator(token=TOKEN, rate_limits=False) as other:
+        target = {"HUBSPOT_TOKEN": TOKEN, "HUBSPOT_API_BASE": other.base_url}
+        first = cli("apply", ".", "--auto-approve", "--json", extra=target)
+        assert json.loads(first.stdout)["created"] == 15
+        back = cli("plan", ".", "--local", "--json")
+        assert json.loads(back.stdout)["refreshed"] is True  # the state tracked the other HubSpot
+        assert json.loads(back.stdout)["summary"]["unchanged"] == 15

@@ -18,7 +18,7 @@ from syncdsl.planfile import dumps, is_plan_file, load_plan, plan_to_dict, save_
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
 from syncdsl.rejects import write_rejects
 from syncdsl.render import ansi, plain, render_markdown, render_report, render_text
-from syncdsl.runtime import Target, connect
+from syncdsl.runtime import LOCAL_STATE_KEY, Target, connect
 from syncdsl.staleness import check_fresh
 from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
 
@@ -129,6 +129,7 @@ def plan(
         if out is not None:
             typer.echo(
                 f"\nSaved the plan to {out}. Apply exactly this plan with: syncdsl apply {out}"
+                + (" --local" if local else "")
             )
     if lock_readonly and the_plan.lock_changes:
         typer.echo(
@@ -297,6 +298,8 @@ def _apply_saved(
 ) -> None:
     the_plan, configuration = load_plan(plan_path)
     spec = _load([Path(configuration)])
+    # A plan made against the embedded local HubSpot is applied there (it remembers its target).
+    local = local or the_plan.fingerprint.base_url == LOCAL_STATE_KEY
     with (
         ApplyLock(spec.root),
         connect(spec, local=local, parallelism=parallelism) as target,
@@ -339,7 +342,12 @@ def state(
         typer.echo(json.dumps(summary.__dict__, indent=2, sort_keys=True, default=list))
         return
     typer.echo(f"State: {summary.path}")
-    typer.echo(f"  HubSpot:        {summary.base_url or '(not yet applied)'}")
+    where = (
+        "the embedded local HubSpot (--local)"
+        if summary.base_url == LOCAL_STATE_KEY
+        else summary.base_url or "(not yet applied)"
+    )
+    typer.echo(f"  HubSpot:        {where}")
     typer.echo(f"  Lineage/serial: {summary.lineage} / {summary.serial}")
     typer.echo(f"  Last apply:     {summary.last_apply or 'never'}")
     typer.echo(f"  Contacts:       {summary.contacts:,}")

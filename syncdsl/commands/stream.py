@@ -127,7 +127,7 @@ def stream(
             drained = service.stop()
             left = service.queue_depth
             typer.echo(
-                "Stopped; every event was sent."
+                "Stopped; every event was settled (sent to HubSpot, or rejected to the rejects file)."
                 if drained
                 else f"Stopped; {left:,} events stay queued for the next start.",
                 err=True,
