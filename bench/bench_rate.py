@@ -121,8 +121,8 @@ def run_variant(
         figure(
             f"{name}.apply_calls",
             calls,
-            f"admitted: {total(phase.apply_ops, CONTACT_WRITES)} contact upserts (incl. "
-            f"{refused} refused with 429) + schema writes",
+            f"admitted; sent {total(phase.apply_ops, CONTACT_WRITES)} contact upserts "
+            f"({refused} refused with 429) and the schema writes",
         )
         figure(
             f"{name}.apply_seconds",
