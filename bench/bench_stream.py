@@ -66,8 +66,11 @@ class Run:
 
 
 def _profile(email: str, first: str, status: str) -> dict[str, object]:
-    return {"email": email, "first": first,
-            "segmentMembership": {"ups": {SEGMENT: {"status": status}}}}
+    return {
+        "email": email,
+        "first": first,
+        "segmentMembership": {"ups": {SEGMENT: {"status": status}}},
+    }
 
 
 class Bench:
@@ -77,14 +80,20 @@ class Bench:
         root.mkdir(parents=True, exist_ok=True)
         (root / "main.sync").write_text(SPEC)
         (root / "profiles.jsonl").write_text("")
-        self.emulator = Emulator(token=TOKEN, rate_limits=True, window_seconds=WINDOW_SECONDS,
-                                 window_limit=WINDOW_LIMIT, latency=0.01)
+        self.emulator = Emulator(
+            token=TOKEN,
+            rate_limits=True,
+            window_seconds=WINDOW_SECONDS,
+            window_limit=WINDOW_LIMIT,
+            latency=0.01,
+        )
         base_url = self.emulator.start()
         budget = RateBudget(limit=WINDOW_LIMIT, window_seconds=WINDOW_SECONDS)
         self.client = HubSpotClient(base_url, TOKEN, budget=budget, pool_size=parallelism + 4)
         target = Target(self.client, base_url, base_url, False)
-        options = StreamOptions(port=0, window_seconds=window_ms / 1000.0,
-                                parallelism=parallelism, max_queue=10_000_000)
+        options = StreamOptions(
+            port=0, window_seconds=window_ms / 1000.0, parallelism=parallelism, max_queue=10_000_000
+        )
         self.service = StreamService(load_spec([root]), target, options, log=EventLog(quiet=True))
         self.url = self.service.start() + "/v1/profiles"
         self.session = requests.Session()
@@ -112,11 +121,20 @@ class Bench:
         self.wait_drained(events)
         seconds = time.monotonic() - started
         quantiles = self.service.metrics.latency_quantiles()
-        correct = all((self.emulator.contact_by_email(email) or {}).get("firstname") == first
-                      for email, first in expected.items())
-        return Run(events, seconds, self.emulator.count("contacts.batch_upsert"),
-                   self.client.stats.rate_limited, quantiles[0.5], quantiles[0.95],
-                   quantiles[0.99], correct)
+        correct = all(
+            (self.emulator.contact_by_email(email) or {}).get("firstname") == first
+            for email, first in expected.items()
+        )
+        return Run(
+            events,
+            seconds,
+            self.emulator.count("contacts.batch_upsert"),
+            self.client.stats.rate_limited,
+            quantiles[0.5],
+            quantiles[0.95],
+            quantiles[0.99],
+            correct,
+        )
 
 
 def steady(root: Path, *, seconds: float, rate: float) -> Run:
@@ -129,8 +147,10 @@ def steady(root: Path, *, seconds: float, rate: float) -> Run:
         expected: dict[str, str] = {}
         started = time.monotonic()
         for index in range(ticks):
-            chunk = [_profile(f"s{index:06d}-{j}@example.com", f"S{index}", "realized")
-                     for j in range(per_tick)]
+            chunk = [
+                _profile(f"s{index:06d}-{j}@example.com", f"S{index}", "realized")
+                for j in range(per_tick)
+            ]
             expected.update((str(p["email"]), str(p["first"])) for p in chunk)
             bench.post(chunk)
             pause = started + (index + 1) * tick - time.monotonic()
@@ -163,7 +183,7 @@ def bursty(root: Path, *, emails: int, updates: int, group: int = 20) -> Run:
 
 def _post_all(bench: Bench, events: list[dict[str, object]]) -> None:
     for start in range(0, len(events), 200):
-        bench.post(events[start:start + 200])
+        bench.post(events[start : start + 200])
 
 
 def main() -> None:
@@ -176,28 +196,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         first = steady(Path(tmp) / "steady", seconds=seconds, rate=rate)
         second = bursty(Path(tmp) / "bursty", emails=emails, updates=updates)
-    print(f"rate ceiling        {WINDOW_LIMIT} calls / {WINDOW_SECONDS:g} s "
-          f"= {ceiling:,.0f} contacts/s (100 per call)")
-    print(f"steady input        {first.events:,} distinct events at {first.offered_rate:,.0f}/s "
-          f"({first.offered_rate / ceiling:.2f} x ceiling) for {seconds:g} s")
+    print(
+        f"rate ceiling        {WINDOW_LIMIT} calls / {WINDOW_SECONDS:g} s "
+        f"= {ceiling:,.0f} contacts/s (100 per call)"
+    )
+    print(
+        f"steady input        {first.events:,} distinct events at {first.offered_rate:,.0f}/s "
+        f"({first.offered_rate / ceiling:.2f} x ceiling) for {seconds:g} s"
+    )
     print(f"  latency p50       {first.p50:.3f} s")
     print(f"  latency p95       {first.p95:.3f} s")
-    print(f"  latency p99       {first.p99:.3f} s  ({first.p99 / TARGET_P99:.2f} x the 1 s target)"
-          f"  {'OK' if first.p99 <= TARGET_P99 else 'MISSED'}")
+    print(
+        f"  latency p99       {first.p99:.3f} s  ({first.p99 / TARGET_P99:.2f} x the 1 s target)"
+        f"  {'OK' if first.p99 <= TARGET_P99 else 'MISSED'}"
+    )
     calls_per_second = first.upserts / first.seconds
-    print(f"  upserts           {first.upserts:,} in {first.seconds:.1f} s "
-          f"({first.events / max(first.upserts, 1):.1f} events per call; "
-          f"{calls_per_second / (WINDOW_LIMIT / WINDOW_SECONDS):.2f} x the call ceiling); "
-          f"429s {first.rate_limited}")
+    print(
+        f"  upserts           {first.upserts:,} in {first.seconds:.1f} s "
+        f"({first.events / max(first.upserts, 1):.1f} events per call; "
+        f"{calls_per_second / (WINDOW_LIMIT / WINDOW_SECONDS):.2f} x the call ceiling); "
+        f"429s {first.rate_limited}"
+    )
     print(f"  all delivered     {first.correct}")
     without = -(-second.events // BATCH_SIZE)
-    print(f"bursty input        {second.events:,} events = {emails:,} emails x {updates} updates"
-          " (20 emails at a time)")
-    print(f"  upserts           {second.upserts:,} vs {without:,} without coalescing "
-          f"(events/100): {second.upserts / without:.3f} x the calls, "
-          f"{1 - second.upserts / without:.1%} saved")
-    print(f"  latency p50/p99   {second.p50:.3f} s / {second.p99:.3f} s; 429s "
-          f"{second.rate_limited}")
+    print(
+        f"bursty input        {second.events:,} events = {emails:,} emails x {updates} updates"
+        " (20 emails at a time)"
+    )
+    print(
+        f"  upserts           {second.upserts:,} vs {without:,} without coalescing "
+        f"(events/100): {second.upserts / without:.3f} x the calls, "
+        f"{1 - second.upserts / without:.1%} saved"
+    )
+    print(
+        f"  latency p50/p99   {second.p50:.3f} s / {second.p99:.3f} s; 429s {second.rate_limited}"
+    )
     print(f"  last value wins   {second.correct}")
     if not (first.correct and second.correct):
         sys.exit(1)

@@ -198,6 +198,10 @@ class _Tally:
     exits: dict[str, int] = field(default_factory=dict)
 
 
+_NONE: Mapping[str, str | None] = {}
+_NO_VALUES: Mapping[str, str] = {}
+
+
 def diff_contact(
     desired: DesiredInput | None,
     current: CurrentContact | None,
@@ -211,20 +215,22 @@ def diff_contact(
     `protected`: a record for this email was rejected, so its absence from the desired contacts
     says nothing about membership: its statuses are left as they are (no exit).
     """
+    # The hot path of every plan: equal strings skip normalisation, and nothing is allocated
+    # for a contact that is up to date.
     changes: list[ValueChange] = []
-    settled: dict[str, str] = {}
-    if desired is not None:
-        known = current.properties if current else {}
-        for name in sorted(desired.properties):
-            after = desired.properties[name]
-            before = known.get(name)
-            if normalize(before, schema.get(name)) != normalize(after, schema.get(name)):
-                changes.append(ValueChange(name, before, after))
-            else:
-                settled[name] = after
-    statuses = current.audiences if current else {}
-    wanted = desired.audiences if desired else {}
-    for prop in sorted(audience_properties):
+    wanted_values = desired.properties if desired is not None else _NO_VALUES
+    known = current.properties if current is not None else _NONE
+    for name, after in wanted_values.items():
+        before = known.get(name)
+        if before != after and normalize(before, schema.get(name)) != normalize(
+            after, schema.get(name)
+        ):
+            changes.append(ValueChange(name, before, after))
+    if len(changes) > 1:
+        changes.sort(key=lambda change: change.property)
+    statuses = current.audiences if current is not None else _NONE
+    wanted = desired.audiences if desired is not None else _NO_VALUES
+    for prop in audience_properties:
         status_before = statuses.get(prop)
         status_after = wanted.get(prop)
         if status_after is None or status_after == "exited":
@@ -233,12 +239,17 @@ def diff_contact(
                 changes.append(ValueChange(prop, status_before, "exited"))
         elif status_before != status_after:
             changes.append(ValueChange(prop, status_before, status_after))
-        else:
-            settled[prop] = status_after
     if not changes:
         # Up to date, or unknown with nothing to send (no value, no membership): no contact is
         # created just to hold an email.
         return None
+    changed = {change.property for change in changes}
+    settled = {name: value for name, value in wanted_values.items() if name not in changed}
+    settled.update(
+        (prop, status)
+        for prop, status in wanted.items()
+        if prop not in changed and status is not None and statuses.get(prop) == status
+    )
     drift = _drifted(current, schema)
     if current is None:
         action: ContactAction = "create"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncdsl.desired import DesiredContact, DesiredSet, build_desired
-from syncdsl.hubspot import HubSpotClient
+from syncdsl.hubspot import Contact, HubSpotClient
 from syncdsl.ir import Spec
 from syncdsl.lockfile import desired_lock, read_lock
 from syncdsl.plan import (
@@ -29,6 +31,8 @@ from syncdsl.plan import (
 )
 from syncdsl.schemadiff import SchemaDiff, diff_schema
 from syncdsl.state import ContactState, StateStore
+
+READS_IN_FLIGHT = 8  # refresh batch reads in flight, like apply's default parallelism
 
 
 @dataclass(frozen=True)
@@ -197,10 +201,10 @@ def _read_hubspot(
                 )
     others = iter(sorted(members))  # members, to interleave with the desired contacts
     pending = next(others, None)
-    for batch in _chunks(emails, BATCH_SIZE):
+    for batch, contacts in _batch_reads(client, emails, wanted):
         found = {
             email: _current(email, contact.id, contact.properties, mapped, audience_props)
-            for email, contact in client.batch_read_contacts_by_email(batch, wanted).items()
+            for email, contact in contacts.items()
         }
         while pending is not None and pending <= batch[-1]:
             found.setdefault(pending, members[pending])  # a batch-read value wins
@@ -211,6 +215,24 @@ def _read_hubspot(
         rest[pending] = members[pending]
         pending = next(others, None)
     yield from _known(rest, store)
+
+
+def _batch_reads(
+    client: HubSpotClient, emails: Iterable[str], wanted: list[str]
+) -> Iterator[tuple[list[str], dict[str, Contact]]]:
+    """Batch reads by email, several in flight (the client's budget paces them), in order."""
+    with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT, thread_name_prefix="read") as pool:
+        in_flight: deque[tuple[list[str], Future[dict[str, Contact]]]] = deque()
+        for batch in _chunks(emails, BATCH_SIZE):
+            in_flight.append(
+                (batch, pool.submit(client.batch_read_contacts_by_email, batch, wanted))
+            )
+            if len(in_flight) >= READS_IN_FLIGHT:
+                done, future = in_flight.popleft()
+                yield done, future.result()
+        while in_flight:
+            done, future = in_flight.popleft()
+            yield done, future.result()
 
 
 def _chunks(emails: Iterable[str], size: int) -> Iterator[list[str]]:
