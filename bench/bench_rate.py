@@ -142,7 +142,7 @@ def run_variant(
         figure(
             f"{name}.plan_ratio",
             f"{phase.plan_seconds / (plan_calls / rate):.3f}",
-            f"plan: {plan_calls} reads in {phase.plan_seconds:.2f} s (sequential)",
+            f"plan: {plan_calls} reads in {phase.plan_seconds:.2f} s",
         )
         figure(f"{name}.responses_429", too_many, "plan + apply")
         figure(f"{name}.retries", runner.client.stats.retries if runner.client else 0)
