@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncdsl.errors import PlanError, StateError
+from syncdsl.journal import open_durable
 
 STATE_DIR = ".syncdsl"
 STATE_FILE = "state.db"
@@ -74,12 +75,8 @@ class StateStore:
         self.path = path
         if not path.exists() and not create:
             raise StateError(f"no state at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_durable(path, _SCHEMA)
         except sqlite3.DatabaseError as error:
             raise StateError(
                 f"the state store {path} is unusable ({error}); move it away and "

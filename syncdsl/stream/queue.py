@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncdsl.errors import StateError
+from syncdsl.journal import open_durable
 
 QUEUE_FILE = "stream-queue.db"
 
@@ -52,12 +53,8 @@ class EventQueue:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_durable(path, _SCHEMA)
             self._depth = int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
         except sqlite3.DatabaseError as error:
             raise StateError(

@@ -1,0 +1,21 @@
+"""The durable SQLite files (state store, stream queue): one way to open them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def open_durable(path: Path, schema: str) -> sqlite3.Connection:
+    """Open (or create) a SQLite file whose commits reach the disk before they return.
+
+    WAL with synchronous=FULL: a committed transaction survives kill -9 and power loss, readers
+    never block the writer. Autocommit mode (transactions are explicit); usable from several
+    threads, which the callers serialise. Raises sqlite3.DatabaseError for an unusable file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
+    return db
