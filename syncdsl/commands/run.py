@@ -13,11 +13,12 @@ from syncdsl.apply import ApplyReport, execute, record_lock
 from syncdsl.cli import PathsArg, app, boundary
 from syncdsl.errors import PlanError
 from syncdsl.ir import Spec
+from syncdsl.parse import load_spec
 from syncdsl.plan import Plan, PlanOptions
 from syncdsl.planfile import dumps, is_plan_file, load_plan, plan_to_dict, save_plan
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
 from syncdsl.rejects import write_rejects
-from syncdsl.render import ansi, plain, render_markdown, render_report, render_text
+from syncdsl.render import Style, ansi, plain, render_markdown, render_report, render_text
 from syncdsl.runtime import LOCAL_STATE_KEY, Target, connect
 from syncdsl.staleness import check_fresh
 from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
@@ -66,12 +67,10 @@ RejectsOut = Annotated[
 
 
 def _load(paths: list[Path]) -> Spec:
-    from syncdsl.parse import load_spec
-
     return load_spec(paths)
 
 
-def _style() -> object:
+def _style() -> Style:
     return ansi if sys.stdout.isatty() else plain
 
 
@@ -125,7 +124,7 @@ def plan(
     elif markdown:
         typer.echo(render_markdown(the_plan, full=full))
     else:
-        typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
+        typer.echo(render_text(the_plan, style=_style(), full=full))
         if out is not None:
             typer.echo(
                 f"\nSaved the plan to {out}. Apply exactly this plan with: syncdsl apply {out}"
@@ -190,7 +189,7 @@ def apply(
         result = _plan(spec, target, store, options)
         the_plan = result.plan
         if not as_json:
-            typer.echo(render_text(the_plan, style=_style(), full=full))  # type: ignore[arg-type]
+            typer.echo(render_text(the_plan, style=_style(), full=full))
         # Nothing to write to HubSpot or the lock: nothing to confirm (adoptions only touch
         # the local state).
         if the_plan.has_changes and not auto_approve:
@@ -285,7 +284,7 @@ def _finish(
             )
         )
     else:
-        typer.echo("\n" + render_report(report, style=_style()))  # type: ignore[arg-type]
+        typer.echo("\n" + render_report(report, style=_style()))
         if written:
             typer.echo(f"Rejected records written to {path} (fix and replay them).")
     stopped = report.stopped_error()
