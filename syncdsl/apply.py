@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from syncdsl.desired import SourceCounts
 from syncdsl.errors import (
@@ -73,8 +73,8 @@ class ApplyReport:
             "updated": self.updated,
             "exited": self.exited,
             "unchanged": self.unchanged,
-            "rejected": [r.__dict__ for r in self.rejected],
-            "inputs": [counts.__dict__ for counts in self.inputs],
+            "rejected": [asdict(r) for r in self.rejected],
+            "inputs": [asdict(counts) for counts in self.inputs],
             "schema_changes": self.schema_changes,
             "api_calls": self.api_calls,
             "batches": self.batches,
@@ -166,6 +166,9 @@ def apply_contacts(
                     batch = next(batches, None)
                     if batch is None:
                         break
+                    # Write-ahead: should we die before this batch is journaled, the next plan
+                    # resends its contacts instead of trusting their old state.
+                    store.mark_dirty([change.email for change in batch])
                     in_flight[pool.submit(upsert_batch, client, batch)] = batch
                 if not in_flight:
                     break

@@ -136,6 +136,7 @@ class CurrentContact:
     properties: Mapping[str, str | None]
     audiences: Mapping[str, str | None]
     last_applied: Mapping[str, str] | None = None  # state values, when refreshing with a state
+    dirty: bool = False  # sent in a batch whose acceptance was never journaled (a crash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,9 @@ def diff_contact(
     # for a contact that is up to date.
     changes: list[ValueChange] = []
     wanted_values = desired.properties if desired is not None else _NO_VALUES
-    known = current.properties if current is not None else _NONE
+    # A dirty contact's values in HubSpot are unknown: resend every desired one.
+    dirty = current is not None and current.dirty
+    known = current.properties if current is not None and not dirty else _NONE
     for name, after in wanted_values.items():
         before = known.get(name)
         if before != after and normalize(before, schema.get(name)) != normalize(
@@ -234,10 +237,12 @@ def diff_contact(
         status_before = statuses.get(prop)
         status_after = wanted.get(prop)
         if status_after is None or status_after == "exited":
-            # Not (or no longer) a member: exit only someone HubSpot shows as a member.
-            if status_before in MEMBER_STATUSES and not (protected and status_after is None):
+            # Not (or no longer) a member: exit only someone HubSpot shows as a member (or may,
+            # after a crash: a dirty contact that ever had a status).
+            was_member = status_before in MEMBER_STATUSES or (dirty and status_before is not None)
+            if was_member and not (protected and status_after is None):
                 changes.append(ValueChange(prop, status_before, "exited"))
-        elif status_before != status_after:
+        elif status_before != status_after or dirty:
             changes.append(ValueChange(prop, status_before, status_after))
     if not changes:
         # Up to date, or unknown with nothing to send (no value, no membership): no contact is

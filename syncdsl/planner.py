@@ -103,7 +103,7 @@ def make_plan(
         current,
         schema=schema_diff.schema,
         audience_properties=diff_props,
-        counted_properties=removed_props,
+        counted_properties=() if options.exit_removed else removed_props,  # diffed ones count
         protected=frozenset(r.email for r in desired.rejected if r.email),
         adopt_unknown=refresh,
     )
@@ -165,7 +165,9 @@ def _desired_input(contact: DesiredContact, rename: dict[str, str]) -> DesiredIn
 
 def _from_state(store: StateStore) -> Iterator[CurrentContact]:
     for row in store.iter_contacts():
-        yield CurrentContact(row.email, row.hubspot_id, row.properties, row.audiences)
+        yield CurrentContact(
+            row.email, row.hubspot_id, row.properties, row.audiences, dirty=row.dirty
+        )
 
 
 def _read_hubspot(

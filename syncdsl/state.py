@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     hubspot_id TEXT,
     properties TEXT NOT NULL,
     audiences TEXT NOT NULL,
-    applied_at TEXT NOT NULL
+    applied_at TEXT NOT NULL,
+    dirty INTEGER NOT NULL DEFAULT 0  -- sent in a batch whose acceptance was not journaled
 );
 CREATE TABLE IF NOT EXISTS schema_objects (
     name TEXT PRIMARY KEY,
@@ -43,6 +44,7 @@ class ContactState:
     hubspot_id: str | None
     properties: dict[str, str]
     audiences: dict[str, str]
+    dirty: bool = False  # in a batch that was sent but not journaled: HubSpot may hold anything
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class StateStore:
             raise StateError(f"no state at {path}")
         try:
             self._db = open_durable(path, _SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(contacts)")}
+            if "dirty" not in columns:  # a state written before the column existed
+                self._db.execute("ALTER TABLE contacts ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0")
         except sqlite3.DatabaseError as error:
             raise StateError(
                 f"the state store {path} is unusable ({error}); move it away and "
@@ -156,7 +161,7 @@ class StateStore:
     # -- contacts ---------------------------------------------------------------------------
     def get(self, email: str) -> ContactState | None:
         row = self._db.execute(
-            "SELECT email, hubspot_id, properties, audiences FROM contacts WHERE email = ?",
+            "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts WHERE email = ?",
             (email,),
         ).fetchone()
         return None if row is None else _contact(row)
@@ -167,7 +172,7 @@ class StateStore:
             chunk = emails[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                "SELECT email, hubspot_id, properties, audiences FROM contacts "
+                "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts "
                 f"WHERE email IN ({marks})",
                 chunk,
             )
@@ -178,7 +183,7 @@ class StateStore:
     def iter_contacts(self) -> Iterator[ContactState]:
         """Every tracked contact in ascending email order (the order DesiredSet uses)."""
         cursor = self._db.execute(
-            "SELECT email, hubspot_id, properties, audiences FROM contacts ORDER BY email"
+            "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts ORDER BY email"
         )
         for row in cursor:
             yield _contact(row)
@@ -204,7 +209,7 @@ class StateStore:
                 audiences = {**(known.audiences if known else {}), **contact.audiences}
                 hubspot_id = contact.hubspot_id or (known.hubspot_id if known else None)
                 self._db.execute(
-                    "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, 0)",
                     (contact.email, hubspot_id, _dump(properties), _dump(audiences), now),
                 )
             self._bump()
@@ -215,13 +220,22 @@ class StateStore:
         with self.transaction():
             self._db.execute("DELETE FROM contacts")
             self._db.executemany(
-                "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, 0)",
                 (
                     (c.email, c.hubspot_id, _dump(c.properties), _dump(c.audiences), now)
                     for c in contacts
                 ),
             )
             self._bump()
+
+    def mark_dirty(self, emails: list[str]) -> None:
+        """Before a batch is sent: if the process dies before its acceptance is journaled, the
+        next plan must resend these contacts' values, whatever the state says they were."""
+        with self.transaction():
+            for start in range(0, len(emails), 500):
+                chunk = emails[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self._db.execute(f"UPDATE contacts SET dirty = 1 WHERE email IN ({marks})", chunk)
 
     def forget(self, emails: Iterable[str]) -> None:
         with self.transaction():
@@ -277,8 +291,8 @@ def _dump(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _contact(row: tuple[str, str | None, str, str]) -> ContactState:
-    return ContactState(row[0], row[1], json.loads(row[2]), json.loads(row[3]))
+def _contact(row: tuple[str, str | None, str, str, int]) -> ContactState:
+    return ContactState(row[0], row[1], json.loads(row[2]), json.loads(row[3]), bool(row[4]))
 
 
 class ApplyLock:

@@ -270,3 +270,27 @@ def test_removed_audience_waits_for_a_decision(tmp_path: Path) -> None:
         assert ws.emulator.contact_by_email("cat@example.com")["vip"] == "exited"
         assert "upload:uploads" not in (tmp_path / "syncdsl.lock").read_text()
         assert not ws.plan().removed_audiences
+
+
+def test_a_batch_sent_but_never_journaled_is_resent(tmp_path: Path) -> None:
+    """kill -9 between HubSpot's acceptance and the journal: the next plan resends, not trusts."""
+    people = _people(6)
+    with workspace(tmp_path) as ws:
+        ws.write(people)
+        ws.apply()
+        lost = [people[1]["email"], people[2]["email"]]
+        with StateStore.open(ws.root) as store:
+            store.mark_dirty(lost)  # what apply writes ahead of sending a batch
+        client = ws.client()
+        client.batch_upsert_contacts_by_email(
+            [(email, {"firstname": "In flight", "newsletter": "exited"}) for email in lost]
+        )  # ...which HubSpot accepted, and then the process died
+        client.close()
+        plan = ws.plan()
+        assert not plan.refreshed
+        assert sorted(c.email for c in plan.contact_changes) == lost
+        ws.apply()
+        _assert_portal_has(ws, people)
+        assert not ws.plan(refresh=True).has_changes
+        with StateStore.open(ws.root) as store:
+            assert not any(row.dirty for row in store.iter_contacts())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -338,7 +339,7 @@ def state(
             )
         summary = store.summary()
     if as_json:
-        typer.echo(json.dumps(summary.__dict__, indent=2, sort_keys=True, default=list))
+        typer.echo(json.dumps(asdict(summary), indent=2, sort_keys=True))
         return
     typer.echo(f"State: {summary.path}")
     where = (
