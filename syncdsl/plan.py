@@ -393,20 +393,30 @@ def check_mass_exit(
         )
 
 
-def audience_property_schema(name: str, label: str, group: str) -> PropertySchema:
-    """The enumeration property syncdsl creates for an audience."""
+def audience_property_schema(name: str, label: str, group: str, key: str) -> PropertySchema:
+    """The enumeration property syncdsl creates for an audience; its description records the
+    audience's stable key, so another configuration cannot take it over unknowingly."""
     return PropertySchema(
         name=name,
         label=label,
         type="enumeration",
         field_type="select",
         group_name=group,
-        description=f"{MANAGED_MARKER}: audience status (realized, existing or exited).",
+        description=f"{MANAGED_MARKER}: audience status (realized, existing or exited). "
+        f"Audience key: {key}",
         options=tuple(
             PropertyOption(label=status.capitalize(), value=status, display_order=i)
             for i, status in enumerate(AUDIENCE_STATUSES)
         ),
     )
+
+
+def managed_key(description: str) -> str | None:
+    """The audience key a syncdsl-managed property records, if any."""
+    head, marker, key = description.partition("Audience key: ")
+    if not marker or MANAGED_MARKER not in head:
+        return None
+    return key.strip() or None
 
 
 def contact_write_calls(changes: int) -> int:

@@ -15,6 +15,7 @@ from syncdsl.plan import (
     RemovedAudience,
     RemovedDecision,
     audience_property_schema,
+    managed_key,
 )
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
 
@@ -50,7 +51,7 @@ def diff_schema(
     schema = dict(existing)
     for audience in spec.audiences:
         locked = desired_lock.audiences[audience.key]
-        wanted = audience_property_schema(locked.property, audience.name, group_name)
+        wanted = audience_property_schema(locked.property, audience.name, group_name, audience.key)
         schema[locked.property] = wanted
         have = existing.get(locked.property)
         if have is None:
@@ -66,11 +67,20 @@ def diff_schema(
         # Ownership is the marker syncdsl writes in the description, never the lock alone: a
         # committed lock must not let syncdsl take over a same-named property in another portal.
         ours = MANAGED_MARKER in have.description
+        owner = managed_key(have.description)
         if have.type != "enumeration":
             errors.append(
                 f"audience {audience.name!r}: HubSpot property {locked.property!r} exists with type "
                 f"{have.type}/{have.field_type}, not an enumeration; choose another name with "
                 f'`property = "..."` on the audience'
+            )
+            continue
+        if owner is not None and owner != audience.key and not audience.adopt:
+            errors.append(
+                f"audience {audience.name!r}: HubSpot property {locked.property!r} is syncdsl's "
+                f"for another audience ({owner}), from another configuration or an earlier "
+                'segment; choose another name with `property = "..."`, or set `adopt = true` '
+                "to take it over"
             )
             continue
         if not ours and not audience.adopt:
