@@ -498,3 +498,17 @@ def test_ambiguous_default_source_is_an_error_at_start(tmp_path: Path) -> None:
         chosen.start()
         chosen.stop()
         client.close()
+
+
+def test_an_event_without_the_segment_exits_a_member(tmp_path: Path) -> None:
+    """Batch semantics: membership that no longer lists the segment is an exit (for a member)."""
+    with workspace(tmp_path) as ws:
+        ws.write([profile("left@example.com", first="Lea", seg="realized")])
+        ws.apply()
+        with streaming(ws) as service:
+            left = {"email": "left@example.com", "segmentMembership": {"ups": {}}}
+            attribute_only = profile("other@example.com", first="Otto")
+            assert post(service, [left, attribute_only]).status_code == 202
+            wait_for(lambda: applied(service) == 2, what="2 events applied")
+        assert contact(ws, "left@example.com")["newsletter"] == "exited"
+        assert "newsletter" not in contact(ws, "other@example.com")

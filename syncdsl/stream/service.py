@@ -78,6 +78,12 @@ class EventMapper:
         lock = desired_lock(spec, read_lock(spec.root))
         self._rename = {a.property: lock.audiences[a.key].property for a in spec.audiences}
         self._mappers = {s.name: ProfileMapper(spec, s, schema) for s in spec.sources}
+        self._segment_properties = {
+            s.name: tuple(
+                self._rename[a.property] for a in spec.audiences if a.source == s.name and a.segment
+            )
+            for s in spec.sources
+        }
 
     def __call__(self, event: QueuedEvent) -> MappedRecord:
         mapper = self._mappers.get(event.source)
@@ -93,7 +99,20 @@ class EventMapper:
         audiences = {
             self._rename.get(name, name): status for name, status in mapped.audiences.items()
         }
+        if _has_membership(record):
+            # As in a batch export: a profile whose membership no longer lists a segment has
+            # left it (the dispatcher sends the exit only to someone the state knows as a member).
+            for prop in self._segment_properties[event.source]:
+                audiences.setdefault(prop, "exited")
         return MappedRecord(mapped.email, mapped.properties, audiences)
+
+
+def _has_membership(record: dict[str, object]) -> bool:
+    """The event carries segment membership (an attribute-only update does not)."""
+    membership = record.get("segmentMembership", record.get("xdm:segmentMembership"))
+    if not isinstance(membership, dict):
+        return False
+    return isinstance(membership.get("ups", membership.get("xdm:ups")), dict)
 
 
 class StreamService:
