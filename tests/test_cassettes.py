@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,7 @@ from syncdsl.errors import (
     HubSpotValidationError,
 )
 from syncdsl.hubspot import HubSpotClient
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
+from tests.fakes import FakeTime
 
 
 def replay(name: str) -> tuple[Any, HubSpotClient, FakeTime]:

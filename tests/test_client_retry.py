@@ -29,26 +29,9 @@ from syncdsl.errors import (
 )
 from syncdsl.hubspot import Backoff, HubSpotClient, RateBudget
 from syncdsl.schema import PropertySchema
+from tests.fakes import FakeTime
 
 TOKEN = "pat-na1-secret-0123456789"
-
-
-class FakeTime:
-    """A clock that only moves when someone sleeps; every sleep is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
 
 
 @dataclass
@@ -151,7 +134,7 @@ def stub() -> Iterator[Stub]:
 
 @pytest.fixture
 def fake_time() -> FakeTime:
-    return FakeTime()
+    return FakeTime(1000.0)
 
 
 def client_for(stub: Stub, fake_time: FakeTime, **kw: Any) -> HubSpotClient:

@@ -10,22 +10,7 @@ import pytest
 from syncdsl.errors import DailyLimitError
 from syncdsl.hubspot import RateBudget
 from syncdsl.ir import TIERS
-
-
-class FakeTime:
-    """A shared clock that moves only when a thread sleeps (sleeps of different threads add up)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
+from tests.fakes import FakeTime
 
 
 def max_in_any_window(times: list[float], window: float) -> int:
