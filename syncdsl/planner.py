@@ -81,7 +81,7 @@ def make_plan(
     audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
     removed_props = tuple(r.property for r in schema_diff.removed)
     diff_props = audience_props + (removed_props if options.exit_removed else ())
-    mapped = tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
+    mapped = mapped_properties(spec)
     known_state = store.base_url == base_url and not store.is_empty()
     # An interrupted apply of a refreshed plan held changes only HubSpot knows of (exits, drift):
     # its resume must refresh too, or they would be lost.
@@ -317,13 +317,18 @@ def adoption_states(adoptions: tuple[Adoption, ...]) -> list[ContactState]:
     return [ContactState(a.email, a.hubspot_id, a.properties, a.audiences) for a in adoptions]
 
 
+def mapped_properties(spec: Spec) -> tuple[str, ...]:
+    """Every HubSpot property some source maps to (the ones a refresh reads), sorted."""
+    return tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
+
+
 def read_current(spec: Spec, client: HubSpotClient) -> list[CurrentContact]:
     """HubSpot's current values of the managed properties, for every desired contact and member."""
     properties = client.list_properties()
     schema = {prop.name: prop for prop in properties}
     lock = desired_lock(spec, read_lock(spec.root))
     audience_props = tuple(sorted({entry.property for entry in lock.audiences.values()}))
-    mapped = tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
+    mapped = mapped_properties(spec)
     with build_desired(spec, schema) as desired:
         return list(
             _read_hubspot(client, None, desired.emails(), mapped, audience_props, frozenset(schema))

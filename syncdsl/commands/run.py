@@ -67,10 +67,6 @@ RejectsOut = Annotated[
 ]
 
 
-def _load(paths: list[Path]) -> Spec:
-    return load_spec(paths)
-
-
 def _style() -> Style:
     return ansi if sys.stdout.isatty() else plain
 
@@ -107,7 +103,7 @@ def plan(
     local: Local = False,
 ) -> None:
     """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
-    spec = _load(paths)
+    spec = load_spec(paths)
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
@@ -175,7 +171,7 @@ def apply(
             paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local
         )
         return
-    spec = _load(paths)
+    spec = load_spec(paths)
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
@@ -297,7 +293,7 @@ def _apply_saved(
     plan_path: Path, *, as_json: bool, parallelism: int, rejects: Path | None, local: bool
 ) -> None:
     the_plan, configuration = load_plan(plan_path)
-    spec = _load([Path(configuration)])
+    spec = load_spec([Path(configuration)])
     # A plan made against the embedded local HubSpot is applied there (it remembers its target).
     local = local or the_plan.fingerprint.base_url == LOCAL_STATE_KEY
     with (
@@ -329,7 +325,7 @@ def state(
     local: Local = False,
 ) -> None:
     """Show what syncdsl last applied (contacts tracked, last apply, schema), or rebuild it."""
-    spec = _load(paths)
+    spec = load_spec(paths)
     with StateStore.open(spec.root) as store:
         if rebuild:
             with ApplyLock(spec.root), connect(spec, local=local) as target:
