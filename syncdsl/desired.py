@@ -14,7 +14,7 @@ import sqlite3
 import tempfile
 import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -77,6 +77,7 @@ class DesiredContact:
     properties: dict[str, str]  # coerced strings, never empty
     audiences: dict[str, str]  # audience property -> realized | existing | exited
     provenance: tuple[str, ...]  # "data/profiles.jsonl:12" of each contributing record
+    sources: tuple[str, ...] = ()  # the source of each contributing record
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,25 @@ class RejectedRecord:
 
 @dataclass(frozen=True)
 class SourceCounts:
-    """Where the records of one source went: records == contributed + merged + rejected."""
+    """Where the records of one source went:
+    records == contributed + merged + rejected + not_member.
+
+    `not_member`: the records of people who are members of no audience (and no member to exit),
+    which never leave. `identities_skipped`: the other emails of profiles with several
+    (only the primary one is exported); not a bucket of records.
+    """
 
     source: str
     records: int
     contributed: int
     merged: int
     rejected: int
+    not_member: int = 0
+    identities_skipped: int = 0
+
+    def exported(self, contributed: int, not_member: int) -> SourceCounts:
+        """These counts once the plan knows which contacts reach HubSpot."""
+        return replace(self, contributed=contributed, not_member=not_member)
 
 
 @dataclass(frozen=True)
@@ -217,9 +230,11 @@ class _Merger:
         owners: dict[str, int] = {}
         audiences: dict[str, str] = {}
         provenance: list[str] = []
+        names: list[str] = []
         for row in rows:
             src = int(row[1])  # type: ignore[call-overload]
             provenance.append(f"{self._sources[src].path}:{row[2]}")
+            names.append(self._sources[src].name)
             for column, name in self._properties:
                 value = row[column]
                 if value is None:
@@ -243,7 +258,7 @@ class _Merger:
                 status = row[column]
                 if status is not None:
                     audiences[name] = str(status)
-        return DesiredContact(email, properties, audiences, tuple(provenance))
+        return DesiredContact(email, properties, audiences, tuple(provenance), tuple(names))
 
 
 def _open_staging(layout: _Layout) -> tuple[sqlite3.Connection, Path]:
@@ -325,7 +340,14 @@ def _stage_source(
         "SELECT COALESCE(SUM(dups), 0) FROM staged WHERE src = ?", (index,)
     ).fetchone()[0]
     contributed = records - rejected_count - merged
-    return SourceCounts(name, records, contributed, merged, rejected_count)
+    return SourceCounts(
+        name,
+        records,
+        contributed,
+        merged,
+        rejected_count,
+        identities_skipped=mapper.identities_skipped,
+    )
 
 
 def _merge_warnings(

@@ -12,6 +12,7 @@ DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_PROPERTY_GROUP = "syncdsl_audiences"
 DEFAULT_TIER = "free"
 DEFAULT_MASS_EXIT_THRESHOLD = 0.25
+EXPORT_MODES: tuple[str, ...] = ("full", "incremental")
 
 #: Audience statuses, as Experience Platform's segmentMembership reports them.
 AUDIENCE_STATUSES: tuple[str, ...] = ("realized", "existing", "exited")
@@ -124,6 +125,9 @@ class Source:
     identity: FieldPath  # always the email identity
     mappings: tuple[Mapping, ...]
     span: Span
+    #: "full": the file is the whole membership (absent members exit); "incremental": only the
+    #: profiles whose membership changed (absent ones keep their status).
+    export: TypingLiteral["full", "incremental"] = "full"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -223,6 +223,40 @@ def _template_getter(template: ir.Template, prop: str, fmt: str) -> Getter:
     return render
 
 
+def _referenced_paths(source: str) -> tuple[tuple[str, ...], ...]:
+    """The record fields a template reads (`person.name.firstName`), longest paths only."""
+    try:
+        tree = _ENVIRONMENT.parse(source)
+    except TemplateSyntaxError:
+        return ()
+    roots = meta.find_undeclared_variables(tree) - set(_ENVIRONMENT.globals)
+    paths: set[tuple[str, ...]] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        parts: list[str] = []
+        while True:
+            if isinstance(node, nodes.Getattr):
+                parts.append(node.attr)
+                node = node.node
+            elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                parts.append(str(node.arg.value))
+                node = node.node
+            else:
+                break
+        if isinstance(node, nodes.Name) and node.name in roots:
+            paths.add((node.name, *reversed(parts)))
+    longest = {p for p in paths if not any(q != p and q[: len(p)] == p for q in paths)}
+    return tuple(sorted(longest))
+
+
+def _presence(template: ir.Template, fmt: str) -> Callable[[Mapping[str, object]], bool] | None:
+    """For partial events: does a record hold at least one field this template reads?"""
+    paths = _referenced_paths(template.source)
+    if not paths:
+        return None  # reads no field: a constant, rendered every time
+    getters = [_path_getter(path if fmt == "jsonl" else (".".join(path),), fmt) for path in paths]
+    return lambda record: any(getter(record) not in (None, "") for getter in getters)
+
+
 def _expr_getter(mapping: ir.Mapping, fmt: str, prop: PropertySchema | None) -> Getter:
     expr = mapping.expr
     if isinstance(expr, ir.FieldPath):
@@ -250,7 +284,8 @@ class ProfileMapper:
         fmt = source.format
         self.source = source
         self._identity_field = ".".join(source.identity.parts)
-        self._email: Getter = _path_getter(source.identity.parts, fmt)
+        self.identities_skipped = 0  # other emails of profiles with several (identityMap)
+        self._email: Getter = self._identity_getter(source.identity.parts, fmt)
         schema = schema or {}
         self._properties: tuple[tuple[str, Getter, PropertySchema | None], ...] = tuple(
             (
@@ -260,12 +295,41 @@ class ProfileMapper:
             )
             for mapping in source.mappings
         )
+        self._presence = tuple(
+            _presence(mapping.expr, fmt) if isinstance(mapping.expr, ir.Template) else None
+            for mapping in source.mappings
+        )
         audiences = [audience for audience in spec.audiences if audience.source == source.name]
         self._segments = tuple(
             (audience.property, audience.segment) for audience in audiences if fmt == "jsonl"
         )
         self._uploads = {audience.property: "realized" for audience in audiences if fmt == "csv"}
         self._upload_statuses: list[str | None] = list(self._uploads.values())
+
+    def _identity_getter(self, parts: tuple[str, ...], fmt: str) -> Getter:
+        """The email lookup; `identityMap.<Namespace>` takes the namespace's primary identity."""
+        if fmt != "jsonl" or len(parts) != 2 or parts[0] != "identityMap":
+            return _path_getter(parts, fmt)
+        namespace = parts[1].lower()
+
+        def primary_identity(record: Mapping[str, object]) -> object:
+            identity_map = record.get("identityMap")
+            if type(identity_map) is not dict:
+                return None
+            entries = next(
+                (v for k, v in identity_map.items() if str(k).lower() == namespace), None
+            )
+            if type(entries) is dict:
+                entries = [entries]
+            if type(entries) is not list:
+                return None
+            ids = [e for e in entries if type(e) is dict and e.get("id") not in (None, "")]
+            if not ids:
+                return None
+            self.identities_skipped += len(ids) - 1
+            return next((e for e in ids if e.get("primary") is True), ids[0])["id"]
+
+        return primary_identity
 
     @property
     def property_names(self) -> tuple[str, ...]:
@@ -279,9 +343,18 @@ class ProfileMapper:
             return tuple(self._uploads)
         return tuple(audience_property for audience_property, _ in self._segments)
 
-    def map(self, record: Mapping[str, object]) -> MappedRecord:
-        """Map one record. Raises RecordRejected(reason) when it cannot become a contact."""
+    def map(self, record: Mapping[str, object], *, partial: bool = False) -> MappedRecord:
+        """Map one record. Raises RecordRejected(reason) when it cannot become a contact.
+
+        `partial` (stream events): a template is rendered only when the event holds at least
+        one field it reads, so an event without them never overwrites what it made before.
+        """
         email, values, statuses = self.map_row(record)
+        if partial:
+            values = [
+                None if present is not None and not present(record) else value
+                for value, present in zip(values, self._presence)
+            ]
         properties = {
             name: value for name, value in zip(self.property_names, values) if value is not None
         }
@@ -366,6 +439,8 @@ class ProfileMapper:
             status = entry.get("status")
             if status is None:
                 status = entry.get("xdm:status")
+            if status is None:
+                status = "realized"  # XDM's declared default for xdm:status
             if status not in AUDIENCE_STATUSES:
                 folded = status.strip().lower() if isinstance(status, str) else status
                 if folded not in AUDIENCE_STATUSES:

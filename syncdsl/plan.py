@@ -147,6 +147,7 @@ class DesiredInput:
     properties: Mapping[str, str]
     audiences: Mapping[str, str]
     provenance: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # the sources whose records make this contact
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class Plan:
     audience_properties: tuple[str, ...]
     managed_properties: tuple[str, ...]
     inputs: tuple[SourceCounts, ...] = ()  # where each source's records went
+    notes: tuple[str, ...] = ()  # facts worth knowing that need no action
     format_version: int = FORMAT_VERSION
 
     def count(self, action: ContactAction) -> int:
@@ -203,25 +205,87 @@ _NONE: Mapping[str, str | None] = {}
 _NO_VALUES: Mapping[str, str] = {}
 
 
+def audience_writes(
+    wanted: Mapping[str, str],
+    before: Mapping[str, str | None],
+    audience_properties: Iterable[str],
+    *,
+    carried: frozenset[str] = frozenset(),
+    protected: bool = False,
+    dirty: bool = False,
+) -> dict[str, str] | None:
+    """The exit rule, shared by plan and stream: the statuses to write on one contact, or None
+    when the contact is not exported at all. Pure.
+
+    As Experience Platform exports: a contact reaches HubSpot only as a member (`realized` or
+    `existing`) of some audience, or as a member it exported before that now exits (`exited`,
+    with its current fields). `exited` is never written on someone who was not a member.
+    `carried`: audiences of incremental exports, where absence from the file keeps the status.
+    `protected`: a record for this email was rejected, so its absence says nothing (no exit).
+    `dirty`: a crash left HubSpot's values unknown, so any status it ever had may need resending.
+    """
+    writes: dict[str, str] = {}
+    for prop in audience_properties:
+        after = wanted.get(prop)
+        prior = before.get(prop)
+        if after is None and prop in carried:
+            after = prior
+        if after in MEMBER_STATUSES:
+            writes[prop] = after  # type: ignore[assignment]
+        elif prior in MEMBER_STATUSES or (dirty and prior is not None):
+            if not (protected and after is None):
+                writes[prop] = "exited"
+    return writes or None
+
+
+def is_member(audiences: Mapping[str, str | None]) -> bool:
+    """A member of at least one of these audiences."""
+    return any(status in MEMBER_STATUSES for status in audiences.values())
+
+
 def diff_contact(
     desired: DesiredInput | None,
     current: CurrentContact | None,
     *,
     schema: Mapping[str, PropertySchema],
     audience_properties: Iterable[str],
+    carried: frozenset[str] = frozenset(),
     protected: bool = False,
 ) -> ContactChange | None:
-    """The change one contact needs, or None when it is up to date. Pure.
+    """The change one contact needs, or None when it is up to date or not exported. Pure."""
+    return _diff(
+        desired,
+        current,
+        schema=schema,
+        audience_properties=audience_properties,
+        carried=carried,
+        protected=protected,
+    )[1]
 
-    `protected`: a record for this email was rejected, so its absence from the desired contacts
-    says nothing about membership: its statuses are left as they are (no exit).
-    """
+
+def _diff(
+    desired: DesiredInput | None,
+    current: CurrentContact | None,
+    *,
+    schema: Mapping[str, PropertySchema],
+    audience_properties: Iterable[str],
+    carried: frozenset[str],
+    protected: bool,
+) -> tuple[bool, ContactChange | None]:
+    """(exported, change): whether the contact reaches HubSpot at all, and what it needs."""
     # The hot path of every plan: equal strings skip normalisation, and nothing is allocated
     # for a contact that is up to date.
-    changes: list[ValueChange] = []
-    wanted_values = desired.properties if desired is not None else _NO_VALUES
+    statuses = current.audiences if current is not None else _NONE
+    wanted = desired.audiences if desired is not None else _NO_VALUES
     # A dirty contact's values in HubSpot are unknown: resend every desired one.
     dirty = current is not None and current.dirty
+    writes = audience_writes(
+        wanted, statuses, audience_properties, carried=carried, protected=protected, dirty=dirty
+    )
+    if writes is None:
+        return False, None  # a member of no audience, and no member to exit: nothing leaves
+    changes: list[ValueChange] = []
+    wanted_values = desired.properties if desired is not None else _NO_VALUES
     known = current.properties if current is not None and not dirty else _NONE
     for name, after in wanted_values.items():
         before = known.get(name)
@@ -231,38 +295,32 @@ def diff_contact(
             changes.append(ValueChange(name, before, after))
     if len(changes) > 1:
         changes.sort(key=lambda change: change.property)
-    statuses = current.audiences if current is not None else _NONE
-    wanted = desired.audiences if desired is not None else _NO_VALUES
-    for prop in audience_properties:
+    exits = 0
+    for prop, status_after in writes.items():
         status_before = statuses.get(prop)
-        status_after = wanted.get(prop)
-        if status_after is None or status_after == "exited":
-            # Not (or no longer) a member: exit only someone HubSpot shows as a member (or may,
-            # after a crash: a dirty contact that ever had a status).
-            was_member = status_before in MEMBER_STATUSES or (dirty and status_before is not None)
-            if was_member and not (protected and status_after is None):
-                changes.append(ValueChange(prop, status_before, "exited"))
+        if status_after == "exited":
+            changes.append(ValueChange(prop, status_before, "exited"))
+            exits += 1
         elif status_before != status_after or dirty:
             changes.append(ValueChange(prop, status_before, status_after))
     if not changes:
-        # Up to date, or unknown with nothing to send (no value, no membership): no contact is
-        # created just to hold an email.
-        return None
+        return True, None  # up to date
     changed = {change.property for change in changes}
     settled = {name: value for name, value in wanted_values.items() if name not in changed}
     settled.update(
         (prop, status)
-        for prop, status in wanted.items()
-        if prop not in changed and status is not None and statuses.get(prop) == status
+        for prop, status in writes.items()
+        if prop not in changed and statuses.get(prop) == status
     )
     drift = _drifted(current, schema)
+    status_changes = len(changes) - sum(1 for c in changes if c.property not in writes)
     if current is None:
         action: ContactAction = "create"
-    elif all(c.after == "exited" and c.property in audience_properties for c in changes):
-        action = "exit"
+    elif exits and exits == status_changes:
+        action = "exit"  # leaving audiences (its current fields go with the exit)
     else:
         action = "update"
-    return ContactChange(
+    return True, ContactChange(
         action=action,
         email=(desired or current).email,  # type: ignore[union-attr]
         changes=tuple(changes),
@@ -313,6 +371,8 @@ class ContactDiff:
     adoptions: tuple[Adoption, ...]
     members: dict[str, int]
     exits: dict[str, int]
+    exported: dict[str, int] = field(default_factory=dict)  # per source: records that reach HubSpot
+    not_member: dict[str, int] = field(default_factory=dict)  # per source: records of non-members
 
 
 def diff_contacts(
@@ -322,6 +382,7 @@ def diff_contacts(
     schema: Mapping[str, PropertySchema],
     audience_properties: tuple[str, ...],
     counted_properties: tuple[str, ...] = (),
+    carried: frozenset[str] = frozenset(),
     protected: frozenset[str] = frozenset(),
     adopt_unknown: bool,
 ) -> ContactDiff:
@@ -329,31 +390,39 @@ def diff_contacts(
 
     `audience_properties` are diffed; members are counted for those and `counted_properties`
     (removed audiences). `adopt_unknown` (refresh only): contacts already as desired in HubSpot
-    but unknown to the state become adoptions.
+    but unknown to the state become adoptions. Each desired contact's records are counted per
+    source as exported or not a member.
     """
     changes: list[ContactChange] = []
     adoptions: list[Adoption] = []
     unchanged = 0
     tally = _Tally()
+    exported_records: dict[str, int] = {}
+    not_member: dict[str, int] = {}
     for want, have in merge_join(desired, current):
         if have is not None:
             for prop in (*audience_properties, *counted_properties):
                 if have.audiences.get(prop) in MEMBER_STATUSES:
                     tally.members[prop] = tally.members.get(prop, 0) + 1
         email = want.email if want is not None else have.email  # type: ignore[union-attr]
-        change = diff_contact(
+        exported, change = _diff(
             want,
             have,
             schema=schema,
             audience_properties=audience_properties,
+            carried=carried,
             protected=email in protected,
         )
+        if want is not None:
+            bucket = exported_records if exported else not_member
+            for source in want.sources:
+                bucket[source] = bucket.get(source, 0) + 1
         if change is not None:
             changes.append(change)
             for value in change.changes:
                 if value.after == "exited" and value.property in audience_properties:
                     tally.exits[value.property] = tally.exits.get(value.property, 0) + 1
-        elif want is not None:
+        elif want is not None and exported:
             unchanged += 1
             if adopt_unknown and have is not None and have.last_applied is None:
                 adoptions.append(
@@ -364,7 +433,15 @@ def diff_contacts(
                         {k: v for k, v in want.audiences.items() if k in audience_properties},
                     )
                 )
-    return ContactDiff(tuple(changes), unchanged, tuple(adoptions), tally.members, tally.exits)
+    return ContactDiff(
+        tuple(changes),
+        unchanged,
+        tuple(adoptions),
+        tally.members,
+        tally.exits,
+        exported_records,
+        not_member,
+    )
 
 
 def check_mass_exit(

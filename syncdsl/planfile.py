@@ -4,8 +4,8 @@ Format (format_version 1), keys sorted:
     format_version, configuration (path), refreshed, summary {create, update, exit, unchanged,
     rejected, property_changes}, property_changes[], contact_changes[] (action, email, hubspot_id,
     drift, provenance, changes[] {property, before, after}), rejected[] (source, file, line, reason),
-    removed_audiences[], lock_changes[], warnings[], estimate {...}, fingerprint {...}, inputs[] (per source: records, contributed, merged,
-    rejected).
+    removed_audiences[], lock_changes[], warnings[], notes[], estimate {...}, fingerprint {...},
+    inputs[] (per source: records, contributed, merged, rejected, not_member, identities_skipped).
 A saved plan (`--out`) adds `settled` per contact change and `adoptions`, which apply records in
 the state store.
 """
@@ -65,6 +65,7 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         "removed_audiences": [asdict(r) for r in plan.removed_audiences],
         "lock_changes": list(plan.lock_changes),
         "warnings": list(plan.warnings),
+        "notes": list(plan.notes),
         "estimate": {**asdict(plan.estimate), "apply_calls": plan.estimate.apply_calls},
         "fingerprint": asdict(plan.fingerprint),
         "audience_properties": list(plan.audience_properties),
@@ -136,6 +137,7 @@ def _plan(data: dict[str, Any]) -> Plan:
         audience_properties=tuple(data["audience_properties"]),
         managed_properties=tuple(data["managed_properties"]),
         inputs=tuple(SourceCounts(**counts) for counts in data.get("inputs", ())),
+        notes=tuple(data.get("notes", ())),
     )
 
 

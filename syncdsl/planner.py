@@ -104,6 +104,7 @@ def make_plan(
         schema=schema_diff.schema,
         audience_properties=diff_props,
         counted_properties=() if options.exit_removed else removed_props,  # diffed ones count
+        carried=_carried(spec, schema_diff.audience_properties),
         protected=frozenset(r.email for r in desired.rejected if r.email),
         adopt_unknown=refresh,
     )
@@ -122,6 +123,7 @@ def make_plan(
         removed_audiences=removed,
         lock_changes=schema_diff.lock_changes,
         warnings=(*desired.warnings, *_removed_warnings(removed), *_protected_warning(desired)),
+        notes=_unused_source_notes(spec),
         estimate=Estimate(
             read_calls=client.stats.calls - calls_before,
             schema_write_calls=_schema_calls(schema_diff),
@@ -137,7 +139,13 @@ def make_plan(
         refreshed=refresh,
         audience_properties=audience_props,
         managed_properties=mapped,
-        inputs=tuple(desired.counts),
+        inputs=tuple(
+            counts.exported(
+                contact_diff.exported.get(counts.source, 0),
+                contact_diff.not_member.get(counts.source, 0),
+            )
+            for counts in desired.counts
+        ),
     )
     if refresh and known_state:
         plan = _mark_deleted(plan, store)
@@ -160,7 +168,25 @@ def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
 def _desired_input(contact: DesiredContact, rename: dict[str, str]) -> DesiredInput:
     """The diff's view of a desired contact, audience statuses keyed by the lock's property."""
     audiences = {rename.get(k, k): v for k, v in contact.audiences.items()}
-    return DesiredInput(contact.email, contact.properties, audiences, contact.provenance)
+    return DesiredInput(
+        contact.email, contact.properties, audiences, contact.provenance, contact.sources
+    )
+
+
+def _carried(spec: Spec, properties: dict[str, str]) -> frozenset[str]:
+    """Audience properties of incremental exports: absence from the file keeps the status."""
+    incremental = {source.name for source in spec.sources if source.export == "incremental"}
+    return frozenset(properties[a.key] for a in spec.audiences if a.source in incremental)
+
+
+def _unused_source_notes(spec: Spec) -> tuple[str, ...]:
+    used = {audience.source for audience in spec.audiences}
+    return tuple(
+        f"source {source.name!r} is used by no audience: it only adds its fields to contacts "
+        "that are members of an audience through another source (its other records never leave)"
+        for source in spec.sources
+        if source.name not in used
+    )
 
 
 def _from_state(store: StateStore) -> Iterator[CurrentContact]:

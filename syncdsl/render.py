@@ -81,9 +81,15 @@ def _section(
 
 
 def _input_line(counts: SourceCounts) -> str:
+    skipped = (
+        f" ({counts.identities_skipped:,} other emails of profiles with several not exported)"
+        if counts.identities_skipped
+        else ""
+    )
     return (
         f"  {counts.source}: {counts.records:,} records = {counts.contributed:,} contributing "
-        f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected"
+        f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected "
+        f"+ {counts.not_member:,} not members of any audience (never sent){skipped}"
     )
 
 
@@ -153,6 +159,7 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
         None,
     )
     out += _section("Warnings", plan.warnings, lambda w: [f"! {w}"], "yellow", style, limit)
+    out += _section("Notes", plan.notes, lambda n: [f"• {n}"], "dim", style, None)
     out.append(style(summary_line(plan), "bold"))
     return "\n".join(out)
 
@@ -201,6 +208,13 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 **Warnings**
 {% for w in plan.warnings %}
 - {{ w }}
+{% endfor %}
+{% endif %}
+{% if plan.notes %}
+
+**Notes**
+{% for n in plan.notes %}
+- {{ n }}
 {% endfor %}
 {% endif %}
 """

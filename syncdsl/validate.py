@@ -18,6 +18,7 @@ from syncdsl.ir import (
     DEFAULT_MASS_EXIT_THRESHOLD,
     DEFAULT_PROPERTY_GROUP,
     DEFAULT_TIER,
+    EXPORT_MODES,
     TIERS,
     Audience,
     Destination,
@@ -53,7 +54,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOP_BLOCKS = ("destination", "source", "audience", "property")
 DESTINATION_ATTRIBUTES = ("token", "tier", "base_url", "property_group")
-SOURCE_ATTRIBUTES = ("jsonl", "csv", "identity")
+SOURCE_ATTRIBUTES = ("jsonl", "csv", "identity", "export")
 AUDIENCE_ATTRIBUTES = ("source", "segment", "property", "adopt", "mass_exit_threshold")
 PROPERTY_ATTRIBUTES = ("label", "type", "field_type", "options")
 
@@ -289,10 +290,26 @@ class _Checker:
                 extra.type_span, f"{where} has more than one `map` block; merge them into one"
             )
         mappings = self.mappings(maps[0], where) if maps else ()
+        export = self.export(attrs.get("export"))
         if data is None or identity is None:
             return None
         file_format, path, resolved = data
-        return Source(name, file_format, path, resolved, identity, mappings, block.span)
+        return Source(name, file_format, path, resolved, identity, mappings, block.span, export)
+
+    def export(self, attribute: Attribute | None) -> TypingLiteral["full", "incremental"]:
+        if attribute is None:
+            return "full"
+        value = self.string(attribute, "incremental")
+        if value == "incremental":
+            return "incremental"
+        if value is not None and value != "full":
+            hint = did_you_mean(value, EXPORT_MODES)
+            self.error(
+                attribute.value.span,
+                f"unknown export `{value}`{hint}; use one of {one_of(EXPORT_MODES)} "
+                "(`incremental`: each file holds only the profiles whose membership changed)",
+            )
+        return "full"
 
     def data_file(
         self, attrs: dict[str, Attribute], block: Block, where: str, spec_file: str

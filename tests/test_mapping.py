@@ -172,6 +172,10 @@ def test_coercion_failures_reject_the_record_with_the_property() -> None:
             {"xdm:segmentMembership": {"ups": {SEGMENT: {"xdm:status": "realized"}}}},
             {"a": "realized"},
         ),
+        # An entry without a status is realized: XDM's declared default for xdm:status.
+        ({"segmentMembership": {"ups": {SEGMENT: {}}}}, {"a": "realized"}),
+        ({"segmentMembership": {"ups": {SEGMENT: {"lastQualificationTime": "x"}}}}, {"a": "realized"}),
+        ({"segmentMembership": {"ups": {SEGMENT: {"status": "EXISTING"}}}}, {"a": "existing"}),
         ({"segmentMembership": {"ups": {"other": {"status": "realized"}}}}, {}),
         ({"segmentMembership": {"ups": {}}}, {}),
         ({}, {}),
@@ -188,10 +192,6 @@ def test_segment_statuses(membership: dict[str, Any], expected: dict[str, str]) 
         (
             {"segmentMembership": {"ups": {SEGMENT: {"status": "qualified"}}}},
             f"segment {SEGMENT}: status 'qualified' is not one of realized, existing, exited",
-        ),
-        (
-            {"segmentMembership": {"ups": {SEGMENT: {}}}},
-            f"segment {SEGMENT}: status None is not one of realized, existing, exited",
         ),
         (
             {"segmentMembership": {"ups": {SEGMENT: "realized"}}},

@@ -5,19 +5,22 @@ Fixture keys (tests/fixtures/plans/*.json):
   hubspot         {"contacts": [...], "properties": [...]} seeded before anything else
   bulk_members    {"count": N, "property": P, "status": S} seeded contacts m<i>@bulk.example
   before          {"profiles", "vip", "spec"}: applied first, so a state exists
+  second_apply    {"profiles", "vip", "spec"}: applied after `before`
   edits           {"set": [{"email", "properties"}], "delete": [emails], "delete_properties": [...]}
                   made in HubSpot after `before` (manual edits in the portal)
   forget_state    drop the state after `before` (a CI machine without it)
   profiles, vip   the data the plan is made from
   options         PlanOptions (refresh, allow_mass_exit, exit_removed)
   saved_plan_then save the plan, then change "config" | "data" | "hubspot" | "state"
-  expect          {"summary", "contacts", "properties", "refreshed", "warnings", "error"}
+  expect          {"summary", "contacts", "properties", "refreshed", "warnings", "notes",
+                  "inputs", "error"}
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,10 @@ def _run(ws: Workspace, case: dict[str, Any]) -> Any:
             spec=before.get("spec", case.get("spec")),
         )
         ws.apply(**before.get("options", {}))
+    second = case.get("second_apply")
+    if second is not None:
+        ws.write(second.get("profiles", []), second.get("vip", []), spec=second.get("spec"))
+        ws.apply(**second.get("options", {}))
     _edit(ws, case.get("edits", {}))
     if case.get("forget_state"):
         shutil.rmtree(state_dir(ws.root))
@@ -143,6 +150,14 @@ def test_plan_scenario(path: Path, tmp_path: Path) -> None:
         assert plan.estimate.read_calls == expect["read_calls"]
     for fragment in expect.get("warnings", []):
         assert any(fragment in warning for warning in plan.warnings), plan.warnings
+    for fragment in expect.get("notes", []):
+        assert any(fragment in note for note in plan.notes), plan.notes
+    if "inputs" in expect:
+        assert [asdict(counts) for counts in plan.inputs] == expect["inputs"]
+    for counts in plan.inputs:
+        assert counts.records == (
+            counts.contributed + counts.merged + counts.rejected + counts.not_member
+        ), counts
 
 
 def test_there_are_at_least_thirty_scenarios() -> None:
