@@ -276,8 +276,10 @@ class Runner:
 def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
     """What HubSpot must hold once the configuration is applied: email -> property -> value.
 
-    An audience status of "exited" for someone who never was a member is not written (None).
-    Needs the lock file of a first apply (it names the audience properties).
+    Written independently of the planner, for a configuration applied to an empty portal: only
+    audience members (realized or existing in some audience) are exported; an audience status of
+    "exited" for someone who never was a member is not written (None). Needs the lock file of a
+    first apply (it names the audience properties).
     """
     spec = load_spec([root])
     lock = desired_lock(spec, read_lock(spec.root))
@@ -286,6 +288,8 @@ def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
     with build_desired(spec) as desired:
         for contact in desired:
             values: dict[str, str | None] = dict(contact.properties)
+            if not any(status in ("realized", "existing") for status in contact.audiences.values()):
+                continue  # a member of no audience: never exported
             for key, status in contact.audiences.items():
                 values[rename.get(key, key)] = None if status == "exited" else status
             wanted[contact.email] = values
@@ -293,12 +297,13 @@ def desired_end_state(root: Path) -> dict[str, dict[str, str | None]]:
 
 
 def end_state_mismatches(emulator: AnyEmulator, wanted: dict[str, dict[str, str | None]]) -> int:
-    """How many desired contacts HubSpot does not hold as desired (missing or a wrong value)."""
+    """How many contacts HubSpot does not hold as desired: missing, a wrong value, or there
+    although no audience holds them (personal data that must not have left)."""
     held = {}
     for record in emulator.all_contacts():
         email = (record.get("email") or "").strip().lower()
         held[email] = record
-    wrong = 0
+    wrong = sum(1 for email in held if email not in wanted)
     for email, values in wanted.items():
         record = held.get(email)
         if record is None:

@@ -176,6 +176,17 @@ class DesiredSet:
         rows = self._connection.execute("SELECT DISTINCT email FROM staged ORDER BY email")
         return (row[0] for row in rows)
 
+    def member_emails(self) -> Iterator[str]:
+        """The emails that are members (realized or existing) of some audience, ascending."""
+        columns = [f"a{i}" for i in range(len(self._layout.audiences))]
+        if not columns:
+            return iter(())
+        member = " OR ".join(f"{column} IN ('realized', 'existing')" for column in columns)
+        rows = self._connection.execute(
+            f"SELECT DISTINCT email FROM staged WHERE {member} ORDER BY email"
+        )
+        return (row[0] for row in rows)
+
     def write_rejects(self, path: Path) -> int:
         """Write rejects as JSONL ({file, line, source, reason, record}); return how many."""
         with Path(path).open("w", encoding="utf-8", newline="\n") as out:

@@ -230,11 +230,11 @@ def audience_writes(
         prior = before.get(prop)
         if after is None and prop in carried:
             after = prior
+        was_member = prior in MEMBER_STATUSES or (dirty and prior is not None)
         if after in MEMBER_STATUSES:
-            writes[prop] = after  # type: ignore[assignment]
-        elif prior in MEMBER_STATUSES or (dirty and prior is not None):
-            if not (protected and after is None):
-                writes[prop] = "exited"
+            writes[prop] = after
+        elif was_member and not (protected and after is None):
+            writes[prop] = "exited"
     return writes or None
 
 

@@ -88,10 +88,12 @@ def make_plan(
     refresh = options.refresh or not known_state or store.refresh_pending
     current: Iterable[CurrentContact]
     if refresh:
+        # Only members are exported: HubSpot's view of anyone else (a member there, to exit)
+        # comes from the member searches.
         current = _read_hubspot(
             client,
             store if known_state else None,
-            desired.emails(),
+            desired.member_emails(),
             mapped,
             audience_props + removed_props,
             frozenset(prop.name for prop in properties),

@@ -247,6 +247,11 @@ def render_report(report: ApplyReport, *, style: Style = plain) -> str:
         f"{report.schema_changes} schema change(s); {report.api_calls:,} API calls in "
         f"{report.elapsed:.1f} s ({report.rate:.1f} calls/s).",
     ]
+    outsiders = sum(counts.not_member for counts in report.inputs)
+    if outsiders:
+        lines.append(
+            f"{outsiders:,} record(s) of people who are members of no audience were not sent."
+        )
     for rejection in report.rejected[:DEFAULT_LIMIT]:
         lines.append(f"  ! {rejection.file}:{rejection.line}  {rejection.reason}")
     if len(report.rejected) > DEFAULT_LIMIT:

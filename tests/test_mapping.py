@@ -174,7 +174,10 @@ def test_coercion_failures_reject_the_record_with_the_property() -> None:
         ),
         # An entry without a status is realized: XDM's declared default for xdm:status.
         ({"segmentMembership": {"ups": {SEGMENT: {}}}}, {"a": "realized"}),
-        ({"segmentMembership": {"ups": {SEGMENT: {"lastQualificationTime": "x"}}}}, {"a": "realized"}),
+        (
+            {"segmentMembership": {"ups": {SEGMENT: {"lastQualificationTime": "x"}}}},
+            {"a": "realized"},
+        ),
         ({"segmentMembership": {"ups": {SEGMENT: {"status": "EXISTING"}}}}, {"a": "existing"}),
         ({"segmentMembership": {"ups": {"other": {"status": "realized"}}}}, {}),
         ({"segmentMembership": {"ups": {}}}, {}),

@@ -131,8 +131,8 @@ def test_events_for_one_email_within_a_window_coalesce_into_one_input(tmp_path: 
         for i in range(48)
     ]
     burst += [
-        profile("burst@example.com", first="Final", seg="exited"),
-        profile("other@example.com", first="Other"),
+        profile("burst@example.com", first="Final", seg="existing"),
+        profile("other@example.com", first="Other", seg="realized"),
     ]
     with workspace(tmp_path) as ws:
         ws.write([])
@@ -142,24 +142,30 @@ def test_events_for_one_email_within_a_window_coalesce_into_one_input(tmp_path: 
             assert service.metrics.get("events_coalesced") == 49
         assert ws.emulator.count("contacts.batch_upsert") == 1
         got = contact(ws, "burst@example.com")
-        # Later values win property by property: the city of the first event survives. The last
-        # status, exited, is dropped: HubSpot never saw this contact as a member (as in plan).
-        assert (got["firstname"], got["city"]) == ("Final", "Lyon")
-        assert "newsletter" not in got
+        # Later values win property by property: the city of the first event survives.
+        assert (got["firstname"], got["city"], got["newsletter"]) == ("Final", "Lyon", "existing")
         assert contact(ws, "other@example.com")["firstname"] == "Other"
 
 
-def test_nothing_to_send_creates_no_contact(tmp_path: Path) -> None:
-    """No value and an exit for a non-member: skipped, no empty contact created in HubSpot."""
+def test_non_members_are_never_sent(tmp_path: Path) -> None:
+    """Members of no audience (no membership, or an exit of someone never exported, even with
+    fields, even coalesced after a brief membership) are skipped and counted, never sent."""
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws) as service:
-            events = [profile("bare@example.com"), profile("never@example.com", seg="exited")]
+            events = [
+                profile("bare@example.com"),
+                profile("never@example.com", first="Nev", seg="exited"),
+                profile("fields@example.com", first="Fiona", city="rome"),
+            ]
             assert post(service, events).status_code == 202
-            wait_for(lambda: service.metrics.get("events_skipped") == 2, what="2 skipped")
+            wait_for(lambda: service.metrics.get("events_not_member") == 3, what="3 not members")
+            assert service.status()["not_member"] == 3
+            assert "syncdsl_stream_events_not_member_total 3" in service.prometheus()
             assert service.queue_depth == 0
         assert ws.emulator.contact_by_email("bare@example.com") is None
         assert ws.emulator.contact_by_email("never@example.com") is None
+        assert ws.emulator.contact_by_email("fields@example.com") is None
         assert ws.emulator.count("contacts.batch_upsert") == 0
 
 
@@ -204,7 +210,10 @@ def test_later_events_land_last_with_several_batches_in_flight(tmp_path: Path) -
         with streaming(ws, client=jittery, window_seconds=0.0, parallelism=8) as service:
             for round_ in range(30):
                 for racer in range(4):
-                    post(service, profile(f"racer{racer}@example.com", first=f"V{round_}"))
+                    post(
+                        service,
+                        profile(f"racer{racer}@example.com", first=f"V{round_}", seg="realized"),
+                    )
             wait_for(lambda: service.queue_depth == 0, what="every event settled")
             assert service.metrics.get("batches_sent") > 4  # many batches, several at a time
         finals = {contact(ws, f"racer{r}@example.com")["firstname"] for r in range(4)}
@@ -274,7 +283,7 @@ def test_bearer_secret_is_required_when_configured(tmp_path: Path) -> None:
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws, ingest_token="s3cret-intake") as service:
-            ann = profile("a@example.com", first="Ann")
+            ann = profile("a@example.com", first="Ann", seg="realized")
             missing = post(service, ann)
             wrong = post(service, ann, headers={"Authorization": "Bearer nope"})
             right = post(service, ann, headers={"Authorization": "Bearer s3cret-intake"})
@@ -294,7 +303,7 @@ def test_invalid_records_go_to_the_rejects_file_and_never_block(tmp_path: Path) 
                 service,
                 [
                     profile("not-an-email", first="X"),
-                    profile("fine@example.com", first="Fine"),
+                    profile("fine@example.com", first="Fine", seg="realized"),
                     {"first": "No email"},
                     profile("bad-status@example.com", seg="maybe"),
                 ],
@@ -318,7 +327,10 @@ def test_full_queue_answers_429_with_retry_after_and_recovers(tmp_path: Path) ->
         with streaming(ws, max_queue=5, window_seconds=0.01) as service:
             ws.emulator.faults.fail_rate = 1.0  # HubSpot is down
             answers = [
-                post(service, [profile(f"q{i}-{j}@example.com", first="Q") for j in range(3)])
+                post(
+                    service,
+                    [profile(f"q{i}-{j}@example.com", first="Q", seg="realized") for j in range(3)],
+                )
                 for i in range(4)
             ]
             assert [a.status_code for a in answers] == [202, 202, 429, 429]
@@ -330,7 +342,7 @@ def test_full_queue_answers_429_with_retry_after_and_recovers(tmp_path: Path) ->
             assert "HubSpotServerError" in status["last_error"]
             ws.emulator.faults.fail_rate = 0.0  # HubSpot is back
             wait_for(lambda: service.queue_depth == 0, timeout=40, what="the backlog to drain")
-            assert post(service, profile("after@example.com")).status_code == 202
+            assert post(service, profile("after@example.com", seg="realized")).status_code == 202
         for i in range(2):
             for j in range(3):
                 assert contact(ws, f"q{i}-{j}@example.com"), f"q{i}-{j} lost"
@@ -435,25 +447,29 @@ def _write_lines(path: Path, records: Sequence[dict[str, Any]], *, mode: str = "
 
 def test_input_file_is_followed_and_not_reread_after_a_restart(tmp_path: Path) -> None:
     feed = tmp_path / "feed.jsonl"
-    _write_lines(feed, [profile("t1@example.com", first="One")], mode="w")
+    _write_lines(feed, [profile("t1@example.com", first="One", seg="realized")], mode="w")
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws, input=str(feed), window_seconds=0.01) as service:
             wait_for(lambda: contact(ws, "t1@example.com"), what="the first line")
-            _write_lines(feed, [profile("t2@example.com", first="Two")])
+            _write_lines(feed, [profile("t2@example.com", first="Two", seg="realized")])
             with feed.open("a") as handle:
                 handle.write("this is not json\n")
-                handle.write(json.dumps(profile("t3@example.com", first="Three"))[:20])
+                handle.write(
+                    json.dumps(profile("t3@example.com", first="Three", seg="realized"))[:20]
+                )
             wait_for(lambda: contact(ws, "t2@example.com"), what="an appended line")
             assert not contact(ws, "t3@example.com")  # half a line waits for its newline
             with feed.open("a") as handle:
-                handle.write(json.dumps(profile("t3@example.com", first="Three"))[20:] + "\n")
+                handle.write(
+                    json.dumps(profile("t3@example.com", first="Three", seg="realized"))[20:] + "\n"
+                )
             wait_for(lambda: contact(ws, "t3@example.com").get("firstname") == "Three")
             assert service.metrics.get("events_received") == 3
             assert service.metrics.get("events_rejected") == 1
         upserts = ws.emulator.count("contacts.batch_upsert")
         with streaming(ws, input=str(feed), window_seconds=0.01) as service:
-            _write_lines(feed, [profile("t4@example.com", first="Four")])
+            _write_lines(feed, [profile("t4@example.com", first="Four", seg="realized")])
             wait_for(lambda: contact(ws, "t4@example.com"), what="a line after the restart")
             assert service.metrics.get("events_received") == 1
         assert ws.emulator.count("contacts.batch_upsert") == upserts + 1
@@ -464,7 +480,10 @@ def test_unsent_events_survive_a_restart(tmp_path: Path) -> None:
         ws.write([])
         with streaming(ws, window_seconds=0.01, grace_seconds=0.0) as service:
             ws.emulator.faults.fail_rate = 1.0
-            post(service, [profile(f"s{i}@example.com", first="S") for i in range(10)])
+            post(
+                service,
+                [profile(f"s{i}@example.com", first="S", seg="realized") for i in range(10)],
+            )
             wait_for(lambda: service.metrics.get("batch_failures") >= 1)
         assert EventQueue(tmp_path / ".syncdsl" / "stream-queue.db").depth == 10
         ws.emulator.faults.fail_rate = 0.0
@@ -509,6 +528,8 @@ def test_an_event_without_the_segment_exits_a_member(tmp_path: Path) -> None:
             left = {"email": "left@example.com", "segmentMembership": {"ups": {}}}
             attribute_only = profile("other@example.com", first="Otto")
             assert post(service, [left, attribute_only]).status_code == 202
-            wait_for(lambda: applied(service) == 2, what="2 events applied")
+            wait_for(lambda: applied(service) == 1, what="1 event applied")
+            wait_for(lambda: service.metrics.get("events_not_member") == 1, what="1 not member")
         assert contact(ws, "left@example.com")["newsletter"] == "exited"
-        assert "newsletter" not in contact(ws, "other@example.com")
+        # A member of no audience, never exported: not sent at all.
+        assert ws.emulator.contact_by_email("other@example.com") is None

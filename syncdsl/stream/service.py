@@ -78,12 +78,16 @@ class EventMapper:
         lock = desired_lock(spec, read_lock(spec.root))
         self._rename = {a.property: lock.audiences[a.key].property for a in spec.audiences}
         self._mappers = {s.name: ProfileMapper(spec, s, schema) for s in spec.sources}
+        # A full export's event lists the profile's whole membership: a segment it no longer
+        # lists was left. An incremental export's event says nothing of the segments it omits.
         self._segment_properties = {
             s.name: tuple(
                 self._rename[a.property] for a in spec.audiences if a.source == s.name and a.segment
             )
             for s in spec.sources
+            if s.export == "full"
         }
+        self.audience_properties = tuple(sorted(set(self._rename.values())))
 
     def __call__(self, event: QueuedEvent) -> MappedRecord:
         mapper = self._mappers.get(event.source)
@@ -95,14 +99,14 @@ class EventMapper:
             raise RecordRejected(f"stored event is not JSON: {error}") from None
         if not isinstance(record, dict):
             raise RecordRejected("the event is not a profile object")
-        mapped = mapper.map(record)
+        mapped = mapper.map(record, partial=True)
         audiences = {
             self._rename.get(name, name): status for name, status in mapped.audiences.items()
         }
         if _has_membership(record):
             # As in a batch export: a profile whose membership no longer lists a segment has
             # left it (the dispatcher sends the exit only to someone the state knows as a member).
-            for prop in self._segment_properties[event.source]:
+            for prop in self._segment_properties.get(event.source, ()):
                 audiences.setdefault(prop, "exited")
         return MappedRecord(mapped.email, mapped.properties, audiences)
 
@@ -150,11 +154,13 @@ class StreamService:
             self._store = StateStore.open(self.spec.root)
             schema = ensure_schema(self.spec, self.target, self._store)
             self._events = EventQueue(self.queue_path)
+            mapper = EventMapper(self.spec, schema)
             self._dispatcher = Dispatcher(
+                audience_properties=mapper.audience_properties,
                 events=self._events,
                 client=self.target.client,
                 store=self._store,
-                map_event=EventMapper(self.spec, schema),
+                map_event=mapper,
                 metrics=self.metrics,
                 rejects=self.rejects,
                 log=self.log,
@@ -256,6 +262,7 @@ class StreamService:
             received=counts["events_received"],
             applied=counts["events_applied"],
             rejected=counts["events_rejected"],
+            not_member=counts["events_not_member"],
         )
         self._close()
         return drained
@@ -301,7 +308,12 @@ class StreamService:
     def _counts(self) -> dict[str, int]:
         return {
             name: self.metrics.get(name)
-            for name in ("events_received", "events_applied", "events_rejected")
+            for name in (
+                "events_received",
+                "events_applied",
+                "events_rejected",
+                "events_not_member",
+            )
         }
 
     def status(self) -> dict[str, object]:
@@ -323,6 +335,7 @@ class StreamService:
             "batches_in_flight": dispatcher.in_flight if dispatcher else 0,
             "retry_in_seconds": round(dispatcher.retry_in, 3) if dispatcher else 0.0,
             "last_error": dispatcher.last_error if dispatcher else None,
+            "not_member": self.metrics.get("events_not_member"),
             "metrics": self.metrics.snapshot(),
             "hubspot": {
                 "api_calls": stats["calls"],

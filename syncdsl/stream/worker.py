@@ -20,7 +20,7 @@ from syncdsl.apply import BatchOutcome, upsert_batch
 from syncdsl.errors import HubSpotError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.mapping import MappedRecord, RecordRejected
-from syncdsl.plan import MEMBER_STATUSES, ContactChange, ValueChange
+from syncdsl.plan import ContactChange, ValueChange, audience_writes
 from syncdsl.state import ContactState, StateStore
 from syncdsl.stream.batcher import Coalescer, PendingContact
 from syncdsl.stream.logs import EventLog, RejectsFile
@@ -68,6 +68,7 @@ class Dispatcher:
         client: HubSpotClient,
         store: StateStore,
         map_event: MapEvent,
+        audience_properties: tuple[str, ...],
         metrics: StreamMetrics,
         rejects: RejectsFile,
         log: EventLog,
@@ -78,6 +79,9 @@ class Dispatcher:
         self.client = client
         self.store = store
         self.map_event = map_event
+        self.audience_properties = audience_properties
+        # An event says nothing of the audiences it omits: their statuses carry forward.
+        self._carried = frozenset(audience_properties)
         self.metrics = metrics
         self.rejects = rejects
         self.log = log
@@ -225,25 +229,39 @@ class Dispatcher:
             self._jobs.put(batch)
 
     def _worth_sending(self, batch: list[PendingContact]) -> list[PendingContact]:
-        """Drop `exited` for someone the state never saw as a member (as plan does), and settle
-        contacts left with nothing to send: no contact is created just to hold an email."""
+        """Apply the plan's exit rule (`audience_writes`) to each contact against the state.
+
+        A contact that is a member of no audience, and no member to exit, is not sent at all
+        (counted as not_member); `exited` is dropped for someone the state never saw as a member;
+        a contact left with nothing to send is settled (events_skipped): no contact is created
+        just to hold an email.
+        """
         keep: list[PendingContact] = []
         idle: list[int] = []
+        outsiders: list[int] = []
         for contact in batch:
-            exits = [prop for prop, status in contact.audiences.items() if status == "exited"]
-            if exits:
-                known = self.store.get(contact.email)
-                for prop in exits:
-                    if known is None or known.audiences.get(prop) not in MEMBER_STATUSES:
-                        del contact.audiences[prop]
+            known = self.store.get(contact.email)
+            before = known.audiences if known is not None else {}
+            writes = audience_writes(
+                contact.audiences, before, self.audience_properties, carried=self._carried
+            )
+            if writes is None:
+                outsiders.extend(contact.event_ids)
+                continue
+            contact.audiences = {
+                prop: status
+                for prop, status in writes.items()
+                if prop in contact.audiences or status != before.get(prop)
+            }
             if contact.values:
                 keep.append(contact)
             else:
                 idle.extend(contact.event_ids)
-        if idle:
-            self.events.delete(idle)
-            self._held -= len(idle)
-            self.metrics.add("events_skipped", len(idle))
+        for ids, counter in ((idle, "events_skipped"), (outsiders, "events_not_member")):
+            if ids:
+                self.events.delete(ids)
+                self._held -= len(ids)
+                self.metrics.add(counter, len(ids))
         return keep
 
     def _wait_and_settle(self) -> None:
