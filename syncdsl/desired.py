@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from syncdsl import ir
+from syncdsl.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.mapping import ProfileMapper, RecordRejected
 from syncdsl.schema import PropertySchema
 from syncdsl.sources import read_source
@@ -264,13 +265,16 @@ def build_desired(spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = N
         SourceError: a source file cannot be read at all.
         SpecError: an expression cannot be compiled (a template, a literal that does not fit).
     """
+    check_csv_headers(spec)
     mappers = [ProfileMapper(spec, source, schema) for source in spec.sources]
     layout = _Layout.of(mappers)
     connection, directory = _open_staging(layout)
     desired = DesiredSet(connection, directory, spec.sources, layout)
     try:
         for index, (source, mapper) in enumerate(zip(spec.sources, mappers)):
-            counts = _stage_source(connection, index, source, mapper, layout, desired.rejected)
+            counts = _stage_source(
+                connection, index, source, mapper, layout, desired.rejected, desired.warnings
+            )
             desired.counts.append(counts)
             desired.warnings.extend(_merge_warnings(connection, index, source, counts))
         connection.commit()
@@ -291,8 +295,15 @@ def _stage_source(
     mapper: ProfileMapper,
     layout: _Layout,
     rejected: list[RejectedRecord],
+    warnings: list[str],
 ) -> SourceCounts:
     records = rejected_count = 0
+    # jsonl field paths no record has shown a value at yet (checked until each one has).
+    unseen = {
+        i: m
+        for i, m in enumerate(source.mappings)
+        if source.format == "jsonl" and isinstance(m.expr, ir.FieldPath)
+    }
     batch: list[tuple[object, ...]] = []
     map_row = mapper.map_row
     name = source.name
@@ -315,6 +326,9 @@ def _stage_source(
             )
             rejected_count += 1
             continue
+        if unseen:
+            for i in [i for i in unseen if values[i] is not None]:
+                del unseen[i]
         batch.append((email, index, record.line, *values, *statuses))
         if len(batch) >= _BATCH:
             connection.executemany(upsert, batch)
@@ -325,6 +339,11 @@ def _stage_source(
         "SELECT COALESCE(SUM(dups), 0) FROM staged WHERE src = ?", (index,)
     ).fetchone()[0]
     contributed = records - rejected_count - merged
+    if records > rejected_count:  # rejected records say nothing about the paths
+        warnings.extend(
+            missing_path_warning(source, m, records, records - rejected_count)
+            for m in unseen.values()
+        )
     return SourceCounts(name, records, contributed, merged, rejected_count)
 
 

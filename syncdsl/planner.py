@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncdsl.desired import DesiredContact, DesiredSet, build_desired
+from syncdsl.guards import GuardInput, run_guards
 from syncdsl.hubspot import Contact, HubSpotClient
 from syncdsl.ir import Spec
 from syncdsl.lockfile import desired_lock, read_lock
@@ -25,7 +26,6 @@ from syncdsl.plan import (
     PlanOptions,
     Rejection,
     RemovedAudience,
-    check_mass_exit,
     contact_write_calls,
     diff_contacts,
 )
@@ -107,7 +107,7 @@ def make_plan(
         protected=frozenset(r.email for r in desired.rejected if r.email),
         adopt_unknown=refresh,
     )
-    check_mass_exit(spec, contact_diff, schema_diff.audience_properties, options.allow_mass_exit)
+    guards = run_guards(GuardInput(spec, contact_diff, schema_diff.audience_properties, options))
     removed = tuple(
         replace(r, members=contact_diff.members.get(r.property, 0)) for r in schema_diff.removed
     )
@@ -121,7 +121,12 @@ def make_plan(
         adoptions=contact_diff.adoptions,
         removed_audiences=removed,
         lock_changes=schema_diff.lock_changes,
-        warnings=(*desired.warnings, *_removed_warnings(removed), *_protected_warning(desired)),
+        warnings=(
+            *schema_diff.warnings,
+            *desired.warnings,
+            *_removed_warnings(removed),
+            *_protected_warning(desired),
+        ),
         estimate=Estimate(
             read_calls=client.stats.calls - calls_before,
             schema_write_calls=_schema_calls(schema_diff),
@@ -138,6 +143,10 @@ def make_plan(
         audience_properties=audience_props,
         managed_properties=mapped,
         inputs=tuple(desired.counts),
+        guards=guards,
+        property_types={
+            name: schema_diff.schema[name].type for name in mapped if name in schema_diff.schema
+        },
     )
     if refresh and known_state:
         plan = _mark_deleted(plan, store)
