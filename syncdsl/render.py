@@ -272,8 +272,9 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 )
 
 _MODES = {
-    True: "Refreshed: HubSpot was read.",
-    False: "Incremental: compared with the state of the last apply (HubSpot contacts not read).",
+    True: "**Refreshed**: HubSpot was read (its schema and the contacts concerned).",
+    False: "**Incremental**: compared with the state of the last apply; HubSpot's contacts were "
+    "not read (`--refresh` reads them).",
 }
 
 
