@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +281,26 @@ def test_unchanged_counts_only_contacts_that_exist(tmp_path: Path) -> None:
         ws.write([{"email": "bare@example.com"}, {"email": "gone@example.com", "seg": "exited"}])
         result = run(ws, "plan", ".")
         assert "0 to create, 0 to update, 0 to exit, 0 unchanged" in result.stdout
+
+
+def test_stream_input_missing_warns_then_follows_it_when_it_appears(tmp_path: Path) -> None:
+    from tests.test_stream_cli import _profiles, stream_process, wait_for
+
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with stream_process(ws, "--input", "later.jsonl", "--window-ms", "10") as (process, _):
+            assert process.stderr is not None
+            warning = process.stderr.readline()
+            assert "Warning: --input later.jsonl does not exist (yet): waiting for it" in warning
+            lines = "".join(json.dumps(p) + "\n" for p in _profiles("w", 2))
+            (tmp_path / "later.jsonl").write_text(lines)
+            wait_for(
+                lambda: all(
+                    ws.emulator.contact_by_email(f"w{i:04d}@example.com") for i in range(2)
+                ),
+                what="the events of the file that appeared",
+            )
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            logged = process.stderr.read()
+        assert '"event": "input_missing"' in logged and '"event": "input_appeared"' in logged
