@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +23,7 @@ from syncdsl import ir
 from syncdsl.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.mapping import ProfileMapper, RecordRejected
 from syncdsl.schema import PropertySchema
-from syncdsl.sources import read_source
+from syncdsl.sources import SourceRecord, read_source
 
 _BATCH = 5_000
 _MAX_CONFLICT_WARNINGS = 100
@@ -258,8 +258,15 @@ def _open_staging(layout: _Layout) -> tuple[sqlite3.Connection, Path]:
     return connection, directory
 
 
-def build_desired(spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = None) -> DesiredSet:
+def build_desired(
+    spec: ir.Spec,
+    schema: Mapping[str, PropertySchema] | None = None,
+    *,
+    replay: Mapping[str, Sequence[SourceRecord]] | None = None,
+) -> DesiredSet:
     """Read every source of `spec` and return the contacts it wants, with rejects and counts.
+
+    `replay`: extra records per source name (`--rejects-replay`), read after the source's own.
 
     Raises:
         SourceError: a source file cannot be read at all.
@@ -272,8 +279,16 @@ def build_desired(spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = N
     desired = DesiredSet(connection, directory, spec.sources, layout)
     try:
         for index, (source, mapper) in enumerate(zip(spec.sources, mappers)):
+            records = itertools.chain(read_source(source), (replay or {}).get(source.name, ()))
             counts = _stage_source(
-                connection, index, source, mapper, layout, desired.rejected, desired.warnings
+                connection,
+                index,
+                records,
+                source,
+                mapper,
+                layout,
+                desired.rejected,
+                desired.warnings,
             )
             desired.counts.append(counts)
             desired.warnings.extend(_merge_warnings(connection, index, source, counts))
@@ -291,6 +306,7 @@ def build_desired(spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = N
 def _stage_source(
     connection: sqlite3.Connection,
     index: int,
+    records_in: Iterable[SourceRecord],
     source: ir.Source,
     mapper: ProfileMapper,
     layout: _Layout,
@@ -308,7 +324,7 @@ def _stage_source(
     map_row = mapper.map_row
     name = source.name
     upsert = layout.upsert(mapper)
-    for record in read_source(source):
+    for record in records_in:
         records += 1
         fields = record.fields
         if fields is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from syncdsl.desired import SourceCounts
@@ -170,6 +171,7 @@ class PlanOptions:
     allow_mass_exit: bool = False
     exit_removed: bool = False
     forget_removed: bool = False
+    rejects_replay: Path | None = None  # a fixed rejects file, read as extra records
 
     def __post_init__(self) -> None:
         if self.exit_removed and self.forget_removed:

@@ -29,6 +29,7 @@ from syncdsl.plan import (
     contact_write_calls,
     diff_contacts,
 )
+from syncdsl.replay import load_replay
 from syncdsl.schemadiff import SchemaDiff, diff_schema
 from syncdsl.state import ContactState, StateStore
 
@@ -76,7 +77,8 @@ def make_plan(
         desired_lock=desired_lock(spec, current_lock),
         removed_decision=options.removed_decision,
     )
-    desired = build_desired(spec, schema_diff.schema)
+    replay = load_replay(spec, options.rejects_replay)
+    desired = build_desired(spec, schema_diff.schema, replay=replay.records)
     rename = {a.property: schema_diff.audience_properties[a.key] for a in spec.audiences}
     audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
     removed_props = tuple(r.property for r in schema_diff.removed)
@@ -123,6 +125,7 @@ def make_plan(
         lock_changes=schema_diff.lock_changes,
         warnings=(
             *schema_diff.warnings,
+            *replay.warnings,
             *desired.warnings,
             *_removed_warnings(removed),
             *_protected_warning(desired),

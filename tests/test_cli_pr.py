@@ -304,3 +304,33 @@ def test_stream_input_missing_warns_then_follows_it_when_it_appears(tmp_path: Pa
             assert process.wait(timeout=30) == 0
             logged = process.stderr.read()
         assert '"event": "input_missing"' in logged and '"event": "input_appeared"' in logged
+
+
+def test_rejects_are_fixed_in_the_rejects_file_and_replayed(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        bad = {"email": "late@example.com", "first": "Late", "seg": "sometimes"}
+        ws.write([*_people(1), bad], [["vip@example.com", "Acme"], ["not-an-email", "Beta"]])
+        first = run(ws, "apply", ".", "--auto-approve")
+        assert first.returncode == 0, first.stderr
+        rejects = tmp_path / ".syncdsl" / "rejects.jsonl"
+        assert f"--rejects-replay {rejects}" in first.stdout and "fix each `record`" in first.stdout
+        fixed = []
+        for line in rejects.read_text().splitlines():
+            entry = json.loads(line)
+            entry["record"] = entry["record"].replace("sometimes", "realized")
+            entry["record"] = entry["record"].replace("not-an-email", "beta@example.com")
+            fixed.append(json.dumps(entry))
+        replay = tmp_path / "fixed.jsonl"
+        replay.write_text("\n".join(fixed) + "\n")
+        preview = run(ws, "plan", ".", "--rejects-replay", "fixed.jsonl")
+        assert "replaying 2 record(s) from fixed.jsonl" in preview.stdout
+        assert "2 to create" in preview.stdout
+        replayed = run(ws, "apply", ".", "--auto-approve", "--rejects-replay", "fixed.jsonl")
+        assert replayed.returncode == 0, replayed.stderr
+        late = ws.emulator.contact_by_email("late@example.com")
+        beta = ws.emulator.contact_by_email("beta@example.com")
+        assert late is not None and late["newsletter"] == "realized"
+        assert beta is not None and beta["company"] == "Beta" and beta["vip"] == "realized"
+        replay.write_text('{"not": "a rejects entry"}\n')
+        broken = run(ws, "apply", ".", "--auto-approve", "--rejects-replay", "fixed.jsonl")
+        assert broken.returncode == 1 and "fixed.jsonl:1: not a rejects entry" in broken.stderr

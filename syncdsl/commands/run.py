@@ -63,6 +63,13 @@ AsJson = Annotated[
 Parallelism = Annotated[
     int, typer.Option("--parallelism", min=1, max=32, help="Batches in flight.")
 ]
+RejectsReplay = Annotated[
+    Path | None,
+    typer.Option(
+        "--rejects-replay",
+        help="Read a fixed rejects file (from --rejects) as extra records for this run.",
+    ),
+]
 RejectsOut = Annotated[
     Path | None, typer.Option("--rejects", help="Where to write rejected records (JSONL).")
 ]
@@ -130,6 +137,7 @@ def plan(
     allow_mass_exit: AllowMassExit = False,
     exit_removed: ExitRemoved = False,
     forget_removed: ForgetRemoved = False,
+    rejects_replay: RejectsReplay = None,
     local: Local = False,
 ) -> None:
     """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
@@ -141,6 +149,7 @@ def plan(
         allow_mass_exit=allow_mass_exit,
         exit_removed=exit_removed,
         forget_removed=forget_removed,
+        rejects_replay=rejects_replay,
     )
     try:
         spec = load_spec(paths)
@@ -186,6 +195,7 @@ def apply(
     exit_removed: ExitRemoved = False,
     forget_removed: ForgetRemoved = False,
     rejects: RejectsOut = None,
+    rejects_replay: RejectsReplay = None,
     local: Local = False,
 ) -> None:
     """Make HubSpot match the configuration (or apply a saved plan file exactly)."""
@@ -196,6 +206,11 @@ def apply(
             "configuration"
         )
     if len(paths) == 1 and is_plan_file(paths[0]):
+        if rejects_replay is not None:
+            raise PlanError(
+                "--rejects-replay reads records while planning; a saved plan is applied as it "
+                "is: make the plan with `syncdsl plan PATH --rejects-replay FILE --out PLAN`"
+            )
         _apply_saved(
             paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local
         )
@@ -206,6 +221,7 @@ def apply(
         allow_mass_exit=allow_mass_exit,
         exit_removed=exit_removed,
         forget_removed=forget_removed,
+        rejects_replay=rejects_replay,
     )
     with (
         ApplyLock(spec.root),
@@ -315,10 +331,23 @@ def _finish(
     else:
         typer.echo("\n" + render_report(report, style=_style()))
         if written:
-            typer.echo(f"Rejected records written to {path} (fix and replay them).")
+            typer.echo(
+                f"Rejected records written to {path}: fix each `record` there, then replay them "
+                f"with `syncdsl apply {_spec_arg(spec)} --rejects-replay {path}` (or fix the "
+                "source data)."
+            )
     stopped = report.stopped_error()
     if stopped is not None:
         raise stopped
+
+
+def _spec_arg(spec: Spec) -> str:
+    """The configuration as a command-line argument: relative to the working directory if it
+    can be."""
+    try:
+        return str(spec.root.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(spec.root)
 
 
 def _apply_saved(
