@@ -163,6 +163,9 @@ def test_mass_exit_guard_shows_the_plan_with_who_exits_then_refuses(tmp_path: Pa
         assert len(members) == 4 and all(c["newsletter"] == "realized" for c in members)
         assert run(ws, "plan", ".", "--out", "p.plan").returncode != 0
         assert not (tmp_path / "p.plan").exists()  # a refused plan is not saved
+        document = json.loads(run(ws, "plan", ".", "--json").stdout)
+        assert document["guards"][0]["status"] == "refused"
+        assert document["errors"] and "mass-exit guard" in document["errors"][0]
         allowed = run(ws, "plan", ".", "--allow-mass-exit", "--markdown")
         assert allowed.returncode == 0 and "- ! mass-exit: allowed" in allowed.stdout
 
