@@ -307,7 +307,13 @@ def execute(
     parallelism: int = 8,
     progress: Progress | None = None,
 ) -> ApplyReport:
-    """Apply a whole plan: schema, adoptions (state only), then contacts."""
+    """Apply a whole plan: schema, adoptions (state only), then contacts.
+
+    Raises PlanError, before anything is sent, when a guard refused the plan.
+    """
+    refusal = plan.refusal()
+    if refusal is not None:
+        raise refusal
     started = time.monotonic()
     calls_before = client.stats.calls
     report = ApplyReport(

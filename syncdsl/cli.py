@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 
 from syncdsl import __version__
 from syncdsl.errors import SpecError, SyncdslError
@@ -80,12 +81,50 @@ def root(
     _DEBUG["on"] = debug
 
 
+#: Options that take an optional value, `--NAME=N`, spelled for typer as a flag plus an option.
+OPTIONAL_VALUES = {"--fail-on-rejects": "--max-rejects"}
+
+
+def expand_optional_values(args: list[str]) -> list[str]:
+    """`--fail-on-rejects=3` -> `--fail-on-rejects --max-rejects 3` (typer has no options whose
+    value is optional; the bare flag keeps its default)."""
+    expanded: list[str] = []
+    for arg in args:
+        if arg == "--":
+            expanded += args[len(expanded) :]
+            break
+        name, equals, value = arg.partition("=")
+        if equals and name in OPTIONAL_VALUES:
+            expanded += [name, OPTIONAL_VALUES[name], value]
+        else:
+            expanded.append(arg)
+    return expanded
+
+
+def _flag_display(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`--help` lists a boolean flag as `--full`, not `--full <bool>`: a flag takes no value."""
+
+    def display(self: Any, ctx: Any) -> Any:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    return display
+
+
+def _fix_flag_help() -> None:
+    option = getattr(typer.core, "TyperOption", None)
+    if option is not None and hasattr(option, "display_type_rich"):
+        option.display_type_rich = _flag_display(option.display_type_rich)
+
+
+_fix_flag_help()
+
+
 def main() -> None:
     """Console-script entry point."""
     if "--debug" in sys.argv:
         _DEBUG["on"] = True
     try:
-        app()
+        app(args=expand_optional_values(sys.argv[1:]))
     except SyncdslError as error:  # raised outside a command (should not happen)
         if _DEBUG["on"]:
             traceback.print_exc()

@@ -13,16 +13,17 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from syncdsl import ir
+from syncdsl.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.mapping import ProfileMapper, RecordRejected
 from syncdsl.schema import PropertySchema
-from syncdsl.sources import read_source
+from syncdsl.sources import SourceRecord, read_source
 
 _BATCH = 5_000
 _MAX_CONFLICT_WARNINGS = 100
@@ -283,20 +284,38 @@ def _open_staging(layout: _Layout) -> tuple[sqlite3.Connection, Path]:
     return connection, directory
 
 
-def build_desired(spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = None) -> DesiredSet:
+def build_desired(
+    spec: ir.Spec,
+    schema: Mapping[str, PropertySchema] | None = None,
+    *,
+    replay: Mapping[str, Sequence[SourceRecord]] | None = None,
+) -> DesiredSet:
     """Read every source of `spec` and return the contacts it wants, with rejects and counts.
+
+    `replay`: extra records per source name (`--rejects-replay`), read after the source's own.
 
     Raises:
         SourceError: a source file cannot be read at all.
         SpecError: an expression cannot be compiled (a template, a literal that does not fit).
     """
+    check_csv_headers(spec)
     mappers = [ProfileMapper(spec, source, schema) for source in spec.sources]
     layout = _Layout.of(mappers)
     connection, directory = _open_staging(layout)
     desired = DesiredSet(connection, directory, spec.sources, layout)
     try:
         for index, (source, mapper) in enumerate(zip(spec.sources, mappers)):
-            counts = _stage_source(connection, index, source, mapper, layout, desired.rejected)
+            records = itertools.chain(read_source(source), (replay or {}).get(source.name, ()))
+            counts = _stage_source(
+                connection,
+                index,
+                records,
+                source,
+                mapper,
+                layout,
+                desired.rejected,
+                desired.warnings,
+            )
             desired.counts.append(counts)
             desired.warnings.extend(_merge_warnings(connection, index, source, counts))
         connection.commit()
@@ -313,17 +332,25 @@ def build_desired(spec: ir.Spec, schema: Mapping[str, PropertySchema] | None = N
 def _stage_source(
     connection: sqlite3.Connection,
     index: int,
+    records_in: Iterable[SourceRecord],
     source: ir.Source,
     mapper: ProfileMapper,
     layout: _Layout,
     rejected: list[RejectedRecord],
+    warnings: list[str],
 ) -> SourceCounts:
     records = rejected_count = 0
+    # jsonl field paths no record has shown a value at yet (checked until each one has).
+    unseen = {
+        i: m
+        for i, m in enumerate(source.mappings)
+        if source.format == "jsonl" and isinstance(m.expr, ir.FieldPath)
+    }
     batch: list[tuple[object, ...]] = []
     map_row = mapper.map_row
     name = source.name
     upsert = layout.upsert(mapper)
-    for record in read_source(source):
+    for record in records_in:
         records += 1
         fields = record.fields
         if fields is None:
@@ -341,6 +368,9 @@ def _stage_source(
             )
             rejected_count += 1
             continue
+        if unseen:
+            for i in [i for i in unseen if values[i] is not None]:
+                del unseen[i]
         batch.append((email, index, record.line, *values, *statuses))
         if len(batch) >= _BATCH:
             connection.executemany(upsert, batch)
@@ -351,6 +381,11 @@ def _stage_source(
         "SELECT COALESCE(SUM(dups), 0) FROM staged WHERE src = ?", (index,)
     ).fetchone()[0]
     contributed = records - rejected_count - merged
+    if records > rejected_count:  # rejected records say nothing about the paths
+        warnings.extend(
+            missing_path_warning(source, m, records, records - rejected_count)
+            for m in unseen.values()
+        )
     return SourceCounts(
         name,
         records,

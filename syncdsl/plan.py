@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from syncdsl.desired import SourceCounts
 from syncdsl.errors import PlanError
-from syncdsl.ir import AUDIENCE_STATUSES, Spec
+from syncdsl.ir import AUDIENCE_STATUSES
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.values import normalize
 
@@ -25,6 +26,7 @@ MANAGED_MARKER = "Managed by syncdsl"
 ContactAction = Literal["create", "update", "exit"]
 PropertyAction = Literal["create_group", "create_property", "add_options", "relabel"]
 RemovedDecision = Literal["keep", "exit", "forget"]
+GuardStatus = Literal["passed", "refused", "allowed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,20 @@ class RemovedAudience:
 
 
 @dataclass(frozen=True)
+class GuardVerdict:
+    """What one safety guard (see `syncdsl.guards`) decided about a plan.
+
+    `status`: passed (nothing to stop), refused (the plan is shown, then apply is refused),
+    allowed (it would have refused, but its override flag was given).
+    """
+
+    guard: str  # "mass-exit", ...
+    status: GuardStatus
+    detail: str  # what it found, for people
+    remedy: str = ""  # what to do when it refuses
+
+
+@dataclass(frozen=True)
 class Estimate:
     """API calls: spent reading for this plan, and what apply will spend."""
 
@@ -156,6 +172,7 @@ class PlanOptions:
     allow_mass_exit: bool = False
     exit_removed: bool = False
     forget_removed: bool = False
+    rejects_replay: Path | None = None  # a fixed rejects file, read as extra records
 
     def __post_init__(self) -> None:
         if self.exit_removed and self.forget_removed:
@@ -185,6 +202,8 @@ class Plan:
     managed_properties: tuple[str, ...]
     inputs: tuple[SourceCounts, ...] = ()  # where each source's records went
     notes: tuple[str, ...] = ()  # facts worth knowing that need no action
+    guards: tuple[GuardVerdict, ...] = ()  # every guard's verdict, refused or not
+    property_types: Mapping[str, str] = field(default_factory=dict)  # mapped property -> type
     format_version: int = FORMAT_VERSION
 
     def count(self, action: ContactAction) -> int:
@@ -193,6 +212,13 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.property_changes or self.contact_changes or self.lock_changes)
+
+    def refusal(self) -> PlanError | None:
+        """The error of the guards that refuse this plan (None: apply may proceed)."""
+        refused = [verdict for verdict in self.guards if verdict.status == "refused"]
+        if not refused:
+            return None
+        return PlanError("; ".join(f"{v.detail}. {v.remedy}".rstrip() for v in refused))
 
 
 @dataclass
@@ -422,7 +448,8 @@ def diff_contacts(
             for value in change.changes:
                 if value.after == "exited" and value.property in audience_properties:
                     tally.exits[value.property] = tally.exits.get(value.property, 0) + 1
-        elif want is not None and exported:
+        elif want is not None and exported and have is not None:
+            # Unchanged: an exported contact HubSpot (or the state) holds that needs nothing.
             unchanged += 1
             if adopt_unknown and have is not None and have.last_applied is None:
                 adoptions.append(
@@ -442,32 +469,6 @@ def diff_contacts(
         exported_records,
         not_member,
     )
-
-
-def check_mass_exit(
-    spec: Spec, diff: ContactDiff, properties: Mapping[str, str], allow: bool
-) -> None:
-    """Refuse a plan that would exit more than an audience's threshold of its current members."""
-    if allow:
-        return
-    problems = []
-    for audience in spec.audiences:
-        prop = properties[audience.key]
-        members = diff.members.get(prop, 0)
-        exits = diff.exits.get(prop, 0)
-        if members and exits / members > audience.mass_exit_threshold:
-            problems.append(
-                f"audience {audience.name!r} would exit {exits:,} of its {members:,} members "
-                f"({exits / members:.0%} > {audience.mass_exit_threshold:.0%})"
-            )
-    if problems:
-        raise PlanError(
-            "mass-exit guard: "
-            + "; ".join(problems)
-            + ". A broken or partial export must not wipe "
-            "an audience: check the source data, then rerun with --allow-mass-exit if this is intended "
-            "(or raise `mass_exit_threshold` on the audience)."
-        )
 
 
 def audience_property_schema(name: str, label: str, group: str, key: str) -> PropertySchema:

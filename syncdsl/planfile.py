@@ -3,9 +3,11 @@
 Format (format_version 1), keys sorted:
     format_version, configuration (path), refreshed, summary {create, update, exit, unchanged,
     rejected, property_changes}, property_changes[], contact_changes[] (action, email, hubspot_id,
-    drift, provenance, changes[] {property, before, after}), rejected[] (source, file, line, reason),
-    removed_audiences[], lock_changes[], warnings[], notes[], estimate {...}, fingerprint {...},
-    inputs[] (per source: records, contributed, merged, rejected, not_member, identities_skipped).
+    drift, provenance, changes[] {property, before, after, and for dates and datetimes
+    before_iso, after_iso}), rejected[] (source, file, line, reason), guards[] (guard, status,
+    detail, remedy), removed_audiences[], lock_changes[], warnings[], notes[], estimate {...},
+    fingerprint {...}, inputs[] (per source: records, contributed, merged, rejected, not_member,
+    identities_skipped).
 A saved plan (`--out`) adds `settled` per contact change and `adoptions`, which apply records in
 the state store.
 """
@@ -13,6 +15,7 @@ the state store.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from syncdsl.plan import (
     ContactChange,
     Estimate,
     Fingerprint,
+    GuardVerdict,
     Plan,
     PropertyChange,
     Rejection,
@@ -32,6 +36,7 @@ from syncdsl.plan import (
     ValueChange,
 )
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.values import iso_form
 
 
 def summary(plan: Plan) -> dict[str, int]:
@@ -53,6 +58,7 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         entry["settled"] = dict(change.settled)
         if not saved:
             del entry["settled"]
+        entry["changes"] = [_value_change(v, plan.property_types) for v in change.changes]
         changes.append(entry)
     document: dict[str, Any] = {
         "format_version": plan.format_version,
@@ -71,10 +77,22 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         "audience_properties": list(plan.audience_properties),
         "managed_properties": list(plan.managed_properties),
         "inputs": [asdict(counts) for counts in plan.inputs],
+        "guards": [asdict(verdict) for verdict in plan.guards],
     }
     if saved:
         document["adoptions"] = [asdict(a) for a in plan.adoptions]
+        document["property_types"] = dict(plan.property_types)
     return document
+
+
+def _value_change(change: ValueChange, types: Mapping[str, str]) -> dict[str, Any]:
+    """A value change as JSON: the value sent, plus its ISO form for dates and datetimes."""
+    entry: dict[str, Any] = asdict(change)
+    type_ = types.get(change.property)
+    if type_ in ("date", "datetime"):
+        entry["before_iso"] = iso_form(change.before, type_)
+        entry["after_iso"] = iso_form(change.after, type_)
+    return entry
 
 
 def dumps(document: dict[str, Any]) -> str:
@@ -138,6 +156,8 @@ def _plan(data: dict[str, Any]) -> Plan:
         managed_properties=tuple(data["managed_properties"]),
         inputs=tuple(SourceCounts(**counts) for counts in data.get("inputs", ())),
         notes=tuple(data.get("notes", ())),
+        guards=tuple(GuardVerdict(**verdict) for verdict in data.get("guards", ())),
+        property_types=dict(data.get("property_types", {})),
     )
 
 
@@ -145,7 +165,7 @@ def _contact_change(data: dict[str, Any]) -> ContactChange:
     return ContactChange(
         action=data["action"],
         email=data["email"],
-        changes=tuple(ValueChange(**v) for v in data["changes"]),
+        changes=tuple(ValueChange(v["property"], v["before"], v["after"]) for v in data["changes"]),
         hubspot_id=data.get("hubspot_id"),
         provenance=tuple(data.get("provenance", ())),
         drift=bool(data.get("drift", False)),

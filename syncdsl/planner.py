@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncdsl.desired import DesiredContact, DesiredSet, build_desired
+from syncdsl.guards import GuardInput, run_guards
 from syncdsl.hubspot import Contact, HubSpotClient
 from syncdsl.ir import Spec
 from syncdsl.lockfile import desired_lock, read_lock
@@ -25,10 +26,10 @@ from syncdsl.plan import (
     PlanOptions,
     Rejection,
     RemovedAudience,
-    check_mass_exit,
     contact_write_calls,
     diff_contacts,
 )
+from syncdsl.replay import load_replay
 from syncdsl.schemadiff import SchemaDiff, diff_schema
 from syncdsl.state import ContactState, StateStore
 
@@ -76,7 +77,8 @@ def make_plan(
         desired_lock=desired_lock(spec, current_lock),
         removed_decision=options.removed_decision,
     )
-    desired = build_desired(spec, schema_diff.schema)
+    replay = load_replay(spec, options.rejects_replay)
+    desired = build_desired(spec, schema_diff.schema, replay=replay.records)
     rename = {a.property: schema_diff.audience_properties[a.key] for a in spec.audiences}
     audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
     removed_props = tuple(r.property for r in schema_diff.removed)
@@ -110,7 +112,7 @@ def make_plan(
         protected=frozenset(r.email for r in desired.rejected if r.email),
         adopt_unknown=refresh,
     )
-    check_mass_exit(spec, contact_diff, schema_diff.audience_properties, options.allow_mass_exit)
+    guards = run_guards(GuardInput(spec, contact_diff, schema_diff.audience_properties, options))
     removed = tuple(
         replace(r, members=contact_diff.members.get(r.property, 0)) for r in schema_diff.removed
     )
@@ -124,7 +126,13 @@ def make_plan(
         adoptions=contact_diff.adoptions,
         removed_audiences=removed,
         lock_changes=schema_diff.lock_changes,
-        warnings=(*desired.warnings, *_removed_warnings(removed), *_protected_warning(desired)),
+        warnings=(
+            *schema_diff.warnings,
+            *replay.warnings,
+            *desired.warnings,
+            *_removed_warnings(removed),
+            *_protected_warning(desired),
+        ),
         notes=_unused_source_notes(spec),
         estimate=Estimate(
             read_calls=client.stats.calls - calls_before,
@@ -148,6 +156,10 @@ def make_plan(
             )
             for counts in desired.counts
         ),
+        guards=guards,
+        property_types={
+            name: schema_diff.schema[name].type for name in mapped if name in schema_diff.schema
+        },
     )
     if refresh and known_state:
         plan = _mark_deleted(plan, store)

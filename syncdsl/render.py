@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import jinja2
 
 from syncdsl.apply import ApplyReport
 from syncdsl.desired import SourceCounts
-from syncdsl.plan import ContactChange, Plan, PropertyChange
+from syncdsl.plan import ContactChange, GuardVerdict, Plan, PropertyChange
 from syncdsl.planfile import summary
+from syncdsl.redact import Redacted, redact_text
+from syncdsl.values import iso_form
 
 DEFAULT_LIMIT = 20
 Style = Callable[[str, str], str]  # (text, colour) -> text
@@ -25,8 +27,13 @@ def ansi(text: str, colour: str) -> str:
     return f"\x1b[{codes[colour]}m{text}\x1b[0m"
 
 
-def _value(value: str | None) -> str:
-    return "(none)" if value is None else f'"{value}"'
+def _value(value: str | None, type_: str | None = None) -> str:
+    """A value for people: quoted; dates and datetimes in ISO 8601; redacted ones as they are."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, Redacted):
+        return str(value)
+    return f'"{iso_form(value, type_) or value}"'
 
 
 def _property_line(change: PropertyChange) -> str:
@@ -40,19 +47,31 @@ def _property_line(change: PropertyChange) -> str:
     return f"~ property {change.name}: {change.detail}"
 
 
-def _contact_lines(change: ContactChange) -> list[str]:
+def _contact_lines(change: ContactChange, types: Mapping[str, str] | None = None) -> list[str]:
+    types = types or {}
     where = f"  ({', '.join(change.provenance)})" if change.provenance else ""
     drift = "  [drift: HubSpot differs from the last apply]" if change.drift else ""
     if change.action == "create":
         lines = [
             f"+ {change.email}{where}" + ("  [drift: deleted in HubSpot]" if change.drift else "")
         ]
-        lines += [f"    {c.property}: {_value(c.after)}" for c in change.changes]
+        lines += [
+            f"    {c.property}: {_value(c.after, types.get(c.property))}" for c in change.changes
+        ]
         return lines
     mark = "~" if change.action == "update" else "-"
     lines = [f"{mark} {change.email}{where}{drift}"]
-    lines += [f"    {c.property}: {_value(c.before)} → {_value(c.after)}" for c in change.changes]
+    lines += [
+        f"    {c.property}: {_value(c.before, types.get(c.property))} → "
+        f"{_value(c.after, types.get(c.property))}"
+        for c in change.changes
+    ]
     return lines
+
+
+def _guard_line(verdict: GuardVerdict) -> str:
+    mark = {"passed": "✓", "allowed": "!", "refused": "✗"}[verdict.status]
+    return f"{mark} {verdict.guard}: {verdict.status}: {verdict.detail}"
 
 
 T = TypeVar("T")
@@ -117,6 +136,10 @@ def summary_line(plan: Plan) -> str:
 def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
     """Terraform-like text: schema, then contacts grouped by kind, then a summary line."""
     limit = None if full else DEFAULT_LIMIT
+
+    def contact_lines(change: ContactChange) -> list[str]:
+        return _contact_lines(change, plan.property_types)
+
     mode = (
         "refreshed from HubSpot"
         if plan.refreshed
@@ -141,7 +164,7 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
         ("exit", "Contacts to exit", "red"),
     ):
         items = [c for c in plan.contact_changes if c.action == action]
-        out += _section(title, items, _contact_lines, colour, style, limit)
+        out += _section(title, items, contact_lines, colour, style, limit)
     out += _section(
         "Rejected records (not sent)",
         plan.rejected,
@@ -159,6 +182,8 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
         None,
     )
     out += _section("Warnings", plan.warnings, lambda w: [f"! {w}"], "yellow", style, limit)
+    guards = [v for v in plan.guards if v.status != "passed"]  # a refusal follows on stderr
+    out += _section("Guards", guards, lambda v: [_guard_line(v)], "red", style, None)
     out += _section("Notes", plan.notes, lambda n: [f"• {n}"], "dim", style, None)
     out.append(style(summary_line(plan), "bold"))
     return "\n".join(out)
@@ -166,6 +191,22 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
 
 _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True).from_string(
     """### syncdsl plan
+{{ mode }}
+
+{% if errors %}
+**The plan failed:**
+{% for error in errors %}
+
+```
+{{ error }}
+```
+{% endfor %}
+
+{% endif %}
+{% if not plan.has_changes %}
+**No changes.** HubSpot matches the configuration.
+
+{% endif %}
 {{ summary_line }}
 
 | | count |
@@ -186,7 +227,7 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 
 ```diff
 {% for change in plan.contact_changes[:limit] %}
-{% for line in contact_lines(change) %}
+{% for line in contact_lines(change, plan.property_types) %}
 {{ line }}
 {% endfor %}
 {% endfor %}
@@ -201,6 +242,30 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 **Rejected records**: {{ plan.rejected | length }}
 {% for r in plan.rejected[:limit] %}
 - `{{ r.file }}:{{ r.line }}` {{ r.reason }}
+{% endfor %}
+{% endif %}
+{% if plan.lock_changes %}
+
+**Lock file changes** (`syncdsl.lock`)
+{% for line in plan.lock_changes %}
+- `{{ line }}`
+{% endfor %}
+{% endif %}
+{% if plan.removed_audiences %}
+
+**Removed audiences** (in `syncdsl.lock`, no longer in the configuration)
+
+| audience | property | members | decision |
+|---|---|---:|---|
+{% for r in plan.removed_audiences %}
+| {{ r.label }} | `{{ r.property }}` | {{ "{:,}".format(r.members) }} | {{ r.decision }} |
+{% endfor %}
+{% endif %}
+{% if plan.guards %}
+
+**Guards**
+{% for v in plan.guards %}
+- {{ guard_line(v) }}
 {% endfor %}
 {% endif %}
 {% if plan.warnings %}
@@ -220,17 +285,32 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 """
 )
 
+_MODES = {
+    True: "**Refreshed**: HubSpot was read (its schema and the contacts concerned).",
+    False: "**Incremental**: compared with the state of the last apply; HubSpot's contacts were "
+    "not read (`--refresh` reads them).",
+}
 
-def render_markdown(plan: Plan, *, full: bool = False) -> str:
-    """A pull-request comment summarising the plan."""
+
+def render_markdown(plan: Plan, *, full: bool = False, errors: Sequence[str] = ()) -> str:
+    """A pull-request comment summarising the plan, with `errors` that make the run fail."""
     return _MARKDOWN.render(
         plan=plan,
+        mode=_MODES[plan.refreshed],
+        errors=errors,
+        guard_line=_guard_line,
         counts=summary(plan),
         summary_line=summary_line(plan),
         property_line=_property_line,
         contact_lines=_contact_lines,
         limit=len(plan.contact_changes) if full else 50,
     )
+
+
+def render_markdown_failure(error: str, *, redact: bool = False) -> str:
+    """The pull-request comment when no plan could be made: what failed, so the PR says why."""
+    text = redact_text(error) if redact else error
+    return f"### syncdsl plan\n\n**The plan failed:**\n\n```\n{text}\n```\n"
 
 
 def render_report(report: ApplyReport, *, style: Style = plain) -> str:

@@ -29,6 +29,7 @@ class SchemaDiff:
     removed: tuple[RemovedAudience, ...]
     lock_changes: tuple[str, ...]
     schema: dict[str, PropertySchema]  # HubSpot's schema plus what the plan will create
+    warnings: tuple[str, ...] = ()  # audiences moved to another property, ...
 
 
 def diff_schema(
@@ -135,7 +136,9 @@ def diff_schema(
                     "create_property", decl.name, "declared property", definition=definition
                 )
             )
-    errors.extend(_check_mapped(spec, schema))
+    audience_props = {entry.property for entry in desired_lock.audiences.values()}
+    audience_props |= {entry.property for entry in current_lock.audiences.values()}
+    errors.extend(_check_mapped(spec, schema, audience_props))
     if errors:
         raise PlanError(
             "the configuration does not fit HubSpot's schema:\n  - " + "\n  - ".join(errors)
@@ -147,6 +150,7 @@ def diff_schema(
     )
     kept = {r.key: current_lock.audiences[r.key] for r in removed if r.decision == "keep"}
     return SchemaDiff(
+        warnings=_moved_warnings(spec, current_lock, desired_lock),
         changes=tuple(changes),
         audience_properties={key: entry.property for key, entry in desired_lock.audiences.items()},
         removed=removed,
@@ -155,13 +159,28 @@ def diff_schema(
     )
 
 
-def _check_mapped(spec: Spec, schema: Mapping[str, PropertySchema]) -> list[str]:
+def _writable(schema: Mapping[str, PropertySchema], audience_props: set[str]) -> list[str]:
+    """The properties a map may write: not read-only, not any audience's (this configuration's,
+    the lock's, or another configuration's syncdsl-managed audience property)."""
+    return [
+        name
+        for name, prop in schema.items()
+        if not prop.read_only
+        and name not in audience_props
+        and managed_key(prop.description) is None
+    ]
+
+
+def _check_mapped(
+    spec: Spec, schema: Mapping[str, PropertySchema], audience_props: set[str]
+) -> list[str]:
     errors = []
+    writable = _writable(schema, audience_props)
     for source in spec.sources:
         for mapping in source.mappings:
             prop = schema.get(mapping.property)
             if prop is None:
-                near = difflib.get_close_matches(mapping.property, list(schema), n=1)
+                near = difflib.get_close_matches(mapping.property, writable, n=1)
                 hint = (
                     f"; did you mean {near[0]!r} ({schema[near[0]].type})?"
                     if near
@@ -174,6 +193,26 @@ def _check_mapped(spec: Spec, schema: Mapping[str, PropertySchema]) -> list[str]
             elif prop.read_only:
                 errors.append(f"{mapping.span}: HubSpot property {mapping.property!r} is read-only")
     return errors
+
+
+def _moved_warnings(spec: Spec, current: LockFile, desired: LockFile) -> tuple[str, ...]:
+    """An audience whose `property = "..."` changed leaves its old property behind."""
+    warnings = []
+    for audience in spec.audiences:
+        before = current.by_key(audience.key)
+        after = desired.audiences[audience.key]
+        if before is None or before.property == after.property:
+            continue
+        warnings.append(
+            f"audience {audience.name!r} moves from HubSpot property {before.property!r} to "
+            f"{after.property!r} (its syncdsl.lock binding changes): {before.property!r} keeps "
+            "the statuses its members have now, stale, and syncdsl stops managing it. To exit its "
+            "members first: remove the audience from the configuration, apply with "
+            "--exit-removed, then add it back with the new property. To forget the old binding: "
+            f"apply this plan as it is ({before.property!r} is left as it is in HubSpot; delete "
+            "it there if it is not wanted)"
+        )
+    return tuple(warnings)
 
 
 def lock_diff(current: LockFile, desired: LockFile) -> tuple[str, ...]:

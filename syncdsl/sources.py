@@ -214,3 +214,18 @@ def _header(row: list[str], name: str, line: int) -> list[str] | None:
             )
         seen.add(column)
     return columns
+
+
+def csv_header(source: ir.Source) -> list[str] | None:
+    """The column names of a csv source's header row (None: empty file or unreadable header,
+    which reading the file reports)."""
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    with _open(source.resolved_path, source.path) as handle:
+        reader = csv.reader(_LineFeed(handle), strict=True)
+        try:
+            for row in reader:
+                if row:
+                    return [column.strip() for column in row]
+        except csv.Error:
+            return None
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from syncdsl.schema import PropertySchema
@@ -214,3 +214,24 @@ def _option(text: str, prop: PropertySchema) -> str:
                 return as_bool
     shown = ", ".join(repr(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
     raise CoercionError(f"{text!r} is not one of the options ({shown or 'none defined'})")
+
+
+def iso_form(value: str | None, type_: str | None) -> str | None:
+    """The ISO 8601 form of a date or datetime value for people (`1985-03-04`,
+    `2026-12-02T10:00:00Z`); None when the value is not one (other types, unparseable)."""
+    if value is None or type_ not in ("date", "datetime"):
+        return None
+    try:
+        millis = _datetime_ms(value)
+    except CoercionError:
+        return None
+    try:
+        moment = _EPOCH + timedelta(milliseconds=millis)
+    except OverflowError:
+        return None
+    if type_ == "date":
+        return moment.date().isoformat()
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond // 1000:03d}"
+    return text + "Z"

@@ -115,6 +115,9 @@ class Workspace:
             )
         result.desired.close()
         client.close()
+        refusal = result.plan.refusal()  # a guard's refusal is the plan's error
+        if refusal is not None:
+            raise refusal
         return result.plan
 
     def apply(self, parallelism: int = 4, **options: Any) -> tuple[Plan, ApplyReport]:

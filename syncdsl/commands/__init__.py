@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("lang", "emulator", "run", "stream")
+_MODULES = ("lang", "emulator", "run", "lock", "stream")
 
 
 def register_all() -> None:

@@ -91,6 +91,7 @@ def emulator_command(
     typer.echo(f"HubSpot emulator listening on {base_url}")
     typer.echo(f"  export HUBSPOT_API_BASE={base_url}")
     typer.echo(f"  export HUBSPOT_TOKEN={token}")
+    typer.echo(manual_edits_help(base_url))
     if state is not None:
         typer.echo(f"State is saved to {state} on exit.")
     typer.echo("Press Ctrl-C to stop.")
@@ -115,3 +116,18 @@ def _serve_until_signalled() -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def manual_edits_help(base_url: str) -> str:
+    """How a person reads, edits or deletes a contact by hand, as in HubSpot's UI (on GET and
+    PATCH, idProperty=email addresses a contact by its email instead of its id)."""
+    contact = f"{base_url}/crm/v3/objects/contacts/ann@example.com?idProperty=email"
+    auth = '-H "Authorization: Bearer $HUBSPOT_TOKEN"'
+    return (
+        "Edit contacts by hand, as a person would in HubSpot:\n"
+        f"  curl {auth} '{contact}&properties=firstname,lastname'\n"
+        f"  curl -X PATCH {auth} -H 'Content-Type: application/json' '{contact}' "
+        """-d '{"properties": {"firstname": "Ann"}}'\n"""
+        "  # DELETE takes the contact's id (the `id` the GET above returns), not its email:\n"
+        f"  curl -X DELETE {auth} '{base_url}/crm/v3/objects/contacts/CONTACT_ID'"
+    )

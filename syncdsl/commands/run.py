@@ -12,14 +12,15 @@ import typer
 
 from syncdsl.apply import ApplyReport, execute, record_lock
 from syncdsl.cli import PathsArg, app, boundary
-from syncdsl.errors import PlanError
+from syncdsl.commands.planout import Output, fail, failures
+from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.ir import Spec
 from syncdsl.parse import load_spec
 from syncdsl.plan import Plan, PlanOptions
-from syncdsl.planfile import dumps, is_plan_file, load_plan, plan_to_dict, save_plan
+from syncdsl.planfile import is_plan_file, load_plan, save_plan
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
 from syncdsl.rejects import write_rejects
-from syncdsl.render import Style, ansi, plain, render_markdown, render_report, render_text
+from syncdsl.render import Style, ansi, plain, render_report, render_text
 from syncdsl.runtime import LOCAL_STATE_KEY, Target, connect
 from syncdsl.staleness import check_fresh
 from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
@@ -62,6 +63,13 @@ AsJson = Annotated[
 Parallelism = Annotated[
     int, typer.Option("--parallelism", min=1, max=32, help="Batches in flight.")
 ]
+RejectsReplay = Annotated[
+    Path | None,
+    typer.Option(
+        "--rejects-replay",
+        help="Read a fixed rejects file (from --rejects) as extra records for this run.",
+    ),
+]
 RejectsOut = Annotated[
     Path | None, typer.Option("--rejects", help="Where to write rejected records (JSONL).")
 ]
@@ -82,7 +90,19 @@ def plan(
     refresh: Refresh = False,
     as_json: AsJson = False,
     markdown: Annotated[
-        bool, typer.Option("--markdown", help="A Markdown summary for pull requests.")
+        bool,
+        typer.Option(
+            "--markdown",
+            help="A Markdown summary for pull requests (also written, with the error, when the "
+            "plan fails).",
+        ),
+    ] = False,
+    redact: Annotated[
+        bool,
+        typer.Option(
+            "--redact",
+            help="Mask emails (a•••@example.com) and replace values by their type and length.",
+        ),
     ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Save the plan for `syncdsl apply FILE`.")
@@ -95,45 +115,63 @@ def plan(
     ] = False,
     full: Full = False,
     lock_readonly: Annotated[
-        bool, typer.Option("--lock-readonly", help="Fail when syncdsl.lock would change (for CI).")
+        bool,
+        typer.Option(
+            "--lock-readonly",
+            help="Fail when syncdsl.lock is out of date with the configuration (for CI; "
+            "`syncdsl lock` updates it).",
+        ),
     ] = False,
+    fail_on_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-rejects",
+            help="Exit 1 when more than N records are rejected: --fail-on-rejects=N "
+            "(or --max-rejects N; N defaults to 0).",
+        ),
+    ] = False,
+    max_rejects: Annotated[
+        int | None,
+        typer.Option("--max-rejects", help="The N of --fail-on-rejects (implies it)."),
+    ] = None,
     allow_mass_exit: AllowMassExit = False,
     exit_removed: ExitRemoved = False,
     forget_removed: ForgetRemoved = False,
+    rejects_replay: RejectsReplay = None,
     local: Local = False,
 ) -> None:
     """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
-    spec = load_spec(paths)
+    output = Output(as_json=as_json, markdown=markdown, redact=redact, full=full)
+    if max_rejects is not None and max_rejects < 0:
+        raise PlanError(f"--fail-on-rejects={max_rejects}: N must be 0 or more")
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
         exit_removed=exit_removed,
         forget_removed=forget_removed,
+        rejects_replay=rejects_replay,
     )
-    with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
-        result = _plan(spec, target, store, options)
+    try:
+        spec = load_spec(paths)
+        with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
+            result = _plan(spec, target, store, options)
+    except SyncdslError as error:
+        output.failure(error)
+        raise
     result.desired.close()
     the_plan = result.plan
-    if out is not None:
+    limit = max_rejects if max_rejects is not None else 0 if fail_on_rejects else None
+    problems = failures(spec, the_plan, lock_readonly=lock_readonly, max_rejects=limit)
+    if out is not None and the_plan.refusal() is None:
         save_plan(the_plan, out, configuration=str(_config_path(paths)))
-    if as_json:
-        typer.echo(dumps(plan_to_dict(the_plan, configuration=str(_config_path(paths)))), nl=False)
-    elif markdown:
-        typer.echo(render_markdown(the_plan, full=full))
-    else:
-        typer.echo(render_text(the_plan, style=_style(), full=full))
-        if out is not None:
-            typer.echo(
-                f"\nSaved the plan to {out}. Apply exactly this plan with: syncdsl apply {out}"
-                + (" --local" if local else "")
-            )
-    if lock_readonly and the_plan.lock_changes:
+    output.show(the_plan, configuration=_config_path(paths), failures=problems)
+    if out is not None and not problems and not as_json and not markdown:
         typer.echo(
-            "Error: syncdsl.lock would change and --lock-readonly is set: run `syncdsl apply` "
-            "and commit the updated lock file.",
-            err=True,
+            f"\nSaved the plan to {out}. Apply exactly this plan with: syncdsl apply {out}"
+            + (" --local" if local else "")
         )
-        raise typer.Exit(1)
+    if problems:
+        fail(problems, redact=redact)
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(2)
 
@@ -157,6 +195,7 @@ def apply(
     exit_removed: ExitRemoved = False,
     forget_removed: ForgetRemoved = False,
     rejects: RejectsOut = None,
+    rejects_replay: RejectsReplay = None,
     local: Local = False,
 ) -> None:
     """Make HubSpot match the configuration (or apply a saved plan file exactly)."""
@@ -167,6 +206,11 @@ def apply(
             "configuration"
         )
     if len(paths) == 1 and is_plan_file(paths[0]):
+        if rejects_replay is not None:
+            raise PlanError(
+                "--rejects-replay reads records while planning; a saved plan is applied as it "
+                "is: make the plan with `syncdsl plan PATH --rejects-replay FILE --out PLAN`"
+            )
         _apply_saved(
             paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local
         )
@@ -177,6 +221,7 @@ def apply(
         allow_mass_exit=allow_mass_exit,
         exit_removed=exit_removed,
         forget_removed=forget_removed,
+        rejects_replay=rejects_replay,
     )
     with (
         ApplyLock(spec.root),
@@ -187,6 +232,9 @@ def apply(
         the_plan = result.plan
         if not as_json:
             typer.echo(render_text(the_plan, style=_style(), full=full))
+        refusal = the_plan.refusal()  # the plan is shown first, then the guard refuses
+        if refusal is not None:
+            raise refusal
         # Nothing to write to HubSpot or the lock: nothing to confirm (adoptions only touch
         # the local state).
         if the_plan.has_changes and not auto_approve:
@@ -283,10 +331,23 @@ def _finish(
     else:
         typer.echo("\n" + render_report(report, style=_style()))
         if written:
-            typer.echo(f"Rejected records written to {path} (fix and replay them).")
+            typer.echo(
+                f"Rejected records written to {path}: fix each `record` there, then replay them "
+                f"with `syncdsl apply {_spec_arg(spec)} --rejects-replay {path}` (or fix the "
+                "source data)."
+            )
     stopped = report.stopped_error()
     if stopped is not None:
         raise stopped
+
+
+def _spec_arg(spec: Spec) -> str:
+    """The configuration as a command-line argument: relative to the working directory if it
+    can be."""
+    try:
+        return str(spec.root.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(spec.root)
 
 
 def _apply_saved(

@@ -94,6 +94,12 @@ def stream(
     from syncdsl.stream import StreamOptions, StreamService
 
     spec = load_spec(paths)
+    if input_path not in (None, "-") and not Path(str(input_path)).exists():
+        typer.echo(
+            f"Warning: --input {input_path} does not exist (yet): waiting for it to appear, "
+            "then following it (like `tail -F`).",
+            err=True,
+        )
     options = StreamOptions(
         host=host,
         port=port,

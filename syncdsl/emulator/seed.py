@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from syncdsl.emulator.standard import EXTRA
+
 #: When HubSpot created its default contact properties (real value from a GET of a portal).
 _DEFINED_AT = "2019-08-06T02:41:08.237Z"
 
@@ -179,6 +181,7 @@ _STANDARD: tuple[tuple[str, str, str, str, str, int, bool, tuple[tuple[str, str]
 #: Read-only properties HubSpot computes itself (a write to them is rejected).
 COMPUTED_PROPERTIES = frozenset(
     {"hs_object_id", "createdate", "lastmodifieddate", "hs_email_domain"}
+    | {name for name, _, _, _, _, read_only, _ in EXTRA if read_only}
 )
 #: Returned when a read names no properties (what HubSpot returns by default for contacts).
 DEFAULT_READ_PROPERTIES = (
@@ -203,7 +206,12 @@ def standard_groups() -> dict[str, dict[str, Any]]:
 def standard_properties() -> dict[str, dict[str, Any]]:
     """The default contact properties, keyed by name, in HubSpot's Property shape."""
     properties: dict[str, dict[str, Any]] = {}
-    for name, label, type_, field_type, description, order, read_only, options in _STANDARD:
+    rows = [
+        *_STANDARD,
+        *((n, label, t, f, label, -1, ro, o) for n, label, t, f, _, ro, o in EXTRA),
+    ]
+    groups = {name: group for name, _, _, _, group, _, _ in EXTRA}
+    for name, label, type_, field_type, description, order, read_only, options in rows:
         properties[name] = {
             "updatedAt": _DEFINED_AT,
             "createdAt": _DEFINED_AT,
@@ -212,7 +220,9 @@ def standard_properties() -> dict[str, dict[str, Any]]:
             "type": type_,
             "fieldType": field_type,
             "description": description,
-            "groupName": "sales_properties" if name in _SALES else "contactinformation",
+            "groupName": groups.get(
+                name, "sales_properties" if name in _SALES else "contactinformation"
+            ),
             "options": [
                 {"label": o_label, "value": value, "displayOrder": index, "hidden": False}
                 for index, (o_label, value) in enumerate(options)

@@ -316,12 +316,19 @@ class InputFollower:
         self.log("input_follow", input=name, offset=position)
         handle: IO[bytes] | None = None
         identity: tuple[int, int] | None = None
+        waiting = False
         while not self.stop_event.is_set():
             if handle is None:
                 handle, identity, position = self._open(path, position)
                 if handle is None:
+                    if not waiting:  # said once: the file may be created later (tail -F)
+                        self.log("input_missing", level="warning", input=name)
+                        waiting = True
                     self.stop_event.wait(FOLLOW_POLL)
                     continue
+                if waiting:
+                    self.log("input_appeared", input=name)
+                    waiting = False
             lines, consumed = _complete_lines(handle, position)
             if lines:
                 self._wait_for_room()
