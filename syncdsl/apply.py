@@ -41,7 +41,8 @@ _EMAIL_IN_MESSAGE = re.compile(r"[^\s\"'<>,;:\[\]()]+@[^\s\"'<>,;:\[\]()]+")
 
 @dataclass
 class ApplyReport:
-    """What apply did. Counts reconcile: created + updated + exited + rejected_by_hubspot = sent."""
+    """What apply did. Counts reconcile:
+    created + updated + exited + rejected_by_hubspot + deleted = sent."""
 
     created: int = 0
     updated: int = 0
@@ -54,6 +55,7 @@ class ApplyReport:
     batches: int = 0
     elapsed: float = 0.0
     stopped: str | None = None  # why apply stopped early (daily limit, ...): rerun to resume
+    deleted: list[str] = field(default_factory=list)  # exited members HubSpot no longer holds
 
     def stopped_error(self) -> PlanError | None:
         if self.stopped is None:
@@ -81,13 +83,18 @@ class ApplyReport:
             "elapsed_seconds": round(self.elapsed, 3),
             "calls_per_second": round(self.rate, 2),
             "stopped": self.stopped,
+            "deleted_in_hubspot": list(self.deleted),
         }
 
 
 @dataclass(frozen=True)
 class BatchOutcome:
+    """What HubSpot did with one batch: accepted (by email), rejected with its reason, and exits
+    of contacts it no longer holds (deleted by hand: never recreated)."""
+
     accepted: dict[str, UpsertResult]
     rejected: list[tuple[ContactChange, str]]
+    deleted: list[ContactChange] = field(default_factory=list)
 
 
 def apply_schema(
@@ -169,7 +176,7 @@ def apply_contacts(
                     # Write-ahead: should we die before this batch is journaled, the next plan
                     # resends its contacts instead of trusting their old state.
                     store.mark_dirty([change.email for change in batch])
-                    in_flight[pool.submit(upsert_batch, client, batch)] = batch
+                    in_flight[pool.submit(write_batch, client, batch)] = batch
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -196,10 +203,39 @@ def _batches(changes: Sequence[ContactChange]) -> Iterator[list[ContactChange]]:
         yield list(changes[start : start + BATCH_SIZE])
 
 
+def write_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
+    """Write one batch (≤ 100), shared by apply and stream.
+
+    An exit of a contact whose HubSpot id is known is a batch update by id, so a contact deleted
+    by hand in HubSpot is never recreated holding only `exited`; everything else is upserted by
+    email.
+    """
+    by_id = [c for c in batch if c.action == "exit" and c.hubspot_id]
+    if not by_id:
+        return upsert_batch(client, batch)
+    rest = [c for c in batch if not (c.action == "exit" and c.hubspot_id)]
+    upserted = upsert_batch(client, rest) if rest else BatchOutcome({}, [])
+    outcome = client.batch_update_contacts_by_id(
+        [(c.hubspot_id, c.properties) for c in by_id if c.hubspot_id]
+    )
+    accepted = dict(upserted.accepted)
+    rejected = list(upserted.rejected)
+    deleted: list[ContactChange] = []
+    for change in by_id:
+        contact_id = str(change.hubspot_id)
+        if contact_id in outcome.updated:
+            accepted[change.email] = UpsertResult(contact_id, change.email, False)
+        elif contact_id in outcome.missing:
+            deleted.append(change)
+        else:
+            rejected.append((change, outcome.failed.get(contact_id, "no result")))
+    return BatchOutcome(accepted, rejected, deleted)
+
+
 def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
     """Upsert one batch (≤ 100); on a 400 isolate the bad inputs (named ones first, then bisection).
 
-    Shared by apply and stream. Returns what HubSpot accepted (by email) and what it rejected.
+    Returns what HubSpot accepted (by email) and what it rejected.
     """
     try:
         results = client.batch_upsert_contacts_by_email([(c.email, c.properties) for c in batch])
@@ -258,6 +294,10 @@ def _journal(
             ContactState(change.email, outcome.accepted[change.email].id, mapped, statuses)
         )
     store.record(states)
+    if outcome.deleted:
+        # Deleted (or merged away) in HubSpot by hand: not recreated, and forgotten in the state.
+        store.forget(change.email for change in outcome.deleted)
+        report.deleted.extend(change.email for change in outcome.deleted)
     report.batches += 1
     for change in accepted:
         if change.action == "create" or outcome.accepted[change.email].new:

@@ -327,6 +327,11 @@ def render_report(report: ApplyReport, *, style: Style = plain) -> str:
         f"{report.schema_changes} schema change(s); {report.api_calls:,} API calls in "
         f"{report.elapsed:.1f} s ({report.rate:.1f} calls/s).",
     ]
+    if report.deleted:
+        lines.append(
+            f"{len(report.deleted):,} exiting member(s) were deleted in HubSpot by hand: not "
+            "recreated, and forgotten in the state (e.g. " + ", ".join(report.deleted[:3]) + ")."
+        )
     outsiders = sum(counts.not_member for counts in report.inputs)
     if outsiders:
         lines.append(

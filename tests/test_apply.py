@@ -294,3 +294,37 @@ def test_a_batch_sent_but_never_journaled_is_resent(tmp_path: Path) -> None:
         assert not ws.plan(refresh=True).has_changes
         with StateStore.open(ws.root) as store:
             assert not any(row.dirty for row in store.iter_contacts())
+
+
+def test_an_exit_never_recreates_a_member_deleted_by_hand(tmp_path: Path) -> None:
+    members = [
+        {"email": f"m{i}@example.com", "first": f"M{i}", "seg": "realized"} for i in range(8)
+    ]
+    with workspace(tmp_path) as ws:
+        ws.write(members)
+        ws.apply()
+        ws.emulator.delete_contact("m0@example.com")  # a person deletes it in HubSpot
+        ws.write(members[1:])  # m0 left the segment too
+        plan, report = ws.apply()
+        exit_change = next(c for c in plan.contact_changes if c.email == "m0@example.com")
+        assert (exit_change.action, exit_change.hubspot_id is not None) == ("exit", True)
+        assert ws.emulator.contact_by_email("m0@example.com") is None  # not recreated
+        assert ws.emulator.count("contacts.batch_update") == 1
+        assert report.deleted == ["m0@example.com"] and report.to_dict()["deleted_in_hubspot"]
+        with StateStore.open(ws.root) as store:
+            assert store.get("m0@example.com") is None  # forgotten: HubSpot no longer holds it
+        assert ws.plan().contact_changes == ()
+
+
+def test_an_exit_by_id_updates_the_member_with_its_fields(tmp_path: Path) -> None:
+    members = [
+        {"email": f"m{i}@example.com", "first": f"M{i}", "seg": "realized"} for i in range(8)
+    ]
+    with workspace(tmp_path) as ws:
+        ws.write(members)
+        ws.apply()
+        ws.write([{"email": "m0@example.com", "first": "Mo", "seg": "exited"}, *members[1:]])
+        _, report = ws.apply()
+        assert report.exited == 1 and ws.emulator.count("contacts.batch_update") == 1
+        held = ws.emulator.contact_by_email("m0@example.com")
+        assert held is not None and (held["newsletter"], held["firstname"]) == ("exited", "Mo")

@@ -95,3 +95,18 @@ def test_an_incremental_source_implies_no_exit_for_an_omitted_segment(tmp_path: 
             post(service, omitted)
             wait_for(lambda: contact(ws, "dan@example.com").get("firstname") == "Daniel")
             assert contact(ws, "dan@example.com")["newsletter"] == "realized"
+
+
+def test_an_exit_never_recreates_a_member_deleted_by_hand(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws, window_seconds=0.01) as service:
+            post(service, profile("gus@example.com", first="Gus", seg="realized"))
+            wait_for(lambda: contact(ws, "gus@example.com").get("newsletter") == "realized")
+            ws.emulator.delete_contact("gus@example.com")
+            post(service, profile("gus@example.com", first="Gus", seg="exited"))
+            wait_for(lambda: service.metrics.get("exits_of_deleted") == 1)
+            assert service.queue_depth == 0
+        assert ws.emulator.contact_by_email("gus@example.com") is None
+        with StateStore.open(ws.root) as store:
+            assert store.get("gus@example.com") is None

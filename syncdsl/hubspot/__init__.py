@@ -10,7 +10,7 @@ ClientStats).
 from __future__ import annotations
 
 from syncdsl.hubspot.client import USER_AGENT, HubSpotClient, redacted_headers
-from syncdsl.hubspot.models import ClientStats, Contact, UpsertResult
+from syncdsl.hubspot.models import ClientStats, Contact, UpdateOutcome, UpsertResult
 from syncdsl.hubspot.ratelimit import RateBudget
 from syncdsl.hubspot.retry import Backoff
 
@@ -21,6 +21,7 @@ __all__ = [
     "Contact",
     "HubSpotClient",
     "RateBudget",
+    "UpdateOutcome",
     "UpsertResult",
     "redacted_headers",
 ]

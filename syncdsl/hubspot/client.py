@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from syncdsl import __version__
 from syncdsl.errors import HubSpotConflictError, HubSpotError, HubSpotNotFoundError
 from syncdsl.hubspot import errors as hs_errors
-from syncdsl.hubspot.models import ClientStats, Contact, UpsertResult
+from syncdsl.hubspot.models import ClientStats, Contact, UpdateOutcome, UpsertResult
 from syncdsl.hubspot.ratelimit import RateBudget
 from syncdsl.hubspot.retry import (
     RETRYABLE_EXCEPTIONS,
@@ -294,6 +294,47 @@ class HubSpotClient:
         ).body
         return _upsert_results(body, list(by_email))
 
+    def batch_update_contacts_by_id(
+        self, inputs: Sequence[tuple[str, Mapping[str, str]]]
+    ) -> UpdateOutcome:
+        """Update existing contacts by HubSpot id; never creates one.
+
+        Results are matched by record id (and `objectWriteTraceId`), never by an echoed email.
+        An id HubSpot does not know (the contact was deleted or merged away) comes back as
+        missing, whether HubSpot answers a 207 OBJECT_NOT_FOUND item or a 404 for the batch.
+        """
+        if len(inputs) > BATCH_LIMIT:
+            raise ValueError(
+                f"batch update takes at most {BATCH_LIMIT} contacts, got {len(inputs)}"
+            )
+        if not inputs:
+            return UpdateOutcome()
+        payload = {
+            "inputs": [
+                {"id": contact_id, "objectWriteTraceId": contact_id, "properties": dict(props)}
+                for contact_id, props in inputs
+            ]
+        }
+        try:
+            body = self._request(
+                "POST",
+                f"{CONTACTS}/batch/update",
+                operation="batch_update_contacts",
+                json_body=payload,
+            ).body
+        except HubSpotNotFoundError:
+            if len(inputs) == 1:
+                return UpdateOutcome(missing=frozenset({inputs[0][0]}))
+            middle = len(inputs) // 2
+            left = self.batch_update_contacts_by_id(inputs[:middle])
+            right = self.batch_update_contacts_by_id(inputs[middle:])
+            return UpdateOutcome(
+                left.updated | right.updated,
+                left.missing | right.missing,
+                {**left.failed, **right.failed},
+            )
+        return _update_outcome(body, [contact_id for contact_id, _ in inputs])
+
     def iter_contacts(
         self, properties: Sequence[str], *, page_size: int = 100
     ) -> Iterator[Contact]:
@@ -552,6 +593,29 @@ def _upsert_results(body: Mapping[str, Any], emails: list[str]) -> dict[str, Ups
             error.get("message") if isinstance(error, dict) else error,
         )
     return results
+
+
+def _update_outcome(body: Mapping[str, Any], ids: list[str]) -> UpdateOutcome:
+    wanted = set(ids)
+    updated = {
+        str(item.get("objectWriteTraceId") or item.get("id"))
+        for item in body.get("results") or []
+        if isinstance(item, dict)
+    } & wanted
+    missing: set[str] = set()
+    failed: dict[str, str] = {}
+    for error in body.get("errors") or []:
+        if not isinstance(error, dict):
+            continue
+        context = error.get("context") or {}
+        named = {str(i) for key in ("ids", "objectWriteTraceId") for i in context.get(key) or []}
+        if error.get("category") == "OBJECT_NOT_FOUND":
+            missing |= named & wanted
+        else:
+            failed.update(dict.fromkeys(named & wanted, str(error.get("message", ""))))
+    for contact_id in wanted - updated - missing - set(failed):
+        failed[contact_id] = "HubSpot returned no result for this input"
+    return UpdateOutcome(frozenset(updated), frozenset(missing - updated), failed)
 
 
 def option_to_api(option: PropertyOption) -> dict[str, Any]:

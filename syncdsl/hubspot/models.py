@@ -38,6 +38,15 @@ class UpsertResult:
     new: bool
 
 
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """A batch update by id: updated ids, ids HubSpot does not know, and other refusals."""
+
+    updated: frozenset[str] = frozenset()
+    missing: frozenset[str] = frozenset()
+    failed: Mapping[str, str] = field(default_factory=dict)  # id -> HubSpot's message
+
+
 _HEADER_FIELDS = {
     "x-hubspot-ratelimit-daily-remaining": "daily_remaining",
     "x-hubspot-ratelimit-max": "window_max",

@@ -21,6 +21,7 @@ class PendingContact:
     received: list[float]  # wall-clock receipt time of each event, for latency
     raw: list[str] = field(default_factory=list)  # the events' payloads, for the rejects file
     since: float = 0.0  # monotonic time it started waiting (opens its window)
+    exit_id: str | None = None  # set when this write only exits a member the state knows
 
     @property
     def values(self) -> dict[str, str]:

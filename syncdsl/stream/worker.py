@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from syncdsl.apply import BatchOutcome, upsert_batch
+from syncdsl.apply import BatchOutcome, write_batch
 from syncdsl.errors import HubSpotError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.mapping import MappedRecord, RecordRejected
@@ -48,11 +48,13 @@ _WAKE = object()
 
 
 def _changes(batch: list[PendingContact]) -> list[ContactChange]:
+    """The batch as plan changes: an exit of a known member goes by id (never recreated)."""
     return [
         ContactChange(
-            "update",
+            "exit" if c.exit_id else "update",
             c.email,
             tuple(ValueChange(name, None, value) for name, value in c.values.items()),
+            hubspot_id=c.exit_id,
         )
         for c in batch
     ]
@@ -147,7 +149,7 @@ class Dispatcher:
             if batch is None:
                 return
             try:
-                outcome = upsert_batch(self.client, _changes(batch))
+                outcome = write_batch(self.client, _changes(batch))
                 self._inbox.put(_Settled(batch, outcome, None))
             except Exception as error:  # noqa: BLE001 - the batch is retried, whatever failed
                 self._inbox.put(_Settled(batch, None, error))
@@ -253,6 +255,8 @@ class Dispatcher:
                 for prop, status in writes.items()
                 if prop in contact.audiences or status != before.get(prop)
             }
+            leaving = all(status == "exited" for status in writes.values())
+            contact.exit_id = known.hubspot_id if leaving and known is not None else None
             if contact.values:
                 keep.append(contact)
             else:
@@ -301,8 +305,15 @@ class Dispatcher:
         outcome = settled.outcome
         accepted = [c for c in settled.batch if c.email in outcome.accepted]
         rejected = {change.email: reason for change, reason in outcome.rejected}
+        # Exits of members deleted in HubSpot by hand: not recreated, forgotten in the state.
+        gone = {change.email for change in outcome.deleted}
+        if gone:
+            self.store.forget(gone)
+            self.metrics.add("exits_of_deleted", len(gone))
         unanswered = [
-            c for c in settled.batch if c.email not in outcome.accepted and c.email not in rejected
+            c
+            for c in settled.batch
+            if c.email not in outcome.accepted and c.email not in rejected and c.email not in gone
         ]
         self.store.record(
             ContactState(
@@ -325,7 +336,7 @@ class Dispatcher:
         done_ids = [
             i
             for c in settled.batch
-            if c.email in outcome.accepted or c.email in rejected
+            if c.email in outcome.accepted or c.email in rejected or c.email in gone
             for i in c.event_ids
         ]
         self.events.delete(done_ids)
