@@ -214,6 +214,13 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 {% for key, value in counts.items() %}
 | {{ key.replace('_', ' ') }} | {{ "{:,}".format(value) }} |
 {% endfor %}
+{% if plan.inputs %}
+
+**Inputs** (only audience members reach HubSpot)
+{% for counts in plan.inputs %}
+- {{ input_line(counts).strip() }}
+{% endfor %}
+{% endif %}
 {% if plan.property_changes %}
 
 **Schema changes**
@@ -301,6 +308,7 @@ def render_markdown(plan: Plan, *, full: bool = False, errors: Sequence[str] = (
         guard_line=_guard_line,
         counts=summary(plan),
         summary_line=summary_line(plan),
+        input_line=_input_line,
         property_line=_property_line,
         contact_lines=_contact_lines,
         limit=len(plan.contact_changes) if full else 50,
