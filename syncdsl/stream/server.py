@@ -48,13 +48,18 @@ def connection_cap(wanted: int | None) -> int:
     return max(16, min(wanted or 10_000, room))
 
 
+class _Abandon(Exception):
+    """Raised from a parser callback to stop parsing a request already answered."""
+
+
 class IntakeProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits above (set on a subclass per server)."""
 
     limits: ClassVar[ConnectionLimits]
     _read_timer: asyncio.TimerHandle | None = None
     _idle_since = 0.0
-    _header_bytes = 0
+    _header_bytes = 0  # the current request's header lines, as parsed
+    _head_bytes = 0  # bytes received while its headers are unfinished
     _in_headers = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -74,16 +79,22 @@ class IntakeProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._read_timer is None:
             self._read_timer = self.loop.call_later(self.limits.read_timeout, self._read_too_slow)
-            self._in_headers = True
+            self._in_headers, self._head_bytes = True, 0
         if self._in_headers:
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                self._answer(431, f"the request's headers exceed {MAX_HEADER_BYTES:,} bytes")
-                return
+            self._head_bytes += len(data)
         super().data_received(data)
+        if self._in_headers and self._head_bytes > MAX_HEADER_BYTES:  # headers still unfinished
+            self._answer(431, f"the request's headers exceed {MAX_HEADER_BYTES:,} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._answer(431, f"the request's headers exceed {MAX_HEADER_BYTES:,} bytes")
+            raise _Abandon  # stops the parser: the request is never run
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -184,6 +195,7 @@ class IntakeServer:
         self._handler = _ToEventLog(log)
         self._thread = threading.Thread(target=self._serve, name="stream-http", daemon=True)
         self.failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -210,9 +222,28 @@ class IntakeServer:
         self._logger.removeHandler(self._handler)
         self._logger.propagate = True
 
+    def connections(self) -> dict[str, int]:
+        """Open connections: all, idle (no request in progress), receiving a request."""
+        loop = self._loop
+        if loop is None or not self._thread.is_alive():
+            return {"open": 0, "idle": 0, "receiving": 0}
+        return asyncio.run_coroutine_threadsafe(self._count(), loop).result(timeout=5)
+
+    async def _count(self) -> dict[str, int]:
+        mine = [c for c in self._server.server_state.connections if isinstance(c, IntakeProtocol)]
+        return {
+            "open": len(self._server.server_state.connections),
+            "idle": sum(1 for c in mine if c._idle()),
+            "receiving": sum(1 for c in mine if c._read_timer is not None),
+        }
+
     def _serve(self) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            await self._server.serve(sockets=[self._socket])
+
         try:
-            asyncio.run(self._server.serve(sockets=[self._socket]))
+            asyncio.run(serve())
         except BaseException as error:  # noqa: BLE001 - reported by start() or the log
             self.failure = error
 

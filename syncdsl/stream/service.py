@@ -365,6 +365,7 @@ class StreamService:
                 "daily_remaining": stats["daily_remaining"],
             },
             "max_queue": self.options.max_queue,
+            "http": self._server.connections() if self._server is not None else {},
         }
 
     def _oldest_age(self) -> float | None:
