@@ -17,6 +17,7 @@ import resource
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -243,7 +244,8 @@ class IntakeServer:
             await self._server.serve(sockets=[self._socket])
 
         try:
-            asyncio.run(serve())
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(serve())
         except BaseException as error:  # noqa: BLE001 - reported by start() or the log
             self.failure = error
 
@@ -260,3 +262,12 @@ def _listen(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (about twice asyncio's throughput), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
