@@ -156,26 +156,34 @@ async def _hold(url: str, idle: int, slow: int, seconds: float) -> dict[str, Any
         except OSError:
             refused += 1
     print(json.dumps({"ready": len(opened), "refused": refused}), flush=True)
-    slow_ones = opened[idle:]
-    request = b"POST /v1/profiles HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
-    deadline = time.monotonic() + seconds
-    position = 0
-    while time.monotonic() < deadline:
-        for _reader, writer in slow_ones:
-            if position < len(request) and not writer.is_closing():
-                writer.write(request[position : position + 1])
-        position += 1
-        await asyncio.sleep(0.5)
-    closed_by_server = 0
     answers: Counter[str] = Counter()
-    for reader, writer in opened:
+
+    async def slow_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A header byte every 0.5 s until the server answers (or the hold ends)."""
+        request = b"POST /v1/profiles HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+        reading = asyncio.ensure_future(reader.read(4096))
+        for index in range(min(len(request), int(seconds / 0.5))):
+            if reading.done():
+                break
+            writer.write(request[index : index + 1])
+            await asyncio.sleep(0.5)
         try:
-            data = await asyncio.wait_for(reader.read(4096), 0.01)
-            if data.startswith(b"HTTP/1.1 "):
-                answers[data.split()[1].decode()] += 1
-            closed_by_server += 1 if data == b"" or data.startswith(b"HTTP/") else 0
+            data = await asyncio.wait_for(reading, 1.0)
         except (TimeoutError, OSError):
-            pass
+            answers["no answer"] += 1
+            return
+        answers[data.split()[1].decode() if data.startswith(b"HTTP/1.1 ") else "closed"] += 1
+
+    async def idle_one(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(4096), seconds + 1.0) == b""
+        except (TimeoutError, OSError):
+            return False
+
+    idle_ends = asyncio.gather(*(idle_one(reader) for reader, _ in opened[:idle]))
+    await asyncio.gather(*(slow_one(reader, writer) for reader, writer in opened[idle:]))
+    closed_by_server = sum(await idle_ends)
+    for _reader, writer in opened:
         writer.close()
     return {"opened": len(opened), "closed_by_server": closed_by_server, "answers": dict(answers)}
 
@@ -339,7 +347,7 @@ def main() -> None:
             )
             print(f"  POST meanwhile   {held['probe'][0]} in {held['probe'][1]:.3f} s")
             print(
-                f"  closed by server {held['closed_by_server']:,} of {held['opened']:,}; "
+                f"  idle closed      {held['closed_by_server']:,} of {idle:,} by the server; "
                 f"answers {held['answers']}"
             )
             limited = ulimit_phase(root, base_url, sockets)
