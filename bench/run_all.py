@@ -33,6 +33,7 @@ BENCHES = (
     # Owned by other engineers; run when present.
     Bench("sources", "bench_sources.py"),
     Bench("stream", "bench_stream.py"),
+    Bench("intake", "bench_intake.py"),
 )
 
 

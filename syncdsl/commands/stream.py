@@ -86,6 +86,36 @@ def stream(
             "--rejects", help="Rejected events (JSONL; default .syncdsl/stream-rejects.jsonl)."
         ),
     ] = None,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            min=0.1,
+            help="Close a connection idle this many seconds (keep above a load balancer's).",
+        ),
+    ] = 5.0,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout", min=0.1, help="Seconds a request has to arrive whole (408 after)."
+        ),
+    ] = 30.0,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--max-connections",
+            min=16,
+            help="Open connections at most (default 10,000, less under a low `ulimit -n`).",
+        ),
+    ] = None,
+    unhealthy_after: Annotated[
+        float,
+        typer.Option(
+            "--unhealthy-after",
+            min=1,
+            help="After this many seconds of failing batches, intake answers 503.",
+        ),
+    ] = 300.0,
     local: Local = False,
 ) -> None:
     """Stream profiles to HubSpot as they arrive (HTTP or --input), durably, until stopped."""
@@ -112,6 +142,10 @@ def stream(
         grace_seconds=grace_seconds,
         rejects=rejects,
         source=source,
+        idle_timeout=idle_timeout,
+        read_timeout=read_timeout,
+        max_connections=max_connections,
+        unhealthy_after=unhealthy_after,
     )
     stop = threading.Event()
 
@@ -123,7 +157,9 @@ def stream(
         with connect(spec, local=local, parallelism=parallelism) as target:
             service = StreamService(spec, target, options)
             url = service.start()
-            typer.echo(f"Listening on {url} (POST {url}/v1/profiles; GET /status, /metrics)")
+            typer.echo(
+                f"Listening on {url} (POST {url}/v1/profiles; GET /status, /metrics, /healthz)"
+            )
             try:
                 while not stop.wait(0.5):
                     pass

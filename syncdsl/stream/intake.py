@@ -1,19 +1,19 @@
-"""Intake: `POST /v1/profiles` over HTTP (plus /status, /metrics) and the `--input` follower."""
+"""Intake: what `POST /v1/profiles` accepts (parsing, admission) and the `--input` follower.
+
+The HTTP server itself is `stream.server` (uvicorn) with the ASGI app in `stream.http`.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
 import os
-import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qs, urlsplit
 
 from syncdsl.stream.logs import EventLog, RejectsFile
 from syncdsl.stream.metrics import StreamMetrics
@@ -22,6 +22,8 @@ from syncdsl.stream.queue import EventQueue, InputOffset
 PROFILES_PATH = "/v1/profiles"
 FOLLOW_POLL = 0.1  # seconds between looks at a followed file that has no new line
 FULL_QUEUE_RETRY_AFTER = 5
+SHUTDOWN_RETRY_AFTER = 5
+UNHEALTHY_RETRY_AFTER = 30
 _LINES_PER_COMMIT = 1000
 
 
@@ -35,6 +37,35 @@ class IntakeRefused(Exception):
         super().__init__(message)
 
 
+class Headers(Mapping[str, str]):
+    """Request headers, looked up case-insensitively (repeated headers joined by ", ")."""
+
+    def __init__(self, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in pairs:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            self._values[key] = f"{self._values[key]}, {text}" if key in self._values else text
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+#: One hook per intake request, called with its headers before the body is read; it raises
+#: IntakeRefused to refuse the request (content-type and Origin checks live there).
+RequestCheck = Callable[[Mapping[str, str]], None]
+
+
+def accept_any(headers: Mapping[str, str]) -> None:
+    """The default request check: every request passes."""
+
+
 @dataclass(frozen=True)
 class IntakeConfig:
     """What the intake checks before storing events."""
@@ -44,6 +75,7 @@ class IntakeConfig:
     max_queue: int
     max_body: int
     ingest_token: str | None
+    check_request: RequestCheck = accept_any
 
 
 def resolve_source(
@@ -78,6 +110,12 @@ def parse_profiles(body: bytes, config: IntakeConfig, query: str | None) -> list
         raise IntakeRefused(
             400, f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except RecursionError:
+        raise IntakeRefused(
+            400, "the JSON is nested too deeply (a profile needs a few levels, not hundreds)"
+        ) from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise IntakeRefused(400, f"malformed JSON: {error}") from None
     if isinstance(document, dict):
         profiles, indexed = [document], False
     elif isinstance(document, list):
@@ -96,163 +134,83 @@ def parse_profiles(body: bytes, config: IntakeConfig, query: str | None) -> list
                 f"entry {index} is {type(profile).__name__}, not a profile "
                 "object; nothing was stored",
             )
+        where = f"entry {index}" if indexed else "the profile"
         source = resolve_source(config, profile, query, index if indexed else None)
-        events.append((source, json.dumps(profile, ensure_ascii=False, separators=(",", ":"))))
+        events.append((source, _compact(profile, where)))
     return events
 
 
-class IntakeServer(ThreadingHTTPServer):
-    """The HTTP intake; handlers reach the service's parts through the server."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        *,
-        config: IntakeConfig,
-        events: EventQueue,
-        metrics: StreamMetrics,
-        log: EventLog,
-        on_stored: Callable[[], None],
-        status: Callable[[], dict[str, object]],
-        prometheus: Callable[[], str],
-    ) -> None:
-        self.config = config
-        self.events = events
-        self.metrics = metrics
-        self.log = log
-        self.on_stored = on_stored
-        self.status = status
-        self.prometheus = prometheus
-        self.accepting = True
-        super().__init__(address, _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{name}:{port}"
+def _compact(profile: dict[str, Any], where: str) -> str:
+    """The profile as compact JSON text; refused when it is not valid Unicode text."""
+    try:
+        text = json.dumps(profile, ensure_ascii=False, separators=(",", ":"))
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise IntakeRefused(
+            400,
+            f"{where} holds a lone surrogate (a \\ud800-\\udfff escape without its pair), "
+            "which is not Unicode text; nothing was stored",
+        ) from None
+    except RecursionError:
+        raise IntakeRefused(400, f"{where} is nested too deeply; nothing was stored") from None
+    return text
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: IntakeServer
-    protocol_version = "HTTP/1.1"
-    server_version = "syncdsl-stream"
+@dataclass(frozen=True)
+class IntakeState:
+    """What admission needs to know about the service right now."""
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out as two writes: without NODELAY, Nagle's algorithm and the
-        # client's delayed ACK hold every answer on a kept-alive connection for ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    queue_depth: int
+    draining: bool
+    unhealthy: str | None  # why the sender cannot send (None: it can)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # requests are counted in metrics; failures are logged as structured lines
 
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/status":
-            self._reply(
-                200,
-                json.dumps(self.server.status(), indent=2, sort_keys=True) + "\n",
-                "application/json",
-            )
-        elif path == "/metrics":
-            self._reply(200, self.server.prometheus(), "text/plain; version=0.0.4; charset=utf-8")
-        elif path == PROFILES_PATH:
-            self._error(IntakeRefused(405, "use POST to send profiles", {"Allow": "POST"}))
-        else:
-            self._error(
-                IntakeRefused(
-                    404,
-                    f"no such endpoint {path}; try POST {PROFILES_PATH}, "
-                    "GET /status or GET /metrics",
-                )
-            )
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        if url.path != PROFILES_PATH:
-            self._error(IntakeRefused(404, f"no such endpoint {url.path}; POST to {PROFILES_PATH}"))
-            return
-        try:
-            stored = self._store(url.query)
-        except IntakeRefused as refused:
-            self.server.metrics.add("intake_refused")
-            self._error(refused)
-            return
-        self.server.metrics.add("events_received", stored)
-        self.server.on_stored()
-        body = {"accepted": stored, "queue_depth": self.server.events.depth}
-        self._reply(202, json.dumps(body) + "\n", "application/json")
-
-    def _store(self, query_string: str) -> int:
-        server = self.server
-        config = server.config
-        if config.ingest_token is not None and not self._authorized(config.ingest_token):
-            raise IntakeRefused(
-                401,
-                "missing or wrong bearer token: send `Authorization: Bearer <secret>`",
-                {"WWW-Authenticate": 'Bearer realm="syncdsl-stream"'},
-            )
-        if not server.accepting:
-            raise IntakeRefused(
-                503,
-                "the stream is shutting down; retry against the next start",
-                {"Retry-After": "5"},
-            )
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.strip().isdigit():
-            raise IntakeRefused(
-                411, "send a Content-Length header (chunked bodies are not supported)"
-            )
-        length = int(length_header)
-        if length > config.max_body:
-            raise IntakeRefused(
-                413,
-                f"the body is {length:,} bytes; the limit is "
-                f"{config.max_body:,} (--max-body): send smaller arrays",
-            )
-        if server.events.depth > config.max_queue:
-            raise IntakeRefused(
-                429,
-                f"the queue holds {server.events.depth:,} events, more than "
-                f"--max-queue {config.max_queue:,}: HubSpot is behind; retry "
-                "later",
-                {"Retry-After": str(FULL_QUEUE_RETRY_AFTER)},
-            )
-        body = self.rfile.read(length)
-        query = parse_qs(query_string).get("source", [None])[0]
-        events = parse_profiles(body, config, query)
-        return server.events.append(events) if events else 0
-
-    def _authorized(self, secret: str) -> bool:
-        header = self.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            presented.strip().encode(), secret.encode()
+def admit(config: IntakeConfig, headers: Mapping[str, str], state: IntakeState) -> int:
+    """Check a POST before its body is read; -> the declared body length, or IntakeRefused."""
+    if config.ingest_token is not None and not _authorized(headers, config.ingest_token):
+        raise IntakeRefused(
+            401,
+            "missing or wrong bearer token: send `Authorization: Bearer <secret>`",
+            {"WWW-Authenticate": 'Bearer realm="syncdsl-stream"'},
         )
-
-    def _error(self, refused: IntakeRefused) -> None:
-        # An unread body would be parsed as the next request: close the connection instead.
-        self.close_connection = True
-        body = json.dumps({"error": refused.message, "status": refused.status}) + "\n"
-        self._reply(
-            refused.status, body, "application/json", {**refused.headers, "Connection": "close"}
+    config.check_request(headers)
+    if state.draining:
+        raise IntakeRefused(
+            503,
+            "the stream is shutting down; retry against the next start",
+            {"Retry-After": str(SHUTDOWN_RETRY_AFTER)},
         )
+    if state.unhealthy is not None:
+        raise IntakeRefused(
+            503,
+            f"not accepting events: {state.unhealthy}",
+            {"Retry-After": str(UNHEALTHY_RETRY_AFTER)},
+        )
+    length_header = headers.get("content-length")
+    if length_header is None or not length_header.strip().isdigit():
+        raise IntakeRefused(411, "send a Content-Length header (chunked bodies are not supported)")
+    length = int(length_header)
+    if length > config.max_body:
+        raise IntakeRefused(
+            413,
+            f"the body is {length:,} bytes; the limit is "
+            f"{config.max_body:,} (--max-body): send smaller arrays",
+        )
+    if state.queue_depth > config.max_queue:
+        raise IntakeRefused(
+            429,
+            f"the queue holds {state.queue_depth:,} events, more than "
+            f"--max-queue {config.max_queue:,}: HubSpot is behind; retry later",
+            {"Retry-After": str(FULL_QUEUE_RETRY_AFTER)},
+        )
+    return length
 
-    def _reply(
-        self, status: int, text: str, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        data = text.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+
+def _authorized(headers: Mapping[str, str], secret: str) -> bool:
+    scheme, _, presented = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), secret.encode()
+    )
 
 
 class InputFollower:

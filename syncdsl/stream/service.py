@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -18,10 +18,14 @@ from syncdsl.runtime import Target
 from syncdsl.schema import PropertySchema
 from syncdsl.schemadiff import diff_schema
 from syncdsl.state import ApplyLock, StateStore, state_dir
-from syncdsl.stream.intake import InputFollower, IntakeConfig, IntakeServer
+from syncdsl.stream.commit import GroupCommitter
+from syncdsl.stream.health import Health, SenderFacts, judge
+from syncdsl.stream.http import IntakeApp, IntakeHooks
+from syncdsl.stream.intake import InputFollower, IntakeConfig
 from syncdsl.stream.logs import EventLog, RejectsFile
 from syncdsl.stream.metrics import StreamMetrics, render_prometheus
 from syncdsl.stream.queue import QUEUE_FILE, EventQueue, QueuedEvent
+from syncdsl.stream.server import ConnectionLimits, IntakeServer, connection_cap
 from syncdsl.stream.worker import Dispatcher
 
 REJECTS_FILE = "stream-rejects.jsonl"
@@ -42,6 +46,10 @@ class StreamOptions:
     grace_seconds: float = 10.0
     rejects: Path | None = None
     source: str | None = None  # the default source when the configuration has several
+    idle_timeout: float = 5.0  # seconds a connection may wait with no request in progress
+    read_timeout: float = 30.0  # seconds a request has to arrive whole
+    max_connections: int | None = None  # default: 10,000, or fewer when descriptors are few
+    unhealthy_after: float = 300.0  # seconds of failing batches before intake answers 503
 
 
 def default_source(spec: Spec, chosen: str | None = None) -> str | None:
@@ -140,7 +148,8 @@ class StreamService:
         self._store: StateStore | None = None
         self._events: EventQueue | None = None
         self._server: IntakeServer | None = None
-        self._server_thread: threading.Thread | None = None
+        self._committer: GroupCommitter | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._follower: InputFollower | None = None
         self._dispatcher: Dispatcher | None = None
         self._stopped = False
@@ -219,26 +228,32 @@ class StreamService:
 
     def _start_server(self, config: IntakeConfig) -> None:
         assert self._events is not None and self._dispatcher is not None
+        events = self._events
+        self._committer = GroupCommitter(events)
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stream-intake")
+        hooks = IntakeHooks(
+            committer=self._committer,
+            metrics=self.metrics,
+            on_stored=self._dispatcher.wake,
+            health=self.health,
+            queue_depth=lambda: events.depth,
+            status=self.status,
+            prometheus=self.prometheus,
+        )
+        app = IntakeApp(config, hooks, self._executor, max(128 << 20, 2 * config.max_body))
+        limits = ConnectionLimits(
+            idle_timeout=self.options.idle_timeout,
+            read_timeout=self.options.read_timeout,
+            max_connections=connection_cap(self.options.max_connections),
+        )
         try:
-            self._server = IntakeServer(
-                (self.options.host, self.options.port),
-                config=config,
-                events=self._events,
-                metrics=self.metrics,
-                log=self.log,
-                on_stored=self._dispatcher.wake,
-                status=self.status,
-                prometheus=self.prometheus,
-            )
+            self._server = IntakeServer(self.options.host, self.options.port, app, limits, self.log)
         except OSError as error:
             raise SyncdslError(
                 f"cannot listen on {self.options.host}:{self.options.port} "
                 f"({error.strerror or error}); choose another --port"
             ) from None
-        self._server_thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="stream-http", daemon=True
-        )
-        self._server_thread.start()
+        self._server.start()
 
     def stop(self, grace_seconds: float | None = None) -> bool:
         """Stop intake, drain within the grace period, close; True when the queue is empty."""
@@ -247,8 +262,6 @@ class StreamService:
         self._stopped = True
         grace = self.options.grace_seconds if grace_seconds is None else grace_seconds
         started = time.monotonic()
-        if self._server is not None:
-            self._server.accepting = False
         if self._follower is not None:
             self._follower.stop()
         drained = self._dispatcher.drain(grace) if self._dispatcher is not None else True
@@ -269,9 +282,14 @@ class StreamService:
 
     def _close(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
+        if self._committer is not None:
+            self._committer.close()
+            self._committer = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
         if self._events is not None:
             self._events.close()
         if self._store is not None:
@@ -316,16 +334,32 @@ class StreamService:
             )
         }
 
+    def health(self) -> Health:
+        """Whether the stream can send now (intake answers 503 and /healthz 503 when not)."""
+        dispatcher = self._dispatcher
+        if dispatcher is None:
+            facts = SenderFacts(False, "not started", 0, None, False, None)
+        else:
+            since = dispatcher.failing_since
+            facts = SenderFacts(
+                alive=not dispatcher.finished.is_set(),
+                fatal_error=dispatcher.fatal_error,
+                failures=dispatcher.failures,
+                failing_seconds=None if since is None else time.monotonic() - since,
+                lasting=dispatcher.last_failure_lasting,
+                last_error=dispatcher.last_error,
+            )
+        return judge(facts, draining=self._stopped, unhealthy_after=self.options.unhealthy_after)
+
     def status(self) -> dict[str, object]:
-        """The /status document."""
+        """The /status document (served with 503 while `healthy` is false)."""
         dispatcher = self._dispatcher
         stats = self.target.client.stats.snapshot()
+        health = self.health()
         return {
-            "status": "draining"
-            if self._stopped
-            else "running"
-            if dispatcher is not None and not dispatcher.finished.is_set()
-            else "not sending (see the log)",
+            "status": health.status,
+            "healthy": health.healthy,
+            "reason": health.reason,
             "uptime_seconds": round(time.monotonic() - self.started_at, 3)
             if self.started_at
             else 0.0,
@@ -344,6 +378,7 @@ class StreamService:
                 "daily_remaining": stats["daily_remaining"],
             },
             "max_queue": self.options.max_queue,
+            "http": self._server.connections() if self._server is not None else {},
         }
 
     def _oldest_age(self) -> float | None:

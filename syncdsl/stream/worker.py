@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncdsl.apply import BatchOutcome, write_batch
-from syncdsl.errors import HubSpotError
+from syncdsl.errors import HubSpotAuthError, HubSpotError, HubSpotScopeError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.mapping import MappedRecord, RecordRejected
 from syncdsl.plan import ContactChange, ValueChange, audience_writes
@@ -33,6 +33,8 @@ RETRY_CAP = 30.0
 IDLE_POLL = 0.5  # a safety net; intake wakes the dispatcher as soon as it stores events
 READ_CHUNK = 500
 MAX_HELD_EVENTS = 50_000  # events read into memory and not yet settled (bursts on few emails)
+#: Failures that retrying cannot cure (a revoked token, a missing scope); internal errors too.
+LASTING_FAILURES = (HubSpotAuthError, HubSpotScopeError)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class Dispatcher:
         self._failures = 0
         self._retry_at = 0.0
         self.last_error: str | None = None  # the latest batch failure, for /status
+        self.fatal_error: str | None = None  # why the dispatcher loop stopped, when it failed
+        self.failing_since: float | None = None  # monotonic; set from a failure to a success
+        self.last_failure_lasting = False  # the latest failure will not pass by itself
         self._stop_at: float | None = None  # set by drain(): flush until then
         self._wake_pending = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stream-dispatcher", daemon=True)
@@ -139,6 +144,11 @@ class Dispatcher:
         return max(self._retry_at - time.monotonic(), 0.0)
 
     @property
+    def failures(self) -> int:
+        """Batch failures since the last batch HubSpot answered."""
+        return self._failures
+
+    @property
     def pending(self) -> int:
         return len(self.coalescer)
 
@@ -162,7 +172,8 @@ class Dispatcher:
                 self._send()
                 self._wait_and_settle()
         except Exception as error:  # noqa: BLE001 - logged; events stay queued for the next start
-            self.log("dispatcher_failed", level="error", error=f"{type(error).__name__}: {error}")
+            self.fatal_error = f"{type(error).__name__}: {error}"
+            self.log("dispatcher_failed", level="error", error=self.fatal_error)
         finally:
             self.finished.set()
 
@@ -186,15 +197,8 @@ class Dispatcher:
                 break
             for event in chunk:
                 self._cursor = event.id
-                try:
-                    mapped = self.map_event(event)
-                except RecordRejected as error:
-                    self.rejects.write(
-                        stage="mapping",
-                        source=event.source,
-                        reason=error.reason,
-                        record=event.payload,
-                    )
+                mapped = self._map_or_reject(event)
+                if mapped is None:
                     rejected.append(event.id)
                     continue
                 contact = PendingContact(
@@ -214,6 +218,21 @@ class Dispatcher:
         if rejected:
             self.events.delete(rejected)
             self.metrics.add("events_rejected", len(rejected))
+
+    def _map_or_reject(self, event: QueuedEvent) -> MappedRecord | None:
+        """The event's contact, or None once it is in the rejects file: whatever one event does
+        (a refusal, or any error the mapping raises on it), the events after it go on."""
+        try:
+            return self.map_event(event)
+        except RecordRejected as error:
+            reason = error.reason
+        except Exception as error:  # noqa: BLE001 - one bad event must never stop the sender
+            reason = f"the event could not be mapped ({type(error).__name__}: {error})"
+            self.log("event_unmappable", level="warning", event_id=event.id, error=reason)
+        self.rejects.write(
+            stage="mapping", source=event.source, reason=reason, record=event.payload
+        )
+        return None
 
     def _send(self) -> None:
         now = time.monotonic()
@@ -348,6 +367,7 @@ class Dispatcher:
         self.metrics.add("batches_sent")
         self.metrics.observe_batch(len(settled.batch))
         self._failures = 0
+        self.failing_since = None
         if unanswered:
             self._retry_later(unanswered, None)
 
@@ -355,6 +375,11 @@ class Dispatcher:
         """Keep the events queued and back off: HubSpot is down, limited or refusing for now."""
         self.coalescer.restore(batch, time.monotonic())
         self._failures += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.last_failure_lasting = isinstance(error, LASTING_FAILURES) or (
+            error is not None and not isinstance(error, HubSpotError)
+        )
         delay = min(RETRY_CAP, RETRY_BASE * 2 ** min(self._failures - 1, 16))
         delay *= random.uniform(0.5, 1.0)
         self._retry_at = time.monotonic() + delay

@@ -1,0 +1,162 @@
+"""One bad event never stops the stream's sender; a sender that cannot send makes intake 503."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from syncdsl.mapping import ProfileMapper
+from syncdsl.stream.health import LASTING_FAILURE_LIMIT, SenderFacts, judge
+from syncdsl.stream.queue import EventQueue
+from syncdsl.stream.worker import Dispatcher
+from tests.scenario import SEGMENT, workspace
+from tests.test_stream import applied, contact, post, profile, streaming, wait_for
+
+LIST_STATUS = {
+    "email": "list@example.com",
+    "first": "List",
+    "segmentMembership": {"ups": {SEGMENT: {"status": ["realized"]}}},
+}
+
+
+def _rejects(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _health(service: Any) -> tuple[int, dict[str, Any]]:
+    answer = requests.get(f"{service.url}/healthz", timeout=5)
+    return answer.status_code, answer.json()
+
+
+def test_a_status_that_is_a_list_is_rejected_and_later_events_are_sent(tmp_path: Path) -> None:
+    rejects = tmp_path / "rejects.jsonl"
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws, rejects=rejects, window_seconds=0.01) as service:
+            assert post(service, LIST_STATUS).status_code == 202
+            after = post(service, [profile(f"a{i}@example.com", first="A") for i in range(3)])
+            assert after.status_code == 202
+            wait_for(lambda: applied(service) == 3, what="the events after the bad one")
+            status = requests.get(f"{service.url}/status", timeout=5)
+            assert status.status_code == 200 and status.json()["status"] == "running"
+            assert _health(service) == (200, {"healthy": True, "status": "running", "reason": None})
+            assert service.metrics.get("events_rejected") == 1 and service.queue_depth == 0
+        (line,) = _rejects(rejects)
+        assert line["stage"] == "mapping" and json.loads(line["record"]) == LIST_STATUS
+        assert all(contact(ws, f"a{i}@example.com").get("firstname") == "A" for i in range(3))
+
+
+def test_any_error_mapping_one_event_rejects_that_event_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = ProfileMapper.map
+
+    def flaky(self: ProfileMapper, record: Any) -> Any:
+        if record.get("email") == "boom@example.com":
+            raise ZeroDivisionError("a bug in mapping")
+        return original(self, record)
+
+    monkeypatch.setattr(ProfileMapper, "map", flaky)
+    rejects = tmp_path / "rejects.jsonl"
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws, rejects=rejects, window_seconds=0.01) as service:
+            events = [profile("boom@example.com", first="B"), profile("ok@example.com", first="O")]
+            assert post(service, events).status_code == 202
+            wait_for(lambda: applied(service) == 1 and service.queue_depth == 0)
+            assert post(service, profile("later@example.com", first="L")).status_code == 202
+            wait_for(lambda: applied(service) == 2, what="an event after the failure")
+        (line,) = _rejects(rejects)
+        assert "ZeroDivisionError: a bug in mapping" in line["reason"]
+        assert json.loads(line["record"])["email"] == "boom@example.com"
+
+
+def test_a_bad_event_queued_before_a_restart_does_not_stop_the_sender(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        queue = EventQueue(tmp_path / ".syncdsl" / "stream-queue.db")
+        good = json.dumps(profile("kept@example.com", first="Kept"))
+        queue.append([("profiles", json.dumps(LIST_STATUS)), ("profiles", good)])
+        queue.close()
+        with streaming(ws, window_seconds=0.01) as service:
+            wait_for(lambda: service.queue_depth == 0, what="the queue to drain")
+            assert applied(service) == 1 and service.metrics.get("events_rejected") == 1
+            assert post(service, profile("new@example.com", first="New")).status_code == 202
+            wait_for(lambda: applied(service) == 2)
+        assert contact(ws, "kept@example.com")["firstname"] == "Kept"
+
+
+def test_a_dead_sender_makes_intake_answer_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Dispatcher) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(Dispatcher, "_send", broken)
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws) as service:
+            wait_for(
+                lambda: service._dispatcher is not None and service._dispatcher.finished.is_set()
+            )
+            refused = post(service, profile("lost@example.com"))
+            assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+            assert "the sender stopped (OSError: disk I/O error)" in refused.json()["error"]
+            status = requests.get(f"{service.url}/status", timeout=5)
+            assert status.status_code == 503
+            assert (status.json()["status"], status.json()["healthy"]) == ("failed", False)
+            code, health = _health(service)
+            assert code == 503 and not health["healthy"] and "restart" in health["reason"]
+            assert service.queue_depth == 0  # the refused event was not stored
+
+
+def test_failing_batches_make_intake_answer_503_until_hubspot_is_back(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws, window_seconds=0.01, unhealthy_after=0.5) as service:
+            ws.emulator.faults.fail_rate = 1.0
+            assert post(service, profile("first@example.com", first="F")).status_code == 202
+            wait_for(lambda: not service.health().healthy, what="the stream to turn unhealthy")
+            refused = post(service, profile("second@example.com", first="S"))
+            assert refused.status_code == 503
+            assert "no batch has reached HubSpot" in refused.json()["error"]
+            ws.emulator.faults.fail_rate = 0.0
+            wait_for(lambda: service.health().healthy, timeout=40, what="recovery")
+            assert post(service, profile("third@example.com", first="T")).status_code == 202
+            wait_for(lambda: service.queue_depth == 0, timeout=40)
+        assert contact(ws, "first@example.com")["firstname"] == "F"
+        assert not contact(ws, "second@example.com")
+
+
+def _facts(**changes: Any) -> SenderFacts:
+    base: dict[str, Any] = {
+        "alive": True,
+        "fatal_error": None,
+        "failures": 0,
+        "failing_seconds": None,
+        "lasting": False,
+        "last_error": None,
+    }
+    return SenderFacts(**{**base, **changes})
+
+
+def test_health_judgement() -> None:
+    def verdict(**changes: Any) -> tuple[bool, str]:
+        health = judge(_facts(**changes), draining=False, unhealthy_after=60)
+        return health.healthy, health.status
+
+    assert verdict() == (True, "running")
+    assert verdict(failures=2, failing_seconds=10.0, last_error="HubSpotServerError: 503") == (
+        True,
+        "degraded",
+    )
+    assert verdict(failures=20, failing_seconds=61.0) == (False, "failed")
+    lasting = {"failing_seconds": 1.0, "lasting": True, "last_error": "HubSpotAuthError: 401"}
+    assert verdict(failures=LASTING_FAILURE_LIMIT - 1, **lasting) == (True, "degraded")
+    assert verdict(failures=LASTING_FAILURE_LIMIT, **lasting) == (False, "failed")
+    assert verdict(alive=False, fatal_error="OSError: x") == (False, "failed")
+    assert judge(_facts(), draining=True, unhealthy_after=60).status == "draining"
