@@ -328,3 +328,61 @@ def test_an_exit_by_id_updates_the_member_with_its_fields(tmp_path: Path) -> Non
         assert report.exited == 1 and ws.emulator.count("contacts.batch_update") == 1
         held = ws.emulator.contact_by_email("m0@example.com")
         assert held is not None and (held["newsletter"], held["firstname"]) == ("exited", "Mo")
+
+
+def test_updates_are_journaled_though_write_replies_echo_only_what_was_written(
+    tmp_path: Path,
+) -> None:
+    """HubSpot's replies to updates carry no `email`: results are matched by objectWriteTraceId."""
+    members = [
+        {"email": f"m{i}@example.com", "first": f"M{i}", "seg": "realized"} for i in range(6)
+    ]
+    with workspace(tmp_path) as ws:
+        ws.write(members)
+        ws.apply()
+        ws.write([{**m, "first": f"New{i}"} if i < 3 else m for i, m in enumerate(members)])
+        _, report = ws.apply()
+        assert (report.updated, report.created) == (3, 0)
+        assert ws.plan().contact_changes == ()  # journaled: nothing is sent again
+
+
+def test_emulator_write_replies_echo_only_the_written_properties(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        client = ws.client()
+        created = client._request(
+            "POST",
+            "/crm/v3/objects/contacts/batch/upsert",
+            operation="batch_upsert_contacts",
+            json_body={
+                "inputs": [
+                    {
+                        "id": "ann@example.com",
+                        "idProperty": "email",
+                        "objectWriteTraceId": "t1",
+                        "properties": {"firstname": "Ann"},
+                    }
+                ]
+            },
+        ).body["results"][0]
+        assert created["objectWriteTraceId"] == "t1"
+        assert created["properties"]["hs_email_domain"] == "example.com"
+        updated = client._request(
+            "POST",
+            "/crm/v3/objects/contacts/batch/upsert",
+            operation="batch_upsert_contacts",
+            json_body={
+                "inputs": [
+                    {
+                        "id": "ann@example.com",
+                        "idProperty": "email",
+                        "objectWriteTraceId": "t2",
+                        "properties": {"firstname": "Anna"},
+                    }
+                ]
+            },
+        ).body["results"][0]
+        assert (
+            "email" not in updated["properties"] and "hs_email_domain" not in updated["properties"]
+        )
+        assert set(updated["properties"]) == {"firstname", "hs_object_id", "lastmodifieddate"}
+        client.close()

@@ -88,10 +88,21 @@ def _envelope(results: list[dict[str, Any]], started: str, rng: random.Random) -
     }
 
 
-def _written(store: Store, contact_id: str, names: Any) -> dict[str, Any]:
+def _written(
+    store: Store, contact_id: str, names: Any, *, created: bool = False
+) -> dict[str, Any]:
+    """A write's result as HubSpot gives it (HUBSPOT.md §0): only the properties written, plus
+    `lastmodifieddate` and derived ones (`hs_email_domain` when the email was written); no
+    `email` when it was not."""
     record = store.contacts[contact_id]
-    wanted = {"hs_object_id", "createdate", "lastmodifieddate", "email", *names}
-    return store.view(contact_id, [name for name in record if name in wanted])
+    wanted = {"hs_object_id", "lastmodifieddate", *names}
+    if created:
+        wanted |= {"createdate", "email"}
+    result = store.view(contact_id, [name for name in record if name in wanted])
+    email = record.get("email")
+    if "email" in wanted and isinstance(email, str) and "@" in email:
+        result["properties"]["hs_email_domain"] = email.rpartition("@")[2]
+    return result
 
 
 def _traced(result: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +134,7 @@ def batch_upsert(store: Store, call: Call) -> Response:
                 contact_id = store.create_contact({"email": email, **values})
             else:
                 store.update_contact(contact_id, values)
-            result = _written(store, contact_id, values)
+            result = _written(store, contact_id, values, created=created)
             result["new"] = created
             results.append(_traced(result, item))
     return 200, _envelope(results, started, call.rng)
@@ -183,7 +194,7 @@ def batch_create(store: Store, call: Call) -> Response:
         results = []
         for values, item in zip(planned, inputs, strict=True):
             contact_id = store.create_contact(values)
-            results.append(_traced(_written(store, contact_id, values), item))
+            results.append(_traced(_written(store, contact_id, values, created=True), item))
     return 201, _envelope(results, started, call.rng)
 
 
@@ -210,15 +221,21 @@ def batch_update(store: Store, call: Call) -> Response:
     with store.lock:
         resolved = [(_resolve(store, key), key, values) for key, values in planned]
         _reject_email_takeover(store, resolved)
-        for contact_id, key, values in resolved:
+        traces: list[str] = []
+        for (contact_id, key, values), item in zip(resolved, inputs, strict=True):
             if contact_id is None:
                 missing.append(key)
+                if isinstance(item.get("objectWriteTraceId"), str):
+                    traces.append(item["objectWriteTraceId"])
                 continue
             store.update_contact(contact_id, values)
-            results.append(_written(store, contact_id, values))
+            results.append(_traced(_written(store, contact_id, values), item))
     envelope = _envelope(results, started, call.rng)
     if missing:
-        envelope.update(numErrors=1, errors=[not_found_item(missing)])
+        item_error = not_found_item(missing)
+        if traces:  # HubSpot echoes the failed inputs' trace ids in the error's context
+            item_error["context"]["objectWriteTraceId"] = traces
+        envelope.update(numErrors=1, errors=[item_error])
         return 207, envelope
     return 200, envelope
 

@@ -283,16 +283,22 @@ class HubSpotClient:
             by_email[key] = props
         if not by_email:
             return {}
+        emails = list(by_email)
         payload = {
             "inputs": [
-                {"id": email, "idProperty": "email", "properties": {k: v for k, v in props.items()}}
-                for email, props in by_email.items()
+                {
+                    "id": email,
+                    "idProperty": "email",
+                    "objectWriteTraceId": _trace_id(index),
+                    "properties": dict(by_email[email]),
+                }
+                for index, email in enumerate(emails)
             ]
         }
         body = self._request(
             "POST", f"{CONTACTS}/batch/upsert", operation="batch_upsert_contacts", json_body=payload
         ).body
-        return _upsert_results(body, list(by_email))
+        return _upsert_results(body, emails)
 
     def batch_update_contacts_by_id(
         self, inputs: Sequence[tuple[str, Mapping[str, str]]]
@@ -572,12 +578,23 @@ def _partitioned(groups: list[dict[str, Any]], last_id: str) -> list[dict[str, A
     return [{**group, "filters": [*(group.get("filters") or []), above]} for group in groups]
 
 
+def _trace_id(index: int) -> str:
+    """The `objectWriteTraceId` of a batch's input `index` (unique within the batch)."""
+    return f"syncdsl-{index}"
+
+
 def _upsert_results(body: Mapping[str, Any], emails: list[str]) -> dict[str, UpsertResult]:
+    """Results matched to inputs by `objectWriteTraceId`, which HubSpot echoes on each result.
+
+    A write reply echoes only what was written, so an update carries no `email` (HUBSPOT.md §0):
+    the echoed email is only a fallback for servers that do not echo trace ids.
+    """
+    by_trace = {_trace_id(index): email for index, email in enumerate(emails)}
     results: dict[str, UpsertResult] = {}
     unmatched: list[Mapping[str, Any]] = []
     for item in body.get("results") or []:
-        email = Contact.from_api(item).email
-        if email:
+        email = by_trace.get(str(item.get("objectWriteTraceId"))) or Contact.from_api(item).email
+        if email is not None and email in emails:
             results[email] = UpsertResult(
                 id=str(item.get("id")), email=email, new=bool(item.get("new"))
             )
