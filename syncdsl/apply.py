@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from syncdsl.desired import SourceCounts
 from syncdsl.errors import (
@@ -239,7 +240,9 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
     """
     try:
         results = client.batch_upsert_contacts_by_email([(c.email, c.properties) for c in batch])
-    except HubSpotValidationError as error:
+    except (HubSpotValidationError, HubSpotConflictError) as error:
+        # HubSpot fails a whole batch for one bad input (400), or for one input that conflicts
+        # with another record (409): isolate it, apply the rest.
         if len(batch) == 1:
             return BatchOutcome({}, [(batch[0], _reason(error, batch[0].email))])
         named = _named_inputs(batch, error)
@@ -263,19 +266,38 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
     return BatchOutcome(results, missing)
 
 
-def _reason(error: HubSpotValidationError, email: str) -> str:
-    """HubSpot's own words for one input: its item errors naming the email, else the whole message."""
-    items = [str(item.get("message", "")) for item in error.errors if email in json.dumps(item)]
+_CONFLICT_ADVICE = (
+    " (another HubSpot contact already holds this email, e.g. as a secondary address after a "
+    "merge: merge the two contacts in HubSpot, or fix the email in the source)"
+)
+
+
+def _item_errors(error: HubSpotError) -> list[dict[str, Any]]:
+    if isinstance(error, HubSpotValidationError):
+        return error.errors
+    items = error.body.get("errors") if isinstance(error.body, dict) else None
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def _reason(error: HubSpotError, email: str) -> str:
+    """HubSpot's own words for one input: its item errors naming the email, else the whole message;
+    for a conflict, what to do."""
+    items = [
+        str(item.get("message", "")) for item in _item_errors(error) if email in json.dumps(item)
+    ]
     items = [text for text in items if text]
-    if items:
-        return "; ".join(dict.fromkeys(items))
-    return str(error.body.get("message") or error.message)
+    reason = (
+        "; ".join(dict.fromkeys(items))
+        if items
+        else str(error.body.get("message") or error.message)
+    )
+    return reason + (_CONFLICT_ADVICE if isinstance(error, HubSpotConflictError) else "")
 
 
-def _named_inputs(batch: list[ContactChange], error: HubSpotValidationError) -> set[str]:
-    """Emails of this batch that HubSpot's 400 names (e.g. "Email address x@y is invalid")."""
+def _named_inputs(batch: list[ContactChange], error: HubSpotError) -> set[str]:
+    """Emails of this batch that HubSpot's error names (e.g. "Email address x@y is invalid")."""
     emails = {c.email for c in batch}
-    text = error.message + " " + " ".join(str(e) for e in error.errors)
+    text = error.message + " " + " ".join(str(e) for e in _item_errors(error))
     return {m.lower().rstrip(".") for m in _EMAIL_IN_MESSAGE.findall(text)} & emails
 
 

@@ -38,7 +38,9 @@ def test_a_status_that_is_a_list_is_rejected_and_later_events_are_sent(tmp_path:
         ws.write([])
         with streaming(ws, rejects=rejects, window_seconds=0.01) as service:
             assert post(service, LIST_STATUS).status_code == 202
-            after = post(service, [profile(f"a{i}@example.com", first="A") for i in range(3)])
+            after = post(
+                service, [profile(f"a{i}@example.com", first="A", seg="realized") for i in range(3)]
+            )
             assert after.status_code == 202
             wait_for(lambda: applied(service) == 3, what="the events after the bad one")
             status = requests.get(f"{service.url}/status", timeout=5)
@@ -55,20 +57,26 @@ def test_any_error_mapping_one_event_rejects_that_event_only(
 ) -> None:
     original = ProfileMapper.map
 
-    def flaky(self: ProfileMapper, record: Any) -> Any:
+    def flaky(self: ProfileMapper, record: Any, **options: Any) -> Any:
         if record.get("email") == "boom@example.com":
             raise ZeroDivisionError("a bug in mapping")
-        return original(self, record)
+        return original(self, record, **options)
 
     monkeypatch.setattr(ProfileMapper, "map", flaky)
     rejects = tmp_path / "rejects.jsonl"
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws, rejects=rejects, window_seconds=0.01) as service:
-            events = [profile("boom@example.com", first="B"), profile("ok@example.com", first="O")]
+            events = [
+                profile("boom@example.com", first="B", seg="realized"),
+                profile("ok@example.com", first="O", seg="realized"),
+            ]
             assert post(service, events).status_code == 202
             wait_for(lambda: applied(service) == 1 and service.queue_depth == 0)
-            assert post(service, profile("later@example.com", first="L")).status_code == 202
+            assert (
+                post(service, profile("later@example.com", first="L", seg="realized")).status_code
+                == 202
+            )
             wait_for(lambda: applied(service) == 2, what="an event after the failure")
         (line,) = _rejects(rejects)
         assert "ZeroDivisionError: a bug in mapping" in line["reason"]
@@ -79,13 +87,16 @@ def test_a_bad_event_queued_before_a_restart_does_not_stop_the_sender(tmp_path: 
     with workspace(tmp_path) as ws:
         ws.write([])
         queue = EventQueue(tmp_path / ".syncdsl" / "stream-queue.db")
-        good = json.dumps(profile("kept@example.com", first="Kept"))
+        good = json.dumps(profile("kept@example.com", first="Kept", seg="realized"))
         queue.append([("profiles", json.dumps(LIST_STATUS)), ("profiles", good)])
         queue.close()
         with streaming(ws, window_seconds=0.01) as service:
             wait_for(lambda: service.queue_depth == 0, what="the queue to drain")
             assert applied(service) == 1 and service.metrics.get("events_rejected") == 1
-            assert post(service, profile("new@example.com", first="New")).status_code == 202
+            assert (
+                post(service, profile("new@example.com", first="New", seg="realized")).status_code
+                == 202
+            )
             wait_for(lambda: applied(service) == 2)
         assert contact(ws, "kept@example.com")["firstname"] == "Kept"
 
@@ -103,7 +114,7 @@ def test_a_dead_sender_makes_intake_answer_503(
             wait_for(
                 lambda: service._dispatcher is not None and service._dispatcher.finished.is_set()
             )
-            refused = post(service, profile("lost@example.com"))
+            refused = post(service, profile("lost@example.com", seg="realized"))
             assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
             assert "the sender stopped (OSError: disk I/O error)" in refused.json()["error"]
             status = requests.get(f"{service.url}/status", timeout=5)
@@ -119,14 +130,20 @@ def test_failing_batches_make_intake_answer_503_until_hubspot_is_back(tmp_path: 
         ws.write([])
         with streaming(ws, window_seconds=0.01, unhealthy_after=0.5) as service:
             ws.emulator.faults.fail_rate = 1.0
-            assert post(service, profile("first@example.com", first="F")).status_code == 202
+            assert (
+                post(service, profile("first@example.com", first="F", seg="realized")).status_code
+                == 202
+            )
             wait_for(lambda: not service.health().healthy, what="the stream to turn unhealthy")
-            refused = post(service, profile("second@example.com", first="S"))
+            refused = post(service, profile("second@example.com", first="S", seg="realized"))
             assert refused.status_code == 503
             assert "no batch has reached HubSpot" in refused.json()["error"]
             ws.emulator.faults.fail_rate = 0.0
             wait_for(lambda: service.health().healthy, timeout=40, what="recovery")
-            assert post(service, profile("third@example.com", first="T")).status_code == 202
+            assert (
+                post(service, profile("third@example.com", first="T", seg="realized")).status_code
+                == 202
+            )
             wait_for(lambda: service.queue_depth == 0, timeout=40)
         assert contact(ws, "first@example.com")["firstname"] == "F"
         assert not contact(ws, "second@example.com")

@@ -69,7 +69,10 @@ def test_an_11_mib_body_gets_a_413_with_a_json_body_and_no_reset(tmp_path: Path)
 def test_deeply_nested_json_and_lone_surrogates_are_refused_with_400(tmp_path: Path) -> None:
     nested = b'{"email": "deep@example.com", "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
     surrogate = b'{"email": "s@example.com", "first": "\\ud800"}'
-    paired = b'{"email": "p@example.com", "first": "\\ud83d\\ude00"}'
+    paired = (
+        b'{"email": "p@example.com", "first": "\\ud83d\\ude00",'
+        b' "segmentMembership": {"ups": {"seg-1": {"status": "realized"}}}}'
+    )
     with workspace(tmp_path) as ws:
         ws.write([])
         with streaming(ws, window_seconds=0.01) as service:
@@ -106,7 +109,7 @@ def test_idle_and_slow_connections_are_closed_with_bounded_threads(tmp_path: Pat
             with _connections(service.url, 300) as idle, _connections(service.url, 20) as slow:
                 for sock in slow:
                     sock.sendall(b"POST /v1/profiles HTTP/1.1\r\nHost: x\r\n")
-                assert post(service, profile("busy@example.com")).status_code == 202
+                assert post(service, profile("busy@example.com", seg="realized")).status_code == 202
                 assert threading.active_count() <= threads + 2
                 for sock in idle:  # closed by the server: recv sees the end, no answer
                     assert sock.recv(1) == b""
@@ -122,7 +125,7 @@ def test_at_the_connection_cap_the_longest_idle_connection_makes_room(tmp_path: 
         with streaming(ws, max_connections=16, idle_timeout=60) as service:
             with _connections(service.url, 16) as idle:
                 wait_for(lambda: service.status()["http"]["idle"] == 16)
-                assert post(service, profile("room@example.com")).status_code == 202
+                assert post(service, profile("room@example.com", seg="realized")).status_code == 202
                 assert idle[0].recv(1) == b""  # the oldest idle connection was closed
             wait_for(lambda: service.status()["http"]["open"] == 0)
             with _connections(service.url, 16) as busy:

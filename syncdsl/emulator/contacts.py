@@ -88,9 +88,7 @@ def _envelope(results: list[dict[str, Any]], started: str, rng: random.Random) -
     }
 
 
-def _written(
-    store: Store, contact_id: str, names: Any, *, created: bool = False
-) -> dict[str, Any]:
+def _written(store: Store, contact_id: str, names: Any, *, created: bool = False) -> dict[str, Any]:
     """A write's result as HubSpot gives it (HUBSPOT.md §0): only the properties written, plus
     `lastmodifieddate` and derived ones (`hs_email_domain` when the email was written); no
     `email` when it was not."""
