@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from syncdsl.desired import SourceCounts
@@ -211,10 +211,10 @@ def write_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutco
     by hand in HubSpot is never recreated holding only `exited`; everything else is upserted by
     email.
     """
-    by_id = [c for c in batch if c.action == "exit" and c.hubspot_id]
+    by_id = [c for c in batch if _by_id(c)]
     if not by_id:
         return upsert_batch(client, batch)
-    rest = [c for c in batch if not (c.action == "exit" and c.hubspot_id)]
+    rest = [c for c in batch if not _by_id(c)]
     upserted = upsert_batch(client, rest) if rest else BatchOutcome({}, [])
     outcome = client.batch_update_contacts_by_id(
         [(c.hubspot_id, c.properties) for c in by_id if c.hubspot_id]
@@ -233,6 +233,14 @@ def write_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutco
     return BatchOutcome(accepted, rejected, deleted)
 
 
+def _by_id(change: ContactChange) -> bool:
+    """Exits of known members, and emails HubSpot holds as another contact's secondary address,
+    are written to the contact by id."""
+    return change.hubspot_id is not None and (
+        change.action == "exit" or change.resolved_via is not None
+    )
+
+
 def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
     """Upsert one batch (≤ 100); on a 400 isolate the bad inputs (named ones first, then bisection).
 
@@ -244,7 +252,16 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
         # HubSpot fails a whole batch for one bad input (400), or for one input that conflicts
         # with another record (409): isolate it, apply the rest.
         if len(batch) == 1:
-            return BatchOutcome({}, [(batch[0], _reason(error, batch[0].email))])
+            only = batch[0]
+            if (
+                isinstance(error, HubSpotConflictError)
+                and only.hubspot_id
+                and not only.resolved_via
+            ):
+                # The email became another contact's secondary address since syncdsl wrote this
+                # contact (a merge): write to the contact syncdsl knows, by id.
+                return write_batch(client, [replace(only, resolved_via=only.email)])
+            return BatchOutcome({}, [(only, _reason(error, only.email))])
         named = _named_inputs(batch, error)
         if named and len(named) < len(batch):
             rest = [c for c in batch if c.email not in named]

@@ -111,9 +111,15 @@ class SourceCounts:
     not_member: int = 0
     identities_skipped: int = 0
 
-    def exported(self, contributed: int, not_member: int) -> SourceCounts:
-        """These counts once the plan knows which contacts reach HubSpot."""
-        return replace(self, contributed=contributed, not_member=not_member)
+    def exported(self, contributed: int, not_member: int, collided: int = 0) -> SourceCounts:
+        """These counts once the plan knows which contacts reach HubSpot (and which collide
+        with another email on one HubSpot contact: rejected)."""
+        return replace(
+            self,
+            contributed=contributed,
+            not_member=not_member,
+            rejected=self.rejected + collided,
+        )
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class ContactChange:
     provenance: tuple[str, ...] = ()
     drift: bool = False  # HubSpot no longer holds what syncdsl last applied
     settled: Mapping[str, str] = field(default_factory=dict)  # desired values HubSpot already holds
+    resolved_via: str | None = None  # a secondary email of this contact: written by id
 
     @property
     def properties(self) -> dict[str, str]:
@@ -153,6 +154,8 @@ class CurrentContact:
     audiences: Mapping[str, str | None]
     last_applied: Mapping[str, str] | None = None  # state values, when refreshing with a state
     dirty: bool = False  # sent in a batch whose acceptance was never journaled (a crash)
+    resolves_to: str | None = None  # found as a secondary email: the contact's primary email
+    collides_with: str | None = None  # another desired email resolves to the same contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +357,7 @@ def _diff(
         provenance=desired.provenance if desired else (),
         drift=drift,
         settled=settled,
+        resolved_via=current.resolves_to if current else None,
     )
 
 
@@ -399,6 +403,7 @@ class ContactDiff:
     exits: dict[str, int]
     exported: dict[str, int] = field(default_factory=dict)  # per source: records that reach HubSpot
     not_member: dict[str, int] = field(default_factory=dict)  # per source: records of non-members
+    collisions: tuple[tuple[DesiredInput, str], ...] = ()  # (desired, the other email) never sent
 
 
 def diff_contacts(
@@ -425,7 +430,12 @@ def diff_contacts(
     tally = _Tally()
     exported_records: dict[str, int] = {}
     not_member: dict[str, int] = {}
+    collisions: list[tuple[DesiredInput, str]] = []
     for want, have in merge_join(desired, current):
+        if want is not None and have is not None and have.collides_with is not None:
+            # Two desired emails are one HubSpot contact: two writes would overwrite each other.
+            collisions.append((want, have.collides_with))
+            continue
         if have is not None:
             for prop in (*audience_properties, *counted_properties):
                 if have.audiences.get(prop) in MEMBER_STATUSES:
@@ -468,6 +478,7 @@ def diff_contacts(
         tally.exits,
         exported_records,
         not_member,
+        tuple(collisions),
     )
 
 

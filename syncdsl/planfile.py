@@ -170,6 +170,7 @@ def _contact_change(data: dict[str, Any]) -> ContactChange:
         provenance=tuple(data.get("provenance", ())),
         drift=bool(data.get("drift", False)),
         settled=dict(data.get("settled", {})),
+        resolved_via=data.get("resolved_via"),
     )
 
 

@@ -18,6 +18,7 @@ from syncdsl.plan import (
     BATCH_SIZE,
     MEMBER_STATUSES,
     Adoption,
+    ContactDiff,
     CurrentContact,
     DesiredInput,
     Estimate,
@@ -120,8 +121,9 @@ def make_plan(
         property_changes=schema_diff.changes,
         contact_changes=contact_diff.changes,
         unchanged=contact_diff.unchanged,
-        rejected=tuple(
-            Rejection(r.source, r.file, r.line, r.reason, r.raw) for r in desired.rejected
+        rejected=(
+            *(Rejection(r.source, r.file, r.line, r.reason, r.raw) for r in desired.rejected),
+            *_collision_rejections(contact_diff),
         ),
         adoptions=contact_diff.adoptions,
         removed_audiences=removed,
@@ -153,6 +155,7 @@ def make_plan(
             counts.exported(
                 contact_diff.exported.get(counts.source, 0),
                 contact_diff.not_member.get(counts.source, 0),
+                sum(counts.source in want.sources for want, _ in contact_diff.collisions),
             )
             for counts in desired.counts
         ),
@@ -185,6 +188,19 @@ def _desired_input(contact: DesiredContact, rename: dict[str, str]) -> DesiredIn
     return DesiredInput(
         contact.email, contact.properties, audiences, contact.provenance, contact.sources
     )
+
+
+def _collision_rejections(diff: ContactDiff) -> Iterator[Rejection]:
+    for want, other in diff.collisions:
+        file, _, line = (want.provenance[0] if want.provenance else "").rpartition(":")
+        yield Rejection(
+            "hubspot",
+            file,
+            int(line) if line.isdigit() else 0,
+            f"{want.email} and {other} are one HubSpot contact (one is a secondary email of the "
+            f"other, e.g. after a merge): only {other} is written; merge or fix the source data",
+            want.email,
+        )
 
 
 def _carried(spec: Spec, properties: dict[str, str]) -> frozenset[str]:
@@ -243,20 +259,51 @@ def _read_hubspot(
                 )
     others = iter(sorted(members))  # members, to interleave with the desired contacts
     pending = next(others, None)
+    merged = _MergedContacts()
     for batch, contacts in _batch_reads(client, emails, wanted):
         found = {
-            email: _current(email, contact.id, contact.properties, mapped, audience_props)
+            email: merged.resolve(
+                email,
+                contact,
+                _current(email, contact.id, contact.properties, mapped, audience_props),
+            )
             for email, contact in contacts.items()
         }
         while pending is not None and pending <= batch[-1]:
-            found.setdefault(pending, members[pending])  # a batch-read value wins
+            if members[pending].hubspot_id not in merged.resolved_ids:
+                found.setdefault(pending, members[pending])  # a batch-read value wins
             pending = next(others, None)
         yield from _known(found, store)
     rest: dict[str, CurrentContact] = {}
     while pending is not None:
-        rest[pending] = members[pending]
+        if members[pending].hubspot_id not in merged.resolved_ids:
+            rest[pending] = members[pending]
         pending = next(others, None)
     yield from _known(rest, store)
+
+
+class _MergedContacts:
+    """Desired emails that HubSpot resolves through secondary addresses (hs_additional_emails).
+
+    Only contacts holding secondary emails are tracked, so memory stays small.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}  # contact id -> the first desired email resolving to it
+        self.resolved_ids: set[str] = set()  # contacts a desired secondary email writes to
+
+    def resolve(self, email: str, contact: Contact, current: CurrentContact) -> CurrentContact:
+        if not contact.secondary_emails:
+            return current
+        owner = self._owners.setdefault(contact.id, email)
+        resolves_to = contact.email if contact.email != email else None
+        if resolves_to is not None:
+            self.resolved_ids.add(contact.id)
+        return replace(
+            current,
+            resolves_to=resolves_to,
+            collides_with=owner if owner != email else None,
+        )
 
 
 def _batch_reads(

@@ -84,7 +84,13 @@ def _contact(change: ContactChange, types: Mapping[str, str], audiences: set[str
         for v in change.changes
     )
     settled = {k: _value(v, k, types, audiences) or "" for k, v in change.settled.items()}
-    return replace(change, email=mask_email(change.email), changes=values, settled=settled)
+    return replace(
+        change,
+        email=mask_email(change.email),
+        changes=values,
+        settled=settled,
+        resolved_via=mask_email(change.resolved_via) if change.resolved_via else None,
+    )
 
 
 def _rejection(rejection: Rejection) -> Rejection:

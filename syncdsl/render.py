@@ -60,7 +60,12 @@ def _contact_lines(change: ContactChange, types: Mapping[str, str] | None = None
         ]
         return lines
     mark = "~" if change.action == "update" else "-"
-    lines = [f"{mark} {change.email}{where}{drift}"]
+    via = (
+        f"  (resolved via secondary email of {change.resolved_via}, contact {change.hubspot_id})"
+        if change.resolved_via
+        else ""
+    )
+    lines = [f"{mark} {change.email}{where}{via}{drift}"]
     lines += [
         f"    {c.property}: {_value(c.before, types.get(c.property))} → "
         f"{_value(c.after, types.get(c.property))}"

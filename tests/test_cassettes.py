@@ -38,7 +38,8 @@ def replay_error(name: str, error_type: type[Exception]) -> tuple[Any, HubSpotCl
 def test_every_scenario_has_a_small_cassette() -> None:
     files = {path.stem: path for path in CASSETTES.glob("*.yaml")}
     assert set(files) == set(SCENARIOS)
-    assert all(path.stat().st_size < 40_000 for path in files.values())
+    # properties.yaml holds the emulator's standard contact properties (about 45 kB).
+    assert all(path.stat().st_size < 64_000 for path in files.values())
 
 
 @pytest.mark.parametrize("path", sorted(CASSETTES.glob("*.yaml")), ids=lambda p: p.name)

@@ -475,7 +475,14 @@ def test_requests_carry_bearer_user_agent_and_json(stub: Stub, fake_time: FakeTi
     assert seen.headers["Content-Type"] == "application/json"
     assert (seen.method, seen.path) == ("POST", "/crm/v3/objects/contacts/batch/upsert")
     assert seen.body == {
-        "inputs": [{"id": "a@x.io", "idProperty": "email", "properties": {"firstname": "Ann"}}]
+        "inputs": [
+            {
+                "id": "a@x.io",
+                "idProperty": "email",
+                "objectWriteTraceId": "syncdsl-0",
+                "properties": {"firstname": "Ann"},
+            }
+        ]
     }
 
 
@@ -505,7 +512,8 @@ def test_batch_read_understands_207_and_matches_by_email(stub: Stub, fake_time: 
         "b@x.io": ("2", None),
     }
     sent = stub.seen[0].body
-    assert sent["idProperty"] == "email" and sent["properties"] == ["email", "firstname"]
+    assert sent["idProperty"] == "email"
+    assert sent["properties"] == ["email", "firstname", "hs_additional_emails"]
 
 
 def test_batch_limits_are_checked_before_sending(stub: Stub, fake_time: FakeTime) -> None:

@@ -44,7 +44,15 @@ def call(
 
 def upsert_inputs(emails: list[str], **properties: str) -> dict[str, Any]:
     return {
-        "inputs": [{"id": e, "idProperty": "email", "properties": dict(properties)} for e in emails]
+        "inputs": [
+            {
+                "id": e,
+                "idProperty": "email",
+                "objectWriteTraceId": e,
+                "properties": dict(properties),
+            }
+            for e in emails
+        ]
     }
 
 
@@ -123,7 +131,10 @@ def test_upsert_creates_then_updates_with_new_flag(
         UPSERT,
         upsert_inputs(["ann@example.com", "bob@example.com"], lastname="Smith"),
     )
-    by_email = {r["properties"]["email"]: r for r in second.json()["results"]}
+    # Write replies echo only what was written: the update carries no email, only its trace id.
+    by_email = {r["objectWriteTraceId"]: r for r in second.json()["results"]}
+    assert "email" not in by_email["ann@example.com"]["properties"]
+    assert by_email["bob@example.com"]["properties"]["email"] == "bob@example.com"
     assert by_email["ann@example.com"]["new"] is False
     assert by_email["ann@example.com"]["id"] == created["id"]
     assert by_email["bob@example.com"]["new"] is True

@@ -125,6 +125,7 @@ def batch_upsert(store: Store, call: Call) -> Response:
         raise property_value_error(problems)
     results = []
     with store.lock:
+        _reject_secondary_emails(store, [email for email, _ in planned])
         for (email, values), item in zip(planned, inputs, strict=True):
             contact_id = store.id_for_email(email)
             created = contact_id is None
@@ -136,6 +137,22 @@ def batch_upsert(store: Store, call: Call) -> Response:
             result["new"] = created
             results.append(_traced(result, item))
     return 200, _envelope(results, started, call.rng)
+
+
+def _reject_secondary_emails(store: Store, emails: list[str]) -> None:
+    """An upsert by another contact's secondary address fails the whole batch with a 409, in
+    HubSpot's newer body (HUBSPOT.md §0)."""
+    for email in emails:
+        owner = store.id_for_secondary_email(email)
+        if owner is not None and store.id_for_email(email) is None:
+            message = f"A contact with email {email} already exists. Existing ID: {owner}"
+            raise error(
+                409,
+                "OBJECT_ALREADY_EXISTS",
+                message,
+                error="CONTACT_EXISTS",
+                errors=[{"message": message, "in": "email"}],
+            )
 
 
 def _upsert_input(
@@ -286,7 +303,8 @@ def batch_read(store: Store, call: Call) -> Response:
 
 def _lookup(store: Store, raw_id: str, id_property: str) -> str | None:
     if id_property == "email":
-        return store.id_for_email(raw_id)
+        # A secondary address finds its contact, returned with its primary email (§0).
+        return store.id_for_email(raw_id) or store.id_for_secondary_email(raw_id)
     return raw_id if raw_id in store.contacts else None
 
 
@@ -338,3 +356,18 @@ def get_contact(store: Store, call: Call) -> Response:
                 context={"id": [raw_id]},
             )
         return 200, store.view(contact_id, call.names())
+
+
+def merge(store: Store, call: Call) -> Response:
+    """POST /merge {primaryObjectId, objectIdToMerge}: the merged contact's email becomes a
+    secondary address of the primary one, and the merged contact is gone."""
+    body = call.body if isinstance(call.body, dict) else {}
+    primary, merged = str(body.get("primaryObjectId", "")), str(body.get("objectIdToMerge", ""))
+    with store.lock:
+        if primary not in store.contacts or merged not in store.contacts or primary == merged:
+            raise validation_error("primaryObjectId and objectIdToMerge must be two contact ids.")
+        email = store.contacts[merged].get("email")
+        store.delete_contact(merged)
+        if email:
+            store.add_secondary_email(primary, email)
+        return 200, store.view(primary, None)

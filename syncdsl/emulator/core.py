@@ -206,6 +206,17 @@ class Emulator:
                 raise ValueError(problem["message"])
             self.store.update_contact(contact_id, {name: clean or ""})
 
+    def merge_contacts(self, winner_email: str, merged_email: str) -> None:
+        """Merge two contacts as HubSpot does: the merged one disappears and its email becomes a
+        secondary address (hs_additional_emails) of the winner."""
+        with self.store.lock:
+            winner = self.store.id_for_email(winner_email)
+            merged = self.store.id_for_email(merged_email)
+            if winner is None or merged is None or winner == merged:
+                raise KeyError(f"cannot merge {merged_email!r} into {winner_email!r}")
+            self.store.delete_contact(merged)
+            self.store.add_secondary_email(winner, merged_email)
+
     def delete_contact(self, email: str) -> None:
         with self.store.lock:
             contact_id = self.store.id_for_email(email)

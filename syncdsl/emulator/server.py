@@ -62,6 +62,7 @@ _OBJECT_ROUTES = (
     _route("POST", "/batch/create", "contacts.batch_create", CONTACTS_WRITE, contacts.batch_create),
     _route("POST", "/batch/update", "contacts.batch_update", CONTACTS_WRITE, contacts.batch_update),
     _route("POST", "/search", "contacts.search", CONTACTS_READ, search.search, search_api=True),
+    _route("POST", "/merge", "contacts.merge", CONTACTS_WRITE, contacts.merge),
     _route("GET", "/(?P<id>[^/]+)", "contacts.get", CONTACTS_READ, contacts.get_contact),
 )
 _PROPERTY_ROUTES = (

@@ -26,6 +26,7 @@ class Store:
         self.lock = threading.RLock()
         self.contacts: dict[str, dict[str, str]] = {}
         self.by_email: dict[str, str] = {}
+        self.by_secondary: dict[str, str] = {}  # hs_additional_emails -> contact id
         self.ids: list[int] = []  # sorted, for paging by id
         self.next_id = 1
         self.properties: dict[str, dict[str, Any]] = seed.standard_properties()
@@ -35,6 +36,21 @@ class Store:
 
     def id_for_email(self, email: str) -> str | None:
         return self.by_email.get(email.strip().lower())
+
+    def id_for_secondary_email(self, email: str) -> str | None:
+        """The contact holding `email` as a secondary address (hs_additional_emails)."""
+        return self.by_secondary.get(email.strip().lower())
+
+    def add_secondary_email(self, contact_id: str, email: str) -> None:
+        """Give a contact an extra address, as HubSpot does after a merge (read-only in the API)."""
+        with self.lock:
+            record = self.contacts[contact_id]
+            email = email.strip().lower()
+            emails = [e for e in record.get("hs_additional_emails", "").split(";") if e]
+            if email not in emails:
+                emails.append(email)
+            record["hs_additional_emails"] = ";".join(emails)
+            self.by_secondary[email] = contact_id
 
     def check_properties(
         self, values: Mapping[str, Any], input_id: str | None
@@ -121,6 +137,8 @@ class Store:
                 return
             if record.get("email"):
                 self.by_email.pop(record["email"], None)
+            for email in record.get("hs_additional_emails", "").split(";"):
+                self.by_secondary.pop(email, None)
             index = bisect.bisect_left(self.ids, int(contact_id))
             if index < len(self.ids) and self.ids[index] == int(contact_id):
                 self.ids.pop(index)
@@ -164,11 +182,15 @@ class Store:
             self.properties = {p["name"]: p for p in state.get("properties", [])}
             self.groups = {g["name"]: g for g in state.get("groups", [])}
             self.contacts, self.by_email, self.ids = {}, {}, []
+            self.by_secondary = {}
             for record in state.get("contacts", []):
                 contact_id = record["hs_object_id"]
                 self.contacts[contact_id] = dict(record)
                 if record.get("email"):
                     self.by_email[record["email"]] = contact_id
+                for email in record.get("hs_additional_emails", "").split(";"):
+                    if email:
+                        self.by_secondary[email] = contact_id
             self.ids = sorted(int(contact_id) for contact_id in self.contacts)
             self.next_id = max(int(state.get("next_id", 1)), (self.ids[-1] + 1) if self.ids else 1)
 

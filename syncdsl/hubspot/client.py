@@ -237,7 +237,12 @@ class HubSpotClient:
     def batch_read_contacts_by_email(
         self, emails: Sequence[str], properties: Sequence[str]
     ) -> dict[str, Contact]:
-        """Contacts keyed by lowercased email; emails HubSpot does not know are simply absent."""
+        """Contacts keyed by the lowercased email asked for; unknown emails are simply absent.
+
+        HubSpot also matches secondary addresses (`hs_additional_emails`) and then returns the
+        contact with its primary email: such a contact is keyed by the address asked for, and
+        its `email` differs from that key.
+        """
         if len(emails) > BATCH_LIMIT:
             raise ValueError(f"batch read takes at most {BATCH_LIMIT} emails, got {len(emails)}")
         wanted = list(dict.fromkeys(email.strip().lower() for email in emails))
@@ -246,7 +251,7 @@ class HubSpotClient:
         payload = {
             "inputs": [{"id": email} for email in wanted],
             "idProperty": "email",
-            "properties": _with_email(properties),
+            "properties": list(dict.fromkeys([*_with_email(properties), "hs_additional_emails"])),
             "propertiesWithHistory": [],
         }
         try:
@@ -255,11 +260,13 @@ class HubSpotClient:
             ).body
         except HubSpotNotFoundError:
             return {}  # HubSpot may answer 404 when none of the emails exist
+        asked = set(wanted)
         found: dict[str, Contact] = {}
         for item in body.get("results") or []:
             contact = Contact.from_api(item)
-            if contact.email:
-                found[contact.email] = contact
+            for email in (contact.email, *contact.secondary_emails):
+                if email in asked:
+                    found[email] = contact
         return found
 
     def batch_upsert_contacts_by_email(
@@ -384,7 +391,9 @@ class HubSpotClient:
             payload: dict[str, Any] = {
                 "filterGroups": _partitioned(groups, floor_id) if floor_id else groups,
                 "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                "properties": _with_email(properties),
+                "properties": list(
+                    dict.fromkeys([*_with_email(properties), "hs_additional_emails"])
+                ),
                 "limit": page_size,
                 "after": after or "0",  # HubSpot's schema requires it, even for the first page
             }

@@ -20,6 +20,12 @@ class Contact:
         value = self.properties.get("email")
         return value.strip().lower() if value else None
 
+    @property
+    def secondary_emails(self) -> tuple[str, ...]:
+        """Its other addresses (`hs_additional_emails`, `;`-separated), lowercased."""
+        raw = self.properties.get("hs_additional_emails") or ""
+        return tuple(e.strip().lower() for e in raw.split(";") if e.strip())
+
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> Contact:
         raw = obj.get("properties") or {}

@@ -1,0 +1,102 @@
+"""Secondary emails (hs_additional_emails) and whole-batch 409s, as HubSpot has them (§0)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncdsl.errors import HubSpotConflictError
+from tests.scenario import workspace
+
+MEMBERS = [{"email": f"m{i}@example.com", "first": f"M{i}", "seg": "realized"} for i in range(9)]
+
+
+def test_emulator_merge_makes_a_secondary_email_that_batch_read_resolves(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.emulator.seed_contacts(
+            [{"email": "win@example.com", "firstname": "W"}, {"email": "lost@example.com"}]
+        )
+        ws.emulator.merge_contacts("win@example.com", "lost@example.com")
+        client = ws.client()
+        found = client.batch_read_contacts_by_email(["lost@example.com"], ["firstname"])
+        assert found["lost@example.com"].email == "win@example.com"
+        assert found["lost@example.com"].secondary_emails == ("lost@example.com",)
+        with pytest.raises(HubSpotConflictError) as caught:
+            client.batch_upsert_contacts_by_email([("lost@example.com", {"firstname": "L"})])
+        assert caught.value.body["category"] == "OBJECT_ALREADY_EXISTS"
+        assert caught.value.body["errors"][0]["in"] == "email"
+        client.close()
+
+
+def test_a_desired_secondary_email_is_written_to_its_contact_by_id(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.emulator.seed_contacts([{"email": "ann@example.com"}, {"email": "ann.old@example.com"}])
+        ws.emulator.merge_contacts("ann@example.com", "ann.old@example.com")
+        ws.write([{"email": "ann.old@example.com", "first": "Ann", "seg": "realized"}])
+        plan, report = ws.apply()
+        (change,) = plan.contact_changes
+        assert (change.action, change.resolved_via) == ("update", "ann@example.com")
+        assert report.rejected == [] and report.updated == 1
+        held = ws.emulator.contact_by_email("ann@example.com")
+        assert held is not None and (held["firstname"], held["newsletter"]) == ("Ann", "realized")
+        assert len(ws.emulator.all_contacts()) == 1  # never created again
+        assert ws.plan().contact_changes == ()
+        assert ws.plan(refresh=True).contact_changes == ()
+
+
+def test_two_desired_emails_of_one_contact_are_a_rejection_of_the_later(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.emulator.seed_contacts([{"email": "bob@example.com"}, {"email": "bobby@example.com"}])
+        ws.emulator.merge_contacts("bob@example.com", "bobby@example.com")
+        ws.write(
+            [
+                {"email": "bob@example.com", "first": "Bob", "seg": "realized"},
+                {"email": "bobby@example.com", "first": "Bobby", "seg": "existing"},
+            ]
+        )
+        plan = ws.plan()
+        assert [c.email for c in plan.contact_changes] == ["bob@example.com"]
+        (rejection,) = plan.rejected
+        assert "bobby@example.com and bob@example.com are one HubSpot contact" in rejection.reason
+        profiles = next(c for c in plan.inputs if c.source == "profiles")
+        assert (profiles.records, profiles.contributed, profiles.rejected) == (2, 1, 1)
+
+
+def test_a_whole_batch_409_is_isolated_and_the_rest_applied(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write(MEMBERS)
+        ws.apply()
+        # Since then, a person merged the new member's address into another contact.
+        ws.emulator.seed_contacts([{"email": "owner@example.com"}, {"email": "new@example.com"}])
+        ws.emulator.merge_contacts("owner@example.com", "new@example.com")
+        changed = [{**m, "first": f"Changed{i}"} for i, m in enumerate(MEMBERS)]
+        ws.write([*changed, {"email": "new@example.com", "first": "New", "seg": "realized"}])
+        _, report = ws.apply()
+        assert report.updated == len(MEMBERS)
+        (rejection,) = report.rejected
+        assert "new@example.com already exists" in rejection.reason
+        assert "merge the two contacts in HubSpot" in rejection.reason
+        assert all(
+            (ws.emulator.contact_by_email(m["email"]) or {}).get("firstname") == f"Changed{i}"
+            for i, m in enumerate(MEMBERS)
+        )
+
+
+def test_the_merge_endpoint_moves_the_email_to_secondary(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        winner, merged = ws.emulator.seed_contacts(
+            [{"email": "keep@example.com"}, {"email": "gone@example.com"}]
+        )
+        client = ws.client()
+        answer = client._request(
+            "POST",
+            "/crm/v3/objects/contacts/merge",
+            operation="merge_contacts",
+            json_body={"primaryObjectId": winner, "objectIdToMerge": merged},
+        ).body
+        assert answer["id"] == winner
+        assert ws.emulator.contact_by_email("gone@example.com") is None
+        held = ws.emulator.contact_by_email("keep@example.com")
+        assert held is not None and held["hs_additional_emails"] == "gone@example.com"
+        client.close()
