@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from syncdsl.apply import execute
 from syncdsl.errors import HubSpotConflictError
+from syncdsl.hubspot.client import property_to_api
+from syncdsl.plan import PlanOptions
+from syncdsl.planner import make_plan
+from syncdsl.state import StateStore
 from tests.scenario import workspace
 
 MEMBERS = [{"email": f"m{i}@example.com", "first": f"M{i}", "seg": "realized"} for i in range(9)]
@@ -100,3 +105,27 @@ def test_the_merge_endpoint_moves_the_email_to_secondary(tmp_path: Path) -> None
         held = ws.emulator.contact_by_email("keep@example.com")
         assert held is not None and held["hs_additional_emails"] == "gone@example.com"
         client.close()
+
+
+def test_a_property_created_by_another_run_since_the_plan_is_taken_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """Batch create answers an item error (207) for a name that now exists: not a failure."""
+    with workspace(tmp_path) as ws:
+        ws.write(MEMBERS)
+        spec = ws.spec()
+        client = ws.client()
+        with StateStore.open(spec.root) as store:
+            result = make_plan(
+                spec, client, store, base_url=ws.emulator.base_url, options=PlanOptions()
+            )
+            created = [c.definition for c in result.plan.property_changes if c.definition]
+            assert created
+            # Another run creates the first audience property between plan and apply.
+            ws.emulator.create_property(property_to_api(created[0]))
+            store.bind(ws.emulator.base_url)
+            report = execute(result.plan, client, store)
+        result.desired.close()
+        client.close()
+        assert report.stopped is None and report.created == len(MEMBERS)
+        assert all(ws.emulator.get_property(prop.name) for prop in created)

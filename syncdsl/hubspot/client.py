@@ -179,6 +179,16 @@ class HubSpotClient:
             return {p.name: p for p in self.list_properties() if p.name in wanted}
         results = {p.name: p for p in map(property_from_api, reply.body.get("results") or [])}
         errors = [e for e in reply.body.get("errors") or [] if isinstance(e, dict)]
+        if errors and all(_already_exists(e) for e in errors):
+            # Another run created them since the plan: the 409 path (read back, check, go on).
+            raise HubSpotConflictError(
+                "some properties already exist: "
+                + "; ".join(str(e.get("message", "")) for e in errors),
+                status=409,
+                category="OBJECT_ALREADY_EXISTS",
+                operation="batch_create_properties",
+                body={"errors": errors},
+            )
         if errors:
             raise hs_errors.from_response(
                 400,
@@ -585,6 +595,14 @@ def _partitioned(groups: list[dict[str, Any]], last_id: str) -> list[dict[str, A
             "filters"
         )
     return [{**group, "filters": [*(group.get("filters") or []), above]} for group in groups]
+
+
+def _already_exists(item: Mapping[str, Any]) -> bool:
+    """A batch item error saying the object exists (207 on v3, inside a 200 on 2026-09)."""
+    category = str(item.get("category", ""))
+    return category in ("OBJECT_ALREADY_EXISTS", "CONFLICT") or "already exists" in str(
+        item.get("message", "")
+    )
 
 
 def _trace_id(index: int) -> str:
