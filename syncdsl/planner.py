@@ -257,6 +257,8 @@ def _read_hubspot(
                 members[member.email] = _current(
                     member.email, member.id, member.properties, mapped, audience_props
                 )
+    if store is not None:
+        members.update(_confirm_unsearched(client, store, members, wanted, mapped, audience_props))
     others = iter(sorted(members))  # members, to interleave with the desired contacts
     pending = next(others, None)
     merged = _MergedContacts()
@@ -280,6 +282,36 @@ def _read_hubspot(
             rest[pending] = members[pending]
         pending = next(others, None)
     yield from _known(rest, store)
+
+
+def _confirm_unsearched(
+    client: HubSpotClient,
+    store: StateStore,
+    searched: dict[str, CurrentContact],
+    wanted: list[str],
+    mapped: tuple[str, ...],
+    audience_props: tuple[str, ...],
+) -> dict[str, CurrentContact]:
+    """Members the state wrote that search did not return, read by email.
+
+    Search is not read-your-writes (HUBSPOT.md §0): a member written moments ago may be missing
+    from it, and concluding from search alone would lose its exit. A batch read says what
+    HubSpot holds (a member deleted by hand is simply not found).
+    """
+    unsearched = [
+        row.email
+        for row in store.iter_contacts()
+        if row.email not in searched
+        and any(row.audiences.get(prop) in MEMBER_STATUSES for prop in audience_props)
+    ]
+    confirmed: dict[str, CurrentContact] = {}
+    for batch in _chunks(unsearched, BATCH_SIZE):
+        for email, contact in client.batch_read_contacts_by_email(batch, wanted).items():
+            if contact.email == email:
+                confirmed[email] = _current(
+                    email, contact.id, contact.properties, mapped, audience_props
+                )
+    return confirmed
 
 
 class _MergedContacts:

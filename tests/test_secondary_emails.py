@@ -129,3 +129,13 @@ def test_a_property_created_by_another_run_since_the_plan_is_taken_as_it_is(
         client.close()
         assert report.stopped is None and report.created == len(MEMBERS)
         assert all(ws.emulator.get_property(prop.name) for prop in created)
+
+
+def test_a_refresh_under_search_lag_still_exits_a_member_it_just_wrote(tmp_path: Path) -> None:
+    """Search is not read-your-writes: members written moments ago are confirmed by batch read."""
+    with workspace(tmp_path, search_lag_ms=60_000) as ws:
+        ws.write(MEMBERS)
+        ws.apply()
+        ws.write(MEMBERS[1:])  # m0 left the segment: 1 of 9, under the guard
+        plan = ws.plan(refresh=True)
+        assert [(c.action, c.email) for c in plan.contact_changes] == [("exit", "m0@example.com")]

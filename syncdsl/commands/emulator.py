@@ -50,6 +50,14 @@ def emulator_command(
     latency: Annotated[
         float, typer.Option("--latency", help="Seconds added to every request.")
     ] = 0.0,
+    search_lag_ms: Annotated[
+        float,
+        typer.Option(
+            "--search-lag-ms",
+            help="Milliseconds before a write shows in search (HubSpot's search is not "
+            "read-your-writes).",
+        ),
+    ] = 0.0,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed for shuffles and faults (repeatable runs).")
     ] = None,
@@ -79,6 +87,7 @@ def emulator_command(
         fail_rate=fail_rate,
         reset_rate=reset_rate,
         latency=latency,
+        search_lag_ms=search_lag_ms,
         seed=seed,
         state_file=state,
     )

@@ -56,6 +56,7 @@ class Emulator:
         latency: float = 0.0,
         seed: int | None = None,
         state_file: Path | None = None,
+        search_lag_ms: float = 0.0,
     ) -> None:
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}: use one of {', '.join(TIERS)}")
@@ -74,6 +75,7 @@ class Emulator:
         self.faults = FaultInjector(fail_rate=fail_rate, reset_rate=reset_rate, seed=seed)
         self.shuffle_rng = random.Random(seed)
         self.store = Store()
+        self.store.search_lag = max(search_lag_ms, 0.0) / 1000.0
         if self.state_file is not None and self.state_file.exists():
             self.store.load(self.state_file)
         self.requests: list[RequestRecord] = []

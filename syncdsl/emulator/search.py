@@ -53,6 +53,8 @@ def search(store: Store, call: Call) -> Response:
     names = body.get("properties") or None
     with store.lock:
         ids = _matching_ids(store, groups)
+        if store.search_lag:  # writes of the last moments are not indexed yet
+            ids = [i for i in ids if store.indexed(str(i))]
         if query is not None:
             ids = [i for i in ids if _matches_query(store.contacts[str(i)], query)]
         if sort_name != "hs_object_id" or descending:

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ class Store:
         self.by_email: dict[str, str] = {}
         self.by_secondary: dict[str, str] = {}  # hs_additional_emails -> contact id
         self.ids: list[int] = []  # sorted, for paging by id
+        self.search_lag = 0.0  # seconds before a write shows in search (HUBSPOT.md §0)
+        self._written_at: dict[str, float] = {}  # contact id -> monotonic time of its last write
         self.next_id = 1
         self.properties: dict[str, dict[str, Any]] = seed.standard_properties()
         self.groups: dict[str, dict[str, Any]] = seed.standard_groups()
@@ -36,6 +39,17 @@ class Store:
 
     def id_for_email(self, email: str) -> str | None:
         return self.by_email.get(email.strip().lower())
+
+    def indexed(self, contact_id: str) -> bool:
+        """Whether search sees this contact's latest write yet (search is not read-your-writes)."""
+        if not self.search_lag:
+            return True
+        written = self._written_at.get(contact_id)
+        return written is None or time.monotonic() - written >= self.search_lag
+
+    def _touch(self, contact_id: str) -> None:
+        if self.search_lag:
+            self._written_at[contact_id] = time.monotonic()
 
     def id_for_secondary_email(self, email: str) -> str | None:
         """The contact holding `email` as a secondary address (hs_additional_emails)."""
@@ -88,6 +102,7 @@ class Store:
             self.contacts[contact_id] = record
             self.ids.append(int(contact_id))
             self._write(contact_id, record, values)
+            self._touch(contact_id)
             return contact_id
 
     def update_contact(self, contact_id: str, values: Mapping[str, str]) -> bool:
@@ -97,6 +112,7 @@ class Store:
             changed = self._write(contact_id, record, values)
             if changed:
                 record["lastmodifieddate"] = iso_now()
+                self._touch(contact_id)
             return changed
 
     def _write(self, contact_id: str, record: dict[str, str], values: Mapping[str, str]) -> bool:
