@@ -20,6 +20,16 @@ class Contact:
         value = self.properties.get("email")
         return value.strip().lower() if value else None
 
+    @property
+    def additional_emails(self) -> tuple[str, ...]:
+        """Its secondary addresses (`hs_additional_emails`, `;`-separated), lowercased."""
+        raw = self.properties.get("hs_additional_emails") or ""
+        return tuple(part.strip().lower() for part in raw.split(";") if part.strip())
+
+    def answers_to(self, email: str) -> bool:
+        """Whether `email` is this contact's primary or one of its secondary addresses."""
+        return email == self.email or email in self.additional_emails
+
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> Contact:
         raw = obj.get("properties") or {}
@@ -36,6 +46,30 @@ class UpsertResult:
     id: str
     email: str
     new: bool
+
+
+@dataclass(frozen=True)
+class ContactWrite:
+    """One input of a batch write: by email (upsert) or, when `hubspot_id` is set, by id (update).
+
+    `trace_id` is sent as `objectWriteTraceId`; HubSpot echoes it on the input's result or error,
+    which is how the reply is matched to the inputs (never by an echoed email).
+    """
+
+    trace_id: str
+    email: str
+    properties: Mapping[str, str]
+    hubspot_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteReply:
+    """A batch write's reply, by trace id: what was written, what HubSpot does not have (an id
+    that was deleted or merged away), and the other per-input errors with HubSpot's message."""
+
+    results: dict[str, UpsertResult] = field(default_factory=dict)
+    not_found: frozenset[str] = frozenset()
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 _HEADER_FIELDS = {
