@@ -203,7 +203,8 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
     """
     try:
         results = client.batch_upsert_contacts_by_email([(c.email, c.properties) for c in batch])
-    except HubSpotValidationError as error:
+    except (HubSpotValidationError, HubSpotConflictError) as error:
+        # A whole-batch 409 (one input conflicts with another record) is isolated like a 400.
         if len(batch) == 1:
             return BatchOutcome({}, [(batch[0], _reason(error, batch[0].email))])
         named = _named_inputs(batch, error)
@@ -227,19 +228,32 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
     return BatchOutcome(results, missing)
 
 
-def _reason(error: HubSpotValidationError, email: str) -> str:
+def _item_list(error: HubSpotError) -> list[dict[str, object]]:
+    items = getattr(error, "errors", None) or error.body.get("errors") or []
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _reason(error: HubSpotError, email: str) -> str:
     """HubSpot's own words for one input: its item errors naming the email, else the whole message."""
-    items = [str(item.get("message", "")) for item in error.errors if email in json.dumps(item)]
+    if isinstance(error, HubSpotConflictError):
+        said = str(error.body.get("message") or error.message)
+        return (
+            f"{said} (409 conflict: another contact already holds this email, perhaps as a "
+            "secondary address; merge the contacts in HubSpot or fix the email, then run again)"
+        )
+    items = [
+        str(item.get("message", "")) for item in _item_list(error) if email in json.dumps(item)
+    ]
     items = [text for text in items if text]
     if items:
         return "; ".join(dict.fromkeys(items))
     return str(error.body.get("message") or error.message)
 
 
-def _named_inputs(batch: list[ContactChange], error: HubSpotValidationError) -> set[str]:
-    """Emails of this batch that HubSpot's 400 names (e.g. "Email address x@y is invalid")."""
+def _named_inputs(batch: list[ContactChange], error: HubSpotError) -> set[str]:
+    """Emails of this batch that HubSpot's 400/409 names (e.g. "Email address x@y is invalid")."""
     emails = {c.email for c in batch}
-    text = error.message + " " + " ".join(str(e) for e in error.errors)
+    text = error.message + " " + " ".join(str(e) for e in _item_list(error))
     return {m.lower().rstrip(".") for m in _EMAIL_IN_MESSAGE.findall(text)} & emails
 
 
