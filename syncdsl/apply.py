@@ -22,7 +22,7 @@ from syncdsl.errors import (
     HubSpotValidationError,
     PlanError,
 )
-from syncdsl.hubspot import HubSpotClient, UpsertResult
+from syncdsl.hubspot import ContactWrite, HubSpotClient, UpsertResult
 from syncdsl.ir import Spec
 from syncdsl.lockfile import lock_after, read_lock, write_lock
 from syncdsl.plan import (
@@ -216,20 +216,20 @@ def write_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutco
         return upsert_batch(client, batch)
     rest = [c for c in batch if not _by_id(c)]
     upserted = upsert_batch(client, rest) if rest else BatchOutcome({}, [])
-    outcome = client.batch_update_contacts_by_id(
-        [(c.hubspot_id, c.properties) for c in by_id if c.hubspot_id]
+    reply = client.update_contacts_by_id(
+        [ContactWrite(str(i), c.email, c.properties, c.hubspot_id) for i, c in enumerate(by_id)]
     )
     accepted = dict(upserted.accepted)
     rejected = list(upserted.rejected)
     deleted: list[ContactChange] = []
-    for change in by_id:
-        contact_id = str(change.hubspot_id)
-        if contact_id in outcome.updated:
-            accepted[change.email] = UpsertResult(contact_id, change.email, False)
-        elif contact_id in outcome.missing:
+    for index, change in enumerate(by_id):
+        trace = str(index)
+        if trace in reply.results:
+            accepted[change.email] = replace(reply.results[trace], email=change.email, new=False)
+        elif trace in reply.not_found:
             deleted.append(change)
         else:
-            rejected.append((change, outcome.failed.get(contact_id, "no result")))
+            rejected.append((change, reply.errors.get(trace, "HubSpot returned no result")))
     return BatchOutcome(accepted, rejected, deleted)
 
 

@@ -13,6 +13,12 @@ DEFAULT_PROPERTY_GROUP = "syncdsl_audiences"
 DEFAULT_TIER = "free"
 DEFAULT_MASS_EXIT_THRESHOLD = 0.25
 EXPORT_MODES: tuple[str, ...] = ("full", "incremental")
+#: HubSpot API versions syncdsl speaks (v1-v3 become unsupported in September 2027).
+API_VERSIONS: tuple[str, ...] = ("v3", "2026-03", "2026-09")
+DEFAULT_API_VERSION = "2026-09"
+#: Each API limit increase pack adds this many requests per day on top of the tier (at most two).
+API_PACK_DAILY = 1_000_000
+MAX_API_PACKS = 2
 
 #: Audience statuses, as Experience Platform's segmentMembership reports them.
 AUDIENCE_STATUSES: tuple[str, ...] = ("realized", "existing", "exited")
@@ -108,10 +114,17 @@ class Destination:
     base_url: str
     property_group: str
     span: Span
+    api_version: str = DEFAULT_API_VERSION
+    api_packs: int = 0
 
     @property
     def limits(self) -> TierLimits:
         return TIERS[self.tier]
+
+    @property
+    def daily_limit(self) -> int:
+        """The account's daily requests: the tier's, plus 1,000,000 per API limit increase pack."""
+        return TIERS[self.tier].per_day + API_PACK_DAILY * self.api_packs
 
 
 @dataclass(frozen=True)

@@ -325,7 +325,7 @@ class _MergedContacts:
         self.resolved_ids: set[str] = set()  # contacts a desired secondary email writes to
 
     def resolve(self, email: str, contact: Contact, current: CurrentContact) -> CurrentContact:
-        if not contact.secondary_emails:
+        if not contact.additional_emails:
             return current
         owner = self._owners.setdefault(contact.id, email)
         resolves_to = contact.email if contact.email != email else None

@@ -38,10 +38,11 @@ def resolve_token(spec: Spec) -> str:
     token = os.environ.get(name, "").strip()
     if not token:
         raise SyncdslError(
-            f"the environment variable {name} is not set: export your HubSpot private-app access "
-            f"token in it (`export {name}=pat-...`; scopes crm.objects.contacts.read/write and "
-            "crm.schemas.contacts.read/write), or add --local to run against the embedded local "
-            "HubSpot"
+            f"the environment variable {name} is not set: export your HubSpot service key or "
+            f"(legacy) private-app access token in it (`export {name}=...`; scopes "
+            "crm.objects.contacts.read/write and crm.schemas.contacts.read/write; create a service "
+            "key under Development > Keys > Service keys), or add --local to run against the "
+            "embedded local HubSpot"
         )
     return token
 
@@ -59,12 +60,17 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
         emulator = Emulator(
             token=LOCAL_TOKEN,
             tier=spec.destination.tier,
+            daily_limit=spec.destination.daily_limit,
             state_file=state_dir(spec.root) / LOCAL_DATA,
         )
         state_dir(spec.root).mkdir(parents=True, exist_ok=True)
         base_url = emulator.start()
         client = HubSpotClient(
-            base_url, LOCAL_TOKEN, tier=spec.destination.tier, pool_size=max(parallelism, 4)
+            base_url,
+            LOCAL_TOKEN,
+            tier=spec.destination.tier,
+            pool_size=max(parallelism, 4),
+            api_version=spec.destination.api_version,
         )
         try:
             yield Target(client, base_url, LOCAL_STATE_KEY, True)
@@ -74,7 +80,11 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
         return
     base_url = resolve_base_url(spec)
     client = HubSpotClient(
-        base_url, resolve_token(spec), tier=spec.destination.tier, pool_size=max(parallelism, 4)
+        base_url,
+        resolve_token(spec),
+        tier=spec.destination.tier,
+        pool_size=max(parallelism, 4),
+        api_version=spec.destination.api_version,
     )
     try:
         yield Target(client, base_url, base_url, False)

@@ -14,11 +14,14 @@ from jinja2.sandbox import SandboxedEnvironment
 from syncdsl.diagnostics import did_you_mean, one_of
 from syncdsl.errors import Diagnostic
 from syncdsl.ir import (
+    API_VERSIONS,
+    DEFAULT_API_VERSION,
     DEFAULT_BASE_URL,
     DEFAULT_MASS_EXIT_THRESHOLD,
     DEFAULT_PROPERTY_GROUP,
     DEFAULT_TIER,
     EXPORT_MODES,
+    MAX_API_PACKS,
     TIERS,
     Audience,
     Destination,
@@ -53,7 +56,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOP_BLOCKS = ("destination", "source", "audience", "property")
-DESTINATION_ATTRIBUTES = ("token", "tier", "base_url", "property_group")
+DESTINATION_ATTRIBUTES = ("token", "tier", "base_url", "property_group", "api_version", "api_packs")
 SOURCE_ATTRIBUTES = ("jsonl", "csv", "identity", "export")
 AUDIENCE_ATTRIBUTES = ("source", "segment", "property", "adopt", "mass_exit_threshold")
 PROPERTY_ATTRIBUTES = ("label", "type", "field_type", "options")
@@ -236,7 +239,48 @@ class _Checker:
                 value, attribute.value.span, "property group"
             ):
                 group = value
-        return Destination(token_env or "", tier, base_url, group, block.span)
+        return Destination(
+            token_env or "",
+            tier,
+            base_url,
+            group,
+            block.span,
+            api_version=self.api_version(attrs.get("api_version")),
+            api_packs=self.api_packs(attrs.get("api_packs")),
+        )
+
+    def api_version(self, attribute: Attribute | None) -> str:
+        if attribute is None:
+            return DEFAULT_API_VERSION
+        value = self.string(attribute, DEFAULT_API_VERSION)
+        if value is None:
+            return DEFAULT_API_VERSION
+        if value not in API_VERSIONS:
+            hint = did_you_mean(value, API_VERSIONS)
+            self.error(
+                attribute.value.span,
+                f"unknown HubSpot API version `{value}`{hint}; use one of {one_of(API_VERSIONS)} "
+                f"(v1-v3 become unsupported in September 2027; `{DEFAULT_API_VERSION}` is current)",
+            )
+            return DEFAULT_API_VERSION
+        return value
+
+    def api_packs(self, attribute: Attribute | None) -> int:
+        if attribute is None:
+            return 0
+        value = attribute.value
+        if (
+            isinstance(value, NumberValue)
+            and not isinstance(value.value, bool)
+            and value.value in range(MAX_API_PACKS + 1)
+        ):
+            return int(value.value)
+        self.error(
+            value.span,
+            "`api_packs` is the number of API limit increase packs the account bought: 0, 1 or 2 "
+            f"(each adds 1,000,000 requests a day on top of the tier); found {describe(value)}",
+        )
+        return 0
 
     def token(self, attribute: Attribute | None, block: Block) -> str | None:
         if attribute is None:

@@ -198,7 +198,9 @@ def record(names: list[str]) -> None:
         with Emulator(seed=1234, **scenario.emulator) as emulator:
             if scenario.prepare is not None:
                 scenario.prepare(emulator)
-            client = HubSpotClient(emulator.base_url, scenario.token, max_retries=2)
+            client = HubSpotClient(
+                emulator.base_url, scenario.token, max_retries=2, api_version="v3"
+            )
             with cassette_vcr("once").use_cassette(path.name):
                 try:
                     scenario.run(client)
@@ -215,7 +217,12 @@ def replay_client(
     scenario = SCENARIOS[name]
     budget = RateBudget.for_tier("free", clock=clock, sleep=sleep)
     return HubSpotClient(
-        "http://127.0.0.1:9", scenario.token, budget=budget, sleep=sleep, max_retries=2
+        "http://127.0.0.1:9",
+        scenario.token,
+        budget=budget,
+        sleep=sleep,
+        max_retries=2,
+        api_version="v3",  # the cassettes were recorded on v3 paths
     )
 
 

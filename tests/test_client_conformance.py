@@ -63,6 +63,7 @@ def drive_the_client(base_url: str, session: requests.Session) -> None:
         "pat-local-emulator",
         session=session,
         backoff_base=0.01,
+        api_version="v3",
         budget=RateBudget(limit=100, search_per_second=50),
     )
     client.list_properties()
@@ -120,7 +121,7 @@ def drive_the_client(base_url: str, session: requests.Session) -> None:
             [("a@example.com", {"no_such_property": "1"})]
         ),
         lambda: HubSpotClient(
-            base_url, "pat-wrong", session=session, max_retries=0
+            base_url, "pat-wrong", session=session, max_retries=0, api_version="v3"
         ).list_properties(),  # 401
     ]
     for call in failing:
@@ -141,12 +142,16 @@ def exchanges() -> Iterator[list[requests.Response]]:
         pytest.raises(HubSpotError),
     ):
         HubSpotClient(
-            emulator.base_url, "pat-local-emulator", session=session
+            emulator.base_url, "pat-local-emulator", session=session, api_version="v3"
         ).batch_upsert_contacts_by_email([("a@example.com", {})])
     with Emulator(seed=23, window_limit=1, window_seconds=0.2) as emulator:
         emulator.limiter.admit(search=False)
         HubSpotClient(
-            emulator.base_url, "pat-local-emulator", session=session, tier="enterprise"
+            emulator.base_url,
+            "pat-local-emulator",
+            session=session,
+            tier="enterprise",
+            api_version="v3",
         ).list_property_groups()
     session.close()
     yield seen

@@ -140,6 +140,7 @@ def fake_time() -> FakeTime:
 def client_for(stub: Stub, fake_time: FakeTime, **kw: Any) -> HubSpotClient:
     budget = RateBudget(limit=100, clock=fake_time.clock, sleep=fake_time.sleep)
     kw.setdefault("timeout", (2.0, 2.0))
+    kw.setdefault("api_version", "v3")  # the stub answers v3 paths; 2026-09 has its own tests
     return HubSpotClient(stub.base_url, TOKEN, budget=budget, sleep=fake_time.sleep, **kw)
 
 
@@ -362,10 +363,11 @@ NOT_RETRIED = [
         },
         [
             (
-                "HubSpot rejected the access token (401 INVALID_AUTHENTICATION): check the environment "
-                "variable named in `destination hubspot { token = env(...) }` holds a valid "
-                "private-app token"
-            )
+                "HubSpot rejected the credential (401 INVALID_AUTHENTICATION): check the environment "
+                "variable named in `destination hubspot { token = env(...) }` holds "
+                "a service key or a (legacy) private-app access token, still valid"
+            ),
+            "create a service key in HubSpot under Development > Keys > Service keys",
         ],
     ),
     (
@@ -385,7 +387,8 @@ NOT_RETRIED = [
         },
         [
             "lacks scope crm.schemas.contacts.write",
-            "add it in HubSpot under Settings > Integrations > Private apps",
+            "add it to the service key (Development > Keys > Service keys)",
+            "Settings > Integrations > Private apps",
         ],
     ),
     (
@@ -479,7 +482,7 @@ def test_requests_carry_bearer_user_agent_and_json(stub: Stub, fake_time: FakeTi
             {
                 "id": "a@x.io",
                 "idProperty": "email",
-                "objectWriteTraceId": "syncdsl-0",
+                "objectWriteTraceId": "0",
                 "properties": {"firstname": "Ann"},
             }
         ]
@@ -512,8 +515,11 @@ def test_batch_read_understands_207_and_matches_by_email(stub: Stub, fake_time: 
         "b@x.io": ("2", None),
     }
     sent = stub.seen[0].body
-    assert sent["idProperty"] == "email"
-    assert sent["properties"] == ["email", "firstname", "hs_additional_emails"]
+    assert sent["idProperty"] == "email" and sent["properties"] == [
+        "email",
+        "hs_additional_emails",
+        "firstname",
+    ]
 
 
 def test_batch_limits_are_checked_before_sending(stub: Stub, fake_time: FakeTime) -> None:
@@ -541,7 +547,10 @@ def test_list_paging_follows_after(stub: Stub, fake_time: FakeTime) -> None:
     )
     contacts = list(client_for(stub, fake_time).iter_contacts(["city"], page_size=1))
     assert [c.email for c in contacts] == ["a@x.io", "b@x.io"]
-    assert stub.seen[0].path == "/crm/v3/objects/contacts?limit=1&properties=email%2Ccity"
+    assert (
+        stub.seen[0].path
+        == "/crm/v3/objects/contacts?limit=1&properties=email%2Chs_additional_emails%2Ccity"
+    )
     assert stub.seen[1].path.endswith("&after=abc")
 
 

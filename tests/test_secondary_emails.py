@@ -26,7 +26,7 @@ def test_emulator_merge_makes_a_secondary_email_that_batch_read_resolves(tmp_pat
         client = ws.client()
         found = client.batch_read_contacts_by_email(["lost@example.com"], ["firstname"])
         assert found["lost@example.com"].email == "win@example.com"
-        assert found["lost@example.com"].secondary_emails == ("lost@example.com",)
+        assert found["lost@example.com"].additional_emails == ("lost@example.com",)
         with pytest.raises(HubSpotConflictError) as caught:
             client.batch_upsert_contacts_by_email([("lost@example.com", {"firstname": "L"})])
         assert caught.value.body["category"] == "OBJECT_ALREADY_EXISTS"

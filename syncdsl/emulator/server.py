@@ -93,14 +93,14 @@ _PROPERTY_ROUTES = (
 _FAMILIES = (
     (
         re.compile(
-            r"^/crm/(?:v3/objects|objects/2026-03)/(?:contacts|contact|0-1)(?P<rest>/.*)?$",
+            r"^/crm/(?:v3/objects|objects/2026-0[39])/(?:contacts|contact|0-1)(?P<rest>/.*)?$",
             re.IGNORECASE,
         ),
         _OBJECT_ROUTES,
     ),
     (
         re.compile(
-            r"^/crm/(?:v3/properties|properties/2026-03)/(?:contacts|contact|0-1)"
+            r"^/crm/(?:v3/properties|properties/2026-0[39])/(?:contacts|contact|0-1)"
             r"(?P<rest>/.*)?$",
             re.IGNORECASE,
         ),

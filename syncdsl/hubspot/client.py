@@ -1,4 +1,4 @@
-"""The HubSpot CRM v3 client: every call syncdsl makes to HubSpot goes through `HubSpotClient`."""
+"""The HubSpot CRM client (v3, 2026-03 or 2026-09): every call syncdsl makes goes through it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from syncdsl import __version__
 from syncdsl.errors import HubSpotConflictError, HubSpotError, HubSpotNotFoundError
 from syncdsl.hubspot import errors as hs_errors
-from syncdsl.hubspot.models import ClientStats, Contact, UpdateOutcome, UpsertResult
+from syncdsl.hubspot.models import ClientStats, Contact, ContactWrite, UpsertResult, WriteReply
 from syncdsl.hubspot.ratelimit import RateBudget
 from syncdsl.hubspot.retry import (
     RETRYABLE_EXCEPTIONS,
@@ -26,6 +26,7 @@ from syncdsl.hubspot.retry import (
     rate_limit_wait,
     status_wait,
 )
+from syncdsl.ir import API_VERSIONS, DEFAULT_API_VERSION
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
 
 logger = logging.getLogger("syncdsl.hubspot")
@@ -37,9 +38,42 @@ SEARCH_PAGE_LIMIT = 200
 SEARCH_RESULT_CAP = 10_000
 SEARCH_FILTERS_PER_GROUP = 6
 SEARCH_FILTERS_TOTAL = 18
-CONTACTS = "/crm/v3/objects/contacts"
-PROPERTIES = "/crm/v3/properties/contacts"
-GROUPS = "/crm/v3/properties/contacts/groups"
+SECONDARY_EMAILS = "hs_additional_emails"
+
+
+@dataclass(frozen=True)
+class ApiPaths:
+    """Where one API version keeps contacts and contact properties.
+
+    v3: `/crm/v3/objects/contacts`; date versions: `/crm/objects/2026-09/contacts` and
+    `/crm/properties/2026-09/contacts` (HUBSPOT.md §0).
+    """
+
+    version: str
+
+    @classmethod
+    def of(cls, version: str) -> ApiPaths:
+        if version not in API_VERSIONS:
+            raise ValueError(
+                f"unknown HubSpot API version {version!r}: use one of {', '.join(API_VERSIONS)}"
+            )
+        return cls(version)
+
+    @property
+    def contacts(self) -> str:
+        if self.version == "v3":
+            return "/crm/v3/objects/contacts"
+        return f"/crm/objects/{self.version}/contacts"
+
+    @property
+    def properties(self) -> str:
+        if self.version == "v3":
+            return "/crm/v3/properties/contacts"
+        return f"/crm/properties/{self.version}/contacts"
+
+    @property
+    def groups(self) -> str:
+        return f"{self.properties}/groups"
 
 
 @dataclass(frozen=True)
@@ -91,8 +125,10 @@ class HubSpotClient:
         timeout: tuple[float, float] = (5.0, 60.0),
         pool_size: int = 16,
         sleep: Callable[[float], None] = time.sleep,
+        api_version: str = DEFAULT_API_VERSION,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.paths = ApiPaths.of(api_version)
         self._token = token
         self.timeout = timeout
         self.max_retries = max_retries
@@ -121,7 +157,10 @@ class HubSpotClient:
         )
 
     def __repr__(self) -> str:
-        return f"HubSpotClient(base_url={self.base_url!r}, budget={self.budget!r})"
+        return (
+            f"HubSpotClient(base_url={self.base_url!r}, api_version={self.paths.version!r}, "
+            f"budget={self.budget!r})"
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -136,18 +175,21 @@ class HubSpotClient:
     # -- properties ---------------------------------------------------------------------------
 
     def list_properties(self) -> list[PropertySchema]:
-        body = self._request("GET", PROPERTIES, operation="list_properties").body
+        body = self._request("GET", self.paths.properties, operation="list_properties").body
         return [property_from_api(item) for item in body.get("results") or []]
 
     def get_property(self, name: str) -> PropertySchema:
         """One property; HubSpotNotFoundError when the account has none of that name."""
-        path = f"{PROPERTIES}/{quote(name, safe='')}"
+        path = f"{self.paths.properties}/{quote(name, safe='')}"
         return property_from_api(self._request("GET", path, operation="get_property").body)
 
     def create_property(self, prop: PropertySchema) -> PropertySchema:
         try:
             reply = self._request(
-                "POST", PROPERTIES, operation="create_property", json_body=property_to_api(prop)
+                "POST",
+                self.paths.properties,
+                operation="create_property",
+                json_body=property_to_api(prop),
             )
         except HubSpotConflictError as exc:
             if not getattr(exc, "after_network_retry", False):
@@ -168,7 +210,7 @@ class HubSpotClient:
         try:
             reply = self._request(
                 "POST",
-                f"{PROPERTIES}/batch/create",
+                f"{self.paths.properties}/batch/create",
                 operation="batch_create_properties",
                 json_body=payload,
             )
@@ -178,24 +220,28 @@ class HubSpotClient:
             wanted = {prop.name for prop in chunk}
             return {p.name: p for p in self.list_properties() if p.name in wanted}
         results = {p.name: p for p in map(property_from_api, reply.body.get("results") or [])}
+        # 207 (v3) or 200 (2026-09) with item errors: the other inputs were created.
         errors = [e for e in reply.body.get("errors") or [] if isinstance(e, dict)]
-        if errors and all(_already_exists(e) for e in errors):
-            # Another run created them since the plan: the 409 path (read back, check, go on).
-            raise HubSpotConflictError(
-                "some properties already exist: "
-                + "; ".join(str(e.get("message", "")) for e in errors),
-                status=409,
-                category="OBJECT_ALREADY_EXISTS",
-                operation="batch_create_properties",
-                body={"errors": errors},
-            )
-        if errors:
+        exists = [e for e in errors if _says_exists(e)]
+        if len(exists) < len(errors):
             raise hs_errors.from_response(
                 400,
                 {
                     "category": "VALIDATION_ERROR",
                     "message": "some properties were not created",
-                    "errors": errors,
+                    "errors": [e for e in errors if not _says_exists(e)],
+                },
+                {},
+                operation="batch_create_properties",
+            )
+        if exists:
+            # Created by someone else since the plan: the caller reads them back, like a 409.
+            raise hs_errors.from_response(
+                409,
+                {
+                    "category": "OBJECT_ALREADY_EXISTS",
+                    "message": "; ".join(str(e.get("message") or "") for e in exists),
+                    "errors": exists,
                 },
                 {},
                 operation="batch_create_properties",
@@ -221,20 +267,20 @@ class HubSpotClient:
             patch["groupName"] = group_name
         if options is not None:
             patch["options"] = [option_to_api(option) for option in options]
-        path = f"{PROPERTIES}/{quote(name, safe='')}"
+        path = f"{self.paths.properties}/{quote(name, safe='')}"
         return property_from_api(
             self._request("PATCH", path, operation="update_property", json_body=patch).body
         )
 
     def list_property_groups(self) -> list[PropertyGroup]:
-        body = self._request("GET", GROUPS, operation="list_property_groups").body
+        body = self._request("GET", self.paths.groups, operation="list_property_groups").body
         return [group_from_api(item) for item in body.get("results") or []]
 
     def create_property_group(self, group: PropertyGroup) -> PropertyGroup:
         payload = {"name": group.name, "label": group.label, "displayOrder": group.display_order}
         try:
             reply = self._request(
-                "POST", GROUPS, operation="create_property_group", json_body=payload
+                "POST", self.paths.groups, operation="create_property_group", json_body=payload
             )
         except HubSpotConflictError as exc:
             if not getattr(exc, "after_network_retry", False):
@@ -247,12 +293,7 @@ class HubSpotClient:
     def batch_read_contacts_by_email(
         self, emails: Sequence[str], properties: Sequence[str]
     ) -> dict[str, Contact]:
-        """Contacts keyed by the lowercased email asked for; unknown emails are simply absent.
-
-        HubSpot also matches secondary addresses (`hs_additional_emails`) and then returns the
-        contact with its primary email: such a contact is keyed by the address asked for, and
-        its `email` differs from that key.
-        """
+        """Contacts keyed by lowercased email; emails HubSpot does not know are simply absent."""
         if len(emails) > BATCH_LIMIT:
             raise ValueError(f"batch read takes at most {BATCH_LIMIT} emails, got {len(emails)}")
         wanted = list(dict.fromkeys(email.strip().lower() for email in emails))
@@ -261,22 +302,26 @@ class HubSpotClient:
         payload = {
             "inputs": [{"id": email} for email in wanted],
             "idProperty": "email",
-            "properties": list(dict.fromkeys([*_with_email(properties), "hs_additional_emails"])),
+            "properties": _with_email(properties),
             "propertiesWithHistory": [],
         }
         try:
             body = self._request(
-                "POST", f"{CONTACTS}/batch/read", operation="batch_read_contacts", json_body=payload
+                "POST",
+                f"{self.paths.contacts}/batch/read",
+                operation="batch_read_contacts",
+                json_body=payload,
             ).body
         except HubSpotNotFoundError:
             return {}  # HubSpot may answer 404 when none of the emails exist
-        asked = set(wanted)
         found: dict[str, Contact] = {}
+        requested = set(wanted)
         for item in body.get("results") or []:
             contact = Contact.from_api(item)
-            for email in (contact.email, *contact.secondary_emails):
-                if email in asked:
-                    found[email] = contact
+            # HubSpot resolves a secondary address to its contact, returned with its primary email.
+            for email in (contact.email, *contact.additional_emails):
+                if email in requested:
+                    found.setdefault(email, contact)
         return found
 
     def batch_upsert_contacts_by_email(
@@ -284,79 +329,77 @@ class HubSpotClient:
     ) -> dict[str, UpsertResult]:
         """Create or update contacts by email (idempotent, so safely retried); keyed by lowercased email.
 
-        A 400 (one bad email or property fails the whole batch) raises HubSpotValidationError.
+        A 400 (one bad email or property fails the whole batch) raises HubSpotValidationError, a
+        whole-batch 409 HubSpotConflictError. Inputs HubSpot answered with an item error are absent.
         """
-        if len(inputs) > BATCH_LIMIT:
-            raise ValueError(
-                f"batch upsert takes at most {BATCH_LIMIT} contacts, got {len(inputs)}"
-            )
-        by_email: dict[str, Mapping[str, str]] = {}
-        for email, props in inputs:
-            key = email.strip().lower()
-            if key in by_email:
-                raise ValueError(
-                    f"batch upsert got {key} twice; HubSpot would reject the whole batch"
-                )
-            by_email[key] = props
-        if not by_email:
-            return {}
-        emails = list(by_email)
+        writes = [
+            ContactWrite(str(index), email.strip().lower(), props)
+            for index, (email, props) in enumerate(inputs)
+        ]
+        reply = self.upsert_contacts(writes)
+        return {result.email: result for result in reply.results.values()}
+
+    def upsert_contacts(self, writes: Sequence[ContactWrite]) -> WriteReply:
+        """Batch upsert by email (≤ 100), each input traced by its `trace_id`; matched by trace id."""
+        _check_batch(writes, key=lambda write: write.email, what="batch upsert")
+        if not writes:
+            return WriteReply()
         payload = {
             "inputs": [
                 {
-                    "id": email,
+                    "id": write.email,
                     "idProperty": "email",
-                    "objectWriteTraceId": _trace_id(index),
-                    "properties": dict(by_email[email]),
+                    "objectWriteTraceId": write.trace_id,
+                    "properties": dict(write.properties),
                 }
-                for index, email in enumerate(emails)
+                for write in writes
             ]
         }
         body = self._request(
-            "POST", f"{CONTACTS}/batch/upsert", operation="batch_upsert_contacts", json_body=payload
+            "POST",
+            f"{self.paths.contacts}/batch/upsert",
+            operation="batch_upsert_contacts",
+            json_body=payload,
         ).body
-        return _upsert_results(body, emails)
+        return _write_reply(body, writes)
 
-    def batch_update_contacts_by_id(
-        self, inputs: Sequence[tuple[str, Mapping[str, str]]]
-    ) -> UpdateOutcome:
-        """Update existing contacts by HubSpot id; never creates one.
+    def update_contacts_by_id(self, writes: Sequence[ContactWrite]) -> WriteReply:
+        """Batch update by HubSpot id (≤ 100; every write has `hubspot_id`); matched by trace id.
 
-        Results are matched by record id (and `objectWriteTraceId`), never by an echoed email.
-        An id HubSpot does not know (the contact was deleted or merged away) comes back as
-        missing, whether HubSpot answers a 207 OBJECT_NOT_FOUND item or a 404 for the batch.
+        An id HubSpot does not have (deleted, merged away) is in `not_found`, never an error:
+        nothing is created in its place. A whole-batch 404 is split until each missing id is named.
         """
-        if len(inputs) > BATCH_LIMIT:
-            raise ValueError(
-                f"batch update takes at most {BATCH_LIMIT} contacts, got {len(inputs)}"
-            )
-        if not inputs:
-            return UpdateOutcome()
+        _check_batch(writes, key=lambda write: write.hubspot_id or "", what="batch update")
+        if not writes:
+            return WriteReply()
+        if any(not write.hubspot_id for write in writes):
+            raise ValueError("update_contacts_by_id needs a hubspot_id on every write")
         payload = {
             "inputs": [
-                {"id": contact_id, "objectWriteTraceId": contact_id, "properties": dict(props)}
-                for contact_id, props in inputs
+                {
+                    "id": write.hubspot_id,
+                    "objectWriteTraceId": write.trace_id,
+                    "properties": dict(write.properties),
+                }
+                for write in writes
             ]
         }
         try:
             body = self._request(
                 "POST",
-                f"{CONTACTS}/batch/update",
+                f"{self.paths.contacts}/batch/update",
                 operation="batch_update_contacts",
                 json_body=payload,
             ).body
         except HubSpotNotFoundError:
-            if len(inputs) == 1:
-                return UpdateOutcome(missing=frozenset({inputs[0][0]}))
-            middle = len(inputs) // 2
-            left = self.batch_update_contacts_by_id(inputs[:middle])
-            right = self.batch_update_contacts_by_id(inputs[middle:])
-            return UpdateOutcome(
-                left.updated | right.updated,
-                left.missing | right.missing,
-                {**left.failed, **right.failed},
+            if len(writes) == 1:
+                return WriteReply(not_found=frozenset({writes[0].trace_id}))
+            middle = len(writes) // 2
+            return _merge_replies(
+                self.update_contacts_by_id(writes[:middle]),
+                self.update_contacts_by_id(writes[middle:]),
             )
-        return _update_outcome(body, [contact_id for contact_id, _ in inputs])
+        return _write_reply(body, writes)
 
     def iter_contacts(
         self, properties: Sequence[str], *, page_size: int = 100
@@ -372,7 +415,9 @@ class HubSpotClient:
             }
             if after:
                 params["after"] = after
-            body = self._request("GET", CONTACTS, operation="list_contacts", params=params).body
+            body = self._request(
+                "GET", self.paths.contacts, operation="list_contacts", params=params
+            ).body
             for item in body.get("results") or []:
                 yield Contact.from_api(item)
             after = _next_after(body)
@@ -401,15 +446,13 @@ class HubSpotClient:
             payload: dict[str, Any] = {
                 "filterGroups": _partitioned(groups, floor_id) if floor_id else groups,
                 "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                "properties": list(
-                    dict.fromkeys([*_with_email(properties), "hs_additional_emails"])
-                ),
+                "properties": _with_email(properties),
                 "limit": page_size,
                 "after": after or "0",  # HubSpot's schema requires it, even for the first page
             }
             body = self._request(
                 "POST",
-                f"{CONTACTS}/search",
+                f"{self.paths.contacts}/search",
                 operation="search_contacts",
                 json_body=payload,
                 search=True,
@@ -568,8 +611,15 @@ def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
 
 
 def _with_email(properties: Sequence[str]) -> list[str]:
-    """Always ask for email: results are matched by it, never by position."""
-    return list(dict.fromkeys(["email", *properties]))
+    """Always ask for email and the secondary addresses: a read by email matches either."""
+    return list(dict.fromkeys(["email", SECONDARY_EMAILS, *properties]))
+
+
+def _says_exists(error: Mapping[str, Any]) -> bool:
+    """A property batch create item error saying the name is taken (category or words)."""
+    category = str(error.get("category") or "").upper()
+    message = str(error.get("message") or "").lower()
+    return category in ("OBJECT_ALREADY_EXISTS", "CONFLICT") or "already exists" in message
 
 
 def _next_after(body: Mapping[str, Any]) -> str | None:
@@ -597,69 +647,91 @@ def _partitioned(groups: list[dict[str, Any]], last_id: str) -> list[dict[str, A
     return [{**group, "filters": [*(group.get("filters") or []), above]} for group in groups]
 
 
-def _already_exists(item: Mapping[str, Any]) -> bool:
-    """A batch item error saying the object exists (207 on v3, inside a 200 on 2026-09)."""
-    category = str(item.get("category", ""))
-    return category in ("OBJECT_ALREADY_EXISTS", "CONFLICT") or "already exists" in str(
-        item.get("message", "")
-    )
+def _check_batch(
+    writes: Sequence[ContactWrite], *, key: Callable[[ContactWrite], str], what: str
+) -> None:
+    if len(writes) > BATCH_LIMIT:
+        raise ValueError(f"{what} takes at most {BATCH_LIMIT} contacts, got {len(writes)}")
+    seen: set[str] = set()
+    for write in writes:
+        if key(write) in seen:
+            raise ValueError(f"{what} got {key(write)} twice; HubSpot would reject the whole batch")
+        seen.add(key(write))
+    if len({write.trace_id for write in writes}) != len(writes):
+        raise ValueError(f"{what} needs a distinct trace id per input")
 
 
-def _trace_id(index: int) -> str:
-    """The `objectWriteTraceId` of a batch's input `index` (unique within the batch)."""
-    return f"syncdsl-{index}"
+def _write_reply(body: Mapping[str, Any], writes: Sequence[ContactWrite]) -> WriteReply:
+    """Match results and item errors to inputs by objectWriteTraceId.
 
-
-def _upsert_results(body: Mapping[str, Any], emails: list[str]) -> dict[str, UpsertResult]:
-    """Results matched to inputs by `objectWriteTraceId`, which HubSpot echoes on each result.
-
-    A write reply echoes only what was written, so an update carries no `email` (HUBSPOT.md §0):
-    the echoed email is only a fallback for servers that do not echo trace ids.
+    A HubSpot that does not echo trace ids is matched by record id (updates) or, failing that, by
+    an echoed email; one unmatched result for one unmatched input is matched too.
     """
-    by_trace = {_trace_id(index): email for index, email in enumerate(emails)}
+    by_trace = {write.trace_id: write for write in writes}
+    by_id = {write.hubspot_id: write for write in writes if write.hubspot_id}
+    by_email = {write.email: write for write in writes}
     results: dict[str, UpsertResult] = {}
     unmatched: list[Mapping[str, Any]] = []
     for item in body.get("results") or []:
-        email = by_trace.get(str(item.get("objectWriteTraceId"))) or Contact.from_api(item).email
-        if email is not None and email in emails:
-            results[email] = UpsertResult(
-                id=str(item.get("id")), email=email, new=bool(item.get("new"))
-            )
-        else:
-            unmatched.append(item)
-    missing = [email for email in emails if email not in results]
-    if len(unmatched) == 1 and len(missing) == 1:  # the one way to match without an email
-        item = unmatched[0]
-        results[missing[0]] = UpsertResult(str(item.get("id")), missing[0], bool(item.get("new")))
-    for error in body.get("errors") or []:
-        logger.warning(
-            "HubSpot did not upsert some contacts: %s",
-            error.get("message") if isinstance(error, dict) else error,
+        if not isinstance(item, dict):
+            continue
+        write = by_trace.get(str(item.get("objectWriteTraceId") or "")) or by_id.get(
+            str(item.get("id") or "")
         )
-    return results
+        if write is None:
+            write = by_email.get(Contact.from_api(item).email or "")
+        if write is None or write.trace_id in results:
+            unmatched.append(item)
+            continue
+        results[write.trace_id] = UpsertResult(
+            str(item.get("id")), write.email, bool(item.get("new"))
+        )
+    not_found, errors = _item_errors(body, writes, by_trace, by_id)
+    rest = [w for w in writes if w.trace_id not in results and w.trace_id not in errors]
+    rest = [w for w in rest if w.trace_id not in not_found]
+    if len(unmatched) == 1 and len(rest) == 1:
+        item = unmatched[0]
+        results[rest[0].trace_id] = UpsertResult(
+            str(item.get("id")), rest[0].email, bool(item.get("new"))
+        )
+    return WriteReply(results, frozenset(not_found), errors)
 
 
-def _update_outcome(body: Mapping[str, Any], ids: list[str]) -> UpdateOutcome:
-    wanted = set(ids)
-    updated = {
-        str(item.get("objectWriteTraceId") or item.get("id"))
-        for item in body.get("results") or []
-        if isinstance(item, dict)
-    } & wanted
-    missing: set[str] = set()
-    failed: dict[str, str] = {}
+def _item_errors(
+    body: Mapping[str, Any],
+    writes: Sequence[ContactWrite],
+    by_trace: Mapping[str, ContactWrite],
+    by_id: Mapping[str, ContactWrite],
+) -> tuple[set[str], dict[str, str]]:
+    """Per-input errors (207 in v3, inside the 200 in 2026-09): not-found ids, and the others."""
+    not_found: set[str] = set()
+    errors: dict[str, str] = {}
     for error in body.get("errors") or []:
         if not isinstance(error, dict):
             continue
         context = error.get("context") or {}
-        named = {str(i) for key in ("ids", "objectWriteTraceId") for i in context.get(key) or []}
-        if error.get("category") == "OBJECT_NOT_FOUND":
-            missing |= named & wanted
-        else:
-            failed.update(dict.fromkeys(named & wanted, str(error.get("message", ""))))
-    for contact_id in wanted - updated - missing - set(failed):
-        failed[contact_id] = "HubSpot returned no result for this input"
-    return UpdateOutcome(frozenset(updated), frozenset(missing - updated), failed)
+        traces = [str(t) for t in context.get("objectWriteTraceId") or [] if str(t) in by_trace]
+        traces += [by_id[str(i)].trace_id for i in context.get("ids") or [] if str(i) in by_id]
+        traces += [by_id[str(i)].trace_id for i in context.get("id") or [] if str(i) in by_id]
+        if not traces and len(writes) == 1:
+            traces = [writes[0].trace_id]
+        missing = str(error.get("category") or "").upper() == "OBJECT_NOT_FOUND"
+        for trace in dict.fromkeys(traces):
+            if missing:
+                not_found.add(trace)
+            else:
+                errors[trace] = str(error.get("message") or error.get("category") or "rejected")
+        if not traces:
+            logger.warning("HubSpot reported an error for no known input: %s", error.get("message"))
+    return not_found, errors
+
+
+def _merge_replies(left: WriteReply, right: WriteReply) -> WriteReply:
+    return WriteReply(
+        {**left.results, **right.results},
+        left.not_found | right.not_found,
+        {**left.errors, **right.errors},
+    )
 
 
 def option_to_api(option: PropertyOption) -> dict[str, Any]:

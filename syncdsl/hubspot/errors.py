@@ -19,10 +19,20 @@ from syncdsl.errors import (
     HubSpotValidationError,
 )
 
-PRIVATE_APPS = "HubSpot under Settings > Integrations > Private apps"
+CREDENTIAL = "a service key or a (legacy) private-app access token"
+SERVICE_KEYS = (
+    "create a service key in HubSpot under Development > Keys > Service keys (legacy private "
+    "apps can no longer be created)"
+)
+SCOPES = (
+    "crm.objects.contacts.read, crm.objects.contacts.write, crm.schemas.contacts.read and "
+    "crm.schemas.contacts.write"
+)
 DAILY_ADVICE = (
-    "HubSpot's daily API limit for this account is reached: the work done so far is saved, and "
-    "`syncdsl apply` resumes where it stopped after midnight in the HubSpot account's time zone"
+    "HubSpot's daily API limit for this account is reached (the tier's daily requests, plus "
+    "1,000,000 for each API limit increase pack: declare them with `api_packs` in `destination "
+    "hubspot { }`): the work done so far is saved, and `syncdsl apply` resumes where it stopped "
+    "after the limit resets at midnight in the HubSpot account's time zone"
 )
 
 
@@ -88,20 +98,25 @@ def _detail(errors: list[dict[str, Any]]) -> str:
 
 def _auth_message(category: str) -> str:
     return (
-        f"HubSpot rejected the access token (401 {category or 'INVALID_AUTHENTICATION'}): check the "
-        "environment variable named in `destination hubspot { token = env(...) }` holds a valid "
-        "private-app token"
+        f"HubSpot rejected the credential (401 {category or 'INVALID_AUTHENTICATION'}): check the "
+        "environment variable named in `destination hubspot { token = env(...) }` holds "
+        f"{CREDENTIAL}, still valid, with the scopes {SCOPES}; to get one, {SERVICE_KEYS}"
     )
 
 
 def _scope_message(scopes: list[str], hubspot_message: str) -> str:
+    who = "the service key or private app"
     if len(scopes) == 1:
-        lacking = f"the private app lacks scope {scopes[0]}"
+        lacking = f"{who} lacks scope {scopes[0]}"
     elif scopes:
-        lacking = f"the private app lacks one of the scopes {', '.join(scopes)}"
+        lacking = f"{who} lacks one of the scopes {', '.join(scopes)}"
     else:
-        lacking = f"the private app lacks a required scope ({hubspot_message or 'no detail given'})"
-    return f"HubSpot refused the request (403 MISSING_SCOPES): {lacking}: add it in {PRIVATE_APPS}"
+        lacking = f"{who} lacks a required scope ({hubspot_message or 'no detail given'})"
+    return (
+        f"HubSpot refused the request (403 MISSING_SCOPES): {lacking}: add it to the service key "
+        "(Development > Keys > Service keys) or to the legacy private app (Settings > "
+        f"Integrations > Private apps); syncdsl needs {SCOPES}"
+    )
 
 
 def _validation_message(category: str, hubspot_message: str, errors: list[dict[str, Any]]) -> str:

@@ -21,10 +21,14 @@ class Contact:
         return value.strip().lower() if value else None
 
     @property
-    def secondary_emails(self) -> tuple[str, ...]:
-        """Its other addresses (`hs_additional_emails`, `;`-separated), lowercased."""
+    def additional_emails(self) -> tuple[str, ...]:
+        """Its secondary addresses (`hs_additional_emails`, `;`-separated), lowercased."""
         raw = self.properties.get("hs_additional_emails") or ""
-        return tuple(e.strip().lower() for e in raw.split(";") if e.strip())
+        return tuple(part.strip().lower() for part in raw.split(";") if part.strip())
+
+    def answers_to(self, email: str) -> bool:
+        """Whether `email` is this contact's primary or one of its secondary addresses."""
+        return email == self.email or email in self.additional_emails
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any]) -> Contact:
@@ -45,12 +49,27 @@ class UpsertResult:
 
 
 @dataclass(frozen=True)
-class UpdateOutcome:
-    """A batch update by id: updated ids, ids HubSpot does not know, and other refusals."""
+class ContactWrite:
+    """One input of a batch write: by email (upsert) or, when `hubspot_id` is set, by id (update).
 
-    updated: frozenset[str] = frozenset()
-    missing: frozenset[str] = frozenset()
-    failed: Mapping[str, str] = field(default_factory=dict)  # id -> HubSpot's message
+    `trace_id` is sent as `objectWriteTraceId`; HubSpot echoes it on the input's result or error,
+    which is how the reply is matched to the inputs (never by an echoed email).
+    """
+
+    trace_id: str
+    email: str
+    properties: Mapping[str, str]
+    hubspot_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteReply:
+    """A batch write's reply, by trace id: what was written, what HubSpot does not have (an id
+    that was deleted or merged away), and the other per-input errors with HubSpot's message."""
+
+    results: dict[str, UpsertResult] = field(default_factory=dict)
+    not_found: frozenset[str] = frozenset()
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 _HEADER_FIELDS = {
