@@ -13,11 +13,11 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from syncdsl import ir
 from syncdsl.mapping import ProfileMapper, RecordRejected
@@ -31,41 +31,49 @@ _MERGE_EXAMPLES = 3
 
 @dataclass(frozen=True)
 class _Layout:
-    """Staging columns: one per mapped property (c0...) and per audience property (a0...)."""
+    """Staging layout: a row's mapped values (properties, then audience properties) are one JSON
+    array in `vals`, so any number of mappings and audiences fits (SQLite caps columns at 2,000);
+    `select` rows come back as (email, src, line, *one value per property, *per audience)."""
 
     properties: tuple[str, ...]
     audiences: tuple[str, ...]
+    slots: tuple[tuple[int, ...], ...] = ()  # per source: where its values go in a full row
 
     @classmethod
     def of(cls, mappers: list[ProfileMapper]) -> _Layout:
-        properties = dict.fromkeys(name for m in mappers for name in m.property_names)
-        audiences = dict.fromkeys(name for m in mappers for name in m.audience_properties)
-        return cls(tuple(properties), tuple(audiences))
+        properties = tuple(dict.fromkeys(name for m in mappers for name in m.property_names))
+        audiences = tuple(dict.fromkeys(name for m in mappers for name in m.audience_properties))
+        slots = tuple(
+            tuple(properties.index(name) for name in m.property_names)
+            + tuple(len(properties) + audiences.index(name) for name in m.audience_properties)
+            for m in mappers
+        )
+        return cls(properties, audiences, slots)
 
     def create_table(self) -> str:
-        columns = [f"c{i} TEXT" for i in range(len(self.properties))]
-        columns += [f"a{i} TEXT" for i in range(len(self.audiences))]
-        extra = "".join(f", {column}" for column in columns)
         return (
             "CREATE TABLE staged (email TEXT NOT NULL, src INTEGER NOT NULL, line INTEGER NOT NULL,"
-            f" dups INTEGER NOT NULL{extra}, PRIMARY KEY (email, src)) WITHOUT ROWID"
+            " dups INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (email, src)) WITHOUT ROWID"
         )
 
     def select(self) -> str:
-        columns = [f"c{i}" for i in range(len(self.properties))]
-        columns += [f"a{i}" for i in range(len(self.audiences))]
-        return f"SELECT email, src, line{''.join(', ' + c for c in columns)} FROM staged"
+        return "SELECT email, src, line, vals FROM staged"
+
+    def expand(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[object, ...]]:
+        """Staged rows as (email, src, line, *values) with None where a source maps nothing."""
+        width = len(self.properties) + len(self.audiences)
+        for email, src, line, vals in rows:
+            full: list[object] = [None] * width
+            for slot, value in zip(self.slots[src], json.loads(vals)):
+                full[slot] = value
+            yield (email, src, line, *full)
 
     def upsert(self, mapper: ProfileMapper) -> str:
         """The insert for one source: later records of an email replace earlier ones, counted."""
-        columns = [f"c{self.properties.index(name)}" for name in mapper.property_names]
-        columns += [f"a{self.audiences.index(name)}" for name in mapper.audience_properties]
-        names = "".join(f", {column}" for column in columns)
-        marks = ", ?" * len(columns)
-        updates = "".join(f", {column} = excluded.{column}" for column in columns)
         return (
-            f"INSERT INTO staged (email, src, line, dups{names}) VALUES (?, ?, ?, 0{marks}) "
-            f"ON CONFLICT (email, src) DO UPDATE SET line = excluded.line, dups = dups + 1{updates}"
+            "INSERT INTO staged (email, src, line, dups, vals) VALUES (?, ?, ?, 0, ?) "
+            "ON CONFLICT (email, src) DO UPDATE SET line = excluded.line, dups = dups + 1,"
+            " vals = excluded.vals"
         )
 
 
@@ -143,7 +151,7 @@ class DesiredSet:
         self._finalizer = weakref.finalize(self, _discard, connection, directory)
 
     def __iter__(self) -> Iterator[DesiredContact]:
-        rows = self._connection.execute(f"{self._select} ORDER BY email, src")
+        rows = self._layout.expand(self._connection.execute(f"{self._select} ORDER BY email, src"))
         merge = _Merger(self._sources, self._layout).merge
         for _, group in itertools.groupby(rows, key=_first):
             yield merge(list(group))
@@ -155,7 +163,7 @@ class DesiredSet:
         """The desired contact for an email (compared trimmed and lowercased), or None."""
         key = email.strip().lower()
         rows = self._connection.execute(f"{self._select} WHERE email = ? ORDER BY src", (key,))
-        group = rows.fetchall()
+        group = list(self._layout.expand(rows))
         return _Merger(self._sources, self._layout).merge(group) if group else None
 
     def emails(self) -> Iterator[str]:
@@ -315,7 +323,7 @@ def _stage_source(
             )
             rejected_count += 1
             continue
-        batch.append((email, index, record.line, *values, *statuses))
+        batch.append((email, index, record.line, json.dumps([*values, *statuses])))
         if len(batch) >= _BATCH:
             connection.executemany(upsert, batch)
             batch.clear()
@@ -354,9 +362,11 @@ def _conflict_warnings(
     """Conflicting values across sources: the first few in full, then a total."""
     if len(sources) < 2:
         return []
-    rows = connection.execute(
-        f"{layout.select()} WHERE email IN "
-        "(SELECT email FROM staged GROUP BY email HAVING COUNT(*) > 1) ORDER BY email, src"
+    rows = layout.expand(
+        connection.execute(
+            f"{layout.select()} WHERE email IN "
+            "(SELECT email FROM staged GROUP BY email HAVING COUNT(*) > 1) ORDER BY email, src"
+        )
     )
     merger = _Merger(sources, layout)
     total = 0
