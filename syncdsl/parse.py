@@ -352,12 +352,18 @@ def _resume_line(error: UnexpectedInput, text: str) -> int | None:
 
 #: Blocks, lists and calls nest at most this deep (deeper nesting is refused with its place).
 MAX_NESTING = 50
+#: The longest line a .sync file may hold: room for HubSpot's longest value (65,536 characters);
+#: longer lines are refused before parsing, which keeps memory bounded.
+MAX_LINE = 70_000
 
 
 def _too_deep(text: str, file: str) -> Diagnostic | None:
-    """The first bracket opened beyond MAX_NESTING, as a diagnostic (parsing it would recurse)."""
+    """The first line over MAX_LINE or bracket opened beyond MAX_NESTING, as a diagnostic."""
     depth = 0
     for line_no, line in enumerate(text.split("\n"), start=1):
+        if len(line) > MAX_LINE:
+            message = f"line too long ({len(line):,} characters; at most {MAX_LINE:,})"
+            return Diagnostic(_point(file, line_no, MAX_LINE + 1), message)
         for match in re.finditer(r'"([^"\\\n]|\\.)*"|`[^`\n]*`|(#|//).*|[{}\[\]()]', line):
             char = match.group(0)
             if char in "{[(":
