@@ -58,7 +58,7 @@ def _caret(line: str, span: Span) -> str:
 def render_one(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
     """One diagnostic; with the source line and a caret when the file text is known."""
     span = diagnostic.span
-    message = _LONG_QUOTE.sub(lambda m: m.group(0)[:60] + "...`", diagnostic.message)
+    message = _LONG_QUOTE.sub(lambda m: m.group(0)[:120] + "...`", diagnostic.message)
     if span.line < 1:
         return f"{span.file}: {diagnostic.severity}: {message}"
     head = f"{span}: {diagnostic.severity}: {message}"
@@ -73,7 +73,7 @@ def render_one(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
     return f"{head}\n{line}\n{_caret(line, span)}"
 
 
-_LONG_QUOTE = re.compile(r"`[^`]{80,}`")
+_LONG_QUOTE = re.compile(r"`[^`]{200,}`")
 #: The most of one source line an error shows; a longer line is cut around the caret.
 MAX_SHOWN = 160
 
