@@ -40,7 +40,7 @@ def _free_port() -> int:
 def _emulator(portal: Path, faults: bool) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     args = [*SYNCDSL, "emulator", "--port", str(port), "--token", TOKEN, "--no-rate-limits"]
-    args += ["--state", str(portal), "--latency", "0.01", "--seed", "13"]
+    args += ["--state", str(portal), "--latency", "0.03", "--seed", "13"]
     if faults:
         args += ["--fail-rate", "0.05", "--reset-rate", "0.01"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -55,11 +55,19 @@ def _emulator(portal: Path, faults: bool) -> tuple[subprocess.Popen[bytes], str]
     raise RuntimeError("the emulator did not start")
 
 
-def _workspace(root: Path, people: int) -> None:
-    root.mkdir(parents=True)
+def _workspace(root: Path, people: int, version: int) -> None:
+    """The configuration at `version`: each version changes every contact's first name, so each
+    apply has `people` updates to make (and to be killed in the middle of)."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "main.sync").write_text(BASE_SPEC)
+    status = ("realized", "existing")
     profiles = [
-        {"email": f"f{i:05d}@example.com", "first": f"F{i}", "city": "paris", "seg": "realized"}
+        {
+            "email": f"f{i:05d}@example.com",
+            "first": f"F{i}-v{version}",
+            "city": "paris",
+            "seg": status[(i + version) % 2],
+        }
         for i in range(people)
     ]
     (root / "profiles.jsonl").write_text("".join(profile_line(p) + "\n" for p in profiles))
@@ -94,17 +102,17 @@ def run(kills: int, people: int, seed: int) -> dict[str, int]:
     with tempfile.TemporaryDirectory(prefix="syncdsl-kill-") as tmp:
         base = Path(tmp)
         clean_root, faulty_root = base / "clean", base / "faulty"
-        _workspace(clean_root, people)
-        _workspace(faulty_root, people)
+        _workspace(clean_root, people, kills)
         emulator, url = _emulator(base / "clean.json", faults=False)
         assert _apply(clean_root, url).wait(timeout=600) == 0, "the clean apply failed"
         clean = _portal(emulator, base / "clean.json")
 
         emulator, url = _emulator(base / "faulty.json", faults=True)
         landed = 0
-        for _ in range(kills):
+        for version in range(kills):
+            _workspace(faulty_root, people, version + 1)
             process = _apply(faulty_root, url)
-            time.sleep(rng.uniform(0.3, 4.0))
+            time.sleep(rng.uniform(0.5, 3.0))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 landed += 1
