@@ -103,6 +103,8 @@ class Tally:
             self.internal.append(f"{label}: {output[-300:]}")
         if seconds > HANG_SECONDS:
             self.hangs.append(f"{label}: {seconds:.1f} s")
+        if label.startswith("fmt") and "would be reformatted" in output:
+            return  # fmt --check's "needs formatting" answer, not an error
         positioned = _POSITION.search(output) or "Error: " in output
         if code == 1 and not positioned and not any(w in output for w in _UNPOSITIONED):
             self.unpositioned.append(f"{label}: {output[:200]}")
@@ -172,6 +174,13 @@ def campaign(cases: int, seed: int, subprocess_every: int) -> Tally:
             data = mutate(rng, rng.choice(seeds))
             real = subprocess_every > 0 and case % subprocess_every == 0
             run_case(root, data, tally, case, real=real)
+            if (case + 1) % 1000 == 0:
+                print(
+                    f"progress: {case + 1} cases, {tally.runs} runs, internal errors "
+                    f"{len(tally.internal)}, hangs {len(tally.hangs)}, unpositioned "
+                    f"{len(tally.unpositioned)}, slowest {tally.slowest:.2f} s",
+                    flush=True,
+                )
     return tally
 
 
