@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
@@ -49,6 +51,12 @@ def boundary(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130) from None
+        except (OSError, sqlite3.OperationalError) as error:
+            message = environment_error(error)
+            if message is None or _DEBUG["on"]:
+                raise
+            typer.echo(f"Error: {message}", err=True)
+            raise typer.Exit(1) from None
         except Exception as error:
             if _DEBUG["on"]:
                 raise
@@ -60,6 +68,34 @@ def boundary(func: F) -> F:
             raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_SQLITE_WORDS = ("disk is full", "readonly database", "unable to open database", "disk i/o error")
+
+
+def environment_error(error: OSError | sqlite3.OperationalError) -> str | None:
+    """What to tell the user when the machine (not syncdsl) refused a file operation; None for
+    errors that are not about files (those stay internal errors)."""
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error)
+        if not any(word in text for word in _SQLITE_WORDS):
+            return None
+        hint = "free some space" if "full" in text else "check the permissions of .syncdsl/"
+        return (
+            f"the state store could not be written ({text}): {hint} and run the command again; "
+            "an interrupted apply resumes where it stopped"
+        )
+    where = f" {error.filename}" if error.filename else ""
+    reason = error.strerror or str(error)
+    if error.errno in _DISK_FULL:
+        return (
+            f"cannot write{where}: {reason}: free some space and run the command again; an "
+            "interrupted apply resumes where it stopped"
+        )
+    if error.filename is None:
+        return None
+    return f"cannot use{where}: {reason}: check that it is a writable file or directory"
 
 
 def _version(value: bool) -> None:

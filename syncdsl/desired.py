@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from syncdsl import ir
 from syncdsl.fieldcheck import check_csv_headers, missing_path_warning
@@ -32,41 +32,49 @@ _MERGE_EXAMPLES = 3
 
 @dataclass(frozen=True)
 class _Layout:
-    """Staging columns: one per mapped property (c0...) and per audience property (a0...)."""
+    """Staging layout: a row's mapped values (properties, then audience properties) are one JSON
+    array in `vals`, so any number of mappings and audiences fits (SQLite caps columns at 2,000);
+    `select` rows come back as (email, src, line, *one value per property, *per audience)."""
 
     properties: tuple[str, ...]
     audiences: tuple[str, ...]
+    slots: tuple[tuple[int, ...], ...] = ()  # per source: where its values go in a full row
 
     @classmethod
     def of(cls, mappers: list[ProfileMapper]) -> _Layout:
-        properties = dict.fromkeys(name for m in mappers for name in m.property_names)
-        audiences = dict.fromkeys(name for m in mappers for name in m.audience_properties)
-        return cls(tuple(properties), tuple(audiences))
+        properties = tuple(dict.fromkeys(name for m in mappers for name in m.property_names))
+        audiences = tuple(dict.fromkeys(name for m in mappers for name in m.audience_properties))
+        slots = tuple(
+            tuple(properties.index(name) for name in m.property_names)
+            + tuple(len(properties) + audiences.index(name) for name in m.audience_properties)
+            for m in mappers
+        )
+        return cls(properties, audiences, slots)
 
     def create_table(self) -> str:
-        columns = [f"c{i} TEXT" for i in range(len(self.properties))]
-        columns += [f"a{i} TEXT" for i in range(len(self.audiences))]
-        extra = "".join(f", {column}" for column in columns)
         return (
             "CREATE TABLE staged (email TEXT NOT NULL, src INTEGER NOT NULL, line INTEGER NOT NULL,"
-            f" dups INTEGER NOT NULL{extra}, PRIMARY KEY (email, src)) WITHOUT ROWID"
+            " dups INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (email, src)) WITHOUT ROWID"
         )
 
     def select(self) -> str:
-        columns = [f"c{i}" for i in range(len(self.properties))]
-        columns += [f"a{i}" for i in range(len(self.audiences))]
-        return f"SELECT email, src, line{''.join(', ' + c for c in columns)} FROM staged"
+        return "SELECT email, src, line, vals FROM staged"
+
+    def expand(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[object, ...]]:
+        """Staged rows as (email, src, line, *values) with None where a source maps nothing."""
+        width = len(self.properties) + len(self.audiences)
+        for email, src, line, vals in rows:
+            full: list[object] = [None] * width
+            for slot, value in zip(self.slots[src], json.loads(vals)):
+                full[slot] = value
+            yield (email, src, line, *full)
 
     def upsert(self, mapper: ProfileMapper) -> str:
         """The insert for one source: later records of an email replace earlier ones, counted."""
-        columns = [f"c{self.properties.index(name)}" for name in mapper.property_names]
-        columns += [f"a{self.audiences.index(name)}" for name in mapper.audience_properties]
-        names = "".join(f", {column}" for column in columns)
-        marks = ", ?" * len(columns)
-        updates = "".join(f", {column} = excluded.{column}" for column in columns)
         return (
-            f"INSERT INTO staged (email, src, line, dups{names}) VALUES (?, ?, ?, 0{marks}) "
-            f"ON CONFLICT (email, src) DO UPDATE SET line = excluded.line, dups = dups + 1{updates}"
+            "INSERT INTO staged (email, src, line, dups, vals) VALUES (?, ?, ?, 0, ?) "
+            "ON CONFLICT (email, src) DO UPDATE SET line = excluded.line, dups = dups + 1,"
+            " vals = excluded.vals"
         )
 
 
@@ -163,7 +171,7 @@ class DesiredSet:
         self._finalizer = weakref.finalize(self, _discard, connection, directory)
 
     def __iter__(self) -> Iterator[DesiredContact]:
-        rows = self._connection.execute(f"{self._select} ORDER BY email, src")
+        rows = self._layout.expand(self._connection.execute(f"{self._select} ORDER BY email, src"))
         merge = _Merger(self._sources, self._layout).merge
         for _, group in itertools.groupby(rows, key=_first):
             yield merge(list(group))
@@ -175,7 +183,7 @@ class DesiredSet:
         """The desired contact for an email (compared trimmed and lowercased), or None."""
         key = email.strip().lower()
         rows = self._connection.execute(f"{self._select} WHERE email = ? ORDER BY src", (key,))
-        group = rows.fetchall()
+        group = list(self._layout.expand(rows))
         return _Merger(self._sources, self._layout).merge(group) if group else None
 
     def emails(self) -> Iterator[str]:
@@ -185,14 +193,17 @@ class DesiredSet:
 
     def member_emails(self) -> Iterator[str]:
         """The emails that are members (realized or existing) of some audience, ascending."""
-        columns = [f"a{i}" for i in range(len(self._layout.audiences))]
-        if not columns:
-            return iter(())
-        member = " OR ".join(f"{column} IN ('realized', 'existing')" for column in columns)
-        rows = self._connection.execute(
-            f"SELECT DISTINCT email FROM staged WHERE {member} ORDER BY email"
-        )
-        return (row[0] for row in rows)
+        width = len(self._layout.properties)
+        first_status = [sum(slot < width for slot in slots) for slots in self._layout.slots]
+        rows = self._connection.execute("SELECT email, src, vals FROM staged ORDER BY email")
+        last = None
+        for email, src, vals in rows:
+            if email == last:
+                continue
+            statuses = json.loads(vals)[first_status[src] :]
+            if any(status in ("realized", "existing") for status in statuses):
+                last = email
+                yield email
 
     def write_rejects(self, path: Path) -> int:
         """Write rejects as JSONL ({file, line, source, reason, record}); return how many."""
@@ -377,7 +388,7 @@ def _stage_source(
         if unseen:
             for i in [i for i in unseen if values[i] is not None]:
                 del unseen[i]
-        batch.append((email, index, record.line, *values, *statuses))
+        batch.append((email, index, record.line, json.dumps([*values, *statuses])))
         if len(batch) >= _BATCH:
             connection.executemany(upsert, batch)
             batch.clear()
@@ -428,9 +439,11 @@ def _conflict_warnings(
     """Conflicting values across sources: the first few in full, then a total."""
     if len(sources) < 2:
         return []
-    rows = connection.execute(
-        f"{layout.select()} WHERE email IN "
-        "(SELECT email FROM staged GROUP BY email HAVING COUNT(*) > 1) ORDER BY email, src"
+    rows = layout.expand(
+        connection.execute(
+            f"{layout.select()} WHERE email IN "
+            "(SELECT email FROM staged GROUP BY email HAVING COUNT(*) > 1) ORDER BY email, src"
+        )
     )
     merger = _Merger(sources, layout)
     total = 0

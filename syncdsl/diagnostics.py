@@ -58,9 +58,10 @@ def _caret(line: str, span: Span) -> str:
 def render_one(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
     """One diagnostic; with the source line and a caret when the file text is known."""
     span = diagnostic.span
+    message = _LONG_QUOTE.sub(lambda m: m.group(0)[:120] + "...`", diagnostic.message)
     if span.line < 1:
-        return f"{span.file}: {diagnostic.severity}: {diagnostic.message}"
-    head = f"{span}: {diagnostic.severity}: {diagnostic.message}"
+        return f"{span.file}: {diagnostic.severity}: {message}"
+    head = f"{span}: {diagnostic.severity}: {message}"
     text = sources.get(span.file)
     if text is None:
         return head
@@ -68,8 +69,28 @@ def render_one(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
     lines = text.split("\n")
     if span.line > len(lines):
         return head
-    line = _display_line(lines[span.line - 1])
+    line, span = _window(_display_line(lines[span.line - 1]), span)
     return f"{head}\n{line}\n{_caret(line, span)}"
+
+
+_LONG_QUOTE = re.compile(r"`[^`]{200,}`")
+#: The most of one source line an error shows; a longer line is cut around the caret.
+MAX_SHOWN = 160
+
+
+def _window(line: str, span: Span) -> tuple[str, Span]:
+    """The line cut to MAX_SHOWN characters around the span's column, and the span moved along."""
+    if len(line) <= MAX_SHOWN:
+        return line, span
+    start = max(min(span.column - 1 - MAX_SHOWN // 4, len(line) - MAX_SHOWN), 0)
+    shown = line[start : start + MAX_SHOWN]
+    prefix = "..." if start else ""
+    suffix = "..." if start + MAX_SHOWN < len(line) else ""
+    shift = start - len(prefix)
+    end_column = span.end_column - shift if span.end_line == span.line else span.end_column
+    end_column = min(end_column, len(prefix) + len(shown) + 1)
+    moved = Span(span.file, span.line, span.column - shift, span.line, end_column)
+    return prefix + shown + suffix, moved
 
 
 def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str]:

@@ -231,8 +231,7 @@ def _render(lines: list[_Line]) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
-def _comments(text: str, file: str) -> list[str]:
-    tree = parse_tree(text, file)
+def _comments(tree: Tree[Token]) -> list[str]:
     found: list[str] = []
     for token in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "NL"):
         gap = _gap(token)
@@ -269,7 +268,7 @@ def format_text(text: str, file: str = "<text>") -> str:
     formatted = _render(printer.lines)
     # A formatter must never change meaning or drop a comment; refuse rather than corrupt.
     same = _shape(parse_text(text, file)) == _shape(parse_text(formatted, file))
-    if not same or _comments(text, file) != _comments(formatted, file):
+    if not same or _comments(tree) != _comments(parse_tree(formatted, file)):
         span = Span(file, 0, 0, 0, 0)
         message = "fmt cannot lay out this file without changing it; please report this file"
         raise SpecError([Diagnostic(span, message)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from syncdsl.ir import AUDIENCE_STATUSES, Audience, Spec, derive_property_name
 
 LOCK_FILE = "syncdsl.lock"
 LOCK_VERSION = 1
+PROPERTY_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _HEADER = (
     "# syncdsl.lock: maintained by `syncdsl apply`. Commit it.\n"
     "# Each audience's stable key (segment id or upload source) is bound to its HubSpot property,\n"
@@ -52,11 +54,56 @@ def read_lock(root: Path) -> LockFile:
     if not path.exists():
         return LockFile({})
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise StateError(f"{path}: not a valid lock file ({error}); restore it from git") from error
+    except OSError as error:
+        raise StateError(
+            f"{path}: cannot read the lock file ({error.strerror or error}); it must be a file: "
+            "restore it from git"
+        ) from error
+    audiences = _audiences(path, text, data)
+    _check_entries(path, text, data, audiences)
+    return LockFile(audiences)
+
+
+def _line_of(text: str, pattern: str, after: int = 0) -> int:
+    """The 1-based line of the first line from line `after` on that starts with `pattern`."""
+    lines = text.split("\n")
+    for number in range(after, len(lines)):
+        if lines[number].lstrip().startswith(pattern):
+            return number + 1
+    return 0
+
+
+def _check_entries(
+    path: Path, text: str, data: dict[str, object], audiences: dict[str, LockedAudience]
+) -> None:
+    """The version and each entry's property name, checked when the lock is read."""
+    version = data.get("version", LOCK_VERSION)
+    if version != LOCK_VERSION:
+        raise StateError(
+            f"{path}:{_line_of(text, 'version')}: lock file version {version!r} is not one this "
+            f"syncdsl reads (version {LOCK_VERSION}); restore it from git or upgrade syncdsl"
+        )
+    for key, entry in audiences.items():
+        if PROPERTY_NAME.fullmatch(entry.property) and len(entry.property) <= 100:
+            continue
+        header = _line_of(text, f'[audiences."{key}"]') or _line_of(text, f"[audiences.{key}]")
+        line = _line_of(text, "property", header) if header else 0
+        raise StateError(
+            f"{path}:{line}: audience {key!r}: {entry.property!r} is not a HubSpot internal name "
+            "(lowercase letters, digits and `_`, starting with a letter); restore it from git"
+        )
+
+
+def _audiences(path: Path, text: str, data: dict[str, object]) -> dict[str, LockedAudience]:
+    entries = data.get("audiences", {})
+    if not isinstance(entries, dict):
+        raise StateError(f"{path}: `audiences` is not a table; restore it from git")
     audiences: dict[str, LockedAudience] = {}
-    for key, entry in data.get("audiences", {}).items():
+    for key, entry in entries.items():
         try:
             audiences[key] = LockedAudience(
                 key=key,
@@ -66,11 +113,13 @@ def read_lock(root: Path) -> LockFile:
                 source=entry.get("source", ""),
                 options=tuple(entry.get("options", AUDIENCE_STATUSES)),
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, AttributeError) as error:
             raise StateError(
                 f"{path}: audience {key!r} lacks {error}; restore it from git"
             ) from error
-    return LockFile(audiences)
+        if not all(isinstance(v, str) for v in (audiences[key].property, audiences[key].label)):
+            raise StateError(f"{path}: audience {key!r}: property and label must be strings")
+    return audiences
 
 
 def desired_lock(spec: Spec, current: LockFile) -> LockFile:

@@ -167,7 +167,10 @@ def _label(error: UnexpectedToken, text: str) -> str | None:
     opened = _unclosed(before)
     if opened is not None and opened[2] in "[(":
         return "in_list" if opened[2] == "[" else "in_call"
-    label = error.match_examples(parser().parse, _EXAMPLES, use_accepts=True)
+    try:
+        label = error.match_examples(parser().parse, _EXAMPLES, use_accepts=True)
+    except TypeError:  # Lark 1.3 formats a ParserState with %d in a debug message
+        label = None
     if label is None:
         number = _state_number(error)
         label = _labels_by_state().get(number) if number is not None else None
@@ -347,12 +350,41 @@ def _resume_line(error: UnexpectedInput, text: str) -> int | None:
     return int(error.line)
 
 
+#: Blocks, lists and calls nest at most this deep (deeper nesting is refused with its place).
+MAX_NESTING = 50
+#: The longest line a .sync file may hold: room for HubSpot's longest value (65,536 characters);
+#: longer lines are refused before parsing, which keeps memory bounded.
+MAX_LINE = 70_000
+
+
+def _too_deep(text: str, file: str) -> Diagnostic | None:
+    """The first line over MAX_LINE or bracket opened beyond MAX_NESTING, as a diagnostic."""
+    depth = 0
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        if len(line) > MAX_LINE:
+            message = f"line too long ({len(line):,} characters; at most {MAX_LINE:,})"
+            return Diagnostic(_point(file, line_no, MAX_LINE + 1), message)
+        for match in re.finditer(r'"([^"\\\n]|\\.)*"|`[^`\n]*`|(#|//).*|[{}\[\]()]', line):
+            char = match.group(0)
+            if char in "{[(":
+                depth += 1
+                if depth > MAX_NESTING:
+                    message = f"blocks and lists nest at most {MAX_NESTING} deep"
+                    return Diagnostic(_point(file, line_no, match.start() + 1), message)
+            elif char in "}])":
+                depth = max(depth - 1, 0)
+    return None
+
+
 def parse_tree(text: str, file: str) -> Tree[Token]:
     """Parse `text` into Lark's concrete tree (NL tokens keep the comments); SpecError if invalid.
 
     After a syntax error on a self-contained line, that line is blanked and parsing resumes, so
     one run reports several independent slips.
     """
+    deep = _too_deep(text, file)
+    if deep is not None:
+        raise spec_error([deep], {file: text})
     diagnostics: list[Diagnostic] = []
     attempt = text
     blanked: set[int] = set()
@@ -568,12 +600,23 @@ def spec_files(paths: Iterable[Path]) -> tuple[list[Path], Path | None, list[Dia
 def read_spec_text(file: Path) -> str:
     """The text of a .sync file; SpecError when it cannot be read as UTF-8."""
     try:
-        return file.read_text(encoding="utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
-        message = "not UTF-8 text: save the file as UTF-8"
+        data = file.read_bytes()
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        return _not_utf8(str(file), data, error)
     except OSError as error:
         message = f"cannot read the file: {error.strerror or error}"
     raise spec_error([Diagnostic(_nowhere(str(file)), message)], {})
+
+
+def _not_utf8(file: str, data: bytes, error: UnicodeDecodeError) -> str:
+    """Raise a SpecError placing the first byte that is not UTF-8 at its line and column."""
+    start = data.rfind(b"\n", 0, error.start) + 1
+    line = data.count(b"\n", 0, error.start) + 1
+    column = len(data[start : error.start].decode("utf-8", "replace")) + 1
+    message = f"not UTF-8 text (byte 0x{data[error.start]:02x}): save the file as UTF-8"
+    text = data.decode("utf-8", "replace")
+    raise spec_error([Diagnostic(_point(file, line, column), message)], {file: text})
 
 
 def load_spec(paths: list[Path]) -> Spec:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from syncdsl.errors import SyncdslError
+from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.ir import Spec
+from syncdsl.oslock import read_holder, try_flock
 from syncdsl.state import state_dir
 
 API_BASE_ENV = "HUBSPOT_API_BASE"
 LOCAL_TOKEN = "pat-local-emulator"
 LOCAL_DATA = "local-hubspot.json"
+LOCAL_LOCK = "local-hubspot.lock"
 LOCAL_STATE_KEY = "local:"  # what the state is bound to for the embedded emulator (its port varies)
 
 
@@ -55,28 +59,8 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
     configuration, so plan and apply see the same local portal from one command to the next.
     """
     if local:
-        from syncdsl.emulator import Emulator
-
-        emulator = Emulator(
-            token=LOCAL_TOKEN,
-            tier=spec.destination.tier,
-            daily_limit=spec.destination.daily_limit,
-            state_file=state_dir(spec.root) / LOCAL_DATA,
-        )
-        state_dir(spec.root).mkdir(parents=True, exist_ok=True)
-        base_url = emulator.start()
-        client = HubSpotClient(
-            base_url,
-            LOCAL_TOKEN,
-            tier=spec.destination.tier,
-            pool_size=max(parallelism, 4),
-            api_version=spec.destination.api_version,
-        )
-        try:
-            yield Target(client, base_url, LOCAL_STATE_KEY, True)
-        finally:
-            client.close()
-            emulator.stop()
+        with local_portal_lock(spec.root), _local(spec, parallelism) as target:
+            yield target
         return
     base_url = resolve_base_url(spec)
     client = HubSpotClient(
@@ -90,3 +74,61 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
         yield Target(client, base_url, base_url, False)
     finally:
         client.close()
+
+
+@contextmanager
+def local_portal_lock(root: Path) -> Iterator[None]:
+    """Hold the embedded local HubSpot of a configuration for this process alone.
+
+    Every command that opens `.syncdsl/local-hubspot.json` takes this lock first, so a plan cannot
+    load the portal while an apply is writing it (and later save its stale copy over it).
+    """
+    directory = state_dir(root)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCAL_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not try_flock(fd) or not _same_file(fd, path):
+            raise PlanError(
+                f"the local HubSpot ({directory / LOCAL_DATA}) is in use by another syncdsl "
+                f"command (pid {read_holder(path)}); wait for it to finish, or stop it "
+                f"(lock: {path})"
+            )
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} ({' '.join(sys.argv[1:2]) or 'syncdsl'})".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == path.stat().st_ino
+    except OSError:
+        return False
+
+
+@contextmanager
+def _local(spec: Spec, parallelism: int) -> Iterator[Target]:
+    from syncdsl.emulator import Emulator
+
+    emulator = Emulator(
+        token=LOCAL_TOKEN,
+        tier=spec.destination.tier,
+        daily_limit=spec.destination.daily_limit,
+        state_file=state_dir(spec.root) / LOCAL_DATA,
+    )
+    state_dir(spec.root).mkdir(parents=True, exist_ok=True)
+    base_url = emulator.start()
+    client = HubSpotClient(
+        base_url,
+        LOCAL_TOKEN,
+        tier=spec.destination.tier,
+        pool_size=max(parallelism, 4),
+        api_version=spec.destination.api_version,
+    )
+    try:
+        yield Target(client, base_url, LOCAL_STATE_KEY, True)
+    finally:
+        client.close()
+        emulator.stop()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from syncdsl.errors import PlanError, StateError
 from syncdsl.journal import open_durable
+from syncdsl.oslock import lock_directory, read_holder, write_holder
 
 STATE_DIR = ".syncdsl"
 STATE_FILE = "state.db"
@@ -292,36 +293,56 @@ def _dump(value: object) -> str:
 
 
 def _contact(row: tuple[str, str | None, str, str, int]) -> ContactState:
-    return ContactState(row[0], row[1], json.loads(row[2]), json.loads(row[3]), bool(row[4]))
+    try:
+        properties, audiences = json.loads(row[2]), json.loads(row[3])
+    except (TypeError, ValueError):
+        properties = audiences = None
+    if not (_strings(properties) and _strings(audiences) and isinstance(row[0], str)):
+        raise StateError(
+            f"the state store holds a damaged row for {str(row[0])[:100]!r} (not valid JSON of "
+            "strings); move .syncdsl/state.db away and run `syncdsl state --rebuild` to rebuild "
+            "it from HubSpot"
+        )
+    return ContactState(row[0], row[1], properties, audiences, bool(row[4]))
+
+
+def _strings(value: object) -> bool:
+    """True for a dict of strings to strings, as the state stores values."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
 
 
 class ApplyLock:
-    """An exclusive lock on a configuration's state: two applies at once are refused."""
+    """An exclusive lock on a configuration's state: two applies (or streams) at once are refused.
+
+    The OS lock is a flock on `.syncdsl/` itself, so deleting `apply.lock` (which only names the
+    holder's pid) cannot let a second apply in; the kernel lifts it when the holder dies.
+    """
 
     def __init__(self, root: Path) -> None:
         self.path = state_dir(root) / "apply.lock"
         self._fd: int | None = None
+        self._note: int | None = None
 
     def __enter__(self) -> ApplyLock:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+        fd = lock_directory(self.path.parent)
+        if fd is None:
+            holder = read_holder(self.path)
             raise PlanError(
                 f"another syncdsl apply (or stream) is running on this configuration (pid "
                 f"{holder}); wait for it to finish, or stop it (lock: {self.path})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+            )
         self._fd = fd
+        try:
+            self._note = write_holder(self.path, str(os.getpid()))
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._note, self._fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._note = None

@@ -376,7 +376,16 @@ class _Checker:
         if not path.strip():
             self.error(attribute.value.span, f"`{attribute.name}` needs a file path")
             return None
-        resolved = (Path(spec_file).parent / path).resolve()
+        try:
+            if "\x00" in path:
+                raise ValueError("it holds a NUL character")
+            resolved = (Path(spec_file).parent / path).resolve()
+            resolved.exists()
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            shown = path[:80].replace("\x00", "\\0")
+            self.error(attribute.value.span, f"data file path `{shown}` is unusable: {reason}")
+            return None
         if not resolved.exists():
             self.error(
                 attribute.value.span,
