@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from syncdsl.cli import PathsArg, app, boundary
+from syncdsl.cli import DataRoot, PathsArg, app, boundary
 from syncdsl.commands.run import Local
 from syncdsl.errors import SyncdslError
 
@@ -87,13 +87,14 @@ def stream(
         ),
     ] = None,
     local: Local = False,
+    data_root: DataRoot = None,
 ) -> None:
     """Stream profiles to HubSpot as they arrive (HTTP or --input), durably, until stopped."""
     from syncdsl.parse import load_spec
     from syncdsl.runtime import connect
     from syncdsl.stream import StreamOptions, StreamService
 
-    spec = load_spec(paths)
+    spec = load_spec(paths, data_root=data_root)
     options = StreamOptions(
         host=host,
         port=port,
