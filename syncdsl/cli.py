@@ -16,6 +16,7 @@ import typer.core
 
 from syncdsl import __version__
 from syncdsl.errors import SpecError, SyncdslError
+from syncdsl.scrub import scrub
 
 app = typer.Typer(
     name="syncdsl",
@@ -41,12 +42,12 @@ def boundary(func: F) -> F:
         except SpecError as error:
             if _DEBUG["on"]:
                 raise
-            typer.echo(error.rendered, err=True)
+            typer.echo(scrub(error.rendered), err=True)
             raise typer.Exit(1) from None
         except SyncdslError as error:
             if _DEBUG["on"]:
                 raise
-            typer.echo(f"Error: {error}", err=True)
+            typer.echo(scrub(f"Error: {error}"), err=True)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
@@ -61,8 +62,10 @@ def boundary(func: F) -> F:
             if _DEBUG["on"]:
                 raise
             typer.echo(
-                f"Error: internal error: {type(error).__name__}: {error}\n"
-                "Run again with --debug for the traceback, and please report it.",
+                scrub(
+                    f"Error: internal error: {type(error).__name__}: {error}\n"
+                    "Run again with --debug for the traceback, and please report it."
+                ),
                 err=True,
             )
             raise typer.Exit(3) from None
@@ -163,13 +166,25 @@ def main() -> None:
         app(args=expand_optional_values(sys.argv[1:]))
     except SyncdslError as error:  # raised outside a command (should not happen)
         if _DEBUG["on"]:
-            traceback.print_exc()
-        typer.echo(f"Error: {error}", err=True)
+            sys.stderr.write(scrub(traceback.format_exc()))
+        typer.echo(scrub(f"Error: {error}"), err=True)
         sys.exit(1)
+    except Exception:  # noqa: BLE001 - --debug re-raised it: print it, secrets scrubbed
+        sys.stderr.write(scrub(traceback.format_exc()))
+        sys.exit(3)
 
 
 # Commands live in their own small modules and register themselves here.
 PathsArg = Annotated[list[Path], typer.Argument(help="A .sync file or a directory of them.")]
+DataRoot = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root",
+        envvar="SYNCDSL_DATA_ROOT",
+        help="Also allow data files inside DIR (default: only inside the configuration's "
+        "directory).",
+    ),
+]
 
 # Imported last: each module adds its commands to `app` (keeps this file small).
 from syncdsl.commands import register_all  # noqa: E402

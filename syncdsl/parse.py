@@ -619,8 +619,11 @@ def _not_utf8(file: str, data: bytes, error: UnicodeDecodeError) -> str:
     raise spec_error([Diagnostic(_point(file, line, column), message)], {file: text})
 
 
-def load_spec(paths: list[Path]) -> Spec:
+def load_spec(paths: list[Path], *, data_root: Path | None = None) -> Spec:
     """Parse and validate one configuration (files, or a directory of .sync files) into a Spec.
+
+    Data files must lie inside the configuration's directory, or inside `data_root` (the
+    operator's `--data-root`) when given.
 
     Raises:
         SpecError: with every problem found (syntax errors in any file, then meaning) rendered.
@@ -639,7 +642,9 @@ def load_spec(paths: list[Path]) -> Spec:
             diagnostics.extend(error.diagnostics)
     if diagnostics or root is None:
         raise spec_error(diagnostics, sources)
-    spec, problems = build_spec(documents, files=tuple(f.resolve() for f in files), root=root)
+    spec, problems = build_spec(
+        documents, files=tuple(f.resolve() for f in files), root=root, data_root=data_root
+    )
     if problems or spec is None:
         raise spec_error(problems, sources)
     return spec

@@ -9,10 +9,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncdsl.endpoint import api_base_problem, token_problem
 from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.ir import Spec
 from syncdsl.oslock import read_holder, try_flock
+from syncdsl.scrub import register_secret
 from syncdsl.state import state_dir
 
 API_BASE_ENV = "HUBSPOT_API_BASE"
@@ -33,13 +35,42 @@ class Target:
 
 
 def resolve_base_url(spec: Spec) -> str:
-    """`HUBSPOT_API_BASE` overrides the spec's `base_url`, which defaults to api.hubapi.com."""
-    return (os.environ.get(API_BASE_ENV) or spec.destination.base_url).rstrip("/")
+    """`HUBSPOT_API_BASE` overrides the spec's `base_url`, which defaults to api.hubapi.com.
+
+    The operator's URL is checked before any request (scheme, host, no credentials, no query);
+    the spec's was checked by validation (HubSpot's own hosts only).
+    """
+    operator_url = os.environ.get(API_BASE_ENV, "").strip()
+    if not operator_url:
+        return spec.destination.base_url.rstrip("/")
+    register_secret_parts(operator_url)
+    problem = api_base_problem(operator_url, API_BASE_ENV)
+    if problem is not None:
+        raise SyncdslError(problem)
+    return operator_url.rstrip("/")
+
+
+def register_secret_parts(url: str) -> None:
+    """Credentials written into a URL are secrets too: never print them."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        for secret in (parts.username, parts.password):
+            if secret:
+                register_secret(secret)
+    except ValueError:
+        pass
 
 
 def resolve_token(spec: Spec) -> str:
     name = spec.destination.token_env
     token = os.environ.get(name, "").strip()
+    if token:
+        register_secret(token)
+        problem = token_problem(token, name)
+        if problem is not None:
+            raise SyncdslError(problem)
     if not token:
         raise SyncdslError(
             f"the environment variable {name} is not set: export your HubSpot service key or "
@@ -58,14 +89,18 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
     The embedded emulator keeps its data in `.syncdsl/local-hubspot.json` beside the
     configuration, so plan and apply see the same local portal from one command to the next.
     """
+    # Even unused (--local), the token must never surface in output (say, read from a data file).
+    if environ_token := os.environ.get(spec.destination.token_env, "").strip():
+        register_secret(environ_token)
     if local:
         with local_portal_lock(spec.root), _local(spec, parallelism) as target:
             yield target
         return
     base_url = resolve_base_url(spec)
+    token = resolve_token(spec)
     client = HubSpotClient(
         base_url,
-        resolve_token(spec),
+        token,
         tier=spec.destination.tier,
         pool_size=max(parallelism, 4),
         api_version=spec.destination.api_version,

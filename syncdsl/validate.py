@@ -11,7 +11,9 @@ from typing import Literal as TypingLiteral
 from jinja2 import TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from syncdsl.datapath import check_data_path
 from syncdsl.diagnostics import did_you_mean, one_of
+from syncdsl.endpoint import spec_base_url_problem
 from syncdsl.errors import Diagnostic
 from syncdsl.ir import (
     API_VERSIONS,
@@ -122,6 +124,8 @@ def internal_name_problem(name: str) -> str | None:
 class _Checker:
     """Collects diagnostics while building the IR; nothing here raises."""
 
+    root: Path
+    data_root: Path | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def error(self, span: Span, message: str) -> None:
@@ -224,13 +228,15 @@ class _Checker:
                 )
         base_url = DEFAULT_BASE_URL
         if "base_url" in attrs and (value := self.string(attrs["base_url"], DEFAULT_BASE_URL)):
-            if re.match(r"^https?://[^\s/]+", value):
-                base_url = value.rstrip("/")
-            else:
+            if not re.match(r"^https?://[^\s/]+", value):
                 self.error(
                     attrs["base_url"].value.span,
                     f"`base_url` must be an http(s) URL, like `{DEFAULT_BASE_URL}`",
                 )
+            elif (problem := spec_base_url_problem(value)) is not None:
+                self.error(attrs["base_url"].value.span, problem)
+            else:
+                base_url = value.rstrip("/")
         group = DEFAULT_PROPERTY_GROUP
         if "property_group" in attrs:
             attribute = attrs["property_group"]
@@ -379,13 +385,20 @@ class _Checker:
         try:
             if "\x00" in path:
                 raise ValueError("it holds a NUL character")
-            resolved = (Path(spec_file).parent / path).resolve()
-            resolved.exists()
+            checked = check_data_path(
+                path, spec_file=Path(spec_file), configuration=self.root, data_root=self.data_root
+            )
+            if checked.resolved is not None:
+                checked.resolved.exists()
         except (OSError, ValueError) as error:
             reason = getattr(error, "strerror", None) or str(error)
             shown = path[:80].replace("\x00", "\\0")
             self.error(attribute.value.span, f"data file path `{shown}` is unusable: {reason}")
             return None
+        if checked.resolved is None:
+            self.error(attribute.value.span, checked.problem or f"data file `{path}` is refused")
+            return None
+        resolved = checked.resolved
         if not resolved.exists():
             self.error(
                 attribute.value.span,
@@ -717,10 +730,17 @@ def _where(span: Span) -> str:
 
 
 def build_spec(
-    documents: list[Document], *, files: tuple[Path, ...], root: Path
+    documents: list[Document],
+    *,
+    files: tuple[Path, ...],
+    root: Path,
+    data_root: Path | None = None,
 ) -> tuple[Spec | None, list[Diagnostic]]:
-    """Check `documents` as one configuration; return the Spec, or None and every problem found."""
-    checker = _Checker()
+    """Check `documents` as one configuration; return the Spec, or None and every problem found.
+
+    Data files must lie inside `root` or, when the operator allows one, `data_root`.
+    """
+    checker = _Checker(root, data_root)
     blocks: dict[str, list[Block]] = {kind: [] for kind in TOP_BLOCKS}
     for document in documents:
         for item in document.items:

@@ -50,7 +50,8 @@ def to_json(node: Any, base: Path) -> Any:
 @pytest.mark.parametrize(("cwd", "target", "golden"), GOLDEN, ids=[g[2].stem for g in GOLDEN])
 def test_golden_ir(cwd: Path, target: str, golden: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(cwd)
-    actual = to_json(load_spec([Path(target)]), cwd)
+    # multi/ reads ../data: outside its directory, so the fixture directory is its data root.
+    actual = to_json(load_spec([Path(target)], data_root=cwd), cwd)
     if UPDATE:
         golden.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     assert actual == json.loads(golden.read_text(encoding="utf-8"))
@@ -70,7 +71,7 @@ def test_public_load_reads_the_reference_spec() -> None:
 
 
 def test_directory_is_one_configuration_of_its_sync_files() -> None:
-    spec = load_spec([VALID / "multi"])
+    spec = load_spec([VALID / "multi"], data_root=VALID)  # multi/ reads ../data
     assert [f.name for f in spec.files] == ["audiences.sync", "destination.sync", "sources.sync"]
     assert spec.root == (VALID / "multi").resolve()
     assert spec.source("profiles").resolved_path == (VALID / "data" / "profiles.jsonl").resolve()
@@ -104,7 +105,7 @@ def test_full_spec_values() -> None:
         "unsubscribed": False,
     }
     assert type(literals["score"]) is int
-    assert spec.destination.base_url == "http://localhost:8080"
+    assert spec.destination.base_url == "https://api.eu1.hubapi.com"
     first, members = spec.audiences
     assert first.property == "newsletter_subscribers_eu_2025"
     assert (first.adopt, first.mass_exit_threshold) == (True, 1.0)

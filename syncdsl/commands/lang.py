@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from syncdsl.cli import PathsArg, app, boundary
+from syncdsl.cli import DataRoot, PathsArg, app, boundary
 from syncdsl.diagnostics import spec_error
 from syncdsl.errors import Diagnostic, SpecError
 from syncdsl.fmt import format_text
@@ -34,7 +34,7 @@ def summary(spec: Spec) -> str:
 
 @app.command()
 @boundary
-def validate(paths: PathsArg) -> None:
+def validate(paths: PathsArg, data_root: DataRoot = None) -> None:
     """Check configurations' syntax and meaning (no network); exit 1 listing every error.
 
     Paths in one directory are one configuration; paths in several directories are validated
@@ -47,7 +47,7 @@ def validate(paths: PathsArg) -> None:
     failures: list[SpecError] = []
     for root, group in configurations.items():
         try:
-            line = summary(load_spec(group))
+            line = summary(load_spec(group, data_root=data_root))
         except SpecError as error:
             failures.append(error)
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from syncdsl.cli import PathsArg, app, boundary
+from syncdsl.cli import DataRoot, PathsArg, app, boundary
 from syncdsl.ir import Spec
 from syncdsl.lockfile import LockFile, lock_after, read_lock, write_lock
 from syncdsl.parse import load_spec
@@ -26,10 +26,10 @@ def outdated_lock(spec: Spec) -> tuple[str, ...]:
 
 @app.command()
 @boundary
-def lock(paths: PathsArg) -> None:
+def lock(paths: PathsArg, data_root: DataRoot = None) -> None:
     """Update syncdsl.lock for the configuration (new audiences, renames) without reading or
     writing HubSpot, so a pull request can commit it."""
-    spec = load_spec(paths)
+    spec = load_spec(paths, data_root=data_root)
     current, wanted = locked(spec)
     changes = lock_diff(current, wanted)
     if not changes:

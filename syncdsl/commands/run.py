@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from syncdsl.apply import ApplyReport, execute, record_lock
-from syncdsl.cli import PathsArg, app, boundary
+from syncdsl.cli import DataRoot, PathsArg, app, boundary
 from syncdsl.commands.planout import Output, fail, failures
 from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.ir import Spec
@@ -139,6 +139,7 @@ def plan(
     forget_removed: ForgetRemoved = False,
     rejects_replay: RejectsReplay = None,
     local: Local = False,
+    data_root: DataRoot = None,
 ) -> None:
     """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
     output = Output(as_json=as_json, markdown=markdown, redact=redact, full=full)
@@ -152,7 +153,7 @@ def plan(
         rejects_replay=rejects_replay,
     )
     try:
-        spec = load_spec(paths)
+        spec = load_spec(paths, data_root=data_root)
         with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
             result = _plan(spec, target, store, options)
     except SyncdslError as error:
@@ -197,6 +198,7 @@ def apply(
     rejects: RejectsOut = None,
     rejects_replay: RejectsReplay = None,
     local: Local = False,
+    data_root: DataRoot = None,
 ) -> None:
     """Make HubSpot match the configuration (or apply a saved plan file exactly)."""
     strays = [p for p in paths if p.is_file() and p.suffix != ".sync" and not is_plan_file(p)]
@@ -212,10 +214,15 @@ def apply(
                 "is: make the plan with `syncdsl plan PATH --rejects-replay FILE --out PLAN`"
             )
         _apply_saved(
-            paths[0], as_json=as_json, parallelism=parallelism, rejects=rejects, local=local
+            paths[0],
+            as_json=as_json,
+            parallelism=parallelism,
+            rejects=rejects,
+            local=local,
+            data_root=data_root,
         )
         return
-    spec = load_spec(paths)
+    spec = load_spec(paths, data_root=data_root)
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
@@ -351,10 +358,16 @@ def _spec_arg(spec: Spec) -> str:
 
 
 def _apply_saved(
-    plan_path: Path, *, as_json: bool, parallelism: int, rejects: Path | None, local: bool
+    plan_path: Path,
+    *,
+    as_json: bool,
+    parallelism: int,
+    rejects: Path | None,
+    local: bool,
+    data_root: Path | None,
 ) -> None:
     the_plan, configuration = load_plan(plan_path)
-    spec = load_spec([Path(configuration)])
+    spec = load_spec([Path(configuration)], data_root=data_root)
     # A plan made against the embedded local HubSpot is applied there (it remembers its target).
     local = local or the_plan.fingerprint.base_url == LOCAL_STATE_KEY
     with (
@@ -384,9 +397,10 @@ def state(
     ] = False,
     as_json: AsJson = False,
     local: Local = False,
+    data_root: DataRoot = None,
 ) -> None:
     """Show what syncdsl last applied (contacts tracked, last apply, schema), or rebuild it."""
-    spec = load_spec(paths)
+    spec = load_spec(paths, data_root=data_root)
     with StateStore.open(spec.root) as store:
         if rebuild:
             with ApplyLock(spec.root), connect(spec, local=local) as target:

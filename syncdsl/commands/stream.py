@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from syncdsl.cli import PathsArg, app, boundary
+from syncdsl.cli import DataRoot, PathsArg, app, boundary
 from syncdsl.commands.run import Local
 from syncdsl.errors import SyncdslError
 
@@ -117,13 +117,14 @@ def stream(
         ),
     ] = 300.0,
     local: Local = False,
+    data_root: DataRoot = None,
 ) -> None:
     """Stream profiles to HubSpot as they arrive (HTTP or --input), durably, until stopped."""
     from syncdsl.parse import load_spec
     from syncdsl.runtime import connect
     from syncdsl.stream import StreamOptions, StreamService
 
-    spec = load_spec(paths)
+    spec = load_spec(paths, data_root=data_root)
     if input_path not in (None, "-") and not Path(str(input_path)).exists():
         typer.echo(
             f"Warning: --input {input_path} does not exist (yet): waiting for it to appear, "
