@@ -637,3 +637,23 @@ def test_concurrent_upserts_never_duplicate_a_contact(emulator: Emulator) -> Non
         created = sum(pool.map(upsert_all, range(16)))
     assert created == 50
     assert len(emulator.all_contacts()) == 50
+
+
+@pytest.mark.parametrize("prefix", ["/crm/v3/objects/contacts", "/crm/objects/2026-09/contacts"])
+def test_a_person_edits_and_deletes_one_contact_by_hand(
+    emulator: Emulator, session: requests.Session, prefix: str
+) -> None:
+    (contact_id,) = emulator.seed_contacts([{"email": "ann@example.com", "firstname": "Ann"}])
+    by_email = call(session, emulator, "GET", f"{prefix}/ann@example.com", idProperty="email")
+    assert by_email.status_code == 200 and by_email.json()["id"] == contact_id
+    edited = call(
+        session, emulator, "PATCH", f"{prefix}/{contact_id}", {"properties": {"firstname": "Anna"}}
+    )
+    assert edited.status_code == 200
+    assert (emulator.contact_by_email("ann@example.com") or {})["firstname"] == "Anna"
+    bad = call(session, emulator, "PATCH", f"{prefix}/{contact_id}", {"properties": {"nope": "x"}})
+    assert bad.status_code == 400 and bad.json()["category"] == "VALIDATION_ERROR"
+    assert call(session, emulator, "DELETE", f"{prefix}/{contact_id}").status_code == 204
+    assert emulator.contact_by_email("ann@example.com") is None
+    gone = call(session, emulator, "GET", f"{prefix}/{contact_id}")
+    assert gone.status_code == 404 and gone.json()["category"] == "OBJECT_NOT_FOUND"

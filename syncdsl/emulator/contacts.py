@@ -341,21 +341,46 @@ def _int_arg(call: Call, name: str, default: int) -> int:
         raise validation_error(f"{name} must be an integer, got {raw!r}.") from None
 
 
-def get_contact(store: Store, call: Call) -> Response:
+def _one_contact(store: Store, call: Call) -> str:
+    """The id of the contact a single-object path names (by id, or `?idProperty=email`)."""
     raw_id = call.params["id"]
     id_property = call.arg("idProperty") or "hs_object_id"
     if id_property not in ("hs_object_id", "email"):
         raise validation_error(f"Unsupported idProperty {id_property!r} for contacts.")
+    contact_id = _lookup(store, raw_id, id_property)
+    if contact_id is None:
+        raise error(
+            404,
+            "OBJECT_NOT_FOUND",
+            "Object not found.  objectId are usually numeric.",
+            context={"id": [raw_id]},
+        )
+    return contact_id
+
+
+def get_contact(store: Store, call: Call) -> Response:
     with store.lock:
-        contact_id = _lookup(store, raw_id, id_property)
-        if contact_id is None:
-            raise error(
-                404,
-                "OBJECT_NOT_FOUND",
-                "Object not found.  objectId are usually numeric.",
-                context={"id": [raw_id]},
-            )
-        return 200, store.view(contact_id, call.names())
+        return 200, store.view(_one_contact(store, call), call.names())
+
+
+def patch_contact(store: Store, call: Call) -> Response:
+    """PATCH one contact, as a person editing it in HubSpot would ("" clears a value)."""
+    body = call.body if isinstance(call.body, dict) else {}
+    with store.lock:
+        contact_id = _one_contact(store, call)
+        values, problems = store.check_properties(_properties_of(body, 0), contact_id)
+        if problems:
+            raise property_value_error(problems)
+        _reject_email_takeover(store, [(contact_id, contact_id, values)])
+        store.update_contact(contact_id, values)
+        return 200, store.view(contact_id, None)
+
+
+def delete_contact(store: Store, call: Call) -> Response:
+    """DELETE (archive) one contact: 204, as in HubSpot."""
+    with store.lock:
+        store.delete_contact(_one_contact(store, call))
+    return 204, {}
 
 
 def merge(store: Store, call: Call) -> Response:

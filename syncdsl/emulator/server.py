@@ -64,6 +64,8 @@ _OBJECT_ROUTES = (
     _route("POST", "/search", "contacts.search", CONTACTS_READ, search.search, search_api=True),
     _route("POST", "/merge", "contacts.merge", CONTACTS_WRITE, contacts.merge),
     _route("GET", "/(?P<id>[^/]+)", "contacts.get", CONTACTS_READ, contacts.get_contact),
+    _route("PATCH", "/(?P<id>[^/]+)", "contacts.patch", CONTACTS_WRITE, contacts.patch_contact),
+    _route("DELETE", "/(?P<id>[^/]+)", "contacts.delete", CONTACTS_WRITE, contacts.delete_contact),
 )
 _PROPERTY_ROUTES = (
     _route("GET", "", "properties.list", SCHEMAS_READ, properties.list_properties),
