@@ -21,6 +21,10 @@ from syncdsl.scrub import scrub
 app = typer.Typer(
     name="syncdsl",
     help="Activate CDP audiences into HubSpot, declaratively.",
+    epilog="Credentials: a HubSpot service key (Development > Keys > Service keys) or a (legacy) "
+    "private-app access token, read from the environment variable the spec names "
+    '(token = env("HUBSPOT_TOKEN")) and sent as Bearer; scopes crm.objects.contacts.read/write '
+    "and crm.schemas.contacts.read/write. --local needs none.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -74,6 +74,6 @@ def token_problem(token: str, variable: str) -> str | None:
         return None
     return (
         f"the token in {variable} holds characters an HTTP header cannot carry (a newline, a "
-        "space, a control or non-ASCII character): export the private-app token exactly as "
+        "space, a control or non-ASCII character): export the service key (or legacy private-app token) exactly as "
         "HubSpot shows it"
     )

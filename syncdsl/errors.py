@@ -7,7 +7,7 @@ SyncdslError
 ├── StateError           the state store or lock file is unusable
 └── HubSpotError         HubSpot said no (status, category, message, correlation id)
     ├── HubSpotAuthError         401: bad or missing token
-    ├── HubSpotScopeError        403: the private app lacks scopes (missing_scopes)
+    ├── HubSpotScopeError        403: the service key or private app lacks scopes
     ├── HubSpotValidationError   400: invalid input (errors, bad emails)
     ├── HubSpotNotFoundError     404
     ├── HubSpotConflictError     409
@@ -94,7 +94,7 @@ class HubSpotAuthError(HubSpotError):
 
 
 class HubSpotScopeError(HubSpotError):
-    """403 MISSING_SCOPES: the private app lacks one of `missing_scopes`."""
+    """403 MISSING_SCOPES: the service key or private app lacks one of `missing_scopes`."""
 
     def __init__(self, message: str, *, missing_scopes: list[str] | None = None, **kw: Any) -> None:
         self.missing_scopes = missing_scopes or []

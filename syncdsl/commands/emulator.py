@@ -69,7 +69,7 @@ def emulator_command(
         typer.Option("--scopes", help="Comma-separated scopes the token has (default: all four)."),
     ] = None,
 ) -> None:
-    """Run a local HubSpot (CRM v3 contacts and properties) until Ctrl-C or SIGTERM."""
+    """Run a local HubSpot (CRM contacts and properties, v3 and 2026-09) until Ctrl-C or SIGTERM."""
     from syncdsl.emulator import Emulator
 
     if tier not in TIERS:
