@@ -364,6 +364,7 @@ def _stage_source(
         if source.format == "jsonl" and isinstance(m.expr, ir.FieldPath)
     }
     batch: list[tuple[object, ...]] = []
+    raws: list[str] = []  # the raw text of each row of `batch`, for a row SQLite refuses
     map_row = mapper.map_row
     name = source.name
     upsert = layout.upsert(mapper)
@@ -385,15 +386,21 @@ def _stage_source(
             )
             rejected_count += 1
             continue
+        except Exception as error:  # noqa: BLE001 - last resort: one record never ends the run
+            rejected.append(_internal(name, record.file, record.line, record.raw, error))
+            rejected_count += 1
+            continue
         if unseen:
             for i in [i for i in unseen if values[i] is not None]:
                 del unseen[i]
-        batch.append((email, index, record.line, json.dumps([*values, *statuses])))
+        # ensure_ascii=False: a lone surrogate reaches SQLite, which refuses it (a reject).
+        row = json.dumps([*values, *statuses], ensure_ascii=False)
+        batch.append((email, index, record.line, row))
+        raws.append(record.raw)
         if len(batch) >= _BATCH:
-            connection.executemany(upsert, batch)
-            batch.clear()
+            rejected_count += _insert(connection, upsert, batch, raws, source, rejected)
     if batch:
-        connection.executemany(upsert, batch)
+        rejected_count += _insert(connection, upsert, batch, raws, source, rejected)
     merged = connection.execute(
         "SELECT COALESCE(SUM(dups), 0) FROM staged WHERE src = ?", (index,)
     ).fetchone()[0]
@@ -411,6 +418,46 @@ def _stage_source(
         rejected_count,
         identities_skipped=mapper.identities_skipped,
     )
+
+
+def _internal(source: str, file: str, line: int, raw: str, error: Exception) -> RejectedRecord:
+    """A record that broke syncdsl itself: rejected, with the exception visible, to report."""
+    detail = str(error).encode("utf-8", "backslashreplace").decode("utf-8")[:200]
+    reason = f"internal error on this record ({type(error).__name__}: {detail}); please report it"
+    return RejectedRecord(source, file, line, reason, raw)
+
+
+def _insert(
+    connection: sqlite3.Connection,
+    upsert: str,
+    batch: list[tuple[object, ...]],
+    raws: list[str],
+    source: ir.Source,
+    rejected: list[RejectedRecord],
+) -> int:
+    """Stage `batch`; a row SQLite refuses is rejected alone (the rest staged). Returns those."""
+    connection.execute("SAVEPOINT batch")
+    try:
+        connection.executemany(upsert, batch)
+    except (sqlite3.Error, ValueError, OverflowError):  # UnicodeEncodeError is a ValueError
+        connection.execute("ROLLBACK TO batch")
+    else:
+        connection.execute("RELEASE batch")
+        batch.clear()
+        raws.clear()
+        return 0
+    refused = 0
+    for row, raw in zip(batch, raws):
+        try:
+            connection.execute(upsert, row)
+        except (sqlite3.Error, ValueError, OverflowError) as error:
+            line = int(row[2])  # type: ignore[call-overload]
+            rejected.append(_internal(source.name, source.path, line, raw, error))
+            refused += 1
+    connection.execute("RELEASE batch")
+    batch.clear()
+    raws.clear()
+    return refused
 
 
 def _merge_warnings(

@@ -9,12 +9,12 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from syncdsl import ir
 from syncdsl.errors import Diagnostic, SpecError
 from syncdsl.identity import InvalidEmail, normalize_email
 from syncdsl.schema import PropertySchema
+from syncdsl.template_values import ScalarSandbox, TemplateValueError, check_scalar
 from syncdsl.values import MAX_STRING_LENGTH, CoercionError, coerce
 
 AUDIENCE_STATUSES = frozenset(ir.AUDIENCE_STATUSES)
@@ -25,6 +25,7 @@ _FAST_FILTERS = ("title", "upper", "lower", "capitalize", "trim")
 _SHADOWED = frozenset(
     name for kind in (dict, list, str, int, float, bool, type(None)) for name in dir(kind)
 )
+_CONTAINERS = (dict, list)
 _MAX_TEMPLATE_TEXT = 1_000_000
 _MAX_POWER = 1_000
 
@@ -50,8 +51,11 @@ class MappedRecord:
     audiences: dict[str, str]
 
 
-class _Sandbox(SandboxedEnvironment):
-    """The sandbox, strict about escapes: an unsafe attribute raises instead of rendering empty."""
+class _Sandbox(ScalarSandbox):
+    """The sandbox, strict about escapes: an unsafe attribute raises instead of rendering empty.
+
+    It only ever prints single values: a container or a method reaching text rejects the record.
+    """
 
     intercepted_binops = frozenset({"*", "**"})
 
@@ -84,11 +88,7 @@ def _none_safe(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _make_environment() -> _Sandbox:
-    environment = _Sandbox(
-        undefined=ChainableUndefined,
-        autoescape=False,
-        finalize=lambda value: "" if value is None else value,
-    )
+    environment = _Sandbox(undefined=ChainableUndefined, autoescape=False)
     for name in _FAST_FILTERS:
         environment.filters[name] = _none_safe(environment.filters[name])
     return environment
@@ -186,6 +186,8 @@ def _fast_render(parts: tuple[str, ...], filter_name: str | None) -> TextGetter:
             if type(value) is not dict or part not in value:
                 return undefined_text
             value = value[part]
+        if type(value) in _CONTAINERS:
+            check_scalar(value)  # raises: Jinja refuses to print a container too
         if apply is not None:
             value = apply(value)
         return "" if value is None else str(value)
@@ -196,7 +198,14 @@ def _fast_render(parts: tuple[str, ...], filter_name: str | None) -> TextGetter:
 def _template_getter(template: ir.Template, prop: str, fmt: str) -> Getter:
     fast = _fast_template(template.source, fmt)
     if fast is not None:
-        return lambda record: fast(record).strip()
+
+        def render_fast(record: Mapping[str, object]) -> object:
+            try:
+                return fast(record).strip()
+            except TemplateValueError as error:
+                raise RecordRejected(f"template for {prop!r}: {error}") from None
+
+        return render_fast
     try:
         compiled = _ENVIRONMENT.from_string(template.source)
     except TemplateSyntaxError as error:
@@ -214,6 +223,8 @@ def _template_getter(template: ir.Template, prop: str, fmt: str) -> Getter:
             raise RecordRejected(
                 f"template for {prop!r} tried to leave the sandbox: {error}"
             ) from error
+        except TemplateValueError as error:
+            raise RecordRejected(f"template for {prop!r}: {error}") from None
         except Exception as error:
             raise RecordRejected(
                 f"template for {prop!r} failed: {type(error).__name__}: {error}"
@@ -441,16 +452,22 @@ class ProfileMapper:
                 status = entry.get("xdm:status")
             if status is None:
                 status = "realized"  # XDM's declared default for xdm:status
-            if status not in AUDIENCE_STATUSES:
-                folded = status.strip().lower() if isinstance(status, str) else status
-                if folded not in AUDIENCE_STATUSES:
-                    raise RecordRejected(
-                        f"segment {segment}: status {status!r} is not one of "
-                        "realized, existing, exited"
-                    )
-                status = folded
+            if type(status) is not str or status not in AUDIENCE_STATUSES:
+                status = _folded_status(segment, status)
             statuses.append(status)
         return statuses
+
+
+def _folded_status(segment: str | None, status: object) -> str:
+    """A status written in another case or with spaces; RecordRejected for anything else."""
+    folded = status.strip().lower() if isinstance(status, str) else None
+    if folded in AUDIENCE_STATUSES:
+        return folded
+    shown = repr(status)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    raise RecordRejected(
+        f"segment {segment}: status {shown} is not one of realized, existing, exited"
+    )
 
 
 def _coercible(prop: PropertySchema | None) -> PropertySchema | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -12,6 +13,12 @@ from syncdsl import ir
 from syncdsl.errors import SourceError
 
 _BOM = b"\xef\xbb\xbf"
+# In JSON text: an escaped backslash (skipped), a surrogate pair (fine), or a lone surrogate.
+_ESCAPES = re.compile(
+    r"\\\\"
+    r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
 # One csv field may legitimately hold a 65,536-character HubSpot string, or more (then rejected).
 _CSV_FIELD_LIMIT = 16 * 1024 * 1024
 
@@ -92,6 +99,13 @@ def _jsonl_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRe
                     raw = text.rstrip("\r\n")
                     yield SourceRecord(name, number, raw, None, _json_reason(error, raw))
                     continue
+                except RecursionError:
+                    reason = "broken JSON: nested too deeply (arrays or objects inside each other)"
+                    yield SourceRecord(name, number, text.rstrip("\r\n"), None, reason)
+                    continue
+                if "\\u" in text and (surrogate := _lone_surrogate(text)) is not None:
+                    yield SourceRecord(name, number, text.rstrip("\r\n"), None, surrogate)
+                    continue
                 if type(fields) is not dict:
                     reason = f"expected a JSON object, got {_json_kind(fields)}"
                     yield SourceRecord(name, number, text.rstrip("\r\n"), None, reason)
@@ -99,6 +113,17 @@ def _jsonl_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRe
                 yield SourceRecord(name, number, text.rstrip("\r\n"), fields, None)
         except OSError as error:
             raise SourceError(f"{name}: reading {path} failed: {error}") from None
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """Why a JSON line is not valid Unicode: a \\uD800-\\uDFFF escape that is half a pair."""
+    for match in _ESCAPES.finditer(text):
+        if match.group(1):
+            return (
+                f"invalid JSON string: lone surrogate {match.group(1)} at column "
+                f"{match.start(1) + 1} (half of a UTF-16 pair, not valid Unicode)"
+            )
+    return None
 
 
 def _json_reason(error: ValueError, raw: str) -> str:
@@ -138,11 +163,22 @@ class _LineFeed:
         self.line = 0
         self.bad: dict[int, str] = {}
         self.texts: list[str] = []  # physical lines of the row being read
+        self._again: list[str] = []  # lines to read again, last first
 
     def __iter__(self) -> _LineFeed:
         return self
 
+    def reread(self, start: int) -> None:
+        """Read the lines after line `start` of the current row again, as new rows."""
+        self._again.extend(reversed(self.texts[1:]))
+        self.line = start
+
     def __next__(self) -> str:
+        if self._again:
+            self.line += 1
+            text = self._again.pop()
+            self.texts.append(text)
+            return text
         data = self._handle.readline()
         if not data:
             raise StopIteration
@@ -173,12 +209,11 @@ def _csv_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceReco
                 except StopIteration:
                     break
                 except csv.Error as error:
-                    raw = "".join(feed.texts).rstrip("\r\n")
                     if header is None:
                         raise SourceError(
                             f"{name}:{start}: unreadable header row: {error}"
                         ) from None
-                    yield SourceRecord(name, start, raw, None, f"malformed CSV: {error}")
+                    yield _malformed(feed, name, start, error)
                     continue
                 raw = "".join(feed.texts).rstrip("\r\n")
                 bad = [feed.bad.pop(n) for n in range(start, feed.line + 1) if n in feed.bad]
@@ -195,11 +230,42 @@ def _csv_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceReco
                     yield SourceRecord(name, start, raw, None, bad[0])
                 elif len(row) != len(header):
                     reason = f"expected {len(header)} columns, got {len(row)}"
+                    if feed.line > start:
+                        reason += (
+                            f" (the row spans lines {start}-{feed.line}: a quoted field holds "
+                            "line breaks; is a quote unbalanced?)"
+                        )
                     yield SourceRecord(name, start, raw, None, reason)
                 else:
                     yield SourceRecord(name, start, raw, dict(zip(header, row)), None)
         except OSError as error:
             raise SourceError(f"{name}: reading {path} failed: {error}") from None
+
+
+def _malformed(feed: _LineFeed, name: str, start: int, error: csv.Error) -> SourceRecord:
+    """The reject for an unparsable row; a quote left open at `start` gives back what it ate.
+
+    A quote that never closes would swallow every later row into this one, and one that a later
+    row's quote closes swallows the rows between: either way line `start` alone is rejected and
+    the lines after it are read again as rows.
+    """
+    end = feed.line
+    if end == start:
+        raw = "".join(feed.texts).rstrip("\r\n")
+        return SourceRecord(name, start, raw, None, f"malformed CSV: {error}")
+    first = feed.texts[0].rstrip("\r\n")
+    feed.bad.pop(start, None)
+    swallowed = end - start
+    if str(error) == "unexpected end of data":
+        how = f"never closes: it ran to the end of the file ({swallowed} more lines)"
+    else:
+        how = f"was closed only on line {end} ({error}), {swallowed} lines later"
+    reason = (
+        f"malformed CSV: unterminated quote: the quoted field opened on line {start} {how}; "
+        f"line {start} is rejected and the lines after it are read again as rows"
+    )
+    feed.reread(start)
+    return SourceRecord(name, start, first, None, reason)
 
 
 def _header(row: list[str], name: str, line: int) -> list[str] | None:

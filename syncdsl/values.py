@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -17,6 +18,15 @@ _FALSE = frozenset({"false", "no", "0"})
 _EPOCH_MS = re.compile(r"-?\d{1,15}")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The values HubSpot can hold (README, Records): a number is a finite double, so its magnitude is
+#: at most MAX_NUMBER and a non-zero one at least MIN_NUMBER; dates and datetimes are the instants
+#: ISO 8601 writes with a four-digit year, 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z.
+MAX_NUMBER = Decimal(repr(sys.float_info.max))
+MIN_NUMBER = Decimal("5e-324")  # the smallest positive double (subnormal)
+MIN_EPOCH_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_DATE_MS = MAX_EPOCH_MS - MAX_EPOCH_MS % MS_PER_DAY  # 9999-12-31
 
 
 class CoercionError(ValueError):
@@ -104,6 +114,8 @@ def _number(value: object) -> str:
     if isinstance(value, bool):
         raise CoercionError(f"expected a number, got {value!r}")
     if isinstance(value, int):
+        if abs(value) > MAX_NUMBER:
+            raise CoercionError(_number_range(_short(value), "larger than"))
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -119,8 +131,25 @@ def _number(value: object) -> str:
             raise CoercionError(f"expected a finite number, got {str(value)!r}")
     if number == 0:
         return "0"
-    text = format(number.normalize(), "f")
-    return text
+    # Checked before normalize(), which overflows past 1e999999, and before the plain form,
+    # which would spell out every digit of 1e999999999.
+    if number.adjusted() > 308 or abs(number) > MAX_NUMBER:
+        raise CoercionError(_number_range(_short(value), "larger than"))
+    if number.adjusted() < -324 or abs(number) < MIN_NUMBER:
+        raise CoercionError(_number_range(_short(value), "closer to zero than"))
+    return format(number.normalize(), "f")
+
+
+def _number_range(shown: str, how: str) -> str:
+    return (
+        f"the number {shown} is {how} HubSpot can hold (a number's magnitude must be between "
+        "5e-324 and 1.7976931348623157e308, or 0)"
+    )
+
+
+def _short(value: object) -> str:
+    text = str(value).strip()
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def _bool(value: object) -> str:
@@ -158,6 +187,7 @@ def _date_ms(value: object, *, strict: bool = True) -> int:
                 raise CoercionError(f"expected a date (YYYY-MM-DD), got {text!r}") from None
             return (day - _EPOCH.date()).days * MS_PER_DAY
         millis = _iso_ms(text, "a date (YYYY-MM-DD)")
+    _check_range(millis, value, "date")
     if strict and millis % MS_PER_DAY:
         raise CoercionError(
             f"a date must be midnight UTC; {str(value)!r} has a time of day (map it to a datetime "
@@ -168,12 +198,25 @@ def _date_ms(value: object, *, strict: bool = True) -> int:
 
 def _datetime_ms(value: object) -> int:
     millis = _epoch_ms(value)
-    if millis is not None:
-        return millis
-    text = str(value).strip()
-    if _DATE_ONLY.fullmatch(text):
-        return _date_ms(text)
-    return _iso_ms(text, "an ISO 8601 datetime or epoch milliseconds")
+    if millis is None:
+        text = str(value).strip()
+        if _DATE_ONLY.fullmatch(text):
+            return _date_ms(text)
+        millis = _iso_ms(text, "an ISO 8601 datetime or epoch milliseconds")
+    _check_range(millis, value, "datetime")
+    return millis
+
+
+def _check_range(millis: int, value: object, kind: str) -> None:
+    high = MAX_DATE_MS if kind == "date" else MAX_EPOCH_MS
+    if MIN_EPOCH_MS <= millis <= high:
+        return
+    last = "9999-12-31" if kind == "date" else "9999-12-31T23:59:59.999Z"
+    first = "0001-01-01" if kind == "date" else "0001-01-01T00:00:00.000Z"
+    raise CoercionError(
+        f"the {kind} {_short(value)} is out of the range HubSpot can hold: {first} to {last} "
+        f"(epoch milliseconds {MIN_EPOCH_MS} to {high})"
+    )
 
 
 def _iso_ms(text: str, expected: str) -> int:

@@ -83,11 +83,14 @@ def test_csv_bad_rows_are_records_with_errors(tmp_path: Path) -> None:
         (4, "expected 2 columns, got 3"),
         (5, "undecodable bytes (not UTF-8) at byte 3 of the line"),
     ]
-    # An unterminated quote swallows the rest of the file: one rejected record, at its start.
-    assert len(records) == 5
+    # An unterminated quote no longer swallows the rest of the file (issue 13): its line is
+    # rejected, saying so, and the rows after it are read again.
+    assert len(records) == 6
     assert records[4].line == 6
     assert records[4].error is not None and records[4].error.startswith("malformed CSV")
-    assert records[4].raw == '"unterminated,2\n3,4'
+    assert "unterminated quote" in records[4].error
+    assert records[4].raw == '"unterminated,2'
+    assert summary(records)[5] == (7, {"a": "3", "b": "4"})
 
 
 def test_csv_undecodable_bytes_inside_a_multiline_row_reject_that_row_only(tmp_path: Path) -> None:

@@ -61,6 +61,15 @@ def inputs_of(body: Any, *, limit: int = MAX_BATCH) -> list[dict[str, Any]]:
     return list(inputs)
 
 
+def property_names(raw: Any) -> list[str] | None:
+    """A body's `properties` list of names (None or empty: the defaults); 400 for anything else."""
+    if raw is None or raw == []:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        raise validation_error("Invalid input JSON: properties must be an array of names.")
+    return raw
+
+
 def _properties_of(item: dict[str, Any], index: int) -> dict[str, Any]:
     properties = item.get("properties", {})
     if not isinstance(properties, dict):
@@ -278,9 +287,7 @@ def batch_read(store: Store, call: Call) -> Response:
     id_property = body.get("idProperty") or "hs_object_id"
     if id_property not in ("hs_object_id", "email"):
         raise validation_error(f"Unsupported idProperty {id_property!r} for contacts.")
-    names = body.get("properties")
-    if names is not None and not isinstance(names, list):
-        raise validation_error("Invalid input JSON: properties must be an array of names.")
+    names = property_names(body.get("properties"))
     wanted = list(names) if names else None
     if wanted is not None and id_property == "email" and "email" not in wanted:
         wanted.append("email")  # results must be matchable by the id the caller sent

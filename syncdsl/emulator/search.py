@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncdsl.emulator.bodies import validation_error
-from syncdsl.emulator.contacts import Call, Response
+from syncdsl.emulator.contacts import Call, Response, property_names
 from syncdsl.emulator.store import Store
 
 MAX_LIMIT = 200
@@ -50,7 +50,7 @@ def search(store: Store, call: Call) -> Response:
     groups = _filter_groups(store, body.get("filterGroups") or [])
     sort_name, descending = _sort(store, body.get("sorts") or [])
     query = _query(body.get("query"))
-    names = body.get("properties") or None
+    names = property_names(body.get("properties"))
     with store.lock:
         ids = _matching_ids(store, groups)
         if store.search_lag:  # writes of the last moments are not indexed yet
@@ -153,7 +153,7 @@ def _sort(store: Store, sorts: Any) -> tuple[str, bool]:
 
 
 def _require_property(store: Store, name: Any) -> None:
-    if name not in store.properties:
+    if not isinstance(name, str) or name not in store.properties:
         raise validation_error(
             f'Property "{name}" does not exist',
             errors=[
@@ -246,7 +246,7 @@ def _predicate(store: Store, spec: Any) -> Predicate:
         raise validation_error("Each filter must be an object.")
     name, operator = spec.get("propertyName"), spec.get("operator")
     _require_property(store, name)
-    if operator not in OPERATORS:
+    if not isinstance(operator, str) or operator not in OPERATORS:
         raise validation_error(f"Unknown filter operator {operator!r}.")
     kind = _kind(store, str(name))
     try:

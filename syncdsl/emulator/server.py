@@ -194,11 +194,11 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         emulator = self.server.emulator
-        raw = self._read_body()
         url = urlsplit(self.path)
         operation = "unknown"
         rate_headers: dict[str, str] = {}
         try:
+            raw = self._read_body()
             found = resolve(method, url.path)
             if found is None:
                 raise bodies.error(
@@ -258,7 +258,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if not any(scope in emulator.scopes for scope in route.scopes):
             raise bodies.missing_scopes(list(route.scopes))
 
-    def _read_body(self) -> bytes:
+    def _read_framed(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks: list[bytes] = []
             while True:
@@ -270,7 +270,19 @@ class RequestHandler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError(length)
         return self.rfile.read(length) if length else b""
+
+    def _read_body(self) -> bytes:
+        """The request body; a 400 (closing the connection) when its framing is unreadable."""
+        try:
+            return self._read_framed()
+        except ValueError:
+            self.close_connection = True
+            raise bodies.validation_error(
+                "Invalid request: unreadable Content-Length or chunked encoding."
+            ) from None
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
         data = b"" if status == 204 else json.dumps(payload, separators=(",", ":")).encode()
@@ -307,3 +319,5 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as problem:
         raise bodies.validation_error(f"Invalid input JSON: {problem}") from None
+    except RecursionError:
+        raise bodies.validation_error("Invalid input JSON: nested too deeply.") from None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from syncdsl.emulator.bodies import error, iso_from_ms, iso_now, validation_error
@@ -38,6 +40,14 @@ _TYPO_TLDS = frozenset(
 )
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EPOCH_DIGITS = re.compile(r"^-?\d{1,18}$")
+# What a HubSpot number (a double) and date (a four-digit ISO 8601 year) can hold: out of range
+# is a 400 naming the value, never a 500 (the same ranges as syncdsl.values).
+_MAX_NUMBER = Decimal(repr(sys.float_info.max))
+_MIN_NUMBER = Decimal("5e-324")
+_MIN_EPOCH_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
+_MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def is_valid_email(email: str) -> bool:
@@ -108,10 +118,23 @@ def _check_string(
 def _check_number(
     definition: Mapping[str, Any], value: str
 ) -> tuple[str | None, dict[str, Any] | None]:
-    if _NUMBER.match(value):
-        return value, None
     name = definition["name"]
-    return None, _problem(name, "INVALID_INTEGER", f"{value} was not a valid number.")
+    if not _NUMBER.match(value):
+        return None, _problem(name, "INVALID_INTEGER", f"{value} was not a valid number.")
+    magnitude = abs(Decimal(value))
+    if magnitude > _MAX_NUMBER or (magnitude and magnitude < _MIN_NUMBER):
+        return None, _problem(
+            name, "INVALID_INTEGER", f"{_short(value)} is out of range for a number."
+        )
+    return value, None
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 40 else value[:37] + "..."
+
+
+def _in_range(epoch_ms: int) -> bool:
+    return _MIN_EPOCH_MS <= epoch_ms <= _MAX_EPOCH_MS
 
 
 def _check_bool(
@@ -152,6 +175,8 @@ def _check_date(
 ) -> tuple[str | None, dict[str, Any] | None]:
     name = definition["name"]
     if value.lstrip("-").isdigit():
+        if not _EPOCH_DIGITS.match(value) or not _in_range(int(value)):
+            return _date_problem(name, _short(value), "the date is out of range")
         epoch_ms = int(value)
         if epoch_ms % DAY_MS:
             return _date_problem(name, value, "epoch milliseconds must be at midnight UTC")
@@ -172,27 +197,33 @@ def _check_date(
 def _check_datetime(
     definition: Mapping[str, Any], value: str
 ) -> tuple[str | None, dict[str, Any] | None]:
+    name = definition["name"]
     if value.lstrip("-").isdigit():
+        if not _EPOCH_DIGITS.match(value) or not _in_range(int(value)):
+            return None, _problem(
+                name, "INVALID_DATE", f"{_short(value)} is out of range for a datetime: {name}"
+            )
         return iso_from_ms(int(value)), None
     moment = _parse_iso(value)
     if moment is None:
-        name = definition["name"]
         return None, _problem(
             name,
             "INVALID_DATE",
-            f"{value} is not a valid datetime for {name}: use ISO 8601 or epoch milliseconds",
+            f"{_short(value)} is not a valid datetime for {name}: use ISO 8601 (years 0001-9999) "
+            "or epoch milliseconds",
         )
-    return iso_from_ms(int(moment.timestamp() * 1000)), None
+    return iso_from_ms((moment - _EPOCH) // timedelta(milliseconds=1)), None
 
 
 def _parse_iso(value: str) -> datetime | None:
+    """The UTC instant of an ISO 8601 value, or None (also when UTC falls outside years 1-9999)."""
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 _CHECKERS = {
@@ -223,12 +254,21 @@ def check_property_name(name: Any) -> None:
         )
 
 
+def display_order(raw: Any) -> int:
+    """A displayOrder: an integer (or its digits), else a 400 rather than a crash."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"-?\d{1,9}", raw.strip()):
+        return int(raw)
+    raise validation_error(f"displayOrder must be an integer, got {str(raw)[:40]!r}.")
+
+
 def check_type_pair(type_: Any, field_type: Any) -> None:
-    if type_ not in FIELD_TYPES:
+    if not isinstance(type_, str) or type_ not in FIELD_TYPES:
         raise validation_error(
             f"Invalid property type {type_!r}: use one of {', '.join(sorted(FIELD_TYPES))}."
         )
-    if field_type not in FIELD_TYPES[type_]:
+    if not isinstance(field_type, str) or field_type not in FIELD_TYPES[type_]:
         raise validation_error(
             f"Field type {field_type!r} is not valid for property type {type_!r}: use one of "
             f"{', '.join(sorted(FIELD_TYPES[type_]))}."
@@ -257,7 +297,7 @@ def normalize_options(options: Any, *, required: bool) -> list[dict[str, Any]]:
         entry = {
             "label": label,
             "value": value,
-            "displayOrder": int(option.get("displayOrder", index)),
+            "displayOrder": display_order(option.get("displayOrder", index)),
             "hidden": bool(option.get("hidden", False)),
         }
         if option.get("description"):
@@ -274,6 +314,8 @@ def build_property(body: Any, groups: Mapping[str, Any]) -> dict[str, Any]:
     if missing:
         raise validation_error(f"Missing required field(s): {', '.join(missing)}.")
     check_property_name(body["name"])
+    if not isinstance(body["label"], str):
+        raise validation_error("label must be a string.")
     check_type_pair(body["type"], body["fieldType"])
     check_group(body["groupName"], groups)
     is_enum = body["type"] == "enumeration"
@@ -291,7 +333,7 @@ def build_property(body: Any, groups: Mapping[str, Any]) -> dict[str, Any]:
         "description": str(body.get("description") or ""),
         "groupName": body["groupName"],
         "options": options,
-        "displayOrder": int(body.get("displayOrder", -1)),
+        "displayOrder": display_order(body.get("displayOrder", -1)),
         "calculated": False,
         "externalOptions": False,
         "hasUniqueValue": bool(body.get("hasUniqueValue", False)),
@@ -309,7 +351,7 @@ def build_property(body: Any, groups: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_group(group_name: Any, groups: Mapping[str, Any]) -> None:
-    if group_name not in groups:
+    if not isinstance(group_name, str) or group_name not in groups:
         raise validation_error(
             f"Property group {group_name!r} does not exist. Create it first with "
             "POST /crm/v3/properties/contacts/groups."
@@ -344,6 +386,10 @@ def apply_property_update(
             "VALIDATION_ERROR",
             f"{current['name']} is a HubSpot-defined property; its definition is read-only.",
         )
+    if "displayOrder" in changes:
+        changes["displayOrder"] = display_order(changes["displayOrder"])
+    if "label" in changes and not isinstance(changes["label"], str):
+        raise validation_error("label must be a string.")
     updated = dict(current)
     updated.update({k: v for k, v in changes.items() if k != "options"})
     check_type_pair(updated["type"], updated["fieldType"])
@@ -365,6 +411,6 @@ def check_group_create(body: Any) -> dict[str, Any]:
     return {
         "name": body["name"],
         "label": str(body["label"]),
-        "displayOrder": int(body.get("displayOrder", -1)),
+        "displayOrder": display_order(body.get("displayOrder", -1)),
         "archived": False,
     }
