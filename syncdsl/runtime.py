@@ -98,13 +98,7 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
         return
     base_url = resolve_base_url(spec)
     token = resolve_token(spec)
-    client = HubSpotClient(
-        base_url,
-        token,
-        tier=spec.destination.tier,
-        pool_size=max(parallelism, 4),
-        api_version=spec.destination.api_version,
-    )
+    client = _client(spec, base_url, token, parallelism)
     try:
         yield Target(client, base_url, base_url, False)
     finally:
@@ -155,15 +149,20 @@ def _local(spec: Spec, parallelism: int) -> Iterator[Target]:
     )
     state_dir(spec.root).mkdir(parents=True, exist_ok=True)
     base_url = emulator.start()
-    client = HubSpotClient(
-        base_url,
-        LOCAL_TOKEN,
-        tier=spec.destination.tier,
-        pool_size=max(parallelism, 4),
-        api_version=spec.destination.api_version,
-    )
+    client = _client(spec, base_url, LOCAL_TOKEN, parallelism)
     try:
         yield Target(client, base_url, LOCAL_STATE_KEY, True)
     finally:
         client.close()
         emulator.stop()
+
+
+def _client(spec: Spec, base_url: str, token: str, parallelism: int) -> HubSpotClient:
+    """The client of one run: the spec's tier and API version, a pool for its parallelism."""
+    return HubSpotClient(
+        base_url,
+        token,
+        tier=spec.destination.tier,
+        pool_size=max(parallelism, 4),
+        api_version=spec.destination.api_version,
+    )
