@@ -58,6 +58,15 @@ def emulator_command(
             "read-your-writes).",
         ),
     ] = 0.0,
+    require_on_create: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--require-on-create",
+            metavar="PROPERTY",
+            help="A validation rule of the account: creating a contact without this property "
+            "fails with 400, as HubSpot enforces rules on API writes (repeatable).",
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed for shuffles and faults (repeatable runs).")
     ] = None,
@@ -88,6 +97,7 @@ def emulator_command(
         reset_rate=reset_rate,
         latency=latency,
         search_lag_ms=search_lag_ms,
+        required_on_create=require_on_create or (),
         seed=seed,
         state_file=state,
     )

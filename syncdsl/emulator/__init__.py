@@ -6,8 +6,8 @@ Module map: `core` (the Emulator: lifecycle, request log, direct access for test
 `validation` (emails, values by type, property definitions), `ratelimit`, `faults`, `bodies`
 (HubSpot's error shapes), `seed` (standard properties and groups).
 
-Endpoints (also under the date-versioned `/crm/objects/2026-03/...` and
-`/crm/properties/2026-03/...`) and the operation names `Emulator.count()` uses:
+Endpoints (also under the date-versioned `/crm/objects/2026-03|2026-09/contacts/...` and
+`/crm/properties/2026-03|2026-09/contacts/...`) and the operation names `Emulator.count()` uses:
 
     contacts.list            GET    /crm/v3/objects/contacts
     contacts.get             GET    /crm/v3/objects/contacts/{id}[?idProperty=email]
@@ -16,6 +16,9 @@ Endpoints (also under the date-versioned `/crm/objects/2026-03/...` and
     contacts.batch_create    POST   /crm/v3/objects/contacts/batch/create
     contacts.batch_update    POST   /crm/v3/objects/contacts/batch/update
     contacts.search          POST   /crm/v3/objects/contacts/search
+    contacts.merge           POST   /crm/v3/objects/contacts/merge
+    contacts.patch           PATCH  /crm/v3/objects/contacts/{id}[?idProperty=email]
+    contacts.delete          DELETE /crm/v3/objects/contacts/{id}
     properties.list          GET    /crm/v3/properties/contacts
     properties.get           GET    /crm/v3/properties/contacts/{name}
     properties.create        POST   /crm/v3/properties/contacts
@@ -25,6 +28,11 @@ Endpoints (also under the date-versioned `/crm/objects/2026-03/...` and
     groups.list              GET    /crm/v3/properties/contacts/groups
     groups.create            POST   /crm/v3/properties/contacts/groups
     unknown                  any other path (404) or method (405)
+
+2026-09 replies (HUBSPOT.md §0): no 207, item errors and `numErrors` come inside the 200 (property
+batch create answers 200 whatever happened); a requested property without a value is null.
+Validation rules (`required_on_create`, `--require-on-create`): creating a contact without one of
+those properties fails the whole batch with a 400 that names the property but not the input.
 
 Choices where HubSpot's behaviour is unconfirmed (HUBSPOT.md §7), always the strict side:
 - A bad value or email anywhere in an upsert/create/update batch fails the whole batch with 400

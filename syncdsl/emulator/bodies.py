@@ -84,6 +84,26 @@ def property_value_error(problems: list[dict[str, Any]]) -> ApiError:
     )
 
 
+def validation_rule_error(missing: list[str]) -> ApiError:
+    """400 for a write that breaks the account's validation rules (2026-09 write validation,
+    HUBSPOT.md §0): a property required when a contact is created. Strict: the whole batch fails
+    and the message does not say which input broke the rule."""
+    names = ", ".join(missing)
+    verb = "is" if len(missing) == 1 else "are"
+    return validation_error(
+        f"This write breaks the account's validation rules: {names} {verb} required when a "
+        "contact is created.",
+        errors=[
+            {
+                "message": f"{name} is required when a contact is created",
+                "code": "VALIDATION_RULE",
+                "context": {"propertyName": [name]},
+            }
+            for name in missing
+        ],
+    )
+
+
 def not_found_item(ids: list[str], object_word: str = "CONTACT") -> dict[str, Any]:
     """The one aggregated OBJECT_NOT_FOUND item of a 207 (HUBSPOT.md §1.2)."""
     return {

@@ -14,6 +14,7 @@ from syncdsl.emulator.bodies import (
     not_found_item,
     property_value_error,
     validation_error,
+    validation_rule_error,
 )
 from syncdsl.emulator.store import Store
 from syncdsl.emulator.validation import email_problem, is_valid_email
@@ -31,8 +32,18 @@ class Call:
     body: Any
     query: dict[str, list[str]] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+    version: str = "v3"  # the API version the path names: "v3", "2026-03" or "2026-09"
     rng: random.Random = field(default_factory=random.Random)
     base_url: str = ""
+
+    @property
+    def dated_shapes(self) -> bool:
+        """2026-09 replies: item errors inside the 200 (never a 207) and null values (§0)."""
+        return self.version == "2026-09"
+
+    def partial(self) -> int:
+        """The status of a batch reply that carries item errors: 207, or 200 on 2026-09."""
+        return 200 if self.dated_shapes else 207
 
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -135,6 +146,9 @@ def batch_upsert(store: Store, call: Call) -> Response:
     results = []
     with store.lock:
         _reject_secondary_emails(store, [email for email, _ in planned])
+        _check_rules(
+            store, [values for email, values in planned if store.id_for_email(email) is None]
+        )
         for (email, values), item in zip(planned, inputs, strict=True):
             contact_id = store.id_for_email(email)
             created = contact_id is None
@@ -146,6 +160,13 @@ def batch_upsert(store: Store, call: Call) -> Response:
             result["new"] = created
             results.append(_traced(result, item))
     return 200, _envelope(results, started, call.rng)
+
+
+def _check_rules(store: Store, creates: list[dict[str, str]]) -> None:
+    """A new contact must meet the account's validation rules, or the whole batch fails (§0)."""
+    missing = [name for values in creates for name in store.missing_on_create(values)]
+    if missing:
+        raise validation_rule_error(list(dict.fromkeys(missing)))
 
 
 def _reject_secondary_emails(store: Store, emails: list[str]) -> None:
@@ -215,6 +236,7 @@ def batch_create(store: Store, call: Call) -> Response:
             existing = store.id_for_email(values.get("email", "")) if values.get("email") else None
             if existing is not None:
                 raise error(409, "CONFLICT", f"Contact already exists. Existing ID: {existing}")
+        _check_rules(store, planned)
         results = []
         for values, item in zip(planned, inputs, strict=True):
             contact_id = store.create_contact(values)
@@ -223,7 +245,8 @@ def batch_create(store: Store, call: Call) -> Response:
 
 
 def batch_update(store: Store, call: Call) -> Response:
-    """Update by id (or idProperty=email); unknown ids come back as one 207 error."""
+    """Update by id (or idProperty=email); unknown ids come back as one item error
+    (a 207; inside the 200 on 2026-09)."""
     started = iso_now()
     inputs = inputs_of(call.body)
     planned: list[tuple[str, dict[str, str]]] = []
@@ -260,7 +283,7 @@ def batch_update(store: Store, call: Call) -> Response:
         if traces:  # HubSpot echoes the failed inputs' trace ids in the error's context
             item_error["context"]["objectWriteTraceId"] = traces
         envelope.update(numErrors=1, errors=[item_error])
-        return 207, envelope
+        return call.partial(), envelope
     return 200, envelope
 
 
@@ -280,7 +303,8 @@ def _reject_email_takeover(
 
 
 def batch_read(store: Store, call: Call) -> Response:
-    """Read by id or email; missing ones come back as ONE OBJECT_NOT_FOUND error with a 207."""
+    """Read by id or email; missing ones come back as ONE OBJECT_NOT_FOUND item error
+    (a 207; inside the 200 on 2026-09)."""
     started = iso_now()
     inputs = inputs_of(call.body)
     body = call.body
@@ -300,11 +324,11 @@ def batch_read(store: Store, call: Call) -> Response:
                 missing.append(raw_id)
             elif contact_id not in seen:
                 seen.add(contact_id)
-                results.append(store.view(contact_id, wanted))
+                results.append(store.view(contact_id, wanted, nulls=call.dated_shapes))
     envelope = _envelope(results, started, call.rng)
     if missing:
         envelope.update(numErrors=1, errors=[not_found_item(missing)])
-        return 207, envelope
+        return call.partial(), envelope
     return 200, envelope
 
 
@@ -325,7 +349,7 @@ def list_contacts(store: Store, call: Call) -> Response:
     with store.lock:
         start = bisect.bisect_left(store.ids, after)
         page_ids = store.ids[start : start + limit + 1]
-        results = [store.view(str(i), names) for i in page_ids[:limit]]
+        results = [store.view(str(i), names, nulls=call.dated_shapes) for i in page_ids[:limit]]
     body: dict[str, Any] = {"results": results}
     if len(page_ids) > limit:
         next_after = str(page_ids[limit])
@@ -367,7 +391,7 @@ def _one_contact(store: Store, call: Call) -> str:
 
 def get_contact(store: Store, call: Call) -> Response:
     with store.lock:
-        return 200, store.view(_one_contact(store, call), call.names())
+        return 200, store.view(_one_contact(store, call), call.names(), nulls=call.dated_shapes)
 
 
 def patch_contact(store: Store, call: Call) -> Response:

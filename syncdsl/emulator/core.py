@@ -57,6 +57,7 @@ class Emulator:
         seed: int | None = None,
         state_file: Path | None = None,
         search_lag_ms: float = 0.0,
+        required_on_create: Iterable[str] = (),
     ) -> None:
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}: use one of {', '.join(TIERS)}")
@@ -76,6 +77,7 @@ class Emulator:
         self.shuffle_rng = random.Random(seed)
         self.store = Store()
         self.store.search_lag = max(search_lag_ms, 0.0) / 1000.0
+        self.store.required_on_create = tuple(required_on_create)
         if self.state_file is not None and self.state_file.exists():
             self.store.load(self.state_file)
         self.requests: list[RequestRecord] = []

@@ -59,7 +59,9 @@ def search(store: Store, call: Call) -> Response:
             ids = [i for i in ids if _matches_query(store.contacts[str(i)], query)]
         if sort_name != "hs_object_id" or descending:
             ids = _sorted_ids(store, ids, sort_name, descending)
-        results = [store.view(str(i), names) for i in ids[after : after + limit]]
+        results = [
+            store.view(str(i), names, nulls=call.dated_shapes) for i in ids[after : after + limit]
+        ]
     response: dict[str, Any] = {"total": len(ids), "results": results}
     if after + limit < len(ids):
         response["paging"] = {"next": {"after": str(after + limit)}}

@@ -91,19 +91,20 @@ _PROPERTY_ROUTES = (
         properties.archive_property,
     ),
 )
-# Both the /crm/v3/... paths and the date-versioned 2026-03 paths; contacts by any of its names.
+# The /crm/v3/... paths and the date-versioned 2026-03 and 2026-09 ones; contacts by any name.
 _FAMILIES = (
     (
         re.compile(
-            r"^/crm/(?:v3/objects|objects/2026-0[39])/(?:contacts|contact|0-1)(?P<rest>/.*)?$",
+            r"^/crm/(?:(?P<version>v3)/objects|objects/(?P<dated>2026-0[39]))"
+            r"/(?:contacts|contact|0-1)(?P<rest>/.*)?$",
             re.IGNORECASE,
         ),
         _OBJECT_ROUTES,
     ),
     (
         re.compile(
-            r"^/crm/(?:v3/properties|properties/2026-0[39])/(?:contacts|contact|0-1)"
-            r"(?P<rest>/.*)?$",
+            r"^/crm/(?:(?P<version>v3)/properties|properties/(?P<dated>2026-0[39]))"
+            r"/(?:contacts|contact|0-1)(?P<rest>/.*)?$",
             re.IGNORECASE,
         ),
         _PROPERTY_ROUTES,
@@ -111,19 +112,30 @@ _FAMILIES = (
 )
 
 
-def resolve(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+@dataclass(frozen=True)
+class Resolved:
+    """A request's route, its path parameters and the API version its path names."""
+
+    route: Route
+    params: dict[str, str]
+    version: str
+
+
+def resolve(method: str, path: str) -> Resolved | None:
     """The route for a request, with its path parameters; raises 405 for a known path."""
     for family, routes in _FAMILIES:
         matched = family.match(path)
         if not matched:
             continue
         rest = (matched.group("rest") or "").rstrip("/")
+        version = (matched.group("version") or matched.group("dated")).lower()
         allowed = False
         for route in routes:
             hit = route.pattern.match(rest)
             if hit:
                 if route.method == method:
-                    return route, {k: unquote(v) for k, v in hit.groupdict().items()}
+                    params = {k: unquote(v) for k, v in hit.groupdict().items()}
+                    return Resolved(route, params, version)
                 allowed = True
         if allowed:
             raise bodies.error(405, "METHOD_NOT_ALLOWED", f"{method} is not supported on {path}.")
@@ -204,7 +216,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise bodies.error(
                     404, "OBJECT_NOT_FOUND", f"No such endpoint: {method} {url.path}"
                 )
-            route, params = found
+            route = found.route
             operation = route.operation
             if emulator.latency:
                 time.sleep(emulator.latency)
@@ -216,7 +228,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             call = Call(
                 body=_parse_json(raw) if method in ("POST", "PATCH", "PUT") else None,
                 query=parse_qs(url.query, keep_blank_values=True),
-                params=params,
+                params=found.params,
+                version=found.version,
                 rng=emulator.shuffle_rng,
                 base_url=emulator.base_url,
             )

@@ -30,12 +30,18 @@ class Store:
         self.by_secondary: dict[str, str] = {}  # hs_additional_emails -> contact id
         self.ids: list[int] = []  # sorted, for paging by id
         self.search_lag = 0.0  # seconds before a write shows in search (HUBSPOT.md §0)
+        self.required_on_create: tuple[str, ...] = ()  # the account's validation rules (§0)
         self._written_at: dict[str, float] = {}  # contact id -> monotonic time of its last write
         self.next_id = 1
         self.properties: dict[str, dict[str, Any]] = seed.standard_properties()
         self.groups: dict[str, dict[str, Any]] = seed.standard_groups()
 
     # --- contacts ---------------------------------------------------------------------------
+
+    def missing_on_create(self, values: Mapping[str, str]) -> list[str]:
+        """The properties the account's validation rules require on a new contact that `values`
+        leaves empty."""
+        return [name for name in self.required_on_create if not values.get(name)]
 
     def id_for_email(self, email: str) -> str | None:
         return self.by_email.get(email.strip().lower())
@@ -159,11 +165,18 @@ class Store:
             if index < len(self.ids) and self.ids[index] == int(contact_id):
                 self.ids.pop(index)
 
-    def view(self, contact_id: str, names: Iterable[str] | None) -> dict[str, Any]:
-        """A contact as SimplePublicObject; only `names` (absent when empty), or the defaults."""
+    def view(
+        self, contact_id: str, names: Iterable[str] | None, *, nulls: bool = False
+    ) -> dict[str, Any]:
+        """A contact as SimplePublicObject: only `names`, or the defaults. A requested property
+        without a value is absent, or null when `nulls` (2026-09 replies may hold nulls)."""
         record = self.contacts[contact_id]
         wanted = seed.DEFAULT_READ_PROPERTIES if names is None else names
-        properties = {name: record[name] for name in wanted if name in record}
+        properties: dict[str, Any] = {name: record[name] for name in wanted if name in record}
+        if nulls and names is not None:
+            properties |= {
+                name: None for name in wanted if name not in record and name in self.properties
+            }
         return {
             "id": contact_id,
             "properties": properties,
