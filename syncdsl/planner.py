@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -100,6 +100,7 @@ def make_plan(
             mapped,
             audience_props + removed_props,
             frozenset(prop.name for prop in properties),
+            is_member=lambda email: _is_member(desired.get(email)),
         )
     else:
         current = _from_state(store)
@@ -226,6 +227,10 @@ def _from_state(store: StateStore) -> Iterator[CurrentContact]:
         )
 
 
+def _is_member(contact: DesiredContact | None) -> bool:
+    return contact is not None and any(s in MEMBER_STATUSES for s in contact.audiences.values())
+
+
 def _read_hubspot(
     client: HubSpotClient,
     store: StateStore | None,
@@ -233,17 +238,21 @@ def _read_hubspot(
     mapped: tuple[str, ...],
     audience_props: tuple[str, ...],
     existing: frozenset[str],
+    is_member: Callable[[str], bool] = lambda email: False,
 ) -> Iterator[CurrentContact]:
     """Refresh: every audience's current members (search), then every desired contact (batch
     read, 100 a call), yielded in ascending email order as the merge join needs.
 
-    `emails` ascend. Only the members are held in memory; desired contacts stream through.
-    Only properties HubSpot has are requested or searched (one that is missing has no values).
+    `emails` (the desired members) ascend. Only the HubSpot members are held in memory; desired
+    contacts stream through. Only properties HubSpot has are requested or searched (one that is
+    missing has no values). A HubSpot member one of whose secondary emails is a desired member
+    is that desired contact (`is_member` says which): it is never yielded under its own email.
     """
     wanted = [
         name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing
     ]
     members: dict[str, CurrentContact] = {}
+    merged = _MergedContacts()
     for prop in (name for name in audience_props if name in existing):
         filters = [
             {
@@ -257,11 +266,12 @@ def _read_hubspot(
                 members[member.email] = _current(
                     member.email, member.id, member.properties, mapped, audience_props
                 )
+            if any(is_member(email) for email in member.additional_emails):
+                merged.resolved_ids.add(member.id)  # its batch read may come batches later
     if store is not None:
         members.update(_confirm_unsearched(client, store, members, wanted, mapped, audience_props))
     others = iter(sorted(members))  # members, to interleave with the desired contacts
     pending = next(others, None)
-    merged = _MergedContacts()
     for batch, contacts in _batch_reads(client, emails, wanted):
         found = {
             email: merged.resolve(
@@ -392,10 +402,7 @@ def _current(
 def _with_last_applied(contact: CurrentContact, state: ContactState | None) -> CurrentContact:
     if state is None:
         return contact
-    last = {**state.properties, **state.audiences}
-    return CurrentContact(
-        contact.email, contact.hubspot_id, contact.properties, contact.audiences, last
-    )
+    return replace(contact, last_applied={**state.properties, **state.audiences})
 
 
 def _schema_calls(diff: SchemaDiff) -> int:

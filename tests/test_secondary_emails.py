@@ -139,3 +139,24 @@ def test_a_refresh_under_search_lag_still_exits_a_member_it_just_wrote(tmp_path:
         ws.write(MEMBERS[1:])  # m0 left the segment: 1 of 9, under the guard
         plan = ws.plan(refresh=True)
         assert [(c.action, c.email) for c in plan.contact_changes] == [("exit", "m0@example.com")]
+
+
+def test_a_merged_member_far_from_its_secondary_email_is_not_exited(tmp_path: Path) -> None:
+    # The winner's primary email sorts batches before the desired secondary address: the refresh
+    # must still see one contact, written once by id, and never exit it as a departed member.
+    many = [{"email": f"m{i:03d}@example.com", "first": "M", "seg": "realized"} for i in range(250)]
+    zed = {"email": "zed@example.com", "first": "Zed", "seg": "realized"}
+    with workspace(tmp_path) as ws:
+        ws.write([*many, zed])
+        ws.apply()
+        ws.emulator.seed_contacts([{"email": "aaa@example.com", "newsletter": "realized"}])
+        ws.emulator.merge_contacts("aaa@example.com", "zed@example.com")
+        ws.write([*many, {**zed, "first": "Zedd"}])
+        plan = ws.plan(refresh=True)
+        assert [(c.action, c.email, c.resolved_via) for c in plan.contact_changes] == [
+            ("update", "zed@example.com", "aaa@example.com")
+        ]
+        ws.apply(refresh=True)
+        held = ws.emulator.contact_by_email("aaa@example.com")
+        assert held is not None and (held["firstname"], held["newsletter"]) == ("Zedd", "realized")
+        assert ws.plan(refresh=True).contact_changes == ()
