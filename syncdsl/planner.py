@@ -269,7 +269,7 @@ def _read_hubspot(
             if any(is_member(email) for email in member.additional_emails):
                 merged.resolved_ids.add(member.id)  # its batch read may come batches later
     if store is not None:
-        members.update(_confirm_unsearched(client, store, members, wanted, mapped, audience_props))
+        _confirm_with_state(client, store, members, wanted, mapped, audience_props)
     others = iter(sorted(members))  # members, to interleave with the desired contacts
     pending = next(others, None)
     for batch, contacts in _batch_reads(client, emails, wanted):
@@ -294,34 +294,46 @@ def _read_hubspot(
     yield from _known(rest, store)
 
 
-def _confirm_unsearched(
+def _confirm_with_state(
     client: HubSpotClient,
     store: StateStore,
-    searched: dict[str, CurrentContact],
+    members: dict[str, CurrentContact],
     wanted: list[str],
     mapped: tuple[str, ...],
     audience_props: tuple[str, ...],
-) -> dict[str, CurrentContact]:
-    """Members the state wrote that search did not return, read by email.
+) -> None:
+    """Batch-read the members search and the state disagree on, and correct `members`.
 
-    Search is not read-your-writes (HUBSPOT.md §0): a member written moments ago may be missing
-    from it, and concluding from search alone would lose its exit. A batch read says what
-    HubSpot holds (a member deleted by hand is simply not found).
+    Search is not read-your-writes (HUBSPOT.md §0): moments after a write it may miss a member
+    syncdsl just wrote, or show its values from before (a member just exited still "realized").
+    Concluding from search alone would lose an exit or plan one twice, so the members the state
+    holds that search did not return, and the ones whose audience values search shows otherwise
+    than the state's, are read by email: the batch read says what HubSpot holds (a contact
+    deleted by hand is simply not found). Where they agree, nothing is read.
     """
+    known = store.get_many(list(members)) if members else {}
+    disputed = [
+        email
+        for email, member in members.items()
+        if email in known
+        and any(member.audiences.get(p) != known[email].audiences.get(p) for p in audience_props)
+    ]
     unsearched = [
         row.email
         for row in store.iter_contacts()
-        if row.email not in searched
+        if row.email not in members
         and any(row.audiences.get(prop) in MEMBER_STATUSES for prop in audience_props)
     ]
-    confirmed: dict[str, CurrentContact] = {}
-    for batch in _chunks(unsearched, BATCH_SIZE):
-        for email, contact in client.batch_read_contacts_by_email(batch, wanted).items():
-            if contact.email == email:
-                confirmed[email] = _current(
+    for batch in _chunks(sorted({*disputed, *unsearched}), BATCH_SIZE):
+        found = client.batch_read_contacts_by_email(batch, wanted)
+        for email in batch:
+            contact = found.get(email)
+            if contact is not None and contact.email == email:
+                members[email] = _current(
                     email, contact.id, contact.properties, mapped, audience_props
                 )
-    return confirmed
+            elif contact is None:
+                members.pop(email, None)  # gone from HubSpot since search indexed it
 
 
 class _MergedContacts:

@@ -160,3 +160,25 @@ def test_a_merged_member_far_from_its_secondary_email_is_not_exited(tmp_path: Pa
         held = ws.emulator.contact_by_email("aaa@example.com")
         assert held is not None and (held["firstname"], held["newsletter"]) == ("Zedd", "realized")
         assert ws.plan(refresh=True).contact_changes == ()
+
+
+def test_a_refresh_under_search_lag_does_not_exit_twice_a_member_it_just_exited(
+    tmp_path: Path,
+) -> None:
+    """Within the lag search still shows the exited member as realized; the refresh confirms by
+    batch read and plans nothing."""
+    with workspace(tmp_path) as ws:
+        ws.write(MEMBERS)
+        ws.apply()
+        ws.emulator.store.search_lag = 60.0  # indexed by now; the next writes are not
+        ws.write([*MEMBERS[1:], {**MEMBERS[0], "seg": "exited"}])
+        _, report = ws.apply()
+        assert report.exited == 1
+        found = ws.client().search_contacts(
+            [{"filters": [{"propertyName": "newsletter", "operator": "EQ", "value": "realized"}]}],
+            ["newsletter"],
+        )
+        assert "m0@example.com" in {c.email for c in found}  # search is stale: still realized
+        assert ws.plan(refresh=True).contact_changes == ()
+        held = ws.emulator.contact_by_email("m0@example.com")
+        assert held is not None and held["newsletter"] == "exited"

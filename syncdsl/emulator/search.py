@@ -52,15 +52,17 @@ def search(store: Store, call: Call) -> Response:
     query = _query(body.get("query"))
     names = property_names(body.get("properties"))
     with store.lock:
-        ids = _matching_ids(store, groups)
-        if store.search_lag:  # writes of the last moments are not indexed yet
-            ids = [i for i in ids if store.indexed(str(i))]
+        # Search is not read-your-writes: within the lag of a write it sees the record as it was
+        # before (a contact created since not at all), filters included (HUBSPOT.md §0).
+        records = _SearchView(store)
+        ids = _matching_ids(store, groups, records)
         if query is not None:
-            ids = [i for i in ids if _matches_query(store.contacts[str(i)], query)]
+            ids = [i for i in ids if _matches_query(records[str(i)], query)]
         if sort_name != "hs_object_id" or descending:
-            ids = _sorted_ids(store, ids, sort_name, descending)
+            ids = _sorted_ids(store, ids, sort_name, descending, records)
         results = [
-            store.view(str(i), names, nulls=call.dated_shapes) for i in ids[after : after + limit]
+            store.view_of(str(i), records[str(i)], names, nulls=call.dated_shapes)
+            for i in ids[after : after + limit]
         ]
     response: dict[str, Any] = {"total": len(ids), "results": results}
     if after + limit < len(ids):
@@ -68,25 +70,43 @@ def search(store: Store, call: Call) -> Response:
     return 200, response
 
 
-def _matching_ids(store: Store, groups: list[_Group]) -> list[int]:
+class _SearchView:
+    """The records search sees, by id: the store's, or with a search lag the indexed ones."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.lagging = bool(store.search_lag)
+
+    def __getitem__(self, contact_id: str) -> dict[str, str]:
+        if not self.lagging:
+            return self._store.contacts[contact_id]
+        return self._store.searchable(contact_id) or {}
+
+    def visible(self, ids: list[int]) -> list[int]:
+        if not self.lagging:
+            return ids
+        return [i for i in ids if self._store.searchable(str(i)) is not None]
+
+
+def _matching_ids(store: Store, groups: list[_Group], records: _SearchView) -> list[int]:
     """Ids (ascending) matching any group; id ranges are cut by bisection, not by scanning."""
     if not groups:
-        return store.ids
+        return records.visible(store.ids)
     found: list[list[int]] = []
     for group in groups:
-        candidates = group.candidates(store.ids)
+        candidates = records.visible(group.candidates(store.ids))
         if group.predicates:
-            contacts = store.contacts
             candidates = [
-                i for i in candidates if all(p(contacts[str(i)]) for p in group.predicates)
+                i for i in candidates if all(p(records[str(i)]) for p in group.predicates)
             ]
         found.append(candidates)
     return found[0] if len(found) == 1 else sorted(set().union(*found))
 
 
-def _sorted_ids(store: Store, ids: list[int], name: str, descending: bool) -> list[int]:
+def _sorted_ids(
+    store: Store, ids: list[int], name: str, descending: bool, contacts: _SearchView
+) -> list[int]:
     kind = _kind(store, name)
-    contacts = store.contacts
     present = [i for i in ids if name in contacts[str(i)]]
     absent = [i for i in ids if name not in contacts[str(i)]]
     present.sort(key=lambda i: _key(kind, contacts[str(i)][name]), reverse=descending)

@@ -32,6 +32,9 @@ class Store:
         self.search_lag = 0.0  # seconds before a write shows in search (HUBSPOT.md §0)
         self.required_on_create: tuple[str, ...] = ()  # the account's validation rules (§0)
         self._written_at: dict[str, float] = {}  # contact id -> monotonic time of its last write
+        # What search still sees of a contact written within the lag: its record as it was
+        # before those writes (None: created since, so search does not see it at all).
+        self._indexed: dict[str, dict[str, str] | None] = {}
         self.next_id = 1
         self.properties: dict[str, dict[str, Any]] = seed.standard_properties()
         self.groups: dict[str, dict[str, Any]] = seed.standard_groups()
@@ -52,6 +55,18 @@ class Store:
             return True
         written = self._written_at.get(contact_id)
         return written is None or time.monotonic() - written >= self.search_lag
+
+    def searchable(self, contact_id: str) -> dict[str, str] | None:
+        """The record as search sees it: the latest one, or, within the search lag of a write,
+        the one before it (stale values), or None for a contact created within the lag."""
+        if self.indexed(contact_id):
+            return self.contacts[contact_id]
+        return self._indexed.get(contact_id)
+
+    def _before_write(self, contact_id: str, record: dict[str, str] | None) -> None:
+        """Keep what search saw before a write: the index catches up only after the lag."""
+        if self.search_lag and self.indexed(contact_id):
+            self._indexed[contact_id] = dict(record) if record is not None else None
 
     def _touch(self, contact_id: str) -> None:
         if self.search_lag:
@@ -105,6 +120,7 @@ class Store:
             self.next_id += 1
             now = iso_now()
             record = {"hs_object_id": contact_id, "createdate": now, "lastmodifieddate": now}
+            self._before_write(contact_id, None)
             self.contacts[contact_id] = record
             self.ids.append(int(contact_id))
             self._write(contact_id, record, values)
@@ -115,8 +131,10 @@ class Store:
         """Apply already-validated values; return whether anything changed."""
         with self.lock:
             record = self.contacts[contact_id]
+            before = dict(record) if self.search_lag else None
             changed = self._write(contact_id, record, values)
             if changed:
+                self._before_write(contact_id, before)
                 record["lastmodifieddate"] = iso_now()
                 self._touch(contact_id)
             return changed
@@ -170,7 +188,17 @@ class Store:
     ) -> dict[str, Any]:
         """A contact as SimplePublicObject: only `names`, or the defaults. A requested property
         without a value is absent, or null when `nulls` (2026-09 replies may hold nulls)."""
-        record = self.contacts[contact_id]
+        return self.view_of(contact_id, self.contacts[contact_id], names, nulls=nulls)
+
+    def view_of(
+        self,
+        contact_id: str,
+        record: Mapping[str, str],
+        names: Iterable[str] | None,
+        *,
+        nulls: bool = False,
+    ) -> dict[str, Any]:
+        """`view` of a given record of the contact (search's possibly stale one)."""
         wanted = seed.DEFAULT_READ_PROPERTIES if names is None else names
         properties: dict[str, Any] = {name: record[name] for name in wanted if name in record}
         if nulls and names is not None:
