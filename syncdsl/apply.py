@@ -97,6 +97,16 @@ class BatchOutcome:
     rejected: list[tuple[ContactChange, str]]
     deleted: list[ContactChange] = field(default_factory=list)
 
+    def plus(self, other: BatchOutcome) -> BatchOutcome:
+        return BatchOutcome(
+            {**self.accepted, **other.accepted},
+            self.rejected + other.rejected,
+            self.deleted + other.deleted,
+        )
+
+
+_NOTHING = BatchOutcome({}, [])
+
 
 def apply_schema(
     client: HubSpotClient, store: StateStore, changes: Sequence[PropertyChange]
@@ -209,28 +219,14 @@ def write_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutco
 
     An exit of a contact whose HubSpot id is known is a batch update by id, so a contact deleted
     by hand in HubSpot is never recreated holding only `exited`; everything else is upserted by
-    email.
+    email. Either way, a whole-batch 400 or 409 is isolated to the inputs that caused it.
     """
     by_id = [c for c in batch if _by_id(c)]
-    if not by_id:
-        return upsert_batch(client, batch)
     rest = [c for c in batch if not _by_id(c)]
-    upserted = upsert_batch(client, rest) if rest else BatchOutcome({}, [])
-    reply = client.update_contacts_by_id(
-        [ContactWrite(str(i), c.email, c.properties, c.hubspot_id) for i, c in enumerate(by_id)]
-    )
-    accepted = dict(upserted.accepted)
-    rejected = list(upserted.rejected)
-    deleted: list[ContactChange] = []
-    for index, change in enumerate(by_id):
-        trace = str(index)
-        if trace in reply.results:
-            accepted[change.email] = replace(reply.results[trace], email=change.email, new=False)
-        elif trace in reply.not_found:
-            deleted.append(change)
-        else:
-            rejected.append((change, reply.errors.get(trace, "HubSpot returned no result")))
-    return BatchOutcome(accepted, rejected, deleted)
+    upserted = _isolated(lambda part: _upsert(client, part), rest, client) if rest else _NOTHING
+    if not by_id:
+        return upserted
+    return upserted.plus(_isolated(lambda part: _update_by_id(client, part), by_id, client))
 
 
 def _by_id(change: ContactChange) -> bool:
@@ -242,15 +238,24 @@ def _by_id(change: ContactChange) -> bool:
 
 
 def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
-    """Upsert one batch (≤ 100); on a 400 isolate the bad inputs (named ones first, then bisection).
+    """Upsert one batch (≤ 100) by email, the bad inputs isolated (see `_isolated`)."""
+    return _isolated(lambda part: _upsert(client, part), batch, client)
 
-    Returns what HubSpot accepted (by email) and what it rejected.
+
+def _isolated(
+    send: Callable[[list[ContactChange]], BatchOutcome],
+    batch: list[ContactChange],
+    client: HubSpotClient,
+) -> BatchOutcome:
+    """Send a batch; on a whole-batch 400 or 409 isolate the inputs that caused it (the ones
+    HubSpot's message names first, then bisection), send the rest, and reject only those.
+
+    HubSpot fails a whole batch for one bad input (400: a bad value, a validation rule) or for
+    one input that conflicts with another record (409).
     """
     try:
-        results = client.batch_upsert_contacts_by_email([(c.email, c.properties) for c in batch])
+        return send(batch)
     except (HubSpotValidationError, HubSpotConflictError) as error:
-        # HubSpot fails a whole batch for one bad input (400), or for one input that conflicts
-        # with another record (409): isolate it, apply the rest.
         if len(batch) == 1:
             only = batch[0]
             if (
@@ -264,23 +269,52 @@ def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutc
             return BatchOutcome({}, [(only, _reason(error, only.email))])
         named = _named_inputs(batch, error)
         if named and len(named) < len(batch):
-            rest = [c for c in batch if c.email not in named]
-            outcome = upsert_batch(client, rest)
-            return BatchOutcome(
-                outcome.accepted,
-                outcome.rejected
-                + [(c, _reason(error, c.email)) for c in batch if c.email in named],
+            outcome = _isolated(send, [c for c in batch if c.email not in named], client)
+            return outcome.plus(
+                BatchOutcome({}, [(c, _reason(error, c.email)) for c in batch if c.email in named])
             )
         middle = len(batch) // 2
-        left, right = upsert_batch(client, batch[:middle]), upsert_batch(client, batch[middle:])
-        return BatchOutcome({**left.accepted, **right.accepted}, left.rejected + right.rejected)
-    # A 207 leaves failed inputs out of the results: they are rejected, never silently dropped.
-    missing = [
-        (c, "HubSpot returned no result for this input (207 partial failure)")
-        for c in batch
-        if c.email not in results
-    ]
-    return BatchOutcome(results, missing)
+        left = _isolated(send, batch[:middle], client)
+        return left.plus(_isolated(send, batch[middle:], client))
+
+
+def _writes(batch: list[ContactChange]) -> list[ContactWrite]:
+    return [ContactWrite(str(i), c.email, c.properties, c.hubspot_id) for i, c in enumerate(batch)]
+
+
+def _upsert(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
+    """One batch upsert by email; inputs answered with an item error (in a 207, or inside the
+    200 on 2026-09) or with no result are rejected, never silently dropped."""
+    reply = client.upsert_contacts(
+        [ContactWrite(w.trace_id, w.email, w.properties) for w in _writes(batch)]
+    )
+    accepted: dict[str, UpsertResult] = {}
+    rejected: list[tuple[ContactChange, str]] = []
+    for index, change in enumerate(batch):
+        result = reply.results.get(str(index))
+        if result is not None:
+            accepted[change.email] = replace(result, email=change.email)
+        else:
+            reason = reply.errors.get(str(index), "HubSpot returned no result for this input")
+            rejected.append((change, reason))
+    return BatchOutcome(accepted, rejected)
+
+
+def _update_by_id(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
+    """One batch update by HubSpot id; an id HubSpot no longer has is `deleted`, never created."""
+    reply = client.update_contacts_by_id(_writes(batch))
+    accepted: dict[str, UpsertResult] = {}
+    rejected: list[tuple[ContactChange, str]] = []
+    deleted: list[ContactChange] = []
+    for index, change in enumerate(batch):
+        trace = str(index)
+        if trace in reply.results:
+            accepted[change.email] = replace(reply.results[trace], email=change.email, new=False)
+        elif trace in reply.not_found:
+            deleted.append(change)
+        else:
+            rejected.append((change, reply.errors.get(trace, "HubSpot returned no result")))
+    return BatchOutcome(accepted, rejected, deleted)
 
 
 _CONFLICT_ADVICE = (

@@ -386,3 +386,38 @@ def test_emulator_write_replies_echo_only_the_written_properties(tmp_path: Path)
         )
         assert set(updated["properties"]) == {"firstname", "hs_object_id", "lastmodifieddate"}
         client.close()
+
+
+def test_a_whole_batch_400_on_updates_by_id_rejects_only_the_bad_input(tmp_path: Path) -> None:
+    """Exits go by batch update by id; one input HubSpot refuses fails that whole batch (400),
+    and it is isolated like an upsert's: the others exit, the bad one is rejected."""
+    from syncdsl.apply import write_batch
+    from syncdsl.plan import ContactChange, ValueChange
+
+    members = [{"email": f"m{i}@example.com", "first": "M", "seg": "realized"} for i in range(6)]
+    with workspace(tmp_path) as ws:
+        ws.write(members)
+        ws.apply()
+        ids = {c["email"]: c["hs_object_id"] for c in ws.emulator.all_contacts()}
+        batch = [
+            ContactChange(
+                "exit",
+                member["email"],
+                (
+                    ValueChange("newsletter", "realized", "exited"),
+                    *([ValueChange("no_such_property", None, "x")] if index == 3 else ()),
+                ),
+                hubspot_id=ids[member["email"]],
+            )
+            for index, member in enumerate(members)
+        ]
+        outcome = write_batch(ws.client(), batch)
+        assert sorted(outcome.accepted) == sorted(
+            m["email"] for i, m in enumerate(members) if i != 3
+        )
+        ((change, reason),) = outcome.rejected
+        assert change.email == "m3@example.com" and "no_such_property" in reason
+        statuses = {c["email"]: c["newsletter"] for c in ws.emulator.all_contacts()}
+        assert statuses == {
+            m["email"]: "realized" if i == 3 else "exited" for i, m in enumerate(members)
+        }
