@@ -258,7 +258,12 @@ def _client(*args: str) -> subprocess.Popen[str]:
 
 def _timed_post(url: str, email: str) -> tuple[int, float]:
     started = time.perf_counter()
-    answer = requests.post(f"{url}/v1/profiles", data=_body(email), timeout=60)
+    answer = requests.post(
+        f"{url}/v1/profiles",
+        data=_body(email),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
     return answer.status_code, time.perf_counter() - started
 
 

@@ -105,7 +105,12 @@ class Bench:
         self.emulator.stop()
 
     def post(self, profiles: list[dict[str, object]]) -> None:
-        answer = self.session.post(self.url, data=json.dumps(profiles), timeout=30)
+        answer = self.session.post(
+            self.url,
+            data=json.dumps(profiles),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
         if answer.status_code != 202:
             raise SystemExit(f"intake answered {answer.status_code}: {answer.text}")
 

@@ -76,7 +76,7 @@ class ApplyReport:
             "updated": self.updated,
             "exited": self.exited,
             "unchanged": self.unchanged,
-            "rejected": [asdict(r) for r in self.rejected],
+            "rejected": [r.to_dict() for r in self.rejected],
             "inputs": [asdict(counts) for counts in self.inputs],
             "schema_changes": self.schema_changes,
             "api_calls": self.api_calls,

@@ -23,6 +23,7 @@ from syncdsl import ir
 from syncdsl.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.mapping import ProfileMapper, RecordRejected
 from syncdsl.schema import PropertySchema
+from syncdsl.scrub import scrub, shown_reason
 from syncdsl.sources import SourceRecord, read_source
 
 _BATCH = 5_000
@@ -213,8 +214,8 @@ class DesiredSet:
                     "file": rejected.file,
                     "line": rejected.line,
                     "source": rejected.source,
-                    "reason": rejected.reason,
-                    "record": rejected.raw,
+                    "reason": shown_reason(rejected.reason),
+                    "record": scrub(rejected.raw),
                 }
                 out.write(json.dumps(entry, ensure_ascii=False) + "\n")
         return len(self.rejected)

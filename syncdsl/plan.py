@@ -16,6 +16,7 @@ from syncdsl.desired import SourceCounts
 from syncdsl.errors import PlanError
 from syncdsl.ir import AUDIENCE_STATUSES
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.scrub import scrub, shown_reason
 from syncdsl.values import normalize
 
 FORMAT_VERSION = 1
@@ -88,6 +89,17 @@ class Rejection:
     line: int
     reason: str
     raw: str = ""
+
+    def to_dict(self) -> dict[str, str | int]:
+        """As JSON leaves the process (--json, saved plans, reports): the raw record is kept,
+        for replaying, but secrets are masked in it and long values in the reason clipped."""
+        return {
+            "source": self.source,
+            "file": self.file,
+            "line": self.line,
+            "reason": shown_reason(self.reason),
+            "raw": scrub(self.raw),
+        }
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Format (format_version 1), keys sorted:
     format_version, configuration (path), refreshed, summary {create, update, exit, unchanged,
     rejected, property_changes}, property_changes[], contact_changes[] (action, email, hubspot_id,
     drift, provenance, changes[] {property, before, after, and for dates and datetimes
-    before_iso, after_iso}), rejected[] (source, file, line, reason), guards[] (guard, status,
+    before_iso, after_iso}), rejected[] (source, file, line, reason, raw), guards[] (guard, status,
     detail, remedy), removed_audiences[], lock_changes[], warnings[], notes[], estimate {...},
     fingerprint {...}, inputs[] (per source: records, contributed, merged, rejected, not_member,
     identities_skipped).
@@ -67,7 +67,7 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         "summary": summary(plan),
         "property_changes": [asdict(change) for change in plan.property_changes],
         "contact_changes": changes,
-        "rejected": [asdict(r) for r in plan.rejected],
+        "rejected": [r.to_dict() for r in plan.rejected],
         "removed_audiences": [asdict(r) for r in plan.removed_audiences],
         "lock_changes": list(plan.lock_changes),
         "warnings": list(plan.warnings),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from syncdsl.apply import ApplyReport
 from syncdsl.desired import DesiredSet
+from syncdsl.scrub import scrub, shown_reason
 
 
 def write_rejects(path: Path, desired: DesiredSet | None, report: ApplyReport) -> int:
@@ -27,8 +28,8 @@ def write_rejects(path: Path, desired: DesiredSet | None, report: ApplyReport) -
                         "source": rejection.source,
                         "file": rejection.file,
                         "line": rejection.line,
-                        "reason": rejection.reason,
-                        "record": rejection.raw,
+                        "reason": shown_reason(rejection.reason),
+                        "record": scrub(rejection.raw),
                     },
                     ensure_ascii=False,
                 )

@@ -12,6 +12,7 @@ from syncdsl.desired import SourceCounts
 from syncdsl.plan import ContactChange, GuardVerdict, Plan, PropertyChange
 from syncdsl.planfile import summary
 from syncdsl.redact import Redacted, redact_text
+from syncdsl.scrub import scrub, shown_reason
 from syncdsl.values import iso_form
 
 DEFAULT_LIMIT = 20
@@ -173,7 +174,7 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
     out += _section(
         "Rejected records (not sent)",
         plan.rejected,
-        lambda r: [f"! {r.file}:{r.line}  {r.reason}"],
+        lambda r: [f"! {r.file}:{r.line}  {shown_reason(r.reason)}"],
         "red",
         style,
         limit,
@@ -191,7 +192,7 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
     out += _section("Guards", guards, lambda v: [_guard_line(v)], "red", style, None)
     out += _section("Notes", plan.notes, lambda n: [f"• {n}"], "dim", style, None)
     out.append(style(summary_line(plan), "bold"))
-    return "\n".join(out)
+    return scrub("\n".join(out))
 
 
 _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True).from_string(
@@ -253,7 +254,7 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 
 **Rejected records**: {{ plan.rejected | length }}
 {% for r in plan.rejected[:limit] %}
-- `{{ r.file }}:{{ r.line }}` {{ r.reason }}
+- `{{ r.file }}:{{ r.line }}` {{ shown_reason(r.reason) }}
 {% endfor %}
 {% endif %}
 {% if plan.lock_changes %}
@@ -306,7 +307,7 @@ _MODES = {
 
 def render_markdown(plan: Plan, *, full: bool = False, errors: Sequence[str] = ()) -> str:
     """A pull-request comment summarising the plan, with `errors` that make the run fail."""
-    return _MARKDOWN.render(
+    text = _MARKDOWN.render(
         plan=plan,
         mode=_MODES[plan.refreshed],
         errors=errors,
@@ -317,13 +318,15 @@ def render_markdown(plan: Plan, *, full: bool = False, errors: Sequence[str] = (
         property_line=_property_line,
         contact_lines=_contact_lines,
         limit=len(plan.contact_changes) if full else 50,
+        shown_reason=shown_reason,
     )
+    return scrub(text)
 
 
 def render_markdown_failure(error: str, *, redact: bool = False) -> str:
     """The pull-request comment when no plan could be made: what failed, so the PR says why."""
     text = redact_text(error) if redact else error
-    return f"### syncdsl plan\n\n**The plan failed:**\n\n```\n{text}\n```\n"
+    return f"### syncdsl plan\n\n**The plan failed:**\n\n```\n{scrub(text)}\n```\n"
 
 
 def render_report(report: ApplyReport, *, style: Style = plain) -> str:
@@ -351,7 +354,7 @@ def render_report(report: ApplyReport, *, style: Style = plain) -> str:
             f"{outsiders:,} record(s) of people who are members of no audience were not sent."
         )
     for rejection in report.rejected[:DEFAULT_LIMIT]:
-        lines.append(f"  ! {rejection.file}:{rejection.line}  {rejection.reason}")
+        lines.append(f"  ! {rejection.file}:{rejection.line}  {shown_reason(rejection.reason)}")
     if len(report.rejected) > DEFAULT_LIMIT:
         lines.append(f"  … and {len(report.rejected) - DEFAULT_LIMIT:,} more in the rejects file")
-    return "\n".join(lines)
+    return scrub("\n".join(lines))

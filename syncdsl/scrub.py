@@ -2,6 +2,8 @@
 
 The process registers its secrets once (the token it resolved, any credentials it saw in a URL);
 `scrub` replaces them, and any `user:password@` in a URL, in text about to be shown.
+`shown_reason` also shortens the values a rejection's reason quotes (the raw record belongs in the
+rejects file, not in the plan).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import threading
 MASK = "***"
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
 _MIN_SECRET = 4  # shorter strings would mask ordinary words
+QUOTED_LIMIT = 200  # characters of a quoted value a reason keeps
+REASON_LIMIT = 1000  # characters of a whole reason
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
@@ -35,3 +40,20 @@ def scrub(text: str) -> str:
         if quoted != secret and quoted in text:
             text = text.replace(quoted, MASK)
     return _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
+
+
+def clip_quoted(text: str, *, limit: int = QUOTED_LIMIT, total: int = REASON_LIMIT) -> str:
+    """`text` with each quoted value over `limit` characters cut (`…`), and at most `total` long."""
+
+    def clip(match: re.Match[str]) -> str:
+        quoted = match.group(0)
+        return quoted if len(quoted) <= limit + 2 else quoted[: limit + 1] + "…" + quoted[-1]
+
+    text = _QUOTED.sub(clip, text)
+    return text if len(text) <= total else text[: total - 1] + "…"
+
+
+def shown_reason(reason: str) -> str:
+    """A rejection's reason as it may leave the process: secrets masked, then values clipped
+    (in that order, so that no clipped part of a secret is left to show)."""
+    return clip_quoted(scrub(reason))

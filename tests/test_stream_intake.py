@@ -15,7 +15,16 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from syncdsl.stream.intake import Headers, IntakeConfig, IntakeRefused, IntakeState, admit
+from syncdsl.errors import SyncdslError
+from syncdsl.stream.intake import (
+    Headers,
+    IntakeConfig,
+    IntakeRefused,
+    IntakeState,
+    admit,
+    normalize_origin,
+)
+from syncdsl.stream.service import allowed_origins
 from tests.scenario import workspace
 from tests.test_stream import applied, post, profile, streaming, wait_for
 
@@ -169,3 +178,77 @@ def test_one_request_hook_sees_the_headers_before_the_body() -> None:
     with pytest.raises(IntakeRefused) as refused:
         admit(config, Headers([(b"content-type", b"text/plain"), (b"content-length", b"5")]), state)
     assert refused.value.status == 415 and len(seen) == 2
+
+
+def _post_as(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+    """A POST with exactly these headers (requests adds no Content-Type for bytes)."""
+    return requests.post(f"{url}/v1/profiles", data=body, headers=headers, timeout=10)
+
+
+def test_only_json_and_ndjson_bodies_are_accepted(tmp_path: Path) -> None:
+    one = json.dumps(profile("one@example.com", seg="realized")).encode()
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws) as service:
+            for content_type in (None, "text/plain", "application/x-www-form-urlencoded"):
+                headers = {} if content_type is None else {"Content-Type": content_type}
+                answer = _post_as(service.url, one, headers)
+                assert answer.status_code == 415, (content_type, answer.text)
+                assert answer.headers["Content-Type"] == "application/json"
+                assert answer.json()["status"] == 415
+                assert "Content-Type: application/json" in answer.json()["error"]
+            latin = _post_as(
+                service.url, one, {"Content-Type": "application/json; charset=latin-1"}
+            )
+            assert latin.status_code == 415 and "UTF-8" in latin.json()["error"]
+            assert service.queue_depth == 0
+            lines = b"\n".join(
+                json.dumps(profile(f"n{i}@example.com", seg="realized")).encode() for i in range(3)
+            )
+            for content_type in (
+                "application/json; charset=utf-8",
+                "application/x-ndjson",
+                "application/ndjson; charset=UTF-8",
+                "Application/JSONL",
+            ):
+                body = one if content_type.startswith("application/json") else lines + b"\n\n"
+                answer = _post_as(service.url, body, {"Content-Type": content_type})
+                assert answer.status_code == 202, (content_type, answer.text)
+                assert answer.json()["accepted"] == (1 if body is one else 3)
+            broken = lines + b"\n{oops\n"
+            answer = _post_as(service.url, broken, {"Content-Type": "application/x-ndjson"})
+            assert answer.status_code == 400 and answer.json()["error"].startswith("line 4: ")
+            array = _post_as(service.url, b"[{}]", {"Content-Type": "application/x-ndjson"})
+            assert array.status_code == 400 and "line 1 is list" in array.json()["error"]
+            wait_for(lambda: applied(service) == 1 + 3 * 3)
+
+
+def test_posts_from_web_pages_are_refused_unless_their_origin_is_allowed(tmp_path: Path) -> None:
+    json_type = {"Content-Type": "application/json"}
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        allowed = ("https://Admin.Example.com:443/", "http://localhost:3000")
+        with streaming(ws, allow_origins=allowed) as service:
+            body = json.dumps(profile("web@example.com", seg="realized")).encode()
+            for origin in ("https://evil.example", "null", "https://admin.example.com:8443"):
+                answer = _post_as(service.url, body, {**json_type, "Origin": origin})
+                assert answer.status_code == 403, origin
+                assert answer.json()["status"] == 403
+                assert f"--allow-origin {origin}" in answer.json()["error"]
+            # a form post from a page: refused for its origin before its content type matters
+            form = {"Content-Type": "text/plain", "Origin": "https://evil.example"}
+            assert _post_as(service.url, body, form).status_code == 403
+            assert service.queue_depth == 0
+            for origin in ("https://admin.example.com", "http://localhost:3000"):
+                answer = _post_as(service.url, body, {**json_type, "Origin": origin})
+                assert answer.status_code == 202, (origin, answer.text)
+            assert _post_as(service.url, body, json_type).status_code == 202  # no Origin: a server
+
+
+def test_allowed_origins_are_written_as_browsers_send_them() -> None:
+    assert normalize_origin("HTTPS://Example.COM:443/") == "https://example.com"
+    assert normalize_origin("http://example.com:8080") == "http://example.com:8080"
+    assert normalize_origin("http://[::1]:80") == "http://[::1]"
+    for bad in ("example.com", "https://example.com/app", "ftp://example.com", "https://u@x.io"):
+        with pytest.raises(SyncdslError, match=r"--allow-origin: .* is not an origin"):
+            allowed_origins((bad,))

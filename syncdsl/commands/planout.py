@@ -16,6 +16,7 @@ from syncdsl.plan import Plan
 from syncdsl.planfile import dumps, plan_to_dict
 from syncdsl.redact import redact_plan, redact_text
 from syncdsl.render import ansi, plain, render_markdown, render_markdown_failure, render_text
+from syncdsl.scrub import shown_reason
 
 FIRST_REJECTS = 5
 
@@ -71,7 +72,9 @@ def failures(spec: Spec, plan: Plan, *, lock_readonly: bool, max_rejects: int | 
                 + "): run `syncdsl lock PATH` and commit syncdsl.lock"
             )
     if max_rejects is not None and len(plan.rejected) > max_rejects:
-        first = "; ".join(f"{r.file}:{r.line} {r.reason}" for r in plan.rejected[:FIRST_REJECTS])
+        first = "; ".join(
+            f"{r.file}:{r.line} {shown_reason(r.reason)}" for r in plan.rejected[:FIRST_REJECTS]
+        )
         more = " …" if len(plan.rejected) > FIRST_REJECTS else ""
         problems.append(
             f"{len(plan.rejected):,} records rejected, more than --fail-on-rejects allows "

@@ -61,6 +61,14 @@ def stream(
             "secret is read from this environment variable.",
         ),
     ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="Accept posts from web pages of this origin (scheme://host[:port]; "
+            "repeatable). Requests with any other Origin header get 403.",
+        ),
+    ] = None,
     window_ms: Annotated[
         int, typer.Option("--window-ms", min=0, max=60_000, help="Coalescing window per batch.")
     ] = 250,
@@ -123,7 +131,9 @@ def stream(
     from syncdsl.parse import load_spec
     from syncdsl.runtime import connect
     from syncdsl.stream import StreamOptions, StreamService
+    from syncdsl.stream.service import allowed_origins
 
+    origins = allowed_origins(tuple(allow_origin or ()))
     spec = load_spec(paths, data_root=data_root)
     if input_path not in (None, "-") and not Path(str(input_path)).exists():
         typer.echo(
@@ -147,6 +157,7 @@ def stream(
         read_timeout=read_timeout,
         max_connections=max_connections,
         unhealthy_after=unhealthy_after,
+        allow_origins=origins,
     )
     stop = threading.Event()
 

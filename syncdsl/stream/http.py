@@ -12,6 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,6 +25,7 @@ from syncdsl.stream.intake import (
     IntakeRefused,
     IntakeState,
     admit,
+    is_ndjson,
     parse_profiles,
 )
 from syncdsl.stream.metrics import StreamMetrics
@@ -159,19 +161,19 @@ class IntakeApp:
             body = await _read_body(receive, self.config.max_body)
             if body is None:
                 return None  # the client went away: nothing stored, nobody to answer
-            return await self._store(body, scope)
+            return await self._store(body, scope, ndjson=is_ndjson(headers))
         finally:
             self.budget.give(length)
 
-    async def _store(self, body: bytes, scope: Scope) -> Reply:
+    async def _store(self, body: bytes, scope: Scope, *, ndjson: bool) -> Reply:
         query = parse_qs(scope["query_string"].decode("latin-1")).get("source", [None])[0]
         loop = asyncio.get_running_loop()
         try:
             if len(body) <= INLINE_PARSE:
-                events = parse_profiles(body, self.config, query)
+                events = parse_profiles(body, self.config, query, ndjson=ndjson)
             else:
                 events = await loop.run_in_executor(
-                    self.executor, parse_profiles, body, self.config, query
+                    self.executor, partial(parse_profiles, ndjson=ndjson), body, self.config, query
                 )
         except IntakeRefused as refused:
             self.hooks.metrics.add("intake_refused")

@@ -61,9 +61,90 @@ class Headers(Mapping[str, str]):
 #: IntakeRefused to refuse the request (content-type and Origin checks live there).
 RequestCheck = Callable[[Mapping[str, str]], None]
 
+JSON_TYPE = "application/json"
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
-def accept_any(headers: Mapping[str, str]) -> None:
-    """The default request check: every request passes."""
+
+def media_type(headers: Mapping[str, str]) -> tuple[str, str | None]:
+    """The request's media type (lower case, "" when absent) and its charset parameter."""
+    kind, *parameters = headers.get("content-type", "").split(";")
+    charset = None
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return kind.strip().lower(), charset
+
+
+def is_ndjson(headers: Mapping[str, str]) -> bool:
+    """True when the body is newline-delimited JSON (one profile a line)."""
+    return media_type(headers)[0] in NDJSON_TYPES
+
+
+def normalize_origin(url: str) -> str:
+    """`scheme://host[:port]` as browsers send it in `Origin` (default port dropped); ValueError
+    when `url` is not such an origin (a path, query or credentials are not part of one)."""
+    scheme, separator, rest = url.strip().partition("://")
+    host = rest[:-1] if rest.endswith("/") else rest
+    if (
+        not separator
+        or scheme.lower() not in _DEFAULT_PORTS
+        or not host
+        or any(c in host for c in "/?#@ ")
+    ):
+        raise ValueError(
+            f"{url!r} is not an origin: write scheme://host[:port], e.g. https://example.com"
+        )
+    scheme, host = scheme.lower(), host.lower()
+    name, colon, port = host.rpartition(":")
+    if colon and port == _DEFAULT_PORTS[scheme]:
+        host = name
+    return f"{scheme}://{host}"
+
+
+def _origin(header: str) -> str:
+    try:
+        return normalize_origin(header)
+    except ValueError:
+        return header.strip().lower()  # e.g. "null" (a sandboxed page): never allowed
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    """The default request check: JSON or NDJSON bodies only, and no posts from web pages.
+
+    A browser lets any page POST a form or `text/plain` body to any address without asking, and
+    marks it with an `Origin` header; such posts are refused unless the origin was allowed.
+    """
+
+    allowed_origins: frozenset[str] = frozenset()
+
+    def __call__(self, headers: Mapping[str, str]) -> None:
+        origin = headers.get("origin")
+        if origin is not None and _origin(origin) not in self.allowed_origins:
+            shown = _clip(origin.strip())
+            raise IntakeRefused(
+                403,
+                f"requests from web pages are refused (Origin: {shown}); to accept posts "
+                f"from that site, start the stream with --allow-origin {shown}",
+            )
+        kind, charset = media_type(headers)
+        if kind != JSON_TYPE and kind not in NDJSON_TYPES:
+            got = f"Content-Type {_clip(kind)!r}" if kind else "no Content-Type"
+            raise IntakeRefused(
+                415,
+                f"{got}: send `Content-Type: {JSON_TYPE}` (a profile or an array of them) or "
+                f"`Content-Type: {NDJSON_TYPES[0]}` (one profile a line)",
+            )
+        if charset not in (None, "utf-8", "utf8"):
+            raise IntakeRefused(
+                415, f"charset {_clip(charset)!r}: the body must be UTF-8 (charset=utf-8)"
+            )
 
 
 @dataclass(frozen=True)
@@ -75,14 +156,14 @@ class IntakeConfig:
     max_queue: int
     max_body: int
     ingest_token: str | None
-    check_request: RequestCheck = accept_any
+    check_request: RequestCheck = RequestPolicy()
 
 
 def resolve_source(
-    config: IntakeConfig, profile: dict[str, Any], query: str | None, index: int | None
+    config: IntakeConfig, profile: dict[str, Any], query: str | None, where: str = ""
 ) -> str:
     """The source a profile names (`"source"` field, else `?source=`, else the default)."""
-    where = "" if index is None else f" (entry {index})"
+    where = f" ({where})" if where else ""
     named = profile.get("source") if isinstance(profile.get("source"), str) else None
     name = named or query or config.default_source
     if name is None:
@@ -100,44 +181,75 @@ def resolve_source(
     return name
 
 
-def parse_profiles(body: bytes, config: IntakeConfig, query: str | None) -> list[tuple[str, str]]:
-    """One profile object or a JSON array of them -> (source, compact JSON) pairs; 400 if bad."""
+def parse_profiles(
+    body: bytes, config: IntakeConfig, query: str | None, *, ndjson: bool = False
+) -> list[tuple[str, str]]:
+    """One profile object or a JSON array of them (with `ndjson`, one profile object a line)
+    -> (source, compact JSON) pairs; 400 if any is bad, and then nothing is stored."""
     try:
-        document = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise IntakeRefused(400, "the body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise IntakeRefused(
-            400, f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    except RecursionError:
-        raise IntakeRefused(
-            400, "the JSON is nested too deeply (a profile needs a few levels, not hundreds)"
-        ) from None
-    except ValueError as error:  # e.g. an integer of more than 4,300 digits
-        raise IntakeRefused(400, f"malformed JSON: {error}") from None
+    if ndjson:
+        return _ndjson_profiles(text, config, query)
+    document = _document(text, "")
     if isinstance(document, dict):
-        profiles, indexed = [document], False
-    elif isinstance(document, list):
-        profiles, indexed = document, True
-    else:
+        return [_event(document, config, query, "", "the profile")]
+    if not isinstance(document, list):
         raise IntakeRefused(
             400,
             "expected a profile object or an array of profile objects, got "
             f"{type(document).__name__}",
         )
     events = []
-    for index, profile in enumerate(profiles):
+    for index, profile in enumerate(document):
         if not isinstance(profile, dict):
             raise IntakeRefused(
                 400,
                 f"entry {index} is {type(profile).__name__}, not a profile "
                 "object; nothing was stored",
             )
-        where = f"entry {index}" if indexed else "the profile"
-        source = resolve_source(config, profile, query, index if indexed else None)
-        events.append((source, _compact(profile, where)))
+        events.append(_event(profile, config, query, f"entry {index}", f"entry {index}"))
     return events
+
+
+def _ndjson_profiles(text: str, config: IntakeConfig, query: str | None) -> list[tuple[str, str]]:
+    events = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        profile = _document(line, f"line {number}: ")
+        if not isinstance(profile, dict):
+            raise IntakeRefused(
+                400,
+                f"line {number} is {type(profile).__name__}, not a profile object (NDJSON "
+                "holds one profile object a line); nothing was stored",
+            )
+        events.append(_event(profile, config, query, f"line {number}", f"line {number}"))
+    return events
+
+
+def _document(text: str, where: str) -> Any:
+    """The JSON value of `text`; IntakeRefused (400) saying what is wrong, after `where`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise IntakeRefused(
+            400, f"{where}malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise IntakeRefused(
+            400,
+            f"{where}the JSON is nested too deeply (a profile needs a few levels, not hundreds)",
+        ) from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise IntakeRefused(400, f"{where}malformed JSON: {error}") from None
+
+
+def _event(
+    profile: dict[str, Any], config: IntakeConfig, query: str | None, where: str, what: str
+) -> tuple[str, str]:
+    return resolve_source(config, profile, query, where), _compact(profile, what)
 
 
 def _compact(profile: dict[str, Any], where: str) -> str:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from syncdsl.scrub import scrub, shown_reason
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -25,10 +27,12 @@ class EventLog:
     def __call__(self, event: str, *, level: str = "info", **fields: object) -> None:
         if self._quiet:
             return
-        line = json.dumps(
-            {"ts": _now(), "level": level, "event": event, **fields},
-            default=str,
-            ensure_ascii=False,
+        line = scrub(
+            json.dumps(
+                {"ts": _now(), "level": level, "event": event, **fields},
+                default=str,
+                ensure_ascii=False,
+            )
         )
         stream = self._stream or sys.stderr
         with self._lock:
@@ -54,8 +58,8 @@ class RejectsFile:
             "stage": stage,
             "source": source,
             "email": email,
-            "reason": reason,
-            "record": record,
+            "reason": shown_reason(reason),
+            "record": scrub(record),
         }
         text = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock:

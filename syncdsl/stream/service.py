@@ -21,7 +21,12 @@ from syncdsl.state import ApplyLock, StateStore, state_dir
 from syncdsl.stream.commit import GroupCommitter
 from syncdsl.stream.health import Health, SenderFacts, judge
 from syncdsl.stream.http import IntakeApp, IntakeHooks
-from syncdsl.stream.intake import InputFollower, IntakeConfig
+from syncdsl.stream.intake import (
+    InputFollower,
+    IntakeConfig,
+    RequestPolicy,
+    normalize_origin,
+)
 from syncdsl.stream.logs import EventLog, RejectsFile
 from syncdsl.stream.metrics import StreamMetrics, render_prometheus
 from syncdsl.stream.queue import QUEUE_FILE, EventQueue, QueuedEvent
@@ -50,6 +55,15 @@ class StreamOptions:
     read_timeout: float = 30.0  # seconds a request has to arrive whole
     max_connections: int | None = None  # default: 10,000, or fewer when descriptors are few
     unhealthy_after: float = 300.0  # seconds of failing batches before intake answers 503
+    allow_origins: tuple[str, ...] = ()  # web origins (scheme://host[:port]) whose posts pass
+
+
+def allowed_origins(urls: tuple[str, ...]) -> tuple[str, ...]:
+    """`--allow-origin` values as browsers send them in `Origin`; SyncdslError for a bad one."""
+    try:
+        return tuple(normalize_origin(url) for url in urls)
+    except ValueError as error:
+        raise SyncdslError(f"--allow-origin: {error}") from None
 
 
 def default_source(spec: Spec, chosen: str | None = None) -> str | None:
@@ -224,6 +238,7 @@ class StreamService:
             max_queue=self.options.max_queue,
             max_body=self.options.max_body,
             ingest_token=self.options.ingest_token,
+            check_request=RequestPolicy(frozenset(allowed_origins(self.options.allow_origins))),
         )
 
     def _start_server(self, config: IntakeConfig) -> None:
