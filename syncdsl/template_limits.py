@@ -45,6 +45,12 @@ MAX_LIPSUM_PARAGRAPHS = 20
 MAX_LIPSUM_WORDS = 100
 
 
+#: What a template can make long: measured before an operation that could lengthen it.
+_SEQUENCES = (str, bytes, list, tuple)
+#: The widest `tojson(indent=...)`: each nesting level of each line repeats it.
+MAX_JSON_INDENT = 16
+
+
 class TemplateLimitError(Exception):
     """A template went over one of the limits; the message says which, as `it ...`."""
 
@@ -123,12 +129,12 @@ def _check_length(length: object, what: str = "a string") -> None:
 
 
 def _kind(value: object) -> str:
-    return "a string" if isinstance(value, str) else "a list"
+    return "a string" if isinstance(value, (str, bytes)) else "a list"
 
 
 def check_size(value: Any) -> Any:
     """`value`, unless it is a string, list or integer over the limits."""
-    if isinstance(value, (str, list, tuple)):
+    if isinstance(value, _SEQUENCES):
         if len(value) > MAX_VALUE:
             raise _too_long(len(value), _kind(value))
     elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
@@ -196,10 +202,11 @@ def _argument(args: tuple[Any, ...], kwargs: Mapping[str, Any], index: int, name
     return kwargs.get(name)
 
 
-def _replaced_length(text: str, old: object, new: object, count: object) -> int:
-    if not isinstance(old, str) or not isinstance(new, str):
-        return 0
-    found = text.count(old) if old else len(text) + 1
+def _replaced_length(text: str | bytes, old: object, new: object, count: object) -> int:
+    if not (type(old) is type(text) is type(new)):  # str with str, bytes with bytes
+        return 0  # Python refuses the call itself
+    old, new = cast(str | bytes, old), cast(str | bytes, new)
+    found = cast(Any, text).count(old) if old else len(text) + 1
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     return len(text) + found * (len(new) - len(old))
@@ -210,29 +217,32 @@ def check_call(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) 
     to call with (an iterable given to `join` is read into a list first, to be measured)."""
     owner = getattr(getattr(function, "__wrapped__", function), "__self__", None)
     name = getattr(function, "__name__", "")
-    if isinstance(owner, str):
+    if isinstance(owner, (str, bytes)):
         if name in ("ljust", "rjust", "center", "zfill"):
             _check_length(_argument(args, kwargs, 0, "width"))
         elif name == "expandtabs":
             tabsize = _argument(args, kwargs, 0, "tabsize")
             if isinstance(tabsize, int):
-                _check_length((owner.count("\t") + 1) * tabsize + len(owner))
+                tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+                _check_length((tabs + 1) * tabsize + len(owner))
         elif name == "replace":
             old, new = _argument(args, kwargs, 0, "old"), _argument(args, kwargs, 1, "new")
             _check_length(_replaced_length(owner, old, new, _argument(args, kwargs, 2, "count")))
         elif name == "join" and args:
             items = list(args[0])
-            strings = sum(len(item) for item in items if isinstance(item, str))
+            strings = sum(len(item) for item in items if isinstance(item, (str, bytes)))
             _check_length(strings + len(owner) * len(items))
             return (items, *args[1:])
         elif name == "translate" and args and isinstance(args[0], Mapping):
             longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
             _check_length(len(owner) * longest)
-        elif name in ("format", "format_map"):
+        elif name in ("format", "format_map") and isinstance(owner, str):
             values = args[0] if name == "format_map" and args else kwargs
             _check_format(owner, args if name == "format" else (), values)
-    elif isinstance(owner, list) and name == "extend" and args and hasattr(args[0], "__len__"):
-        _check_length(len(owner) + len(args[0]), "a list")
+    elif isinstance(owner, list) and name == "extend" and args:
+        items = list(args[0])  # read first: it may be a generator over this very list
+        _check_length(len(owner) + len(items), "a list")
+        return (items, *args[1:])
     return args
 
 
@@ -245,15 +255,15 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
     elif operator == "*":
         if isinstance(left, int) and isinstance(right, int):
             _check_bits(left.bit_length() + right.bit_length())
-        elif isinstance(left, (str, list, tuple)) and isinstance(right, int):
+        elif isinstance(left, _SEQUENCES) and isinstance(right, int):
             _check_length(len(left) * right, _kind(left))
-        elif isinstance(right, (str, list, tuple)) and isinstance(left, int):
+        elif isinstance(right, _SEQUENCES) and isinstance(left, int):
             _check_length(len(right) * left, _kind(right))
     elif operator == "+":
-        if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+        if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
             _check_length(len(left) + len(right), _kind(left))
-    elif operator == "%" and isinstance(left, str):
-        check_percent(left, right)
+    elif operator == "%" and isinstance(left, (str, bytes)):
+        check_percent(left if isinstance(left, str) else left.decode("latin-1"), right)
 
 
 # -- filters and globals --------------------------------------------------------------------------
@@ -303,7 +313,21 @@ _FILTER_GROWTH: dict[str, Callable[[Any, tuple[Any, ...], dict[str, Any]], objec
     "batch": lambda value, args, kwargs: _argument(args, kwargs, 0, "linecount"),
     "slice": lambda value, args, kwargs: _argument(args, kwargs, 0, "slices"),
     "truncate": lambda value, args, kwargs: len(str(_argument(args, kwargs, 2, "end") or "")),
+    "urlize": lambda value, args, kwargs: (
+        len(str(value))
+        * (1 + len(str(_argument(args, kwargs, 2, "target") or "")))
+        * (1 + len(str(_argument(args, kwargs, 3, "rel") or "")))
+    ),
+    "tojson": lambda value, args, kwargs: _json_indent(_argument(args, kwargs, 0, "indent")),
 }
+
+
+def _json_indent(indent: object) -> int:
+    if isinstance(indent, int) and indent > MAX_JSON_INDENT:
+        raise TemplateLimitError(f"asks `tojson` for an indent of more than {MAX_JSON_INDENT}")
+    if isinstance(indent, str) and len(indent) > MAX_JSON_INDENT:
+        raise TemplateLimitError(f"asks `tojson` for an indent of more than {MAX_JSON_INDENT}")
+    return 0
 
 
 def _wrapped_length(value: object, wrapstring: object) -> object:
@@ -343,7 +367,7 @@ def _collected(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def checked(*args: Any, **kwargs: Any) -> Any:
         head, value, rest = args[:skip], args[skip] if len(args) > skip else (), args[skip + 1 :]
         items = list(value)
-        total = sum(len(item) for item in items if isinstance(item, (str, list, tuple)))
+        total = sum(len(item) for item in items if isinstance(item, _SEQUENCES))
         if name == "join":
             separator = _argument(rest, kwargs, 0, "d")
             total += len(items) * (len(separator) if isinstance(separator, str) else 0)

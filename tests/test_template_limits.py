@@ -58,6 +58,9 @@ STATIC_ATTACKS = [
     ),
     ("{{ 'ab' | replace('', 'x' * 999999) }}", "builds a string of more than 1,000,000"),
     ("{{ [1] | batch(10**9, 'x') | list }}", "builds a list of more than 1,000,000 items"),
+    ("{{ 'x'.encode().ljust(10**9) }}", "builds a string of more than 1,000,000 characters"),
+    ("{{ {'a': [1]} | tojson(indent=10**9) }}", "asks `tojson` for an indent of more than 16"),
+    ("{{ 'a http://a.io' | urlize(target='x' * 999999) }}", "builds a string of more than"),
     ("{{ 'x' * 70000 }}", "produced more than 65,536 characters"),
 ]
 
@@ -273,6 +276,8 @@ def _record(**fields: Any) -> dict[str, Any]:
         ("{{ '%s-%s' | format(s, n) }}", {"s": "ab", "n": 1}, "ab-1"),
         ("{{ [[1], [2]] | sum(start=[]) | join }}", {}, "12"),
         ("{{ 'a\tb'.expandtabs(2) }}", {}, "a b"),
+        ("{{ {'a': 1} | tojson(indent=2) }}", {}, '{\n  "a": 1\n}'),
+        ("{% set l = [1] %}{{ l.extend(l | map('string')) or l | join }}", {}, "11"),
         ("{% for x in tags %}{{ loop.index }}{{ x }}{% endfor %}", {"tags": ["a", "b"]}, "1a2b"),
     ],
 )
