@@ -205,7 +205,6 @@ def _argument(args: tuple[Any, ...], kwargs: Mapping[str, Any], index: int, name
 def _replaced_length(text: str | bytes, old: object, new: object, count: object) -> int:
     if not (type(old) is type(text) is type(new)):  # str with str, bytes with bytes
         return 0  # Python refuses the call itself
-    old, new = cast(str | bytes, old), cast(str | bytes, new)
     found = cast(Any, text).count(old) if old else len(text) + 1
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
