@@ -390,12 +390,22 @@ def _format_checked(function: Callable[..., Any]) -> Callable[..., Any]:
 # -- the environment ------------------------------------------------------------------------------
 
 
+_GUARD = nodes.EnvironmentAttribute("guard_loop")
+
+
 class _LimitedCodeGenerator(_CodeGenerator):
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
-        guard = nodes.EnvironmentAttribute("guard_loop")
-        if not (isinstance(node.iter, nodes.Call) and node.iter.node == guard):
-            node.iter = nodes.Call(guard, [node.iter], [], None, None, lineno=node.lineno)
+        if not (isinstance(node.iter, nodes.Call) and node.iter.node == _GUARD):
+            node.iter = nodes.Call(_GUARD, [node.iter], [], None, None, lineno=node.lineno)
         super().visit_For(node, frame)
+
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        if node.node != _GUARD:
+            super().visit_Call(node, frame, forward_caller=forward_caller)
+            return
+        self.write("environment.guard_loop(")  # ours: called directly, not through the sandbox
+        self.visit(node.args[0], frame)
+        self.write(")")
 
 
 class LimitedSandbox(ScalarSandbox):
