@@ -14,7 +14,8 @@ from syncdsl import ir
 from syncdsl.errors import Diagnostic, SpecError
 from syncdsl.identity import InvalidEmail, normalize_email
 from syncdsl.schema import PropertySchema
-from syncdsl.template_values import ScalarSandbox, TemplateValueError, check_scalar
+from syncdsl.template_limits import LimitedSandbox, TemplateLimitError, render_limited
+from syncdsl.template_values import TemplateValueError, check_scalar
 from syncdsl.values import MAX_STRING_LENGTH, CoercionError, coerce
 
 AUDIENCE_STATUSES = frozenset(ir.AUDIENCE_STATUSES)
@@ -26,8 +27,6 @@ _SHADOWED = frozenset(
     name for kind in (dict, list, str, int, float, bool, type(None)) for name in dir(kind)
 )
 _CONTAINERS = (dict, list)
-_MAX_TEMPLATE_TEXT = 1_000_000
-_MAX_POWER = 1_000
 
 Getter = Callable[[Mapping[str, object]], object]
 TextGetter = Callable[[Mapping[str, object]], str]
@@ -51,31 +50,17 @@ class MappedRecord:
     audiences: dict[str, str]
 
 
-class _Sandbox(ScalarSandbox):
+class _Sandbox(LimitedSandbox):
     """The sandbox, strict about escapes: an unsafe attribute raises instead of rendering empty.
 
     It only ever prints single values: a container or a method reaching text rejects the record.
+    Its renders stay within the limits of `template_limits` (size, loops and calls, time).
     """
-
-    intercepted_binops = frozenset({"*", "**"})
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(
             f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
         )
-
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        # Guard against templates that make gigabyte strings or astronomic powers.
-        if operator_name == "**" and isinstance(right, (int, float)) and abs(right) > _MAX_POWER:
-            raise SecurityError(f"exponent {right!r} is too large")
-        if (
-            operator_name == "*"
-            and isinstance(left, (str, list))
-            and isinstance(right, int)
-            and len(left) * right > _MAX_TEMPLATE_TEXT
-        ):
-            raise SecurityError("the template builds a value that is too large")
-        return super().call_binop(context, operator_name, left, right)
 
 
 def _none_safe(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,6 +80,8 @@ def _make_environment() -> _Sandbox:
 
 
 _ENVIRONMENT = _make_environment()
+#: The environment every mapping template is compiled in (validate checks templates with it).
+TEMPLATE_ENVIRONMENT: LimitedSandbox = _ENVIRONMENT
 
 
 def _path_getter(parts: tuple[str, ...], fmt: str) -> Getter:
@@ -216,9 +203,11 @@ def _template_getter(template: ir.Template, prop: str, fmt: str) -> Getter:
     def render(record: Mapping[str, object]) -> object:
         try:
             if "record" in record:
-                text = compiled.render(record)
+                text = render_limited(compiled, record)
             else:
-                text = compiled.render(record, record=record)
+                text = render_limited(compiled, record, record=record)
+        except TemplateLimitError as error:
+            raise RecordRejected(f"template for {prop!r} {error}") from None
         except SecurityError as error:
             raise RecordRejected(
                 f"template for {prop!r} tried to leave the sandbox: {error}"

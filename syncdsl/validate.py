@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Literal as TypingLiteral
 
 from jinja2 import TemplateError, nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from syncdsl.datapath import check_data_path
 from syncdsl.diagnostics import did_you_mean, one_of
@@ -38,6 +37,7 @@ from syncdsl.ir import (
     Template,
     derive_property_name,
 )
+from syncdsl.mapping import TEMPLATE_ENVIRONMENT
 from syncdsl.syntax import (
     Attribute,
     Block,
@@ -51,6 +51,7 @@ from syncdsl.syntax import (
     Value,
     describe,
 )
+from syncdsl.template_limits import check_limits
 
 MAX_NAME = 100
 INTERNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -75,9 +76,9 @@ FIELD_TYPES: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_PROPERTY_TYPE = "string"
 
-# The mapping stage renders templates in a sandbox too; compiling here catches syntax errors and
-# unknown filters before any data is read.
-_TEMPLATES = SandboxedEnvironment()
+# The mapping stage's own sandbox: compiling here catches syntax errors and unknown filters
+# before any data is read, and a trial render the templates that go over its limits.
+_TEMPLATES = TEMPLATE_ENVIRONMENT
 
 
 def _unsafe_attribute(source: str) -> str | None:
@@ -501,6 +502,14 @@ class _Checker:
                     value.span,
                     f"the template for `{target}` reaches for `{unsafe}`, which the sandbox "
                     "forbids (attributes starting with `_` could escape it)",
+                )
+                return None
+            over = check_limits(_TEMPLATES, value.value)
+            if over is not None:
+                self.error(
+                    value.span,
+                    f"the template for `{target}` {over}, beyond what a template may do (see "
+                    '"Template limits" in the README)',
                 )
                 return None
             return Template(value.value, value.span)

@@ -236,8 +236,6 @@ def test_identity_problems_reject_the_record(record: dict[str, Any], reason: str
         "{{ cycler.__init__.__globals__ }}",
         "{{ record.__class__.__base__ }}",
         "{{ name.format_map.__globals__ }}",
-        "{{ 'a' * 100000000 }}",
-        "{{ 2 ** 100000 }}",
     ],
 )
 def test_sandbox_escapes_reject_the_record(template: str) -> None:
