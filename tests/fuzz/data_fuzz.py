@@ -236,8 +236,49 @@ def _common(rng: random.Random, data: bytes, kind: int) -> bytes | None:
     return None
 
 
-def mutate_jsonl(rng: random.Random, data: bytes) -> bytes:
-    kind = rng.randrange(20)
+_COMMON_KINDS = (
+    "byte_flips",
+    "truncated",
+    "line_deleted",
+    "line_duplicated",
+    "invalid_utf8",
+    "bom",
+    "crlf_or_cr",
+    "nul_byte",
+    "gzip_bytes",
+    "lines_joined_or_split",
+    "empty_file",
+)
+JSONL_KINDS = (
+    *_COMMON_KINDS,
+    "huge_number_or_date",
+    "deep_nesting",
+    "container_for_scalar",
+    "surrogate_or_nul_escape",
+    "not_an_object",
+    "duplicate_key",
+    "bad_email",
+    "bad_status",
+    "long_value",
+)
+CSV_KINDS = (
+    *_COMMON_KINDS,
+    "stray_quote",
+    "stray_quote",
+    "column_count",
+    "header",
+    "huge_number",
+    "quoting",
+    "long_field",
+)
+
+
+def mutation(rng: random.Random, kinds: tuple[str, ...]) -> tuple[int, str]:
+    kind = rng.randrange(len(kinds))
+    return kind, kinds[kind]
+
+
+def mutate_jsonl(rng: random.Random, data: bytes, kind: int) -> bytes:
     common = _common(rng, data, kind)
     if common is not None:
         return common
@@ -283,8 +324,7 @@ def mutate_jsonl(rng: random.Random, data: bytes) -> bytes:
     return data.replace(b'"Family', b'"' + b"z" * size, 1)
 
 
-def mutate_csv(rng: random.Random, data: bytes) -> bytes:
-    kind = rng.randrange(18)
+def mutate_csv(rng: random.Random, data: bytes, kind: int) -> bytes:
     common = _common(rng, data, kind)
     if common is not None:
         return common
@@ -536,19 +576,21 @@ def make_case(rng: random.Random) -> Case:
     target = rng.choice(["jsonl", "jsonl", "csv", "csv", "both"])
     if target in ("jsonl", "both"):
         for _ in range(rng.choice([1, 1, 2, 3])):
-            jsonl = mutate_jsonl(rng, jsonl)
-        kinds.append("jsonl")
+            kind, name = mutation(rng, JSONL_KINDS)
+            jsonl = mutate_jsonl(rng, jsonl, kind)
+            kinds.append(f"jsonl:{name}")
     if target in ("csv", "both"):
         for _ in range(rng.choice([1, 1, 2, 3])):
-            csv_data = mutate_csv(rng, csv_data)
-        kinds.append("csv")
+            kind, name = mutation(rng, CSV_KINDS)
+            csv_data = mutate_csv(rng, csv_data, kind)
+            kinds.append(f"csv:{name}")
     jsonl_name, csv_name = "profiles.jsonl", "upload.csv"
     if rng.random() < 0.05:  # a gzip file named as such: not a supported source format
         jsonl, jsonl_name = gzip.compress(jsonl), "profiles.jsonl.gz"
-        kinds.append("gz")
+        kinds.append("jsonl:gz_path")
     if rng.random() < 0.03:
         csv_data, csv_name = gzip.compress(csv_data), "upload.csv.gz"
-        kinds.append("gz")
+        kinds.append("csv:gz_path")
     return Case(jsonl_name, jsonl, csv_name, csv_data, tuple(kinds))
 
 
@@ -694,7 +736,9 @@ def main() -> int:
         f"cases: {tally.cases}, records: {tally.records:,}, runs: {tally.runs} "
         f"({tally.applies} applies), {time.monotonic() - started:.0f} s"
     )
-    print(f"mutated: {dict(sorted(tally.kinds.items()))}")
+    print("mutations applied:")
+    for name, count in sorted(tally.kinds.items()):
+        print(f"  {name:34} {count}")
     print(f"exit codes: {dict(sorted(tally.codes.items()))}")
     print(f"internal errors (exit 3): {len(tally.internal)}")
     print(f"tracebacks or hangs: {len(tally.tracebacks)}")
