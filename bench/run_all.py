@@ -34,6 +34,7 @@ BENCHES = (
     Bench("sources", "bench_sources.py"),
     Bench("stream", "bench_stream.py"),
     Bench("intake", "bench_intake.py"),
+    Bench("fmt", "bench_fmt.py"),
 )
 
 
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         action="append",
-        help="run only these (calls, rate, local, peer, sources, stream); repeatable",
+        help="run only these (calls, rate, local, peer, sources, stream, intake, fmt); repeatable",
     )
     args = parser.parse_args()
     chosen = [

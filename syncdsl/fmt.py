@@ -24,7 +24,7 @@ from lark import Token, Tree
 
 from syncdsl.errors import Diagnostic, SpecError
 from syncdsl.ir import Span
-from syncdsl.parse import parse_text, parse_tree
+from syncdsl.parse import parse_tree, paused_gc, tree_document
 from syncdsl.syntax import Attribute, Block, Document, Item, ListValue, Value
 
 INDENT = "  "
@@ -262,13 +262,18 @@ def _shape(document: Document) -> Any:
 def format_text(text: str, file: str = "<text>") -> str:
     """The canonical layout of one file's text; SpecError if it does not parse."""
     text = text.removeprefix("\ufeff")
-    tree = parse_tree(text, file)
-    printer = _Printer()
-    printer.sequence(list(tree.children), 0, top=True, element=printer.item)
-    formatted = _render(printer.lines)
-    # A formatter must never change meaning or drop a comment; refuse rather than corrupt.
-    same = _shape(parse_text(text, file)) == _shape(parse_text(formatted, file))
-    if not same or _comments(tree) != _comments(parse_tree(formatted, file)):
+    with paused_gc():  # every object made here is acyclic and lives until the end (see paused_gc)
+        tree = parse_tree(text, file)
+        before = _shape(tree_document(tree, text, file))
+        printer = _Printer()
+        printer.sequence(list(tree.children), 0, top=True, element=printer.item)
+        formatted = _render(printer.lines)
+        # A formatter must never change meaning or drop a comment; refuse rather than corrupt.
+        # Each text is parsed once: its tree gives both its meaning and its comments.
+        after = parse_tree(formatted, file)
+        same = before == _shape(tree_document(after, formatted, file))
+        kept = _comments(tree) == _comments(after)
+    if not same or not kept:
         span = Span(file, 0, 0, 0, 0)
         message = "fmt cannot lay out this file without changing it; please report this file"
         raise SpecError([Diagnostic(span, message)])

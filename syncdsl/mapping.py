@@ -16,7 +16,7 @@ from syncdsl.identity import InvalidEmail, normalize_email
 from syncdsl.schema import PropertySchema
 from syncdsl.template_limits import LimitedSandbox, TemplateLimitError, render_limited
 from syncdsl.template_values import TemplateValueError, check_scalar
-from syncdsl.values import MAX_STRING_LENGTH, CoercionError, coerce
+from syncdsl.values import MAX_STRING_LENGTH, NUL_REASON, CoercionError, coerce
 
 AUDIENCE_STATUSES = frozenset(ir.AUDIENCE_STATUSES)
 #: Filters a plain `{{ a.b | f }}` template may use and still skip Jinja on the hot path.
@@ -399,6 +399,8 @@ class ProfileMapper:
                         f"property {name!r}: {len(value):,} characters is longer than HubSpot's "
                         f"limit of {MAX_STRING_LENGTH:,}"
                     )
+                elif "\x00" in value:
+                    raise RecordRejected(f"property {name!r}: {NUL_REASON}")
                 else:
                     append(value)
             elif type(value) is str and value.isspace():

@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 from syncdsl.schema import PropertySchema
 
 MAX_STRING_LENGTH = 65_536
+#: Why a value holding U+0000 is never sent: it is not text, and it marks a corrupt or binary input.
+NUL_REASON = "holds a NUL character (\\x00), which is not text (a corrupt or binary input?)"
 MS_PER_DAY = 86_400_000
 
 _TRUE = frozenset({"true", "yes", "1"})
@@ -59,6 +61,8 @@ def coerce(value: object, prop: PropertySchema | None) -> str:
         raise CoercionError(
             f"{len(text):,} characters is longer than HubSpot's limit of {MAX_STRING_LENGTH:,}"
         )
+    if "\x00" in text:
+        raise CoercionError(NUL_REASON)
     return text
 
 

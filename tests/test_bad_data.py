@@ -16,7 +16,7 @@ from syncdsl.desired import build_desired
 from syncdsl.emulator import Emulator
 from syncdsl.schema import PropertySchema
 from syncdsl.sources import read_csv, read_jsonl
-from syncdsl.values import CoercionError, coerce
+from syncdsl.values import NUL_REASON, CoercionError, coerce
 
 SEGMENT = "seg-1"
 NUMBER = PropertySchema("n", "N", "number", "number")
@@ -188,6 +188,29 @@ def test_each_bad_value_rejects_its_record_and_the_others_go_on(tmp_path: Path) 
     assert "'title' is a method of a str" in reasons[6]
     assert "lone surrogate \\ud800" in reasons[8]
     assert "nested too deeply" in reasons[9]
+
+
+def test_a_nul_in_a_text_value_rejects_its_record_and_is_never_sent(tmp_path: Path) -> None:
+    # The data fuzz (tests/fuzz/data_fuzz.py) found NULs from corrupt files reaching HubSpot.
+    data = jsonl(
+        {"email": "a@example.com", "city": "Pa\x00ris", **MEMBER},
+        {"email": "b@example.com", "city": "Paris", **MEMBER},
+    )
+    emails, rejects, counts = outcome(make_spec(tmp_path, "jsonl", data, city="city"))
+    assert emails == ["b@example.com"]
+    assert counts == (2, 1, 1)
+    assert rejects == [(1, "property 'city': " + NUL_REASON)]
+    csv_spec = make_spec(tmp_path, "csv", b"email,city\nc@example.com,Ly\x00on\n", city="city")
+    assert outcome(csv_spec)[1] == [(2, "property 'city': " + NUL_REASON)]
+    template = make_spec(tmp_path, "jsonl", data, city="{{ city | upper }}")
+    assert outcome(template)[1] == [(1, "property 'city': " + NUL_REASON)]
+
+
+@pytest.mark.parametrize("prop", [None, PropertySchema("s", "S", "string", "textarea")])
+def test_coerce_refuses_a_nul_in_text(prop: PropertySchema | None) -> None:
+    with pytest.raises(CoercionError, match="NUL"):
+        coerce("one\x00two", prop)
+    assert coerce("tab\tand\nnew line", prop) == "tab\tand\nnew line"
 
 
 @pytest.mark.parametrize(

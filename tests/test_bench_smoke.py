@@ -70,6 +70,17 @@ def test_local_quick_prints_speed_and_memory() -> None:
     assert "local.targets_met" in figures
 
 
+def test_fmt_quick_times_validate_and_fmt_on_generated_specs() -> None:
+    output = _run("bench_fmt.py", "--quick")
+    figures = _figures(output)
+    for size in (250, 500):
+        assert float(figures[f"fmt_{size}.validate_s"]) > 0
+        assert float(figures[f"fmt_{size}.fmt_s"]) > 0
+    assert "fmt_250_500.fmt_growth" in figures
+    # The generated spec is valid and deliberately untidy: validate passes, fmt --check finds work.
+    assert "exit 0, 1,441 lines" in output and "exit 1 (1: would reformat)" in output
+
+
 def test_run_all_collects_figures() -> None:
     output = _run("run_all.py", "--quick", "--only", "calls")
     assert "every figure, side by side" in output
