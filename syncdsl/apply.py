@@ -263,9 +263,7 @@ def _isolated(
                 and only.hubspot_id
                 and not only.resolved_via
             ):
-                # The email became another contact's secondary address since syncdsl wrote this
-                # contact (a merge): write to the contact syncdsl knows, by id.
-                return write_batch(client, [replace(only, resolved_via=only.email)])
+                return _known_contact_conflict(client, only, error)
             return BatchOutcome({}, [(only, _reason(error, only.email))])
         named = _named_inputs(batch, error)
         if named and len(named) < len(batch):
@@ -276,6 +274,25 @@ def _isolated(
         middle = len(batch) // 2
         left = _isolated(send, batch[:middle], client)
         return left.plus(_isolated(send, batch[middle:], client))
+
+
+def _known_contact_conflict(
+    client: HubSpotClient, change: ContactChange, error: HubSpotError
+) -> BatchOutcome:
+    """A 409 upserting a contact syncdsl wrote before: its email is now a secondary address
+    (a merge). Written by id when it still belongs to the contact syncdsl knows; when it now
+    belongs to another contact (merged into it), that is for a refresh to decide, since the other
+    contact may be a desired one too: rejected, saying so."""
+    holder = client.batch_read_contacts_by_email([change.email], []).get(change.email)
+    if holder is not None and holder.id == change.hubspot_id:
+        return write_batch(client, [replace(change, resolved_via=holder.email or change.email)])
+    reason = _reason(error, change.email)
+    if holder is not None:
+        reason += (
+            f"; {change.email} is now a secondary email of contact {holder.id} "
+            f"({holder.email}): run `syncdsl plan --refresh` to plan the write to that contact"
+        )
+    return BatchOutcome({}, [(change, reason)])
 
 
 def _writes(batch: list[ContactChange]) -> list[ContactWrite]:
@@ -310,8 +327,16 @@ def _update_by_id(client: HubSpotClient, batch: list[ContactChange]) -> BatchOut
         trace = str(index)
         if trace in reply.results:
             accepted[change.email] = replace(reply.results[trace], email=change.email, new=False)
+        elif trace in reply.not_found and change.action == "exit":
+            deleted.append(change)  # a member deleted by hand: never recreated to hold `exited`
         elif trace in reply.not_found:
-            deleted.append(change)
+            rejected.append(
+                (
+                    change,
+                    f"HubSpot no longer has contact {change.hubspot_id} (deleted or merged into "
+                    "another since it was read): run `syncdsl plan --refresh`",
+                )
+            )
         else:
             rejected.append((change, reply.errors.get(trace, "HubSpot returned no result")))
     return BatchOutcome(accepted, rejected, deleted)
@@ -373,7 +398,7 @@ def _journal(
         report.deleted.extend(change.email for change in outcome.deleted)
     report.batches += 1
     for change in accepted:
-        if change.action == "create" or outcome.accepted[change.email].new:
+        if outcome.accepted[change.email].new:  # HubSpot says whether the upsert created it
             report.created += 1
         elif change.action == "exit":
             report.exited += 1

@@ -470,6 +470,11 @@ def diff_contacts(
             for value in change.changes:
                 if value.after == "exited" and value.property in audience_properties:
                     tally.exits[value.property] = tally.exits.get(value.property, 0) + 1
+        elif want is None and exported and adopt_unknown and have is not None:
+            # A member of an incremental export's audience that this delta does not name: kept
+            # as it is, and adopted when the state does not know it, so its later exit counts.
+            if have.last_applied is None and have.hubspot_id:
+                adoptions.append(_adopted(have, audience_properties))
         elif want is not None and exported and have is not None:
             # Unchanged: an exported contact HubSpot (or the state) holds that needs nothing.
             unchanged += 1
@@ -491,6 +496,15 @@ def diff_contacts(
         exported_records,
         not_member,
         tuple(collisions),
+    )
+
+
+def _adopted(have: CurrentContact, audience_properties: tuple[str, ...]) -> Adoption:
+    return Adoption(
+        have.email,
+        have.hubspot_id,
+        {k: v for k, v in have.properties.items() if v is not None},
+        {k: v for k in audience_properties if (v := have.audiences.get(k)) is not None},
     )
 
 

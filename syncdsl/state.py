@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS contacts (
     applied_at TEXT NOT NULL,
     dirty INTEGER NOT NULL DEFAULT 0  -- sent in a batch whose acceptance was not journaled
 );
+CREATE INDEX IF NOT EXISTS contacts_by_hubspot_id ON contacts (hubspot_id);
 CREATE TABLE IF NOT EXISTS schema_objects (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -213,6 +214,13 @@ class StateStore:
                     "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, 0)",
                     (contact.email, hubspot_id, _dump(properties), _dump(audiences), now),
                 )
+                if hubspot_id:
+                    # One HubSpot contact is one row: an email that resolved to it (a merge made
+                    # it a secondary address) replaces the row of its former primary email.
+                    self._db.execute(
+                        "DELETE FROM contacts WHERE hubspot_id = ? AND email != ?",
+                        (hubspot_id, contact.email),
+                    )
             self._bump()
 
     def replace(self, contacts: Iterable[ContactState]) -> None:

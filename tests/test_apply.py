@@ -421,3 +421,30 @@ def test_a_whole_batch_400_on_updates_by_id_rejects_only_the_bad_input(tmp_path:
         assert statuses == {
             m["email"]: "realized" if i == 3 else "exited" for i, m in enumerate(members)
         }
+
+
+def test_a_refreshed_incremental_apply_remembers_the_members_it_keeps(tmp_path: Path) -> None:
+    """With no state, an incremental export's refresh adopts the HubSpot members the delta does
+    not name, so a later delta's exit of one of them is applied."""
+    import shutil
+
+    spec = BASE_SPEC.replace(
+        '  jsonl = "profiles.jsonl"\n', '  jsonl  = "profiles.jsonl"\n  export = "incremental"\n'
+    )
+    people = [{"email": f"{n}@inc.com", "first": n, "seg": "realized"} for n in "abce"]
+    with workspace(tmp_path) as ws:
+        ws.write(people, spec=spec)
+        ws.apply()
+        shutil.rmtree(tmp_path / ".syncdsl")  # a new CI runner
+        ws.write([{**people[2], "seg": "existing", "first": "C2"}])
+        ws.apply()
+        with StateStore.open(ws.root) as store:
+            assert sorted(row.email for row in store.iter_contacts()) == [
+                "a@inc.com",
+                "b@inc.com",
+                "c@inc.com",
+                "e@inc.com",
+            ]
+        ws.write([{**people[3], "seg": "exited"}])
+        plan = ws.plan()
+        assert [(c.action, c.email) for c in plan.contact_changes] == [("exit", "e@inc.com")]

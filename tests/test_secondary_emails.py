@@ -182,3 +182,42 @@ def test_a_refresh_under_search_lag_does_not_exit_twice_a_member_it_just_exited(
         assert ws.plan(refresh=True).contact_changes == ()
         held = ws.emulator.contact_by_email("m0@example.com")
         assert held is not None and held["newsletter"] == "exited"
+
+
+XYZ = [{"email": f"{n}@m.com", "first": n.upper(), "seg": "realized"} for n in ("x", "y", "z")]
+
+
+def test_after_a_write_via_secondary_email_the_former_primary_is_not_exited(
+    tmp_path: Path,
+) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write(XYZ)
+        ws.apply()
+        ws.emulator.merge_contacts("x@m.com", "y@m.com")  # x's contact now holds y
+        ws.write([{**XYZ[1], "first": "Ynew"}, XYZ[2]])
+        plan, _ = ws.apply(refresh=True)
+        assert [(c.email, c.resolved_via) for c in plan.contact_changes] == [("y@m.com", "x@m.com")]
+        assert ws.plan().contact_changes == ()  # the state knows x's contact is y's now
+        held = ws.emulator.contact_by_email("x@m.com")
+        assert held is not None and (held["firstname"], held["newsletter"]) == ("Ynew", "realized")
+        with StateStore.open(ws.root) as store:
+            assert store.get("x@m.com") is None and store.get("y@m.com") is not None
+
+
+def test_an_update_of_a_member_merged_into_another_contact_is_rejected_not_dropped(
+    tmp_path: Path,
+) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write(XYZ)
+        ws.apply()
+        ws.emulator.merge_contacts("x@m.com", "y@m.com")
+        ws.write([XYZ[0], {**XYZ[1], "first": "Ynew"}, XYZ[2]])
+        plan, report = ws.apply()
+        assert [c.email for c in plan.contact_changes] == ["y@m.com"]
+        assert (report.updated, report.deleted) == (0, [])
+        (rejection,) = report.rejected
+        assert "secondary email of contact" in rejection.reason and "--refresh" in rejection.reason
+        held = ws.emulator.contact_by_email("x@m.com")
+        assert held is not None and held["firstname"] == "X"  # nothing overwritten
+        with StateStore.open(ws.root) as store:
+            assert store.get("y@m.com") is not None  # not forgotten as if deleted
