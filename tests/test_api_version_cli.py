@@ -84,6 +84,11 @@ def test_a_validation_rule_400_rejects_that_contact_only(tmp_path: Path, version
         assert all("lastname is required" in reason for reason in rejected.values()), rejected
         assert ws.emulator.contact_by_email("p005@example.com") is None
         assert ws.emulator.contact_by_email("p006@example.com") is not None
+        # In text, the refusals are said to be HubSpot's: there is no record to replay.
+        text = run(ws, "apply", ".", "--auto-approve")
+        assert (
+            "HubSpot's refusals written to" in text.stdout and "--rejects-replay" not in text.stdout
+        )
         # Once the data gives a last name, the next apply creates the contact.
         people[5]["last"] = "Five"
         ws.write(people, spec=spec)

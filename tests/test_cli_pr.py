@@ -49,7 +49,8 @@ def test_pull_request_adding_an_audience_lock_then_lock_readonly_plan(tmp_path: 
         ws.write(_people(2), [["vip@example.com", "Acme"]], spec=BASE_SPEC + NEW_AUDIENCE)
         stale = run(ws, "plan", ".", "--lock-readonly", "--detailed-exitcode", "--markdown")
         assert stale.returncode == 1
-        assert "syncdsl.lock is out of date" in stale.stderr and "syncdsl lock" in stale.stderr
+        assert "syncdsl.lock is out of date" in stale.stderr
+        assert "run `syncdsl lock .` and commit" in stale.stderr  # the path it was given
         assert "syncdsl.lock is out of date" in stale.stdout  # the PR comment says so too
         assert stale.stdout.startswith("### syncdsl plan") and "The plan failed" in stale.stdout
 

@@ -57,6 +57,15 @@ class Output:
             typer.echo(render_text(shown, style=style, full=self.full))
 
 
+def spec_arg(spec: Spec) -> str:
+    """The configuration as a command-line argument: relative to the working directory if it
+    can be."""
+    try:
+        return str(spec.root.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(spec.root)
+
+
 def failures(spec: Spec, plan: Plan, *, lock_readonly: bool, max_rejects: int | None) -> list[str]:
     """Why this plan makes the run fail (exit 1), after it is shown; empty when it does not."""
     problems = []
@@ -69,7 +78,7 @@ def failures(spec: Spec, plan: Plan, *, lock_readonly: bool, max_rejects: int | 
             problems.append(
                 "syncdsl.lock is out of date with the configuration and --lock-readonly is set ("
                 + "; ".join(stale)
-                + "): run `syncdsl lock PATH` and commit syncdsl.lock"
+                + f"): run `syncdsl lock {spec_arg(spec)}` and commit syncdsl.lock"
             )
     if max_rejects is not None and len(plan.rejected) > max_rejects:
         first = "; ".join(

@@ -12,7 +12,7 @@ import typer
 
 from syncdsl.apply import ApplyReport, execute, record_lock
 from syncdsl.cli import DataRoot, PathsArg, app, boundary
-from syncdsl.commands.planout import Output, fail, failures
+from syncdsl.commands.planout import Output, fail, failures, spec_arg
 from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.ir import Spec
 from syncdsl.parse import load_spec
@@ -337,24 +337,20 @@ def _finish(
         )
     else:
         typer.echo("\n" + render_report(report, style=_style()))
-        if written:
+        if written and any(r.source != "hubspot" for r in report.rejected):
             typer.echo(
                 f"Rejected records written to {path}: fix each `record` there, then replay them "
-                f"with `syncdsl apply {_spec_arg(spec)} --rejects-replay {path}` (or fix the "
+                f"with `syncdsl apply {spec_arg(spec)} --rejects-replay {path}` (or fix the "
                 "source data)."
+            )
+        elif written:  # only HubSpot's refusals: there is no record to replay
+            typer.echo(
+                f"HubSpot's refusals written to {path}: fix those contacts in the source data "
+                "(or in HubSpot), then apply again."
             )
     stopped = report.stopped_error()
     if stopped is not None:
         raise stopped
-
-
-def _spec_arg(spec: Spec) -> str:
-    """The configuration as a command-line argument: relative to the working directory if it
-    can be."""
-    try:
-        return str(spec.root.relative_to(Path.cwd())) or "."
-    except ValueError:
-        return str(spec.root)
 
 
 def _apply_saved(
