@@ -41,7 +41,7 @@ def refuse_symlink(path: Path) -> None:
     """Raise UnsafeFileError if `path` itself is a symlink (a missing path is fine)."""
     try:
         is_link = stat.S_ISLNK(os.lstat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the write itself will say why it fails
         return
     if is_link:
         raise _symlink_error(path)
