@@ -22,6 +22,7 @@ from typing import Any, Self
 from syncdsl import ir
 from syncdsl.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.mapping import ProfileMapper, RecordRejected
+from syncdsl.safefile import open_text
 from syncdsl.schema import PropertySchema
 from syncdsl.scrub import scrub, shown_reason
 from syncdsl.sources import SourceRecord, read_source
@@ -207,8 +208,10 @@ class DesiredSet:
                 yield email
 
     def write_rejects(self, path: Path) -> int:
-        """Write rejects as JSONL ({file, line, source, reason, record}); return how many."""
-        with Path(path).open("w", encoding="utf-8", newline="\n") as out:
+        """Write rejects as JSONL ({file, line, source, reason, record}); return how many.
+
+        The file is 0600 (it holds raw records) and never written through a symlink."""
+        with open_text(Path(path)) as out:
             for rejected in self.rejected:
                 entry = {
                     "file": rejected.file,

@@ -5,6 +5,7 @@ SyncdslError
 ├── SourceError          a data file cannot be read at all
 ├── PlanError            the plan cannot be made or applied (stale plan, mass exit, lock held)
 ├── StateError           the state store or lock file is unusable
+├── UnsafeFileError      a file syncdsl would write is a symlink (or not a regular file)
 └── HubSpotError         HubSpot said no (status, category, message, correlation id)
     ├── HubSpotAuthError         401: bad or missing token
     ├── HubSpotScopeError        403: the service key or private app lacks scopes
@@ -60,6 +61,10 @@ class PlanError(SyncdslError):
 
 class StateError(SyncdslError):
     """The state store or lock file cannot be used."""
+
+
+class UnsafeFileError(SyncdslError):
+    """A file syncdsl would write is a symlink or not a regular file: it is never written through."""
 
 
 class HubSpotError(SyncdslError):

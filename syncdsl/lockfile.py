@@ -11,6 +11,7 @@ import tomli_w
 
 from syncdsl.errors import PlanError, StateError
 from syncdsl.ir import AUDIENCE_STATUSES, Audience, Spec, derive_property_name
+from syncdsl.safefile import write_atomic
 
 LOCK_FILE = "syncdsl.lock"
 LOCK_VERSION = 1
@@ -186,7 +187,6 @@ def render_lock(lock: LockFile) -> str:
 
 
 def write_lock(root: Path, lock: LockFile) -> None:
-    path = lock_path(root)
-    tmp = path.with_suffix(".lock.tmp")
-    tmp.write_text(render_lock(lock), encoding="utf-8")
-    tmp.replace(path)
+    """Write syncdsl.lock atomically (it is committed: mode 0644 less the umask); a symlink there
+    is refused."""
+    write_atomic(lock_path(root), render_lock(lock), private=False)

@@ -6,6 +6,9 @@ import fcntl
 import os
 from pathlib import Path
 
+from syncdsl.errors import UnsafeFileError
+from syncdsl.safefile import SHARED, open_fd
+
 
 def try_flock(fd: int) -> bool:
     """Take an exclusive flock on `fd` without waiting; False when another process holds it."""
@@ -17,19 +20,26 @@ def try_flock(fd: int) -> bool:
 
 
 def read_holder(path: Path) -> str:
-    """What the holder wrote in its lock file (its pid and command), or "another process"."""
+    """What the holder wrote in its lock file (its pid and command), or "another process".
+
+    Never read through a symlink: a planted one would print another file's first bytes."""
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(open_fd(path, os.O_RDONLY, mode=SHARED), "rb") as handle:
             return handle.read(200).decode(errors="replace").strip() or "another process"
-    except OSError:
+    except (OSError, UnsafeFileError):
         return "another process"
 
 
 def write_holder(path: Path, note: str) -> int:
-    """Open `path` (created if needed) and write `note` in it; return the open descriptor."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    os.ftruncate(fd, 0)
-    os.write(fd, note.encode())
+    """Open `path` (created if needed; a symlink is refused) and write `note` in it; return the
+    open descriptor."""
+    fd = open_fd(path, os.O_RDWR | os.O_CREAT, mode=SHARED)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, note.encode())
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 

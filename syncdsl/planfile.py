@@ -9,14 +9,18 @@ Format (format_version 1), keys sorted:
     fingerprint {...}, inputs[] (per source: records, contributed, merged, rejected, not_member,
     identities_skipped).
 A saved plan (`--out`) adds `settled` per contact change and `adoptions`, which apply records in
-the state store.
+the state store, and `digest`: an HMAC-SHA256 of everything else (canonical JSON) keyed by the
+state store (its lineage and a secret only the state holds), so `apply FILE` refuses a plan edited
+after `syncdsl plan` wrote it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from syncdsl.plan import (
     RemovedAudience,
     ValueChange,
 )
+from syncdsl.safefile import write_atomic
 from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.values import iso_form
 
@@ -99,11 +104,49 @@ def dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def save_plan(plan: Plan, path: Path, *, configuration: str) -> None:
+DIGEST = "digest"
+_DIGEST_SCHEME = "hmac-sha256:"
+EDITED = (
+    "the saved plan was edited after `syncdsl plan` wrote it (its digest does not match its "
+    "changes): run plan again (`syncdsl plan PATH --out FILE`) and apply the new file"
+)
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A saved plan as read back: the plan, its configuration, and what its digest covers."""
+
+    plan: Plan
+    configuration: str
+    digest: str | None
+    signed: bytes  # the canonical JSON of the document without its digest
+
+
+def _canonical(document: Mapping[str, Any]) -> bytes:
+    body = {key: value for key, value in document.items() if key != DIGEST}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def _digest(signed: bytes, key: bytes) -> str:
+    return _DIGEST_SCHEME + hmac.new(key, signed, hashlib.sha256).hexdigest()
+
+
+def save_plan(plan: Plan, path: Path, *, configuration: str, key: bytes) -> None:
+    """Write the saved plan (0600: it holds contacts' values; never through a symlink), signed
+    with `key` (StateStore.plan_key)."""
+    document = plan_to_dict(plan, configuration=configuration, saved=True)
+    document[DIGEST] = _digest(_canonical(document), key)
     try:
-        path.write_text(dumps(plan_to_dict(plan, configuration=configuration, saved=True)), "utf-8")
+        write_atomic(path, dumps(document), private=True)
     except OSError as error:
         raise PlanError(f"cannot save the plan to {path}: {error.strerror or error}") from error
+
+
+def check_unedited(saved: SavedPlan, key: bytes) -> None:
+    """Raise PlanError unless the digest is the one `save_plan` computed with `key`."""
+    if saved.digest is None or not hmac.compare_digest(saved.digest, _digest(saved.signed, key)):
+        raise PlanError(EDITED)
 
 
 def is_plan_file(path: Path) -> bool:
@@ -116,8 +159,9 @@ def is_plan_file(path: Path) -> bool:
         return False
 
 
-def load_plan(path: Path) -> tuple[Plan, str]:
-    """Read a saved plan; returns the plan and the configuration path it was made for."""
+def load_plan(path: Path) -> SavedPlan:
+    """Read a saved plan: the plan, the configuration path it was made for, and its digest
+    (checked against the state with `check_unedited`)."""
     try:
         data = json.loads(path.read_text("utf-8"))
         if data.get("format_version") != FORMAT_VERSION:
@@ -129,8 +173,14 @@ def load_plan(path: Path) -> tuple[Plan, str]:
             raise PlanError(
                 f"{path}: this is a --json plan, not a saved plan; use `plan --out FILE`"
             )
-        return _plan(data), str(data["configuration"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        digest = data.get(DIGEST)
+        return SavedPlan(
+            _plan(data),
+            str(data["configuration"]),
+            digest if isinstance(digest, str) else None,
+            _canonical(data),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise PlanError(
             f"{path}: not a readable saved plan ({error}); make a new one "
             "with `syncdsl plan --out FILE`"

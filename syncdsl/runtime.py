@@ -14,6 +14,7 @@ from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.ir import Spec
 from syncdsl.oslock import read_holder, try_flock
+from syncdsl.safefile import SHARED, open_fd
 from syncdsl.scrub import register_secret
 from syncdsl.state import state_dir
 
@@ -113,9 +114,8 @@ def local_portal_lock(root: Path) -> Iterator[None]:
     load the portal while an apply is writing it (and later save its stale copy over it).
     """
     directory = state_dir(root)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCAL_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_fd(path, os.O_RDWR | os.O_CREAT, mode=SHARED)
     try:
         if not try_flock(fd) or not _same_file(fd, path):
             raise PlanError(
@@ -147,7 +147,6 @@ def _local(spec: Spec, parallelism: int) -> Iterator[Target]:
         daily_limit=spec.destination.daily_limit,
         state_file=state_dir(spec.root) / LOCAL_DATA,
     )
-    state_dir(spec.root).mkdir(parents=True, exist_ok=True)
     base_url = emulator.start()
     client = _client(spec, base_url, LOCAL_TOKEN, parallelism)
     try:

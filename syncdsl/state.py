@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
@@ -15,6 +18,7 @@ from pathlib import Path
 from syncdsl.errors import PlanError, StateError
 from syncdsl.journal import open_durable
 from syncdsl.oslock import lock_directory, read_holder, write_holder
+from syncdsl.safefile import private_directory
 
 STATE_DIR = ".syncdsl"
 STATE_FILE = "state.db"
@@ -64,8 +68,9 @@ class StateSummary:
 
 
 def state_dir(root: Path) -> Path:
-    """The state directory beside a configuration."""
-    return root / STATE_DIR
+    """The state directory beside a configuration, created 0700 if missing; UnsafeFileError when
+    it is a symlink leading outside the configuration's directory."""
+    return private_directory(root / STATE_DIR, root=root)
 
 
 def _now() -> str:
@@ -92,6 +97,7 @@ class StateStore:
         if self._meta("lineage") is None:
             self._set_meta("lineage", str(uuid.uuid4()))
             self._set_meta("serial", "0")
+            self._set_meta("plan_secret", secrets.token_hex(32))
 
     @classmethod
     def open(cls, root: Path) -> StateStore:
@@ -121,6 +127,19 @@ class StateStore:
     @property
     def serial(self) -> int:
         return int(self._meta("serial") or 0)
+
+    def plan_key(self) -> bytes:
+        """The key saved plans are signed with: this state's lineage and a secret only the state
+        holds, so a person editing a saved plan cannot recompute its digest."""
+        secret = self._meta("plan_secret")
+        if secret is None:  # a state made before saved plans were signed
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('plan_secret', ?)",
+                (secrets.token_hex(32),),
+            )
+            secret = self._meta("plan_secret") or ""
+        message = f"syncdsl saved plan\0{self.lineage}".encode()
+        return hmac.new(secret.encode(), message, hashlib.sha256).digest()
 
     @property
     def base_url(self) -> str | None:

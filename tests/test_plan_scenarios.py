@@ -84,7 +84,8 @@ def _run(ws: Workspace, case: dict[str, Any]) -> Any:
 
 def _stale(ws: Workspace, case: dict[str, Any], plan: Any) -> None:
     saved = ws.root / "saved.plan.json"
-    save_plan(plan, saved, configuration=str(ws.root))
+    with StateStore.open(ws.root) as store:
+        save_plan(plan, saved, configuration=str(ws.root), key=store.plan_key())
     change = case["saved_plan_then"]
     if change == "config":
         ws.write(
@@ -100,7 +101,7 @@ def _stale(ws: Workspace, case: dict[str, Any], plan: Any) -> None:
         ws.emulator.set_contact_property(first.email, first.changes[0].property, "edited by hand")
     elif change == "state":
         ws.apply()
-    loaded, _ = load_plan(saved)
+    loaded = load_plan(saved).plan
     spec = ws.spec()
     client = ws.client()
     with StateStore.open(spec.root) as store:

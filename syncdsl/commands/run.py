@@ -17,11 +17,12 @@ from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.ir import Spec
 from syncdsl.parse import load_spec
 from syncdsl.plan import Plan, PlanOptions
-from syncdsl.planfile import is_plan_file, load_plan, save_plan
+from syncdsl.planfile import check_unedited, is_plan_file, load_plan, save_plan
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
 from syncdsl.rejects import write_rejects
 from syncdsl.render import Style, ansi, plain, render_report, render_text
 from syncdsl.runtime import LOCAL_STATE_KEY, Target, connect
+from syncdsl.safefile import refuse_symlink
 from syncdsl.staleness import check_fresh
 from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
 
@@ -153,9 +154,12 @@ def plan(
         rejects_replay=rejects_replay,
     )
     try:
+        if out is not None:
+            refuse_symlink(out)  # before planning, not after
         spec = load_spec(paths, data_root=data_root)
         with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
             result = _plan(spec, target, store, options)
+            plan_key = store.plan_key() if out is not None else b""
     except SyncdslError as error:
         output.failure(error)
         raise
@@ -164,7 +168,7 @@ def plan(
     limit = max_rejects if max_rejects is not None else 0 if fail_on_rejects else None
     problems = failures(spec, the_plan, lock_readonly=lock_readonly, max_rejects=limit)
     if out is not None and the_plan.refusal() is None:
-        save_plan(the_plan, out, configuration=str(_config_path(paths)))
+        save_plan(the_plan, out, configuration=str(_config_path(paths)), key=plan_key)
     output.show(the_plan, configuration=_config_path(paths), failures=problems)
     if out is not None and not problems and not as_json and not markdown:
         typer.echo(
@@ -223,6 +227,7 @@ def apply(
         )
         return
     spec = load_spec(paths, data_root=data_root)
+    refuse_symlink(_rejects_path(spec, rejects))  # before HubSpot is written, not after
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
@@ -322,7 +327,7 @@ def _finish(
     desired: PlanResult | None,
 ) -> None:
     record_lock(spec, plan, report)
-    path = rejects or state_dir(spec.root) / "rejects.jsonl"
+    path = _rejects_path(spec, rejects)
     written = write_rejects(path, desired.desired if desired else None, report)
     if desired is not None:
         desired.desired.close()
@@ -353,6 +358,10 @@ def _finish(
         raise stopped
 
 
+def _rejects_path(spec: Spec, rejects: Path | None) -> Path:
+    return rejects or state_dir(spec.root) / "rejects.jsonl"
+
+
 def _apply_saved(
     plan_path: Path,
     *,
@@ -362,8 +371,10 @@ def _apply_saved(
     local: bool,
     data_root: Path | None,
 ) -> None:
-    the_plan, configuration = load_plan(plan_path)
-    spec = load_spec([Path(configuration)], data_root=data_root)
+    saved = load_plan(plan_path)
+    the_plan = saved.plan
+    spec = load_spec([Path(saved.configuration)], data_root=data_root)
+    refuse_symlink(_rejects_path(spec, rejects))
     # A plan made against the embedded local HubSpot is applied there (it remembers its target).
     local = local or the_plan.fingerprint.base_url == LOCAL_STATE_KEY
     with (
@@ -371,6 +382,8 @@ def _apply_saved(
         connect(spec, local=local, parallelism=parallelism) as target,
         StateStore.open(spec.root) as store,
     ):
+        if the_plan.fingerprint.lineage == store.lineage:  # another state: check_fresh says so
+            check_unedited(saved, store.plan_key())
         check_fresh(
             the_plan,
             spec=spec,

@@ -17,6 +17,7 @@ from syncdsl.emulator.server import EmulatorServer
 from syncdsl.emulator.store import Store
 from syncdsl.emulator.validation import build_property, check_value, is_valid_email
 from syncdsl.ir import TIERS
+from syncdsl.safefile import refuse_symlink
 
 DEFAULT_TOKEN = "pat-local-emulator"
 DEFAULT_SCOPES = (
@@ -66,6 +67,8 @@ class Emulator:
         self.scopes = frozenset(DEFAULT_SCOPES if scopes is None else scopes)
         self.latency = latency
         self.state_file = Path(state_file) if state_file is not None else None
+        if self.state_file is not None:
+            refuse_symlink(self.state_file)  # before anything is served: it would be written
         self.limiter = RateLimiter(
             window_seconds=window_seconds,
             window_limit=window_limit if window_limit is not None else limits.per_ten_seconds,

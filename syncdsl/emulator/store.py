@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -16,6 +14,7 @@ from syncdsl.emulator import seed
 from syncdsl.emulator.bodies import iso_now
 from syncdsl.emulator.validation import check_value
 from syncdsl.errors import StateError
+from syncdsl.safefile import write_atomic
 
 STATE_VERSION = 1
 
@@ -252,17 +251,11 @@ class Store:
             self.next_id = max(int(state.get("next_id", 1)), (self.ids[-1] + 1) if self.ids else 1)
 
     def save(self, path: Path) -> None:
-        """Write the state atomically (temporary file, then rename)."""
+        """Write the state atomically (temporary file, then rename), 0600: it holds contacts.
+        A symlink at `path` is refused (UnsafeFileError), never written through."""
         state = self.to_json()
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(state, out, separators=(",", ":"))
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomic(path, json.dumps(state, separators=(",", ":")), private=True)
 
     def load(self, path: Path) -> None:
         try:

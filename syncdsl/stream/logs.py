@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from syncdsl.safefile import open_text, refuse_symlink
 from syncdsl.scrub import scrub, shown_reason
 
 
@@ -47,6 +48,7 @@ class RejectsFile:
     """The rejects JSONL file: every event that will not reach HubSpot, raw, with its reason."""
 
     def __init__(self, path: Path) -> None:
+        refuse_symlink(path)  # at start, not at the first reject (0600, never through a symlink)
         self.path = path
         self._lock = threading.Lock()
 
@@ -64,5 +66,5 @@ class RejectsFile:
         text = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
+            with open_text(self.path, append=True) as handle:
                 handle.write(text)
