@@ -295,15 +295,11 @@ def _known_contact_conflict(
     return BatchOutcome({}, [(change, reason)])
 
 
-def _writes(batch: list[ContactChange]) -> list[ContactWrite]:
-    return [ContactWrite(str(i), c.email, c.properties, c.hubspot_id) for i, c in enumerate(batch)]
-
-
 def _upsert(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
     """One batch upsert by email; inputs answered with an item error (in a 207, or inside the
     200 on 2026-09) or with no result are rejected, never silently dropped."""
     reply = client.upsert_contacts(
-        [ContactWrite(w.trace_id, w.email, w.properties) for w in _writes(batch)]
+        [ContactWrite(str(i), c.email, c.properties) for i, c in enumerate(batch)]
     )
     accepted: dict[str, UpsertResult] = {}
     rejected: list[tuple[ContactChange, str]] = []
@@ -319,7 +315,9 @@ def _upsert(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
 
 def _update_by_id(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
     """One batch update by HubSpot id; an id HubSpot no longer has is `deleted`, never created."""
-    reply = client.update_contacts_by_id(_writes(batch))
+    reply = client.update_contacts_by_id(
+        [ContactWrite(str(i), c.email, c.properties, c.hubspot_id) for i, c in enumerate(batch)]
+    )
     accepted: dict[str, UpsertResult] = {}
     rejected: list[tuple[ContactChange, str]] = []
     deleted: list[ContactChange] = []
