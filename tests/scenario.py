@@ -14,7 +14,7 @@ from typing import Any
 from syncdsl.apply import ApplyReport, execute, record_lock
 from syncdsl.emulator import Emulator
 from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.ir import Spec
+from syncdsl.ir import DEFAULT_API_VERSION, Spec
 from syncdsl.parse import load_spec
 from syncdsl.plan import Plan, PlanOptions
 from syncdsl.planner import make_plan
@@ -100,8 +100,19 @@ class Workspace:
     def client(self) -> HubSpotClient:
         budget = RateBudget(limit=100_000, window_seconds=1.0, search_per_second=100_000)
         return HubSpotClient(
-            self.emulator.base_url, TOKEN, budget=budget, backoff_base=0.01, backoff_cap=0.05
+            self.emulator.base_url,
+            TOKEN,
+            budget=budget,
+            backoff_base=0.01,
+            backoff_cap=0.05,
+            api_version=self._api_version(),
         )
+
+    def _api_version(self) -> str:
+        """The spec's API version, as `syncdsl` connects (the default before a spec is written)."""
+        if not (self.root / "main.sync").exists():
+            return DEFAULT_API_VERSION
+        return self.spec().destination.api_version
 
     def target(self, client: HubSpotClient) -> Target:
         return Target(client, self.emulator.base_url, self.emulator.base_url, False)

@@ -95,3 +95,21 @@ def test_a_validation_rule_400_rejects_that_contact_only(tmp_path: Path, version
         again = json.loads(run(ws, "apply", ".", "--auto-approve", "--json", check=True).stdout)
         assert again["created"] == 1
         assert [r["raw"] for r in again["rejected"]] == ["p027@example.com"]
+
+
+@pytest.mark.parametrize("version", ["v3", "2026-09"])
+def test_the_stream_speaks_the_declared_api_version(tmp_path: Path, version: str) -> None:
+    from tests.test_stream import contact, post, profile, streaming, wait_for
+
+    with workspace(tmp_path) as ws:
+        ws.write([], spec=_spec(version))
+        with streaming(ws, window_seconds=0.01) as service:
+            post(service, profile("ann@example.com", first="Ann", seg="realized"))
+            wait_for(lambda: contact(ws, "ann@example.com").get("newsletter") == "realized")
+            post(service, profile("ann@example.com", first="Ann", seg="exited"))
+            wait_for(lambda: contact(ws, "ann@example.com").get("newsletter") == "exited")
+        paths = ApiPaths.of(version)
+        assert all(
+            r.path.startswith((paths.contacts, paths.properties)) for r in ws.emulator.requests
+        ), {r.path for r in ws.emulator.requests}
+        assert ws.emulator.count("contacts.batch_update") == 1  # the exit went by id
