@@ -18,9 +18,11 @@ from syncdsl.values import iso_form
 MASK = "•••"
 _EMAIL = re.compile(r"[^\s\"'<>,;:\[\]()]+@[^\s\"'<>,;:\[\]()]+")
 _QUOTED = r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
-# Values quoted in reasons and warnings: `got 'x'`, `'x' is not one of`, `: 'x' (source) vs 'y' (`
+# Values quoted in reasons and warnings: `got 'x'`, `invalid email 'x'`, `'x' is not one of`,
+# `: 'x' (source) vs 'y' (`
 _QUOTED_VALUES = (
     re.compile(r"(?<=got )" + _QUOTED),
+    re.compile(r"(?<=invalid email )" + _QUOTED),
     re.compile(_QUOTED + r"(?= is not one of)"),
     re.compile(r"(?<=: )" + _QUOTED + r"(?= \()"),
     re.compile(r"(?<=vs )" + _QUOTED + r"(?= \()"),

@@ -125,7 +125,13 @@ def test_json_and_markdown_together_is_an_error(tmp_path: Path) -> None:
 
 def test_redact_masks_emails_and_values_in_text_markdown_and_json(tmp_path: Path) -> None:
     with workspace(tmp_path) as ws:
-        ws.write([*_people(3), {"email": "bad@example.com", "seg": "maybe"}])
+        ws.write(
+            [
+                *_people(3),
+                {"email": "bad@example.com", "seg": "maybe"},
+                {"email": "jane-no-at-sign", "seg": "realized"},
+            ]
+        )
         plain = json.loads(run(ws, "plan", ".", "--json").stdout)
         for args in (("--redact",), ("--redact", "--markdown"), ("--redact", "--json")):
             result = run(ws, "plan", ".", *args)
@@ -133,6 +139,7 @@ def test_redact_masks_emails_and_values_in_text_markdown_and_json(tmp_path: Path
             assert "example.com" in result.stdout and "a•••@example.com" in result.stdout
             assert "ann0@" not in result.stdout and "Annabel" not in result.stdout
             assert "bad@" not in result.stdout and "maybe" not in result.stdout
+            assert "jane-no-at-sign" not in result.stdout  # an invalid address is masked too
         document = json.loads(run(ws, "plan", ".", "--json", "--redact").stdout)
         assert document["summary"] == plain["summary"]  # counts unchanged
         change = document["contact_changes"][0]
