@@ -150,7 +150,10 @@ def diff_schema(
     )
     kept = {r.key: current_lock.audiences[r.key] for r in removed if r.decision == "keep"}
     return SchemaDiff(
-        warnings=_moved_warnings(spec, current_lock, desired_lock),
+        warnings=(
+            *_moved_warnings(spec, current_lock, desired_lock),
+            *_declared_type_warnings(spec, existing),
+        ),
         changes=tuple(changes),
         audience_properties={key: entry.property for key, entry in desired_lock.audiences.items()},
         removed=removed,
@@ -193,6 +196,18 @@ def _check_mapped(
             elif prop.read_only:
                 errors.append(f"{mapping.span}: HubSpot property {mapping.property!r} is read-only")
     return errors
+
+
+def _declared_type_warnings(spec: Spec, existing: dict[str, PropertySchema]) -> tuple[str, ...]:
+    """A declared property HubSpot already holds with another type: HubSpot's type rules."""
+    return tuple(
+        f"property {decl.name!r} is declared as {decl.type}/{decl.field_type}, but HubSpot holds "
+        f"it as {have.type}/{have.field_type}: values are checked and sent as HubSpot's type; "
+        "change the declaration (or the property in HubSpot) to make them agree"
+        for decl in spec.properties
+        if (have := existing.get(decl.name)) is not None
+        and (have.type, have.field_type) != (decl.type, decl.field_type)
+    )
 
 
 def _moved_warnings(spec: Spec, current: LockFile, desired: LockFile) -> tuple[str, ...]:

@@ -350,3 +350,25 @@ def test_rejects_are_fixed_in_the_rejects_file_and_replayed(tmp_path: Path) -> N
         replay.write_text('{"not": "a rejects entry"}\n')
         broken = run(ws, "apply", ".", "--auto-approve", "--rejects-replay", "fixed.jsonl")
         assert broken.returncode == 1 and "fixed.jsonl:1: not a rejects entry" in broken.stderr
+
+
+def test_a_declared_property_of_another_type_in_hubspot_is_warned_about(tmp_path: Path) -> None:
+    spec = BASE_SPEC.replace(
+        "source profiles {",
+        'property "score" {\n  type = "number"\n}\n\nsource profiles {',
+    ).replace("    firstname = first\n", "    firstname = first\n    score     = first\n")
+    with workspace(tmp_path) as ws:
+        ws.emulator.create_property(
+            {
+                "name": "score",
+                "label": "Score",
+                "type": "string",
+                "fieldType": "text",
+                "groupName": "contactinformation",
+            }
+        )
+        ws.write(_people(2), spec=spec)
+        result = run(ws, "plan", ".", "--json")
+        assert result.returncode == 0, result.stderr
+        (warning,) = [w for w in json.loads(result.stdout)["warnings"] if "'score'" in w]
+        assert "declared as number/number, but HubSpot holds it as string/text" in warning
