@@ -237,11 +237,6 @@ def _by_id(change: ContactChange) -> bool:
     )
 
 
-def upsert_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:
-    """Upsert one batch (≤ 100) by email, the bad inputs isolated (see `_isolated`)."""
-    return _isolated(lambda part: _upsert(client, part), batch, client)
-
-
 def _isolated(
     send: Callable[[list[ContactChange]], BatchOutcome],
     batch: list[ContactChange],
