@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from syncdsl import ir
 from syncdsl.errors import Diagnostic, SpecError
 from syncdsl.identity import InvalidEmail, normalize_email
 from syncdsl.schema import PropertySchema
+from syncdsl.scrub import holds_secret, secrets_registered
 from syncdsl.template_limits import LimitedSandbox, TemplateLimitError, render_limited
 from syncdsl.template_values import TemplateValueError, check_scalar
 from syncdsl.values import MAX_STRING_LENGTH, NUL_REASON, CoercionError, coerce
@@ -410,6 +411,8 @@ class ProfileMapper:
                     append(coerce(value, prop))
                 except CoercionError as error:
                     raise RecordRejected(f"property {name!r}: {error}") from None
+        if secrets_registered():
+            _refuse_secrets(self._properties, values)
         if self._segments:
             return email, values, self._statuses(record)
         return email, values, self._upload_statuses
@@ -447,6 +450,16 @@ class ProfileMapper:
                 status = _folded_status(segment, status)
             statuses.append(status)
         return statuses
+
+
+def _refuse_secrets(
+    properties: Sequence[tuple[str, Getter, PropertySchema | None]], values: list[str | None]
+) -> None:
+    """A value holding the HubSpot token (say, a data file read from the environment) is never
+    sent to HubSpot, nor shown: the record is rejected, the token masked in its rejects line."""
+    for (name, _, _), value in zip(properties, values):
+        if value is not None and holds_secret(value):
+            raise RecordRejected(f"property {name!r}: the value holds a secret (the HubSpot token)")
 
 
 def _folded_status(segment: str | None, status: object) -> str:

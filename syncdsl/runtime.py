@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,15 +12,12 @@ from syncdsl.endpoint import api_base_problem, token_problem
 from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.hubspot import HubSpotClient
 from syncdsl.ir import Spec
-from syncdsl.oslock import read_holder, try_flock
-from syncdsl.safefile import SHARED, open_fd
 from syncdsl.scrub import register_secret
-from syncdsl.state import state_dir
+from syncdsl.state import ApplyLock, state_dir
 
 API_BASE_ENV = "HUBSPOT_API_BASE"
 LOCAL_TOKEN = "pat-local-emulator"
 LOCAL_DATA = "local-hubspot.json"
-LOCAL_LOCK = "local-hubspot.lock"
 LOCAL_STATE_KEY = "local:"  # what the state is bound to for the embedded emulator (its port varies)
 
 
@@ -84,17 +80,27 @@ def resolve_token(spec: Spec) -> str:
 
 
 @contextmanager
-def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterator[Target]:
+def connect(
+    spec: Spec,
+    *,
+    local: bool = False,
+    parallelism: int = 8,
+    held: ApplyLock | None = None,
+    writes: bool = True,
+) -> Iterator[Target]:
     """Yield a client for the configured HubSpot, or for an embedded emulator with --local.
 
     The embedded emulator keeps its data in `.syncdsl/local-hubspot.json` beside the
     configuration, so plan and apply see the same local portal from one command to the next.
+    It is used under the configuration's lock: the caller's (`held`, an apply's or a stream's),
+    else one taken here. A command that does not write (`writes=False`: plan, state --rebuild)
+    never saves the portal, so it cannot put back a copy older than what another command wrote.
     """
     # Even unused (--local), the token must never surface in output (say, read from a data file).
     if environ_token := os.environ.get(spec.destination.token_env, "").strip():
         register_secret(environ_token)
     if local:
-        with local_portal_lock(spec.root), _local(spec, parallelism) as target:
+        with _portal_lock(spec.root, held), _local(spec, parallelism, writes) as target:
             yield target
         return
     base_url = resolve_base_url(spec)
@@ -107,38 +113,28 @@ def connect(spec: Spec, *, local: bool = False, parallelism: int = 8) -> Iterato
 
 
 @contextmanager
-def local_portal_lock(root: Path) -> Iterator[None]:
-    """Hold the embedded local HubSpot of a configuration for this process alone.
-
-    Every command that opens `.syncdsl/local-hubspot.json` takes this lock first, so a plan cannot
-    load the portal while an apply is writing it (and later save its stale copy over it).
-    """
-    directory = state_dir(root)
-    path = directory / LOCAL_LOCK
-    fd = open_fd(path, os.O_RDWR | os.O_CREAT, mode=SHARED)
+def _portal_lock(root: Path, held: ApplyLock | None) -> Iterator[None]:
+    """Hold the configuration's lock for the local HubSpot: `held` when the caller has it."""
+    if held is not None and held.held and held.root == root:
+        yield
+        return
+    lock = ApplyLock(root)
     try:
-        if not try_flock(fd) or not _same_file(fd, path):
-            raise PlanError(
-                f"the local HubSpot ({directory / LOCAL_DATA}) is in use by another syncdsl "
-                f"command (pid {read_holder(path)}); wait for it to finish, or stop it "
-                f"(lock: {path})"
-            )
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} ({' '.join(sys.argv[1:2]) or 'syncdsl'})".encode())
+        lock.__enter__()
+    except PlanError:
+        directory = state_dir(root)
+        raise PlanError(
+            f"the local HubSpot ({directory / LOCAL_DATA}) is in use by another syncdsl command "
+            f"({lock.holder()}); wait for it to finish, or stop it (lock: {lock.path})"
+        ) from None
+    try:
         yield
     finally:
-        os.close(fd)
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        return os.fstat(fd).st_ino == path.stat().st_ino
-    except OSError:
-        return False
+        lock.__exit__()
 
 
 @contextmanager
-def _local(spec: Spec, parallelism: int) -> Iterator[Target]:
+def _local(spec: Spec, parallelism: int, writes: bool) -> Iterator[Target]:
     from syncdsl.emulator import Emulator
 
     emulator = Emulator(
@@ -146,6 +142,7 @@ def _local(spec: Spec, parallelism: int) -> Iterator[Target]:
         tier=spec.destination.tier,
         daily_limit=spec.destination.daily_limit,
         state_file=state_dir(spec.root) / LOCAL_DATA,
+        save_on_stop=writes,
     )
     base_url = emulator.start()
     client = _client(spec, base_url, LOCAL_TOKEN, parallelism)

@@ -14,11 +14,14 @@ import threading
 MASK = "***"
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
 _MIN_SECRET = 4  # shorter strings would mask ordinary words
+_MIN_REFUSED = 12  # a value holding a secret this long is refused (a token is ~44 characters)
 QUOTED_LIMIT = 200  # characters of a quoted value a reason keeps
 REASON_LIMIT = 1000  # characters of a whole reason
 _QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_longest_first: tuple[str, ...] = ()  # the secrets as one snapshot, read without the lock
+_refused: tuple[str, ...] = ()  # those long enough that no ordinary value holds them
 
 
 def register_secret(secret: str) -> None:
@@ -27,13 +30,24 @@ def register_secret(secret: str) -> None:
         for piece in {secret, secret.strip(), *secret.splitlines()}:
             if len(piece.strip()) >= _MIN_SECRET:
                 _secrets.add(piece.strip())
+        global _longest_first, _refused
+        _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
+        _refused = tuple(secret for secret in _longest_first if len(secret) >= _MIN_REFUSED)
+
+
+def secrets_registered() -> bool:
+    return bool(_refused)
+
+
+def holds_secret(text: str) -> bool:
+    """Whether `text` holds a registered secret (of a token's length, not a short test one): such
+    a value is never sent anywhere."""
+    return any(secret in text for secret in _refused)
 
 
 def scrub(text: str) -> str:
     """`text` with every registered secret and every URL's `user:password@` masked."""
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
+    for secret in _longest_first:
         if secret in text:
             text = text.replace(secret, MASK)
         quoted = repr(secret)[1:-1]  # as it appears inside a repr, with `\n` escaped

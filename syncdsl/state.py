@@ -9,11 +9,13 @@ import json
 import os
 import secrets
 import sqlite3
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeGuard
 
 from syncdsl.errors import PlanError, StateError
 from syncdsl.journal import open_durable
@@ -214,8 +216,11 @@ class StateStore:
 
     def members(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
-        for (audiences,) in self._db.execute("SELECT audiences FROM contacts"):
-            for prop, status in json.loads(audiences).items():
+        for email, text in self._db.execute("SELECT email, audiences FROM contacts"):
+            audiences = _json_or_none(text)
+            if not _strings(audiences):
+                raise _damaged(email)
+            for prop, status in audiences.items():
                 per = counts.setdefault(prop, {})
                 per[status] = per.get(status, 0) + 1
         return counts
@@ -320,20 +325,28 @@ def _dump(value: object) -> str:
 
 
 def _contact(row: tuple[str, str | None, str, str, int]) -> ContactState:
-    try:
-        properties, audiences = json.loads(row[2]), json.loads(row[3])
-    except (TypeError, ValueError):
-        properties = audiences = None
+    properties, audiences = _json_or_none(row[2]), _json_or_none(row[3])
     if not (_strings(properties) and _strings(audiences) and isinstance(row[0], str)):
-        raise StateError(
-            f"the state store holds a damaged row for {str(row[0])[:100]!r} (not valid JSON of "
-            "strings); move .syncdsl/state.db away and run `syncdsl state --rebuild` to rebuild "
-            "it from HubSpot"
-        )
+        raise _damaged(row[0])
     return ContactState(row[0], row[1], properties, audiences, bool(row[4]))
 
 
-def _strings(value: object) -> bool:
+def _damaged(email: object) -> StateError:
+    return StateError(
+        f"the state store holds a damaged row for {str(email)[:100]!r} (not valid JSON of "
+        "strings); move .syncdsl/state.db away and run `syncdsl state --rebuild` to rebuild "
+        "it from HubSpot"
+    )
+
+
+def _json_or_none(text: object) -> object:
+    try:
+        return json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _strings(value: object) -> TypeGuard[dict[str, str]]:
     """True for a dict of strings to strings, as the state stores values."""
     return isinstance(value, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -341,13 +354,17 @@ def _strings(value: object) -> bool:
 
 
 class ApplyLock:
-    """An exclusive lock on a configuration's state: two applies (or streams) at once are refused.
+    """An exclusive lock on a configuration's `.syncdsl/`: one apply, stream or `--local` command
+    at a time (the embedded local HubSpot is kept there too).
 
     The OS lock is a flock on `.syncdsl/` itself, so deleting `apply.lock` (which only names the
-    holder's pid) cannot let a second apply in; the kernel lifts it when the holder dies.
+    holder: its pid and command) cannot let a second command in; the kernel lifts it when the
+    holder dies. A command that holds it passes it on (`connect(held=...)`) instead of taking it
+    twice.
     """
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.path = state_dir(root) / "apply.lock"
         self._fd: int | None = None
         self._note: int | None = None
@@ -355,21 +372,34 @@ class ApplyLock:
     def __enter__(self) -> ApplyLock:
         fd = lock_directory(self.path.parent)
         if fd is None:
-            holder = read_holder(self.path)
             raise PlanError(
-                f"another syncdsl apply (or stream) is running on this configuration (pid "
-                f"{holder}); wait for it to finish, or stop it (lock: {self.path})"
+                f"another syncdsl apply (or stream) is running on this configuration "
+                f"({self.holder()}); wait for it to finish, or stop it (lock: {self.path})"
             )
         self._fd = fd
         try:
-            self._note = write_holder(self.path, str(os.getpid()))
+            self._note = write_holder(self.path, f"pid {os.getpid()}: syncdsl {_command()}")
         except BaseException:
             self.__exit__()
             raise
         return self
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it ("pid 4242: syncdsl apply")."""
+        return read_holder(self.path)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def __exit__(self, *exc: object) -> None:
         for fd in (self._note, self._fd):
             if fd is not None:
                 os.close(fd)
         self._fd = self._note = None
+
+
+def _command() -> str:
+    """The running syncdsl command and its --local flag, for lock holders' notes."""
+    words = [word for word in sys.argv[1:] if not word.startswith("-")][:1]
+    return " ".join(words + (["--local"] if "--local" in sys.argv else [])) or "(library)"

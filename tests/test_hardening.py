@@ -16,7 +16,6 @@ from syncdsl.desired import build_desired
 from syncdsl.errors import PlanError, StateError
 from syncdsl.lockfile import read_lock
 from syncdsl.parse import load_spec
-from syncdsl.runtime import local_portal_lock
 from syncdsl.state import ApplyLock, StateStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "specs"
@@ -107,14 +106,39 @@ def test_deleting_apply_lock_does_not_let_a_second_apply_in(tmp_path: Path) -> N
         pass
 
 
-def test_local_portal_is_held_by_one_command(tmp_path: Path) -> None:
+def test_local_portal_is_held_by_one_command_even_when_its_lock_file_is_deleted(
+    tmp_path: Path,
+) -> None:
     root = _config(tmp_path)
-    with local_portal_lock(root):
+    assert _run("apply", str(root), "--local", "--auto-approve")[0] == 0
+    portal = root / ".syncdsl" / "local-hubspot.json"
+    applied = portal.read_bytes()
+    with ApplyLock(root) as lock:  # an `apply --local` that runs
+        lock.path.unlink()  # "a stale lock": a user deletes it
         code, out = _run("plan", str(root), "--local", "--refresh")
         assert code == 1, out
         assert "the local HubSpot" in out and "is in use by another syncdsl command" in out
+        assert portal.read_bytes() == applied
     code, out = _run("plan", str(root), "--local")
-    assert code in (0, 2), out
+    assert code == 0, out
+
+
+def test_plan_local_reads_the_local_portal_and_never_writes_it(tmp_path: Path) -> None:
+    root = _config(tmp_path)
+    assert _run("apply", str(root), "--local", "--auto-approve")[0] == 0
+    portal = root / ".syncdsl" / "local-hubspot.json"
+    applied, inode = portal.read_bytes(), portal.stat().st_ino  # a save renames a new file
+    portal.chmod(0o400)  # a plan that saved the portal would fail here (but for root)
+    try:
+        for args in (["--refresh"], []):
+            code, out = _run("plan", str(root), "--local", *args)
+            assert code == 0, out
+            assert "No changes" in out
+        state_code, out = _run("state", str(root), "--local", "--rebuild")
+        assert state_code == 0, out
+    finally:
+        portal.chmod(0o600)
+    assert portal.read_bytes() == applied and portal.stat().st_ino == inode
 
 
 def test_lock_file_that_is_a_directory(tmp_path: Path) -> None:
@@ -144,6 +168,20 @@ def test_damaged_state_rows_name_the_rebuild(tmp_path: Path, properties: str) ->
         )
         with pytest.raises(StateError, match=r"syncdsl state --rebuild"):
             list(store.iter_contacts())
+
+
+@pytest.mark.parametrize("audiences", ["[1, 2]", '{"a": 5}', "{not json"])
+def test_state_command_on_a_damaged_row_is_a_clear_error(tmp_path: Path, audiences: str) -> None:
+    root = _config(tmp_path)
+    with StateStore.open(root) as store:
+        store._db.execute(
+            "INSERT INTO contacts (email, hubspot_id, properties, audiences, applied_at) "
+            "VALUES ('a@example.com', '1', '{}', ?, 'now')",
+            (audiences,),
+        )
+    code, out = _run("state", str(root))
+    assert code == 1, out
+    assert "damaged row for 'a@example.com'" in out and "syncdsl state --rebuild" in out
 
 
 def test_disk_full_mid_apply_is_clear_and_a_rerun_converges(

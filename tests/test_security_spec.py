@@ -175,3 +175,34 @@ def test_scrub_masks_registered_secrets_reprs_and_url_credentials() -> None:
     shown = scrub(text)
     assert "pat-na1-scrub-me" not in shown and "second-line" not in shown
     assert "bob" not in shown and "pw@" not in shown and "https://***@host/x" in shown
+
+
+def test_a_value_holding_the_token_is_rejected_never_sent_nor_shown(tmp_path: Path) -> None:
+    token = "pat-na1-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "main.sync").write_text(
+        'destination hubspot {\n  token = env("HUBSPOT_TOKEN")\n}\n\n'
+        'source people {\n  csv = "data/people.csv"\n  identity email = email\n'
+        "  map {\n    firstname = name\n  }\n}\n\n"
+        'audience "Everyone" {\n  source = people\n}\n'
+    )
+    (tmp_path / "data" / "people.csv").write_text(
+        f"email,name\na@example.com,{token}\nb@example.com,Bea\n"
+    )
+    env = {"HUBSPOT_TOKEN": token}
+    planned = runner.invoke(app, ["plan", str(tmp_path), "--local", "--json"], env=env)
+    assert planned.exit_code == 0, planned.output
+    assert "property 'firstname': the value holds a secret (the HubSpot token)" in planned.output
+    saved = runner.invoke(
+        app, ["plan", str(tmp_path), "--local", "--out", str(tmp_path / "p.plan")], env=env
+    )
+    applied = runner.invoke(
+        app, ["apply", str(tmp_path), "--local", "--auto-approve", "--json"], env=env
+    )
+    assert saved.exit_code == 0 and applied.exit_code == 0, applied.output
+    assert '"created": 1' in applied.output
+    written = [path.read_bytes() for path in (tmp_path / ".syncdsl").iterdir() if path.is_file()]
+    written.append((tmp_path / "p.plan").read_bytes())
+    for shown in (planned.output, saved.output, applied.output):
+        assert token not in shown
+    assert all(token.encode() not in data for data in written)  # state.db is binary

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from syncdsl.hubspot import HubSpotClient, RateBudget
 from syncdsl.mapping import ProfileMapper
 from syncdsl.stream.health import LASTING_FAILURE_LIMIT, SenderFacts, judge
 from syncdsl.stream.queue import EventQueue
 from syncdsl.stream.worker import Dispatcher
-from tests.scenario import SEGMENT, workspace
+from tests.scenario import SEGMENT, TOKEN, workspace
 from tests.test_stream import applied, contact, post, profile, streaming, wait_for
 
 LIST_STATUS = {
@@ -147,6 +149,37 @@ def test_failing_batches_make_intake_answer_503_until_hubspot_is_back(tmp_path: 
             wait_for(lambda: service.queue_depth == 0, timeout=40)
         assert contact(ws, "first@example.com")["firstname"] == "F"
         assert not contact(ws, "second@example.com")
+
+
+def test_a_stream_whose_client_is_still_retrying_is_degraded_then_unhealthy(
+    tmp_path: Path,
+) -> None:
+    """The client retries a 5xx for minutes before the batch fails: /status must not say
+    "running" meanwhile, and --unhealthy-after counts from the first failure."""
+    released = threading.Event()
+
+    def held_retries(seconds: float) -> None:  # every back-off waits until the test lets it go
+        released.wait(60)
+
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        budget = RateBudget(limit=100_000, window_seconds=1.0, search_per_second=100_000)
+        client = HubSpotClient(ws.emulator.base_url, TOKEN, budget=budget, sleep=held_retries)
+        with streaming(ws, client, window_seconds=0.01, unhealthy_after=0.5) as service:
+            ws.emulator.faults.fail_rate = 1.0
+            event = profile("first@example.com", first="F", seg="realized")
+            assert post(service, event).status_code == 202
+            wait_for(lambda: service.health().status != "running", what="a degraded stream")
+            assert service.health().reason is not None
+            assert "(retrying)" in str(service.health().reason)
+            wait_for(lambda: not service.health().healthy, what="the stream to turn unhealthy")
+            code, document = _health(service)
+            assert code == 503 and "no batch has reached HubSpot" in document["reason"]
+            ws.emulator.faults.fail_rate = 0.0
+            released.set()
+            wait_for(lambda: service.queue_depth == 0, timeout=40, what="the retried batch")
+            assert service.health().status == "running"
+        assert contact(ws, "first@example.com")["firstname"] == "F"
 
 
 def _facts(**changes: Any) -> SenderFacts:

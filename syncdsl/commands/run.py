@@ -157,7 +157,10 @@ def plan(
         if out is not None:
             refuse_symlink(out)  # before planning, not after
         spec = load_spec(paths, data_root=data_root)
-        with connect(spec, local=local) as target, StateStore.open(spec.root) as store:
+        with (
+            connect(spec, local=local, writes=False) as target,
+            StateStore.open(spec.root) as store,
+        ):
             result = _plan(spec, target, store, options)
             plan_key = store.plan_key() if out is not None else b""
     except SyncdslError as error:
@@ -236,8 +239,8 @@ def apply(
         rejects_replay=rejects_replay,
     )
     with (
-        ApplyLock(spec.root),
-        connect(spec, local=local, parallelism=parallelism) as target,
+        ApplyLock(spec.root) as lock,
+        connect(spec, local=local, parallelism=parallelism, held=lock) as target,
         StateStore.open(spec.root) as store,
     ):
         result = _plan(spec, target, store, options)
@@ -378,8 +381,8 @@ def _apply_saved(
     # A plan made against the embedded local HubSpot is applied there (it remembers its target).
     local = local or the_plan.fingerprint.base_url == LOCAL_STATE_KEY
     with (
-        ApplyLock(spec.root),
-        connect(spec, local=local, parallelism=parallelism) as target,
+        ApplyLock(spec.root) as lock,
+        connect(spec, local=local, parallelism=parallelism, held=lock) as target,
         StateStore.open(spec.root) as store,
     ):
         if the_plan.fingerprint.lineage == store.lineage:  # another state: check_fresh says so
@@ -412,7 +415,10 @@ def state(
     spec = load_spec(paths, data_root=data_root)
     with StateStore.open(spec.root) as store:
         if rebuild:
-            with ApplyLock(spec.root), connect(spec, local=local) as target:
+            with (
+                ApplyLock(spec.root) as lock,
+                connect(spec, local=local, held=lock, writes=False) as target,
+            ):
                 rebuilt = _rebuild(spec, target, store)
             typer.echo(
                 f"Rebuilt the state from HubSpot: {rebuilt:,} contacts tracked.", err=as_json

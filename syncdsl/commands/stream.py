@@ -130,6 +130,7 @@ def stream(
     """Stream profiles to HubSpot as they arrive (HTTP or --input), durably, until stopped."""
     from syncdsl.parse import load_spec
     from syncdsl.runtime import connect
+    from syncdsl.state import ApplyLock
     from syncdsl.stream import StreamOptions, StreamService
     from syncdsl.stream.service import allowed_origins
 
@@ -166,8 +167,11 @@ def stream(
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        with connect(spec, local=local, parallelism=parallelism) as target:
-            service = StreamService(spec, target, options)
+        with (
+            ApplyLock(spec.root) as lock,
+            connect(spec, local=local, parallelism=parallelism, held=lock) as target,
+        ):
+            service = StreamService(spec, target, options, lock=lock)
             url = service.start()
             typer.echo(
                 f"Listening on {url} (POST {url}/v1/profiles; GET /status, /metrics, /healthz)"

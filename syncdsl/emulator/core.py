@@ -59,6 +59,7 @@ class Emulator:
         state_file: Path | None = None,
         search_lag_ms: float = 0.0,
         required_on_create: Iterable[str] = (),
+        save_on_stop: bool = True,
     ) -> None:
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}: use one of {', '.join(TIERS)}")
@@ -67,6 +68,7 @@ class Emulator:
         self.scopes = frozenset(DEFAULT_SCOPES if scopes is None else scopes)
         self.latency = latency
         self.state_file = Path(state_file) if state_file is not None else None
+        self.save_on_stop = save_on_stop
         if self.state_file is not None:
             refuse_symlink(self.state_file)  # before anything is served: it would be written
         self.limiter = RateLimiter(
@@ -108,7 +110,8 @@ class Emulator:
         return self._base_url
 
     def stop(self) -> None:
-        """Stop serving, close open connections, and save the state file when one is set."""
+        """Stop serving, close open connections, and save the state file when one is set (and
+        `save_on_stop`: a reader, such as a plan, leaves the file as it found it)."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -117,7 +120,7 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self.state_file is not None:
+        if self.state_file is not None and self.save_on_stop:
             self.save()
 
     @property

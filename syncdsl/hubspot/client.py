@@ -496,6 +496,9 @@ class HubSpotClient:
                 )
             except RETRYABLE_EXCEPTIONS as exc:
                 self.stats.record_error()
+                self.stats.record_failing(
+                    f"HubSpot did not answer {operation}: {type(exc).__name__}"
+                )
                 self._log(method, url, f"{type(exc).__name__}", started, retries)
                 # A TLS failure (bad certificate, wrong scheme) will not heal by waiting.
                 if retries >= self.max_retries or isinstance(exc, requests.exceptions.SSLError):
@@ -515,11 +518,16 @@ class HubSpotClient:
             if status < 300:
                 body = _json_or_none(response)
                 if body is not None:
+                    self.stats.record_answered()
                     return _Reply(status, body, network_retry)
                 status = 502  # a success with an unreadable body is a broken response; retry it
                 network_retry = True  # and treat it like a lost reply (a create may have landed)
             else:
                 self.stats.record_error()
+            if status >= 500:
+                self.stats.record_failing(f"HubSpot answered {operation} with {status}")
+            elif status != 429:  # a 429 says nothing of HubSpot's health
+                self.stats.record_answered()
             body = hs_errors.parse_body(response.text)
             error = self._handle_failure(status, body, response.headers, operation, retries, search)
             if error is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,8 @@ class ClientStats:
     window_max: int | None = None
     window_remaining: int | None = None
     interval_ms: int | None = None
+    failing_since: float | None = None  # monotonic: since when HubSpot fails (5xx, network)
+    last_failure: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record_call(self, operation: str) -> None:
@@ -111,6 +114,18 @@ class ClientStats:
     def record_error(self) -> None:
         with self._lock:
             self.errors += 1
+
+    def record_failing(self, what: str) -> None:
+        """A call failed in a way it is retried for (a 5xx, no answer): HubSpot is failing."""
+        with self._lock:
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+            self.last_failure = what
+
+    def record_answered(self) -> None:
+        """HubSpot answered a call (a success, or an error that is not its failure)."""
+        with self._lock:
+            self.failing_since = None
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Keep the latest rate-limit header values (search responses carry none of them)."""

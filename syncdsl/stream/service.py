@@ -148,7 +148,13 @@ class StreamService:
     """
 
     def __init__(
-        self, spec: Spec, target: Target, options: StreamOptions, *, log: EventLog | None = None
+        self,
+        spec: Spec,
+        target: Target,
+        options: StreamOptions,
+        *,
+        log: EventLog | None = None,
+        lock: ApplyLock | None = None,
     ) -> None:
         self.spec = spec
         self.target = target
@@ -159,6 +165,7 @@ class StreamService:
         self.rejects = RejectsFile(options.rejects or state_dir(spec.root) / REJECTS_FILE)
         self.started_at = 0.0
         self._lock: ApplyLock | None = None
+        self._held = lock  # the caller's lock on the configuration, else one taken by start()
         self._store: StateStore | None = None
         self._events: EventQueue | None = None
         self._server: IntakeServer | None = None
@@ -172,7 +179,8 @@ class StreamService:
     def start(self) -> str:
         """Bootstrap the schema, open the queue, start sending and intake; return the URL."""
         config = self._intake_config()
-        self._lock = ApplyLock(self.spec.root).__enter__()
+        if self._held is None:
+            self._lock = ApplyLock(self.spec.root).__enter__()
         try:
             self._store = StateStore.open(self.spec.root)
             schema = ensure_schema(self.spec, self.target, self._store)
@@ -355,14 +363,19 @@ class StreamService:
         if dispatcher is None:
             facts = SenderFacts(False, "not started", 0, None, False, None)
         else:
-            since = dispatcher.failing_since
+            # A batch fails once the client's retries are spent (minutes); the client says
+            # at once that HubSpot fails, so a retrying stream is degraded from the first 5xx.
+            stats = self.target.client.stats
+            moments = [m for m in (dispatcher.failing_since, stats.failing_since) if m is not None]
             facts = SenderFacts(
                 alive=not dispatcher.finished.is_set(),
                 fatal_error=dispatcher.fatal_error,
                 failures=dispatcher.failures,
-                failing_seconds=None if since is None else time.monotonic() - since,
+                failing_seconds=time.monotonic() - min(moments) if moments else None,
                 lasting=dispatcher.last_failure_lasting,
-                last_error=dispatcher.last_error,
+                last_error=dispatcher.last_error
+                if dispatcher.failing_since is not None
+                else f"{stats.last_failure} (retrying)",
             )
         return judge(facts, draining=self._stopped, unhealthy_after=self.options.unhealthy_after)
 
