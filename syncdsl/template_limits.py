@@ -109,10 +109,24 @@ def render_limited(template: Template, context: Mapping[str, Any], **extra: Any)
             out.append(piece)
         if time.monotonic() > budget.deadline:
             raise TemplateLimitError(f"took longer than {MAX_RENDER_MS:,} ms")
-        return "".join(out)
+        text = "".join(out)
+        if not text.isascii() and not _is_text(text):
+            raise TemplateLimitError(
+                "makes a lone surrogate (a \\ud800-\\udfff escape), which is not a character"
+            )
+        return text
     finally:
         pieces.close()
         _BUDGET.reset(token)
+
+
+def _is_text(text: str) -> bool:
+    """Whether `text` is encodable: no lone surrogate, as a string literal's escape can make."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # -- sizes ----------------------------------------------------------------------------------------

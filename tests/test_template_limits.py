@@ -62,6 +62,7 @@ STATIC_ATTACKS = [
     ("{{ {'a': [1]} | tojson(indent=10**9) }}", "asks `tojson` for an indent of more than 16"),
     ("{{ 'a http://a.io' | urlize(target='x' * 999999) }}", "builds a string of more than"),
     ("{{ 'x' * 70000 }}", "produced more than 65,536 characters"),
+    ("{{ '\\ud800' }}", "makes a lone surrogate (a \\ud800-\\udfff escape)"),
 ]
 
 
@@ -187,6 +188,7 @@ RUNTIME_ATTACKS = [
         "makes more than 100,000 loop iterations and calls",
     ),
     ({"n": 70000}, "{{ city * n }}", "produced more than 65,536 characters"),
+    ({"n": 7}, "{{ '\\udc00' if n == 7 else city }}", "makes a lone surrogate"),
 ]
 
 
