@@ -239,6 +239,34 @@ def test_edited_saved_plan_is_refused_and_writes_nothing(tmp_path: Path, tamper:
         assert "Mallory" not in json.dumps(ws.emulator.all_contacts())
 
 
+def test_a_saved_plan_naming_another_configuration_reads_nothing_there(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:SECRET-LINE:0:0\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "main.sync").write_text("source SECRET-SPEC {\n")  # would be shown if parsed
+    (tmp_path / "ws").mkdir()
+    with workspace(tmp_path / "ws") as ws:
+        ws.write(_people(2))
+        path, original = _saved(ws)
+        for configuration, says in (
+            (secret, "which is not a directory or a .sync file"),
+            (other, "which has no syncdsl state"),
+        ):
+            document = json.loads(original)
+            document["configuration"] = str(configuration)
+            path.write_text(json.dumps(document))
+            refused = run(ws, "apply", "changes.plan")
+            assert refused.returncode == 1, refused.stderr
+            assert says in refused.stderr and "SECRET" not in refused.stderr
+        with StateStore.open(other):  # a state there: the plan's digest does not match its key
+            pass
+        refused = run(ws, "apply", "changes.plan")
+        assert "the saved plan was made for another state" in refused.stderr
+        assert "SECRET" not in refused.stderr
+        assert ws.emulator.all_contacts() == []
+
+
 def test_reformatted_saved_plan_still_applies(tmp_path: Path) -> None:
     with workspace(tmp_path) as ws:
         ws.write(_people(2))

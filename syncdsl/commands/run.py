@@ -17,14 +17,14 @@ from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.ir import Spec
 from syncdsl.parse import load_spec
 from syncdsl.plan import Plan, PlanOptions
-from syncdsl.planfile import check_unedited, is_plan_file, load_plan, save_plan
+from syncdsl.planfile import SavedPlan, check_unedited, is_plan_file, load_plan, save_plan
 from syncdsl.planner import PlanResult, configuration_hash, make_plan
 from syncdsl.rejects import write_rejects
 from syncdsl.render import Style, ansi, plain, render_report, render_text
 from syncdsl.runtime import LOCAL_STATE_KEY, Target, connect
 from syncdsl.safefile import refuse_symlink
 from syncdsl.staleness import check_fresh
-from syncdsl.state import ApplyLock, ContactState, StateStore, state_dir
+from syncdsl.state import STATE_DIR, STATE_FILE, ApplyLock, ContactState, StateStore, state_dir
 
 Local = Annotated[
     bool,
@@ -365,6 +365,32 @@ def _rejects_path(spec: Spec, rejects: Path | None) -> Path:
     return rejects or state_dir(spec.root) / "rejects.jsonl"
 
 
+def _signed_configuration(saved: SavedPlan) -> Path:
+    """The configuration a saved plan names, once the plan's digest is checked with the key of
+    that configuration's state: the path is part of the plan, so nothing there is read before."""
+    configuration = Path(saved.configuration)
+    is_spec = configuration.is_file() and configuration.suffix == ".sync"
+    if not (configuration.is_dir() or is_spec):
+        raise PlanError(
+            f"the saved plan names {configuration} as its configuration, which is not a "
+            "directory or a .sync file: make the plan again with `syncdsl plan --out`"
+        )
+    root = configuration.parent if is_spec else configuration
+    if not (root / STATE_DIR / STATE_FILE).is_file():  # nothing is created there
+        raise PlanError(
+            f"the saved plan names {configuration}, which has no syncdsl state: the plan was "
+            "not made there; make it again with `syncdsl plan --out`"
+        )
+    with StateStore.open(root) as store:
+        if store.lineage != saved.plan.fingerprint.lineage:
+            raise PlanError(
+                f"the saved plan was made for another state than {store.path}: make it again "
+                "with `syncdsl plan --out`"
+            )
+        check_unedited(saved, store.plan_key())
+    return configuration
+
+
 def _apply_saved(
     plan_path: Path,
     *,
@@ -376,7 +402,7 @@ def _apply_saved(
 ) -> None:
     saved = load_plan(plan_path)
     the_plan = saved.plan
-    spec = load_spec([Path(saved.configuration)], data_root=data_root)
+    spec = load_spec([_signed_configuration(saved)], data_root=data_root)
     refuse_symlink(_rejects_path(spec, rejects))
     # A plan made against the embedded local HubSpot is applied there (it remembers its target).
     local = local or the_plan.fingerprint.base_url == LOCAL_STATE_KEY
@@ -385,8 +411,6 @@ def _apply_saved(
         connect(spec, local=local, parallelism=parallelism, held=lock) as target,
         StateStore.open(spec.root) as store,
     ):
-        if the_plan.fingerprint.lineage == store.lineage:  # another state: check_fresh says so
-            check_unedited(saved, store.plan_key())
         check_fresh(
             the_plan,
             spec=spec,
