@@ -88,7 +88,7 @@ def environment_error(error: OSError | sqlite3.OperationalError) -> str | None:
         text = str(error)
         if not any(word in text for word in _SQLITE_WORDS):
             return None
-        hint = "free some space" if "full" in text else "check the permissions of .syncdsl/"
+        hint = "free some space" if "full" in text else "make .syncdsl/ writable"
         return (
             f"the state store could not be written ({text}): {hint} and run the command again; "
             "an interrupted apply resumes where it stopped"
@@ -102,6 +102,11 @@ def environment_error(error: OSError | sqlite3.OperationalError) -> str | None:
         )
     if error.filename is None:
         return None
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            f"cannot write{where}: {reason}: make it (and its directory) writable, then run the "
+            "command again"
+        )
     return f"cannot use{where}: {reason}: check that it is a writable file or directory"
 
 

@@ -49,8 +49,12 @@ def check_data_path(
         lexical = (spec_file.parent / given).absolute()
         plain_roots = [*roots, configuration.absolute()]
         inside = _lexically_inside(lexical, plain_roots)
-        how = "leads outside through a symlink" if inside else "escapes"
-        return DataPath(None, f"data file `{written}` {how} the configuration's directory: {_HOW}")
+        how = (
+            "leads outside of the configuration's directory through a symlink"
+            if inside
+            else "escapes the configuration's directory"
+        )
+        return DataPath(None, f"data file `{written}` {how}: {_HOW}")
     return DataPath(resolved, None)
 
 
@@ -65,3 +69,14 @@ def _lexically_inside(path: Path, roots: list[Path]) -> bool:
             parts.append(part)
     folded = Path(*parts) if parts else path
     return any(_inside(folded, root) for root in roots)
+
+
+def dangling_link(written: str, *, spec_file: Path) -> Path | None:
+    """The first symlink on the way to `written` whose target is missing (the reason the file
+    "does not exist" while the path looks right), or None."""
+    path = spec_file.parent
+    for part in Path(written).parts:
+        path = path / part
+        if path.is_symlink() and not path.exists():
+            return path
+    return None

@@ -47,14 +47,18 @@ def resolve_base_url(spec: Spec) -> str:
     return operator_url.rstrip("/")
 
 
+_MIN_URL_SECRET = 8  # shorter credentials ("user") are masked only inside URLs, not as words
+
+
 def register_secret_parts(url: str) -> None:
-    """Credentials written into a URL are secrets too: never print them."""
+    """Credentials written into a URL are secrets too: never print them (any `user:password@` in
+    a URL is masked anyway; a long one, say a token put there, is masked wherever it shows)."""
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
         for secret in (parts.username, parts.password):
-            if secret:
+            if secret and len(secret) >= _MIN_URL_SECRET:
                 register_secret(secret)
     except ValueError:
         pass

@@ -75,6 +75,11 @@ def state_dir(root: Path) -> Path:
     return private_directory(root / STATE_DIR, root=root)
 
 
+def _writable(path: Path) -> bool:
+    """Whether SQLite may write `path` and its journal beside it."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -92,6 +97,12 @@ class StateStore:
             if "dirty" not in columns:  # a state written before the column existed
                 self._db.execute("ALTER TABLE contacts ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0")
         except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and not _writable(path):
+                raise StateError(  # the store may be fine: only its directory is read-only
+                    f"the state store {path} cannot be opened for writing ({error}): "
+                    f"{path.parent} is read-only (its file system or its permissions); make it "
+                    "writable and run the command again"
+                ) from None
             raise StateError(
                 f"the state store {path} is unusable ({error}); move it away and "
                 "run `syncdsl state --rebuild` to rebuild it from HubSpot"

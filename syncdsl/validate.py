@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Literal as TypingLiteral
 
 from jinja2 import TemplateError, nodes
 
-from syncdsl.datapath import check_data_path
+from syncdsl.datapath import check_data_path, dangling_link
 from syncdsl.diagnostics import did_you_mean, one_of
 from syncdsl.endpoint import spec_base_url_problem
 from syncdsl.errors import Diagnostic
@@ -401,9 +402,13 @@ class _Checker:
             return None
         resolved = checked.resolved
         if not resolved.exists():
+            link = dangling_link(path, spec_file=Path(spec_file))
             self.error(
                 attribute.value.span,
-                f"data file `{path}` does not exist (paths are relative to the .sync file)",
+                f"data file `{path}` does not exist (paths are relative to the .sync file)"
+                if link is None
+                else f"data file `{path}` does not exist: `{link.name}` on its way is a symlink to "
+                f"`{os.readlink(link)}`, which does not exist",
             )
             return None
         if not resolved.is_file():

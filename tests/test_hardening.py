@@ -218,3 +218,22 @@ def test_unwritable_state_directory_is_clear(
     assert code == 1, out
     assert ".syncdsl/state.db" in out and "internal error" not in out
     assert json.dumps(out)  # printable
+
+
+def test_a_read_only_state_directory_is_not_called_a_damaged_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a read-only mount (root ignores permissions, so the test stands in for it)."""
+    import syncdsl.state
+
+    def read_only(path: Path, schema: str) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(syncdsl.state, "open_durable", read_only)
+    monkeypatch.setattr(syncdsl.state.os, "access", lambda path, mode: False)
+    with pytest.raises(StateError) as caught:
+        StateStore.open(tmp_path)
+    assert "is read-only (its file system or its permissions); make it writable" in str(
+        caught.value
+    )
+    assert "move it away" not in str(caught.value)

@@ -119,7 +119,14 @@ def test_a_symlink_leading_outside_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret.jsonl").write_text('{"email": "a@example.com"}\n')
     spec = _config(tmp_path / "config", path="data/link.jsonl")
     (tmp_path / "config" / "data" / "link.jsonl").symlink_to(tmp_path / "secret.jsonl")
-    assert "leads outside through a symlink" in _errors(spec)
+    assert "leads outside of the configuration's directory through a symlink" in _errors(spec)
+
+
+def test_a_dangling_symlink_on_the_way_is_named(tmp_path: Path) -> None:
+    spec = _config(tmp_path, path="data/exports/p.jsonl")
+    (tmp_path / "data" / "exports").symlink_to("missing-mount")
+    rendered = _errors(spec)
+    assert "does not exist: `exports` on its way is a symlink to `missing-mount`" in rendered
 
 
 def test_the_operator_may_allow_a_data_root(tmp_path: Path) -> None:
@@ -206,3 +213,11 @@ def test_a_value_holding_the_token_is_rejected_never_sent_nor_shown(tmp_path: Pa
     for shown in (planned.output, saved.output, applied.output):
         assert token not in shown
     assert all(token.encode() not in data for data in written)  # state.db is binary
+
+
+def test_short_url_credentials_do_not_mask_words_of_the_hint(tmp_path: Path) -> None:
+    spec = _config(tmp_path)
+    env = {"HUBSPOT_TOKEN": "pat-na1-ok", "HUBSPOT_API_BASE": "http://user:pw@127.0.0.1:9"}
+    result = runner.invoke(app, ["plan", str(spec)], env=env)
+    assert result.exit_code == 1
+    assert "must not hold credentials (user:password@)" in result.output

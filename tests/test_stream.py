@@ -263,6 +263,9 @@ def test_source_is_chosen_by_query_or_field(tmp_path: Path) -> None:
                 202,
                 400,
             )
+            listed = post(service, {"Email": "vip3@example.com", "source": ["uploads"]})
+            assert listed.status_code == 400
+            assert listed.json()["error"].startswith('"source" is list: it names a source')
             wait_for(lambda: applied(service) == 2)
         assert contact(ws, "vip1@example.com")["company"] == "Acme"
         assert contact(ws, "vip2@example.com")["vip"] == "realized"

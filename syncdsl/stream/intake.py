@@ -114,6 +114,21 @@ def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _origin_refusal(origin: str) -> str:
+    shown = _clip(origin.strip())
+    try:
+        allowable = normalize_origin(origin)
+    except ValueError:  # "null" (a sandboxed page), or several Origin headers joined
+        return (
+            f"requests from web pages are refused (Origin: {shown}, which is not one origin "
+            "that --allow-origin could allow)"
+        )
+    return (
+        f"requests from web pages are refused (Origin: {shown}); to accept posts from that "
+        f"site, start the stream with --allow-origin {allowable}"
+    )
+
+
 @dataclass(frozen=True)
 class RequestPolicy:
     """The default request check: JSON or NDJSON bodies only, and no posts from web pages.
@@ -127,12 +142,7 @@ class RequestPolicy:
     def __call__(self, headers: Mapping[str, str]) -> None:
         origin = headers.get("origin")
         if origin is not None and _origin(origin) not in self.allowed_origins:
-            shown = _clip(origin.strip())
-            raise IntakeRefused(
-                403,
-                f"requests from web pages are refused (Origin: {shown}); to accept posts "
-                f"from that site, start the stream with --allow-origin {shown}",
-            )
+            raise IntakeRefused(403, _origin_refusal(origin))
         kind, charset = media_type(headers)
         if kind != JSON_TYPE and kind not in NDJSON_TYPES:
             got = f"Content-Type {_clip(kind)!r}" if kind else "no Content-Type"
@@ -164,7 +174,13 @@ def resolve_source(
 ) -> str:
     """The source a profile names (`"source"` field, else `?source=`, else the default)."""
     where = f" ({where})" if where else ""
-    named = profile.get("source") if isinstance(profile.get("source"), str) else None
+    named = profile.get("source")
+    if named is not None and not isinstance(named, str):
+        raise IntakeRefused(
+            400,
+            f'"source"{where} is {type(named).__name__}: it names a source, as a string '
+            f"(one of: {', '.join(config.sources)})",
+        )
     name = named or query or config.default_source
     if name is None:
         raise IntakeRefused(
