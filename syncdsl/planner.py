@@ -469,5 +469,14 @@ def read_current(spec: Spec, client: HubSpotClient) -> list[CurrentContact]:
     mapped = mapped_properties(spec)
     with build_desired(spec, schema) as desired:
         return list(
-            _read_hubspot(client, None, desired.emails(), mapped, audience_props, frozenset(schema))
+            _read_hubspot(
+                client,
+                None,
+                desired.emails(),
+                mapped,
+                audience_props,
+                frozenset(schema),
+                # a member merged into a desired one is that contact, not a second row
+                is_member=lambda email: _is_member(desired.get(email)),
+            )
         )

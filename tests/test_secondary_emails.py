@@ -10,7 +10,7 @@ from syncdsl.apply import execute
 from syncdsl.errors import HubSpotConflictError
 from syncdsl.hubspot.client import property_to_api
 from syncdsl.plan import PlanOptions
-from syncdsl.planner import make_plan
+from syncdsl.planner import make_plan, read_current
 from syncdsl.state import StateStore
 from tests.scenario import workspace
 
@@ -221,3 +221,22 @@ def test_an_update_of_a_member_merged_into_another_contact_is_rejected_not_dropp
         assert held is not None and held["firstname"] == "X"  # nothing overwritten
         with StateStore.open(ws.root) as store:
             assert store.get("y@m.com") is not None  # not forgotten as if deleted
+
+
+def test_a_state_rebuild_holds_a_merged_member_once_under_its_desired_email(
+    tmp_path: Path,
+) -> None:
+    many = [{"email": f"m{i:03d}@example.com", "first": "M", "seg": "realized"} for i in range(250)]
+    zed = {"email": "zed@example.com", "first": "Zed", "seg": "realized"}
+    with workspace(tmp_path) as ws:
+        ws.write([*many, zed])
+        ws.apply()
+        ws.emulator.seed_contacts([{"email": "aaa@example.com", "newsletter": "realized"}])
+        ws.emulator.merge_contacts("aaa@example.com", "zed@example.com")
+        rebuilt = read_current(ws.spec(), ws.client())
+        ids = [c.hubspot_id for c in rebuilt]
+        assert len(ids) == len(set(ids)) == 251
+        held = ws.emulator.contact_by_email("aaa@example.com")
+        assert held is not None
+        (merged,) = [c for c in rebuilt if c.hubspot_id == held["hs_object_id"]]
+        assert merged.email == "zed@example.com"
