@@ -29,15 +29,16 @@ from common import (
     write_workspace,
 )
 
-from syncdsl.apply import apply_schema
-from syncdsl.desired import build_desired
+from syncdsl.apply.executor import apply_schema
 from syncdsl.emulator import Emulator
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.lockfile import desired_lock, read_lock, write_lock
-from syncdsl.parse import load_spec
-from syncdsl.plan import PlanOptions
-from syncdsl.planner import make_plan
-from syncdsl.state import ContactState, StateStore
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.lang.parse import load_spec
+from syncdsl.plan.definition import PlanOptions
+from syncdsl.plan.gather import make_plan
+from syncdsl.records.desired import build_desired
+from syncdsl.state.lockfile import desired_lock, read_lock, write_lock
+from syncdsl.state.store import ContactState, StateStore
 
 TARGET_RATE = 50_000
 TARGET_RSS_MB = 500

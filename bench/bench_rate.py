@@ -23,7 +23,7 @@ from common import (
     write_workspace,
 )
 
-from syncdsl.hubspot import RateBudget
+from syncdsl.hubspot.ratelimit import RateBudget
 
 PROFILES_PER_BATCH = 101  # ~1% of generated lines are duplicates or rejects
 

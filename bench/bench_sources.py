@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate_profiles import SEGMENT, write_profiles
 
-from syncdsl import ir
-from syncdsl.desired import build_desired
+from syncdsl.lang import ir
+from syncdsl.records.desired import build_desired
 
 TARGET_RATE = 50_000
 TARGET_RSS_MB = 500

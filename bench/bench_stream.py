@@ -18,10 +18,11 @@ from pathlib import Path
 import requests
 
 from syncdsl.emulator import Emulator
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.parse import load_spec
-from syncdsl.plan import BATCH_SIZE
-from syncdsl.runtime import Target
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.hubspot.target import Target
+from syncdsl.lang.parse import load_spec
+from syncdsl.plan.definition import BATCH_SIZE
 from syncdsl.stream import StreamOptions, StreamService
 from syncdsl.stream.logs import EventLog
 

@@ -21,15 +21,16 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from generate_profiles import write_profiles  # noqa: E402
 
-from syncdsl.apply import ApplyReport, execute  # noqa: E402
-from syncdsl.desired import build_desired  # noqa: E402
+from syncdsl.apply.executor import ApplyReport, execute  # noqa: E402
 from syncdsl.emulator import Emulator, RequestRecord  # noqa: E402
-from syncdsl.hubspot import HubSpotClient, RateBudget  # noqa: E402
-from syncdsl.lockfile import desired_lock, read_lock, write_lock  # noqa: E402
-from syncdsl.parse import load_spec  # noqa: E402
-from syncdsl.plan import BATCH_SIZE, Plan, PlanOptions  # noqa: E402
-from syncdsl.planner import make_plan  # noqa: E402
-from syncdsl.state import StateStore  # noqa: E402
+from syncdsl.hubspot.client import HubSpotClient  # noqa: E402
+from syncdsl.hubspot.ratelimit import RateBudget  # noqa: E402
+from syncdsl.lang.parse import load_spec  # noqa: E402
+from syncdsl.plan.definition import BATCH_SIZE, Plan, PlanOptions  # noqa: E402
+from syncdsl.plan.gather import make_plan  # noqa: E402
+from syncdsl.records.desired import build_desired  # noqa: E402
+from syncdsl.state.lockfile import desired_lock, read_lock, write_lock  # noqa: E402
+from syncdsl.state.store import StateStore  # noqa: E402
 
 TOKEN = "pat-na1-bench-0000-0000"
 REFERENCE_SPEC = REPO_ROOT / "specs" / "example.sync"

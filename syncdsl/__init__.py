@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from syncdsl.ir import Spec
+    from syncdsl.lang.ir import Spec
 
 try:
     __version__ = version("syncdsl")
@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 def load(path: str | Path) -> Spec:
     """Parse and validate a `.sync` file or a directory of them; raise SpecError on any problem."""
-    from syncdsl.parse import load_spec
+    from syncdsl.lang.parse import load_spec
 
     return load_spec([Path(path)])
 

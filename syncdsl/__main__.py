@@ -1,5 +1,5 @@
 """`python -m syncdsl`."""
 
-from syncdsl.cli import main
+from syncdsl.cli.core import main
 
 main()

@@ -22,7 +22,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncdsl.ir import Span
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node was written: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
 
 
 class SyncdslError(Exception):

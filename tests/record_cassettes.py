@@ -21,8 +21,9 @@ from typing import Any
 
 import vcr
 
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes" / "hubspot"
 TOKEN = "pat-local-emulator"

@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncdsl.apply import ApplyReport, execute, record_lock
+from syncdsl.apply.executor import ApplyReport, execute, record_lock
 from syncdsl.emulator import Emulator
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.ir import DEFAULT_API_VERSION, Spec
-from syncdsl.parse import load_spec
-from syncdsl.plan import Plan, PlanOptions
-from syncdsl.planner import make_plan
-from syncdsl.runtime import Target
-from syncdsl.state import StateStore
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.hubspot.target import Target
+from syncdsl.hubspot.tiers import DEFAULT_API_VERSION
+from syncdsl.lang.ir import Spec
+from syncdsl.lang.parse import load_spec
+from syncdsl.plan.definition import Plan, PlanOptions
+from syncdsl.plan.gather import make_plan
+from syncdsl.state.store import StateStore
 
 TOKEN = "pat-na1-test-0000-secret"
 SEGMENT = "seg-1"

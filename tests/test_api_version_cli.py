@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syncdsl.hubspot import ApiPaths
+from syncdsl.hubspot.client import ApiPaths
 from tests.scenario import BASE_SPEC, workspace
 from tests.test_cli_run import run
 

@@ -8,9 +8,9 @@ import pytest
 
 from syncdsl.emulator import Emulator
 from syncdsl.errors import SpecError
-from syncdsl.hubspot import ApiPaths, ContactWrite, HubSpotClient
-from syncdsl.hubspot.client import _write_reply
-from syncdsl.parse import load_spec
+from syncdsl.hubspot.client import ApiPaths, HubSpotClient, _write_reply
+from syncdsl.hubspot.models import ContactWrite
+from syncdsl.lang.parse import load_spec
 
 
 def test_paths_follow_the_api_version() -> None:

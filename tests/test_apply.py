@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from syncdsl.apply import ApplyReport, apply_contacts
+from syncdsl.apply.executor import ApplyReport, apply_contacts
 from syncdsl.errors import PlanError
-from syncdsl.plan import ContactChange, ValueChange
-from syncdsl.state import ApplyLock, StateStore
+from syncdsl.plan.definition import ContactChange, ValueChange
+from syncdsl.state.locks import ApplyLock
+from syncdsl.state.store import StateStore
 from tests.scenario import BASE_SPEC, Workspace, workspace
 
 WRITES = (
@@ -391,8 +392,8 @@ def test_emulator_write_replies_echo_only_the_written_properties(tmp_path: Path)
 def test_a_whole_batch_400_on_updates_by_id_rejects_only_the_bad_input(tmp_path: Path) -> None:
     """Exits go by batch update by id; one input HubSpot refuses fails that whole batch (400),
     and it is isolated like an upsert's: the others exit, the bad one is rejected."""
-    from syncdsl.apply import write_batch
-    from syncdsl.plan import ContactChange, ValueChange
+    from syncdsl.apply.executor import write_batch
+    from syncdsl.plan.definition import ContactChange, ValueChange
 
     members = [{"email": f"m{i}@example.com", "first": "M", "seg": "realized"} for i in range(6)]
     with workspace(tmp_path) as ws:

@@ -11,12 +11,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncdsl import ir
-from syncdsl.desired import build_desired
 from syncdsl.emulator import Emulator
-from syncdsl.schema import PropertySchema
-from syncdsl.sources import read_csv, read_jsonl
-from syncdsl.values import NUL_REASON, CoercionError, coerce
+from syncdsl.hubspot.schema import PropertySchema
+from syncdsl.lang import ir
+from syncdsl.records.desired import build_desired
+from syncdsl.records.sources import read_csv, read_jsonl
+from syncdsl.records.values import NUL_REASON, CoercionError, coerce
 
 SEGMENT = "seg-1"
 NUMBER = PropertySchema("n", "N", "number", "number")
@@ -269,7 +269,7 @@ def test_a_template_literal_lone_surrogate_is_rejected_with_its_reason_not_a_cra
 def test_an_unforeseen_error_on_one_record_is_a_visible_reject(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from syncdsl import mapping
+    from syncdsl.records import mapping
 
     original = mapping.ProfileMapper.map_row
 

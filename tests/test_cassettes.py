@@ -14,7 +14,7 @@ from syncdsl.errors import (
     HubSpotScopeError,
     HubSpotValidationError,
 )
-from syncdsl.hubspot import HubSpotClient
+from syncdsl.hubspot.client import HubSpotClient
 from tests.fakes import FakeTime
 
 

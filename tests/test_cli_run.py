@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from syncdsl.emulator import Emulator
-from syncdsl.state import ApplyLock
+from syncdsl.state.locks import ApplyLock
 from tests.scenario import TOKEN, Workspace, workspace
 
 SYNCDSL = [sys.executable, "-m", "syncdsl"]

@@ -9,8 +9,9 @@ import pytest
 
 from syncdsl.emulator import Emulator
 from syncdsl.errors import DailyLimitError
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 
 TOKEN = "pat-local-emulator"
 

@@ -16,10 +16,10 @@ import requests
 
 from syncdsl.emulator import Emulator
 from syncdsl.errors import HubSpotError
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.hubspot.client import ApiPaths
+from syncdsl.hubspot.client import ApiPaths, HubSpotClient
 from syncdsl.hubspot.models import ContactWrite
-from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 
 SPECS = Path(__file__).resolve().parent.parent / ".." / "shared" / "hubspot-openapi"
 # The API versions the client is checked on, and the spec files of each.

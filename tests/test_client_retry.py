@@ -27,8 +27,10 @@ from syncdsl.errors import (
     HubSpotServerError,
     HubSpotValidationError,
 )
-from syncdsl.hubspot import Backoff, HubSpotClient, RateBudget
-from syncdsl.schema import PropertySchema
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.hubspot.retry import Backoff
+from syncdsl.hubspot.schema import PropertySchema
 from tests.fakes import FakeTime
 
 TOKEN = "pat-na1-secret-0123456789"

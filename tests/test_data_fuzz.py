@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from syncdsl.sources import read_csv, read_jsonl
+from syncdsl.records.sources import read_csv, read_jsonl
 from tests.fuzz.data_fuzz import (
     Case,
     HeaderError,

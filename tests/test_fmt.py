@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from syncdsl.cli import app
-from syncdsl.errors import SpecError
-from syncdsl.fmt import format_text
-from syncdsl.ir import TIERS, Span
-from syncdsl.parse import load_spec
+from syncdsl.cli.core import app
+from syncdsl.errors import Span, SpecError
+from syncdsl.hubspot.tiers import TIERS
+from syncdsl.lang.fmt import format_text
+from syncdsl.lang.parse import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).parent / "fixtures" / "specs"

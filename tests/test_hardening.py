@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from syncdsl.cli import app
-from syncdsl.desired import build_desired
+from syncdsl.cli.core import app
 from syncdsl.errors import PlanError, StateError
-from syncdsl.lockfile import read_lock
-from syncdsl.parse import load_spec
-from syncdsl.state import ApplyLock, StateStore
+from syncdsl.lang.parse import load_spec
+from syncdsl.records.desired import build_desired
+from syncdsl.state.lockfile import read_lock
+from syncdsl.state.locks import ApplyLock
+from syncdsl.state.store import StateStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "specs"
 
@@ -213,7 +214,7 @@ def test_unwritable_state_directory_is_clear(
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError(number, "refused", str(root / ".syncdsl" / "state.db"))
 
-    monkeypatch.setattr("syncdsl.state.open_durable", refuse)
+    monkeypatch.setattr("syncdsl.state.store.open_durable", refuse)
     code, out = _run("plan", str(root), "--local")
     assert code == 1, out
     assert ".syncdsl/state.db" in out and "internal error" not in out
@@ -224,13 +225,13 @@ def test_a_read_only_state_directory_is_not_called_a_damaged_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As on a read-only mount (root ignores permissions, so the test stands in for it)."""
-    import syncdsl.state
+    import syncdsl.state.store
 
     def read_only(path: Path, schema: str) -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(syncdsl.state, "open_durable", read_only)
-    monkeypatch.setattr(syncdsl.state.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(syncdsl.state.store, "open_durable", read_only)
+    monkeypatch.setattr(syncdsl.state.store.os, "access", lambda path, mode: False)
     with pytest.raises(StateError) as caught:
         StateStore.open(tmp_path)
     assert "is read-only (its file system or its permissions); make it writable" in str(

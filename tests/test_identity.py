@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncdsl.identity import _TYPO_TLDS, InvalidEmail, normalize_email
+from syncdsl.records.identity import _TYPO_TLDS, InvalidEmail, normalize_email
 
 
 @pytest.mark.parametrize(

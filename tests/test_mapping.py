@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncdsl import ir, mapping
 from syncdsl.errors import SpecError
-from syncdsl.mapping import MappedRecord, ProfileMapper, RecordRejected
-from syncdsl.schema import PropertySchema
-from syncdsl.template_values import TemplateValueError
+from syncdsl.hubspot.schema import PropertySchema
+from syncdsl.lang import ir
+from syncdsl.lang.template_values import TemplateValueError
+from syncdsl.records import mapping
+from syncdsl.records.mapping import MappedRecord, ProfileMapper, RecordRejected
 
 SEGMENT = "3f2a9c4e-6b1d-4e8a-9f0c-1a2b3c4d5e6f"
 
@@ -272,13 +273,13 @@ def test_data_is_never_evaluated_as_a_template() -> None:
 
 def test_each_template_is_compiled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    original = mapping._ENVIRONMENT.from_string
+    original = mapping.TEMPLATE_ENVIRONMENT.from_string
 
     def counting(source: str, *args: Any, **kwargs: Any) -> Any:
         calls.append(source)
         return original(source, *args, **kwargs)
 
-    monkeypatch.setattr(mapping._ENVIRONMENT, "from_string", counting)
+    monkeypatch.setattr(mapping.TEMPLATE_ENVIRONMENT, "from_string", counting)
     m = mapper(x=ir.Template("{{ a ~ b }}", span()))
     for index in range(50):
         assert m.map(profile(a=index, b="!")).properties == {"x": f"{index}!"}
@@ -330,7 +331,7 @@ def test_fast_path_renders_exactly_like_jinja(template: str, record: dict[str, A
     # Issue 13: a container reaching the text is refused by both, never printed as a repr.
     fast = mapping._fast_template(template, "jsonl")
     assert fast is not None
-    slow = mapping._ENVIRONMENT.from_string(template)
+    slow = mapping.TEMPLATE_ENVIRONMENT.from_string(template)
     try:
         expected = slow.render(record)
     except TemplateValueError:

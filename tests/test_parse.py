@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import syncdsl
-from syncdsl.errors import SpecError
-from syncdsl.ir import DEFAULT_BASE_URL, DEFAULT_PROPERTY_GROUP, FieldPath, Literal, Span, Template
-from syncdsl.parse import load_spec, parse_text
+from syncdsl.errors import Span, SpecError
+from syncdsl.lang.ir import DEFAULT_BASE_URL, DEFAULT_PROPERTY_GROUP, FieldPath, Literal, Template
+from syncdsl.lang.parse import load_spec, parse_text
 
 REPO = Path(__file__).resolve().parent.parent
 VALID = Path(__file__).parent / "fixtures" / "specs" / "valid"

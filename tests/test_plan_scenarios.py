@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from syncdsl.errors import PlanError
-from syncdsl.planfile import load_plan, save_plan
-from syncdsl.planner import configuration_hash
-from syncdsl.staleness import check_fresh
-from syncdsl.state import StateStore, state_dir
+from syncdsl.plan.gather import configuration_hash
+from syncdsl.plan.planfile import load_plan, save_plan
+from syncdsl.plan.staleness import check_fresh
+from syncdsl.state.store import StateStore, state_dir
 from tests.scenario import Workspace, contact_changes, workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plans"

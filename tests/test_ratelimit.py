@@ -8,8 +8,8 @@ from bisect import bisect_left
 import pytest
 
 from syncdsl.errors import DailyLimitError
-from syncdsl.hubspot import RateBudget
-from syncdsl.ir import TIERS
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.hubspot.tiers import TIERS
 from tests.fakes import FakeTime
 
 

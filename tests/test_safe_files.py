@@ -12,9 +12,10 @@ import pytest
 
 from syncdsl.emulator import Emulator
 from syncdsl.errors import UnsafeFileError
-from syncdsl.lockfile import LockFile, write_lock
 from syncdsl.safefile import open_text, write_atomic
-from syncdsl.state import ApplyLock, StateStore, state_dir
+from syncdsl.state.lockfile import LockFile, write_lock
+from syncdsl.state.locks import ApplyLock
+from syncdsl.state.store import StateStore, state_dir
 from syncdsl.stream.queue import EventQueue
 from tests.scenario import TOKEN, Workspace, workspace
 from tests.test_cli_run import run

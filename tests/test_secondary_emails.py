@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from syncdsl.apply import execute
+from syncdsl.apply.executor import execute
 from syncdsl.errors import HubSpotConflictError
 from syncdsl.hubspot.client import property_to_api
-from syncdsl.plan import PlanOptions
-from syncdsl.planner import make_plan, read_current
-from syncdsl.state import StateStore
+from syncdsl.plan.definition import PlanOptions
+from syncdsl.plan.gather import make_plan, read_current
+from syncdsl.state.store import StateStore
 from tests.scenario import workspace
 
 MEMBERS = [{"email": f"m{i}@example.com", "first": f"M{i}", "seg": "realized"} for i in range(9)]

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from syncdsl.cli import app
-from syncdsl.endpoint import api_base_problem, spec_base_url_problem, token_problem
+from syncdsl.cli.core import app
 from syncdsl.errors import SpecError
-from syncdsl.parse import load_spec
+from syncdsl.lang.endpoint import api_base_problem, spec_base_url_problem, token_problem
+from syncdsl.lang.parse import load_spec
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncdsl.errors import SourceError
-from syncdsl.sources import SourceRecord, read_csv, read_jsonl
+from syncdsl.records.sources import SourceRecord, read_csv, read_jsonl
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from syncdsl.errors import SyncdslError
-from syncdsl.fmt import format_text
-from syncdsl.parse import load_spec
+from syncdsl.lang.fmt import format_text
+from syncdsl.lang.parse import load_spec
 from tests.fuzz.fuzz_specs import SEEDS, mutate
 
 _POSITION = re.compile(r":\d+:\d+: error: ")

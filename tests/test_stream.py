@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import requests
 
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.state import StateStore
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.state.store import StateStore
 from syncdsl.stream import StreamOptions, StreamService
 from syncdsl.stream.logs import EventLog
 from syncdsl.stream.queue import EventQueue

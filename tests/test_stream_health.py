@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from syncdsl.hubspot import HubSpotClient, RateBudget
-from syncdsl.mapping import ProfileMapper
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.ratelimit import RateBudget
+from syncdsl.records.mapping import ProfileMapper
 from syncdsl.stream.health import LASTING_FAILURE_LIMIT, SenderFacts, judge
 from syncdsl.stream.queue import EventQueue
 from syncdsl.stream.worker import Dispatcher

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncdsl.state import StateStore
+from syncdsl.state.store import StateStore
 from tests.scenario import BASE_SPEC, SEGMENT, workspace
 from tests.test_stream import contact, post, profile, streaming, wait_for
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from syncdsl import ir, template_limits
-from syncdsl.desired import build_desired
 from syncdsl.errors import SpecError
-from syncdsl.mapping import ProfileMapper, RecordRejected
-from syncdsl.parse import load_spec
+from syncdsl.lang import ir, template_limits
+from syncdsl.lang.parse import load_spec
+from syncdsl.records.desired import build_desired
+from syncdsl.records.mapping import ProfileMapper, RecordRejected
 
 SEGMENT = "seg-1"
 MEMBER = {"segmentMembership": {"ups": {SEGMENT: {"status": "realized"}}}}

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncdsl.schema import PropertyOption, PropertySchema
-from syncdsl.values import CoercionError, coerce, normalize
+from syncdsl.hubspot.schema import PropertyOption, PropertySchema
+from syncdsl.records.values import CoercionError, coerce, normalize
 
 
 def prop(type_: str, field_type: str, options: tuple[tuple[str, str], ...] = ()) -> PropertySchema:

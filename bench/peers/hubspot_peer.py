@@ -41,7 +41,7 @@ from common import (
     write_workspace,
 )
 
-from syncdsl.hubspot import RateBudget
+from syncdsl.hubspot.ratelimit import RateBudget
 
 try:
     from hubspot import HubSpot

@@ -16,7 +16,7 @@ from syncdsl.emulator.ratelimit import RateLimiter
 from syncdsl.emulator.server import EmulatorServer
 from syncdsl.emulator.store import Store
 from syncdsl.emulator.validation import build_property, check_value, is_valid_email
-from syncdsl.ir import TIERS
+from syncdsl.hubspot.tiers import TIERS
 from syncdsl.safefile import refuse_symlink
 
 DEFAULT_TOKEN = "pat-local-emulator"

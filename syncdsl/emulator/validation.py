@@ -42,7 +42,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EPOCH_DIGITS = re.compile(r"^-?\d{1,18}$")
 # What a HubSpot number (a double) and date (a four-digit ISO 8601 year) can hold: out of range
-# is a 400 naming the value, never a 500 (the same ranges as syncdsl.values).
+# is a 400 naming the value, never a 500 (the same ranges as syncdsl.records.values).
 _MAX_NUMBER = Decimal(repr(sys.float_info.max))
 _MIN_NUMBER = Decimal("5e-324")
 _MIN_EPOCH_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z

@@ -26,8 +26,8 @@ from syncdsl.hubspot.retry import (
     rate_limit_wait,
     status_wait,
 )
-from syncdsl.ir import API_VERSIONS, DEFAULT_API_VERSION
-from syncdsl.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.hubspot.tiers import API_VERSIONS, DEFAULT_API_VERSION
 
 logger = logging.getLogger("syncdsl.hubspot")
 

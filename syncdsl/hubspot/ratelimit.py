@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from syncdsl.hubspot.errors import daily_limit_reached
-from syncdsl.ir import TIERS
+from syncdsl.hubspot.tiers import TIERS
 
 SEARCH_WINDOW_SECONDS = 1.0
 _MIN_WAIT = 0.001  # avoids spinning on float rounding when a slot frees "now"

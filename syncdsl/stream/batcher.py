@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from syncdsl.plan import BATCH_SIZE
+from syncdsl.plan.definition import BATCH_SIZE
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncdsl.errors import StateError
-from syncdsl.journal import open_durable
+from syncdsl.state.journal import open_durable
 
 QUEUE_FILE = "stream-queue.db"
 

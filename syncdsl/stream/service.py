@@ -9,24 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from syncdsl.apply import apply_schema
+from syncdsl.apply.executor import apply_schema
 from syncdsl.errors import SyncdslError
-from syncdsl.ir import Spec
-from syncdsl.lockfile import desired_lock, lock_after, read_lock, write_lock
-from syncdsl.mapping import MappedRecord, ProfileMapper, RecordRejected
-from syncdsl.runtime import Target
-from syncdsl.schema import PropertySchema
-from syncdsl.schemadiff import diff_schema
-from syncdsl.state import ApplyLock, StateStore, state_dir
+from syncdsl.hubspot.schema import PropertySchema
+from syncdsl.hubspot.target import Target
+from syncdsl.lang.ir import Spec
+from syncdsl.plan.schemadiff import diff_schema
+from syncdsl.records.mapping import MappedRecord, ProfileMapper, RecordRejected
+from syncdsl.state.lockfile import desired_lock, lock_after, read_lock, write_lock
+from syncdsl.state.locks import ApplyLock
+from syncdsl.state.store import StateStore, state_dir
 from syncdsl.stream.commit import GroupCommitter
 from syncdsl.stream.health import Health, SenderFacts, judge
 from syncdsl.stream.http import IntakeApp, IntakeHooks
-from syncdsl.stream.intake import (
-    InputFollower,
-    IntakeConfig,
-    RequestPolicy,
-    normalize_origin,
-)
+from syncdsl.stream.intake import InputFollower, IntakeConfig, RequestPolicy, normalize_origin
 from syncdsl.stream.logs import EventLog, RejectsFile
 from syncdsl.stream.metrics import StreamMetrics, render_prometheus
 from syncdsl.stream.queue import QUEUE_FILE, EventQueue, QueuedEvent

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from syncdsl.apply import BatchOutcome, write_batch
+from syncdsl.apply.executor import BatchOutcome, write_batch
 from syncdsl.errors import HubSpotAuthError, HubSpotError, HubSpotScopeError
-from syncdsl.hubspot import HubSpotClient
-from syncdsl.mapping import MappedRecord, RecordRejected
-from syncdsl.plan import ContactChange, ValueChange, audience_writes
-from syncdsl.state import ContactState, StateStore
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.plan.definition import ContactChange, ValueChange
+from syncdsl.plan.diff import audience_writes
+from syncdsl.records.mapping import MappedRecord, RecordRejected
+from syncdsl.state.store import ContactState, StateStore
 from syncdsl.stream.batcher import Coalescer, PendingContact
 from syncdsl.stream.logs import EventLog, RejectsFile
 from syncdsl.stream.metrics import StreamMetrics

@@ -513,7 +513,7 @@ class Run:
 
 
 def _in_process(args: list[str]) -> Run:
-    from syncdsl.cli import app
+    from syncdsl.cli.core import app
 
     start = time.monotonic()
     result = CliRunner().invoke(app, args, env={"HUBSPOT_TOKEN": "pat-fuzz"})

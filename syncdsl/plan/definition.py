@@ -1,0 +1,264 @@
+"""What a plan is: typed, frozen change records, its options, guards and fingerprint.
+
+`syncdsl.plan.diff` makes the contact changes (pure); `syncdsl.plan.gather` reads the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from syncdsl.errors import PlanError
+from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
+from syncdsl.lang.ir import AUDIENCE_STATUSES
+from syncdsl.records.desired import SourceCounts
+from syncdsl.scrub import scrub, shown_reason
+
+FORMAT_VERSION = 1
+BATCH_SIZE = 100
+MEMBER_STATUSES = frozenset({"realized", "existing"})
+MANAGED_MARKER = "Managed by syncdsl"
+
+ContactAction = Literal["create", "update", "exit"]
+PropertyAction = Literal["create_group", "create_property", "add_options", "relabel"]
+RemovedDecision = Literal["keep", "exit", "forget"]
+GuardStatus = Literal["passed", "refused", "allowed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueChange:
+    """One property of one contact: before -> after."""
+
+    property: str
+    before: str | None
+    after: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChange:
+    """What apply will send for one contact (one input of a batch upsert)."""
+
+    action: ContactAction
+    email: str
+    changes: tuple[ValueChange, ...]
+    hubspot_id: str | None = None
+    provenance: tuple[str, ...] = ()
+    drift: bool = False  # HubSpot no longer holds what syncdsl last applied
+    settled: Mapping[str, str] = field(default_factory=dict)  # desired values HubSpot already holds
+    resolved_via: str | None = None  # a secondary email of this contact: written by id
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {change.property: change.after for change in self.changes}
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    """A schema change: a group or an audience property to create or update."""
+
+    action: PropertyAction
+    name: str
+    detail: str
+    group: PropertyGroup | None = None
+    definition: PropertySchema | None = None
+    before: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """A contact already as desired in HubSpot that the state store does not know yet (no API call)."""
+
+    email: str
+    hubspot_id: str | None
+    properties: dict[str, str]
+    audiences: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An input record that will not be sent, with its reason."""
+
+    source: str
+    file: str
+    line: int
+    reason: str
+    raw: str = ""
+
+    def to_dict(self) -> dict[str, str | int]:
+        """As JSON leaves the process (--json, saved plans, reports): the raw record is kept,
+        for replaying, but secrets are masked in it and long values in the reason clipped."""
+        return {
+            "source": self.source,
+            "file": self.file,
+            "line": self.line,
+            "reason": shown_reason(self.reason),
+            "raw": scrub(self.raw),
+        }
+
+
+@dataclass(frozen=True)
+class RemovedAudience:
+    """An audience in the lock file that the configuration no longer declares.
+
+    `decision`: keep (default: property, values and lock entry stay, the plan keeps asking),
+    exit (members set to exited, then dropped from the lock), forget (dropped from the lock,
+    HubSpot untouched).
+    """
+
+    key: str
+    property: str
+    label: str
+    members: int
+    decision: RemovedDecision
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """What one safety guard (see `syncdsl.plan.guards`) decided about a plan.
+
+    `status`: passed (nothing to stop), refused (the plan is shown, then apply is refused),
+    allowed (it would have refused, but its override flag was given).
+    """
+
+    guard: str  # "mass-exit", ...
+    status: GuardStatus
+    detail: str  # what it found, for people
+    remedy: str = ""  # what to do when it refuses
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """API calls: spent reading for this plan, and what apply will spend."""
+
+    read_calls: int
+    schema_write_calls: int
+    contact_write_calls: int
+    daily_remaining: int | None
+
+    @property
+    def apply_calls(self) -> int:
+        return self.schema_write_calls + self.contact_write_calls
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a saved plan was made from, so apply can refuse a stale one."""
+
+    configuration: str  # hash of the .sync files and their data files
+    lineage: str
+    serial: int
+    base_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentContact:
+    """What is known of one contact: from HubSpot (refresh) or from the state store."""
+
+    email: str
+    hubspot_id: str | None
+    properties: Mapping[str, str | None]
+    audiences: Mapping[str, str | None]
+    last_applied: Mapping[str, str] | None = None  # state values, when refreshing with a state
+    dirty: bool = False  # sent in a batch whose acceptance was never journaled (a crash)
+    resolves_to: str | None = None  # found as a secondary email: the contact's primary email
+    collides_with: str | None = None  # another desired email resolves to the same contact
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredInput:
+    """One desired contact as the diff needs it (a view of syncdsl.records.desired.DesiredContact)."""
+
+    email: str
+    properties: Mapping[str, str]
+    audiences: Mapping[str, str]
+    provenance: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # the sources whose records make this contact
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    refresh: bool = False
+    allow_mass_exit: bool = False
+    exit_removed: bool = False
+    forget_removed: bool = False
+    rejects_replay: Path | None = None  # a fixed rejects file, read as extra records
+
+    def __post_init__(self) -> None:
+        if self.exit_removed and self.forget_removed:
+            raise PlanError("choose one of --exit-removed and --forget-removed, not both")
+
+    @property
+    def removed_decision(self) -> RemovedDecision:
+        return "exit" if self.exit_removed else "forget" if self.forget_removed else "keep"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything apply will do, and everything it will not do, with reasons."""
+
+    property_changes: tuple[PropertyChange, ...]
+    contact_changes: tuple[ContactChange, ...]
+    unchanged: int
+    rejected: tuple[Rejection, ...]
+    adoptions: tuple[Adoption, ...]
+    removed_audiences: tuple[RemovedAudience, ...]
+    lock_changes: tuple[str, ...]
+    warnings: tuple[str, ...]
+    estimate: Estimate
+    fingerprint: Fingerprint
+    refreshed: bool
+    audience_properties: tuple[str, ...]
+    managed_properties: tuple[str, ...]
+    inputs: tuple[SourceCounts, ...] = ()  # where each source's records went
+    notes: tuple[str, ...] = ()  # facts worth knowing that need no action
+    guards: tuple[GuardVerdict, ...] = ()  # every guard's verdict, refused or not
+    property_types: Mapping[str, str] = field(default_factory=dict)  # mapped property -> type
+    format_version: int = FORMAT_VERSION
+
+    def count(self, action: ContactAction) -> int:
+        return sum(1 for change in self.contact_changes if change.action == action)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.property_changes or self.contact_changes or self.lock_changes)
+
+    def refusal(self) -> PlanError | None:
+        """The error of the guards that refuse this plan (None: apply may proceed)."""
+        refused = [verdict for verdict in self.guards if verdict.status == "refused"]
+        if not refused:
+            return None
+        return PlanError("; ".join(f"{v.detail}. {v.remedy}".rstrip() for v in refused))
+
+
+def audience_property_schema(name: str, label: str, group: str, key: str) -> PropertySchema:
+    """The enumeration property syncdsl creates for an audience; its description records the
+    audience's stable key, so another configuration cannot take it over unknowingly."""
+    return PropertySchema(
+        name=name,
+        label=label,
+        type="enumeration",
+        field_type="select",
+        group_name=group,
+        description=f"{MANAGED_MARKER}: audience status (realized, existing or exited). "
+        f"Audience key: {key}",
+        options=tuple(
+            PropertyOption(label=status.capitalize(), value=status, display_order=i)
+            for i, status in enumerate(AUDIENCE_STATUSES)
+        ),
+    )
+
+
+def managed_key(description: str) -> str | None:
+    """The audience key a syncdsl-managed property records, if any."""
+    head, marker, key = description.partition("Audience key: ")
+    if not marker or MANAGED_MARKER not in head:
+        return None
+    return key.strip() or None
+
+
+def contact_write_calls(changes: int) -> int:
+    return math.ceil(changes / BATCH_SIZE)

@@ -1,0 +1,482 @@
+"""Gather what a plan needs (schema, desired contacts, state or a HubSpot refresh) and build it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.models import Contact
+from syncdsl.lang.ir import Spec
+from syncdsl.plan.definition import (
+    BATCH_SIZE,
+    MEMBER_STATUSES,
+    Adoption,
+    CurrentContact,
+    DesiredInput,
+    Estimate,
+    Fingerprint,
+    Plan,
+    PlanOptions,
+    Rejection,
+    RemovedAudience,
+    contact_write_calls,
+)
+from syncdsl.plan.diff import ContactDiff, diff_contacts
+from syncdsl.plan.guards import GuardInput, run_guards
+from syncdsl.plan.schemadiff import SchemaDiff, diff_schema
+from syncdsl.records.desired import DesiredContact, DesiredSet, build_desired
+from syncdsl.records.replay import load_replay
+from syncdsl.state.lockfile import desired_lock, read_lock
+from syncdsl.state.store import ContactState, StateStore
+
+READS_IN_FLIGHT = 8  # refresh batch reads in flight, like apply's default parallelism
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """A plan and the desired contacts it was made from (apply writes them to the state)."""
+
+    plan: Plan
+    desired: DesiredSet
+
+
+def configuration_hash(spec: Spec) -> str:
+    """A hash of the .sync files and every data file they read."""
+    digest = hashlib.sha256()
+    paths = sorted({*spec.files, *(source.resolved_path for source in spec.sources)})
+    for path in paths:
+        digest.update(str(path.name).encode() + b"\0")
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def make_plan(
+    spec: Spec,
+    client: HubSpotClient,
+    store: StateStore,
+    *,
+    base_url: str,
+    options: PlanOptions,
+) -> PlanResult:
+    """Read HubSpot's schema (and, when refreshing, its contacts), then diff. Never writes."""
+    calls_before = client.stats.calls
+    groups = client.list_property_groups()
+    properties = client.list_properties()
+    current_lock = read_lock(spec.root)
+    schema_diff = diff_schema(
+        spec,
+        properties=properties,
+        groups=groups,
+        current_lock=current_lock,
+        desired_lock=desired_lock(spec, current_lock),
+        removed_decision=options.removed_decision,
+    )
+    replay = load_replay(spec, options.rejects_replay)
+    desired = build_desired(spec, schema_diff.schema, replay=replay.records)
+    rename = {a.property: schema_diff.audience_properties[a.key] for a in spec.audiences}
+    audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
+    removed_props = tuple(r.property for r in schema_diff.removed)
+    diff_props = audience_props + (removed_props if options.exit_removed else ())
+    mapped = mapped_properties(spec)
+    known_state = store.base_url == base_url and not store.is_empty()
+    # An interrupted apply of a refreshed plan held changes only HubSpot knows of (exits, drift):
+    # its resume must refresh too, or they would be lost.
+    refresh = options.refresh or not known_state or store.refresh_pending
+    current: Iterable[CurrentContact]
+    if refresh:
+        # Only members are exported: HubSpot's view of anyone else (a member there, to exit)
+        # comes from the member searches.
+        current = _read_hubspot(
+            client,
+            store if known_state else None,
+            desired.member_emails(),
+            mapped,
+            audience_props + removed_props,
+            frozenset(prop.name for prop in properties),
+            is_member=lambda email: _is_member(desired.get(email)),
+        )
+    else:
+        current = _from_state(store)
+    contact_diff = diff_contacts(
+        (_desired_input(contact, rename) for contact in desired),
+        current,
+        schema=schema_diff.schema,
+        audience_properties=diff_props,
+        counted_properties=() if options.exit_removed else removed_props,  # diffed ones count
+        carried=_carried(spec, schema_diff.audience_properties),
+        protected=frozenset(r.email for r in desired.rejected if r.email),
+        adopt_unknown=refresh,
+    )
+    guards = run_guards(GuardInput(spec, contact_diff, schema_diff.audience_properties, options))
+    removed = tuple(
+        replace(r, members=contact_diff.members.get(r.property, 0)) for r in schema_diff.removed
+    )
+    plan = Plan(
+        property_changes=schema_diff.changes,
+        contact_changes=contact_diff.changes,
+        unchanged=contact_diff.unchanged,
+        rejected=(
+            *(Rejection(r.source, r.file, r.line, r.reason, r.raw) for r in desired.rejected),
+            *_collision_rejections(contact_diff),
+        ),
+        adoptions=contact_diff.adoptions,
+        removed_audiences=removed,
+        lock_changes=schema_diff.lock_changes,
+        warnings=(
+            *schema_diff.warnings,
+            *replay.warnings,
+            *desired.warnings,
+            *_removed_warnings(removed),
+            *_protected_warning(desired),
+        ),
+        notes=_unused_source_notes(spec),
+        estimate=Estimate(
+            read_calls=client.stats.calls - calls_before,
+            schema_write_calls=_schema_calls(schema_diff),
+            contact_write_calls=contact_write_calls(len(contact_diff.changes)),
+            daily_remaining=client.stats.daily_remaining,
+        ),
+        fingerprint=Fingerprint(
+            configuration=configuration_hash(spec),
+            lineage=store.lineage,
+            serial=store.serial,
+            base_url=base_url,
+        ),
+        refreshed=refresh,
+        audience_properties=audience_props,
+        managed_properties=mapped,
+        inputs=tuple(
+            counts.exported(
+                contact_diff.exported.get(counts.source, 0),
+                contact_diff.not_member.get(counts.source, 0),
+                sum(counts.source in want.sources for want, _ in contact_diff.collisions),
+            )
+            for counts in desired.counts
+        ),
+        guards=guards,
+        property_types={
+            name: schema_diff.schema[name].type for name in mapped if name in schema_diff.schema
+        },
+    )
+    if refresh and known_state:
+        plan = _mark_deleted(plan, store)
+    return PlanResult(plan, desired)
+
+
+def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
+    """A create for a contact the state knows means it was deleted (or merged away) in HubSpot."""
+    creates = [c.email for c in plan.contact_changes if c.action == "create"]
+    known = store.get_many(creates) if creates else {}
+    if not known:
+        return plan
+    changes = tuple(
+        replace(c, drift=True) if c.action == "create" and c.email in known else c
+        for c in plan.contact_changes
+    )
+    return replace(plan, contact_changes=changes)
+
+
+def _desired_input(contact: DesiredContact, rename: dict[str, str]) -> DesiredInput:
+    """The diff's view of a desired contact, audience statuses keyed by the lock's property."""
+    audiences = {rename.get(k, k): v for k, v in contact.audiences.items()}
+    return DesiredInput(
+        contact.email, contact.properties, audiences, contact.provenance, contact.sources
+    )
+
+
+def _collision_rejections(diff: ContactDiff) -> Iterator[Rejection]:
+    for want, other in diff.collisions:
+        file, _, line = (want.provenance[0] if want.provenance else "").rpartition(":")
+        yield Rejection(
+            "hubspot",
+            file,
+            int(line) if line.isdigit() else 0,
+            f"{want.email} and {other} are one HubSpot contact (one is a secondary email of the "
+            f"other, e.g. after a merge): only {other} is written; merge or fix the source data",
+            want.email,
+        )
+
+
+def _carried(spec: Spec, properties: dict[str, str]) -> frozenset[str]:
+    """Audience properties of incremental exports: absence from the file keeps the status."""
+    incremental = {source.name for source in spec.sources if source.export == "incremental"}
+    return frozenset(properties[a.key] for a in spec.audiences if a.source in incremental)
+
+
+def _unused_source_notes(spec: Spec) -> tuple[str, ...]:
+    used = {audience.source for audience in spec.audiences}
+    return tuple(
+        f"source {source.name!r} is used by no audience: it only adds its fields to contacts "
+        "that are members of an audience through another source (its other records never leave)"
+        for source in spec.sources
+        if source.name not in used
+    )
+
+
+def _from_state(store: StateStore) -> Iterator[CurrentContact]:
+    for row in store.iter_contacts():
+        yield CurrentContact(
+            row.email, row.hubspot_id, row.properties, row.audiences, dirty=row.dirty
+        )
+
+
+def _is_member(contact: DesiredContact | None) -> bool:
+    return contact is not None and any(s in MEMBER_STATUSES for s in contact.audiences.values())
+
+
+def _read_hubspot(
+    client: HubSpotClient,
+    store: StateStore | None,
+    emails: Iterable[str],
+    mapped: tuple[str, ...],
+    audience_props: tuple[str, ...],
+    existing: frozenset[str],
+    is_member: Callable[[str], bool] = lambda email: False,
+) -> Iterator[CurrentContact]:
+    """Refresh: every audience's current members (search), then every desired contact (batch
+    read, 100 a call), yielded in ascending email order as the merge join needs.
+
+    `emails` (the desired members) ascend. Only the HubSpot members are held in memory; desired
+    contacts stream through. Only properties HubSpot has are requested or searched (one that is
+    missing has no values). A HubSpot member one of whose secondary emails is a desired member
+    is that desired contact (`is_member` says which): it is never yielded under its own email.
+    """
+    wanted = [
+        name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing
+    ]
+    members: dict[str, CurrentContact] = {}
+    merged = _MergedContacts()
+    for prop in (name for name in audience_props if name in existing):
+        filters = [
+            {
+                "filters": [
+                    {"propertyName": prop, "operator": "IN", "values": sorted(MEMBER_STATUSES)}
+                ]
+            }
+        ]
+        for member in client.search_contacts(filters, wanted):
+            if member.email:
+                members[member.email] = _current(
+                    member.email, member.id, member.properties, mapped, audience_props
+                )
+            if any(is_member(email) for email in member.additional_emails):
+                merged.resolved_ids.add(member.id)  # its batch read may come batches later
+    if store is not None:
+        _confirm_with_state(client, store, members, wanted, mapped, audience_props)
+    others = iter(sorted(members))  # members, to interleave with the desired contacts
+    pending = next(others, None)
+    for batch, contacts in _batch_reads(client, emails, wanted):
+        found = {
+            email: merged.resolve(
+                email,
+                contact,
+                _current(email, contact.id, contact.properties, mapped, audience_props),
+            )
+            for email, contact in contacts.items()
+        }
+        while pending is not None and pending <= batch[-1]:
+            if members[pending].hubspot_id not in merged.resolved_ids:
+                found.setdefault(pending, members[pending])  # a batch-read value wins
+            pending = next(others, None)
+        yield from _known(found, store)
+    rest: dict[str, CurrentContact] = {}
+    while pending is not None:
+        if members[pending].hubspot_id not in merged.resolved_ids:
+            rest[pending] = members[pending]
+        pending = next(others, None)
+    yield from _known(rest, store)
+
+
+def _confirm_with_state(
+    client: HubSpotClient,
+    store: StateStore,
+    members: dict[str, CurrentContact],
+    wanted: list[str],
+    mapped: tuple[str, ...],
+    audience_props: tuple[str, ...],
+) -> None:
+    """Batch-read the members search and the state disagree on, and correct `members`.
+
+    Search is not read-your-writes (HUBSPOT.md §0): moments after a write it may miss a member
+    syncdsl just wrote, or show its values from before (a member just exited still "realized").
+    Concluding from search alone would lose an exit or plan one twice, so the members the state
+    holds that search did not return, and the ones whose audience values search shows otherwise
+    than the state's, are read by email: the batch read says what HubSpot holds (a contact
+    deleted by hand is simply not found). Where they agree, nothing is read.
+    """
+    known = store.get_many(list(members)) if members else {}
+    disputed = [
+        email
+        for email, member in members.items()
+        if email in known
+        and any(member.audiences.get(p) != known[email].audiences.get(p) for p in audience_props)
+    ]
+    unsearched = [
+        row.email
+        for row in store.iter_contacts()
+        if row.email not in members
+        and any(row.audiences.get(prop) in MEMBER_STATUSES for prop in audience_props)
+    ]
+    for batch in _chunks(sorted({*disputed, *unsearched}), BATCH_SIZE):
+        found = client.batch_read_contacts_by_email(batch, wanted)
+        for email in batch:
+            contact = found.get(email)
+            if contact is not None and contact.email == email:
+                members[email] = _current(
+                    email, contact.id, contact.properties, mapped, audience_props
+                )
+            elif contact is None:
+                members.pop(email, None)  # gone from HubSpot since search indexed it
+
+
+class _MergedContacts:
+    """Desired emails that HubSpot resolves through secondary addresses (hs_additional_emails).
+
+    Only contacts holding secondary emails are tracked, so memory stays small.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}  # contact id -> the first desired email resolving to it
+        self.resolved_ids: set[str] = set()  # contacts a desired secondary email writes to
+
+    def resolve(self, email: str, contact: Contact, current: CurrentContact) -> CurrentContact:
+        if not contact.additional_emails:
+            return current
+        owner = self._owners.setdefault(contact.id, email)
+        resolves_to = contact.email if contact.email != email else None
+        if resolves_to is not None:
+            self.resolved_ids.add(contact.id)
+        return replace(
+            current,
+            resolves_to=resolves_to,
+            collides_with=owner if owner != email else None,
+        )
+
+
+def _batch_reads(
+    client: HubSpotClient, emails: Iterable[str], wanted: list[str]
+) -> Iterator[tuple[list[str], dict[str, Contact]]]:
+    """Batch reads by email, several in flight (the client's budget paces them), in order."""
+    with ThreadPoolExecutor(max_workers=READS_IN_FLIGHT, thread_name_prefix="read") as pool:
+        in_flight: deque[tuple[list[str], Future[dict[str, Contact]]]] = deque()
+        for batch in _chunks(emails, BATCH_SIZE):
+            in_flight.append(
+                (batch, pool.submit(client.batch_read_contacts_by_email, batch, wanted))
+            )
+            if len(in_flight) >= READS_IN_FLIGHT:
+                done, future = in_flight.popleft()
+                yield done, future.result()
+        while in_flight:
+            done, future = in_flight.popleft()
+            yield done, future.result()
+
+
+def _chunks(emails: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for email in emails:
+        batch.append(email)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _known(found: dict[str, CurrentContact], store: StateStore | None) -> Iterator[CurrentContact]:
+    """`found` in email order, each with what the state last applied (for drift)."""
+    known = store.get_many(list(found)) if store is not None and found else {}
+    for email in sorted(found):
+        yield _with_last_applied(found[email], known.get(email))
+
+
+def _current(
+    email: str,
+    hubspot_id: str,
+    properties: dict[str, str | None],
+    mapped: tuple[str, ...],
+    audience_props: tuple[str, ...],
+) -> CurrentContact:
+    return CurrentContact(
+        email=email,
+        hubspot_id=hubspot_id,
+        properties={name: properties.get(name) for name in mapped},
+        audiences={name: properties.get(name) for name in audience_props},
+    )
+
+
+def _with_last_applied(contact: CurrentContact, state: ContactState | None) -> CurrentContact:
+    if state is None:
+        return contact
+    return replace(contact, last_applied={**state.properties, **state.audiences})
+
+
+def _schema_calls(diff: SchemaDiff) -> int:
+    creates = sum(1 for c in diff.changes if c.action == "create_property")
+    others = sum(1 for c in diff.changes if c.action not in ("create_property",))
+    return others + (1 if creates else 0)
+
+
+_DECISIONS = {
+    "keep": "its property and its {members:,} members are left as they are in HubSpot and the lock "
+    "keeps it; choose with --exit-removed (set its members to exited) or --forget-removed (leave "
+    "HubSpot as it is and drop it from syncdsl.lock)",
+    "exit": "its {members:,} members will be set to exited, then it is dropped from syncdsl.lock",
+    "forget": "it is dropped from syncdsl.lock; its property and its {members:,} members are left "
+    "as they are in HubSpot",
+}
+
+
+def _protected_warning(desired: DesiredSet) -> tuple[str, ...]:
+    emails = {r.email for r in desired.rejected if r.email}
+    if not emails:
+        return ()
+    return (
+        f"{len(emails):,} contact(s) have a rejected record: their audience statuses are left as "
+        "they are (never exited because of a bad record) until the record is fixed",
+    )
+
+
+def _removed_warnings(removed: tuple[RemovedAudience, ...]) -> tuple[str, ...]:
+    return tuple(
+        f"audience {r.label!r} (property {r.property}) is no longer in the configuration: "
+        + _DECISIONS[r.decision].format(members=r.members)
+        for r in removed
+    )
+
+
+def adoption_states(adoptions: tuple[Adoption, ...]) -> list[ContactState]:
+    return [ContactState(a.email, a.hubspot_id, a.properties, a.audiences) for a in adoptions]
+
+
+def mapped_properties(spec: Spec) -> tuple[str, ...]:
+    """Every HubSpot property some source maps to (the ones a refresh reads), sorted."""
+    return tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
+
+
+def read_current(spec: Spec, client: HubSpotClient) -> list[CurrentContact]:
+    """HubSpot's current values of the managed properties, for every desired contact and member."""
+    properties = client.list_properties()
+    schema = {prop.name: prop for prop in properties}
+    lock = desired_lock(spec, read_lock(spec.root))
+    audience_props = tuple(sorted({entry.property for entry in lock.audiences.values()}))
+    mapped = mapped_properties(spec)
+    with build_desired(spec, schema) as desired:
+        return list(
+            _read_hubspot(
+                client,
+                None,
+                desired.emails(),
+                mapped,
+                audience_props,
+                frozenset(schema),
+                # a member merged into a desired one is that contact, not a second row
+                is_member=lambda email: _is_member(desired.get(email)),
+            )
+        )

@@ -1,0 +1,159 @@
+"""Where commands run: the HubSpot to talk to (real, or the embedded local one) and its client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from syncdsl.errors import PlanError, SyncdslError
+from syncdsl.hubspot.client import HubSpotClient
+from syncdsl.hubspot.target import Target
+from syncdsl.lang.endpoint import api_base_problem, token_problem
+from syncdsl.lang.ir import Spec
+from syncdsl.scrub import register_secret
+from syncdsl.state.locks import ApplyLock
+from syncdsl.state.store import state_dir
+
+API_BASE_ENV = "HUBSPOT_API_BASE"
+LOCAL_TOKEN = "pat-local-emulator"
+LOCAL_DATA = "local-hubspot.json"
+LOCAL_STATE_KEY = "local:"  # what the state is bound to for the embedded emulator (its port varies)
+
+
+def resolve_base_url(spec: Spec) -> str:
+    """`HUBSPOT_API_BASE` overrides the spec's `base_url`, which defaults to api.hubapi.com.
+
+    The operator's URL is checked before any request (scheme, host, no credentials, no query);
+    the spec's was checked by validation (HubSpot's own hosts only).
+    """
+    operator_url = os.environ.get(API_BASE_ENV, "").strip()
+    if not operator_url:
+        return spec.destination.base_url.rstrip("/")
+    register_secret_parts(operator_url)
+    problem = api_base_problem(operator_url, API_BASE_ENV)
+    if problem is not None:
+        raise SyncdslError(problem)
+    return operator_url.rstrip("/")
+
+
+_MIN_URL_SECRET = 8  # shorter credentials ("user") are masked only inside URLs, not as words
+
+
+def register_secret_parts(url: str) -> None:
+    """Credentials written into a URL are secrets too: never print them (any `user:password@` in
+    a URL is masked anyway; a long one, say a token put there, is masked wherever it shows)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        for secret in (parts.username, parts.password):
+            if secret and len(secret) >= _MIN_URL_SECRET:
+                register_secret(secret)
+    except ValueError:
+        pass
+
+
+def resolve_token(spec: Spec) -> str:
+    name = spec.destination.token_env
+    token = os.environ.get(name, "").strip()
+    if token:
+        register_secret(token)
+        problem = token_problem(token, name)
+        if problem is not None:
+            raise SyncdslError(problem)
+    if not token:
+        raise SyncdslError(
+            f"the environment variable {name} is not set: export your HubSpot service key or "
+            f"(legacy) private-app access token in it (`export {name}=...`; scopes "
+            "crm.objects.contacts.read/write and crm.schemas.contacts.read/write; create a service "
+            "key under Development > Keys > Service keys), or add --local to run against the "
+            "embedded local HubSpot"
+        )
+    return token
+
+
+@contextmanager
+def connect(
+    spec: Spec,
+    *,
+    local: bool = False,
+    parallelism: int = 8,
+    held: ApplyLock | None = None,
+    writes: bool = True,
+) -> Iterator[Target]:
+    """Yield a client for the configured HubSpot, or for an embedded emulator with --local.
+
+    The embedded emulator keeps its data in `.syncdsl/local-hubspot.json` beside the
+    configuration, so plan and apply see the same local portal from one command to the next.
+    It is used under the configuration's lock: the caller's (`held`, an apply's or a stream's),
+    else one taken here. A command that does not write (`writes=False`: plan, state --rebuild)
+    never saves the portal, so it cannot put back a copy older than what another command wrote.
+    """
+    # Even unused (--local), the token must never surface in output (say, read from a data file).
+    if environ_token := os.environ.get(spec.destination.token_env, "").strip():
+        register_secret(environ_token)
+    if local:
+        with _portal_lock(spec.root, held), _local(spec, parallelism, writes) as target:
+            yield target
+        return
+    base_url = resolve_base_url(spec)
+    token = resolve_token(spec)
+    client = _client(spec, base_url, token, parallelism)
+    try:
+        yield Target(client, base_url, base_url, False)
+    finally:
+        client.close()
+
+
+@contextmanager
+def _portal_lock(root: Path, held: ApplyLock | None) -> Iterator[None]:
+    """Hold the configuration's lock for the local HubSpot: `held` when the caller has it."""
+    if held is not None and held.held and held.root == root:
+        yield
+        return
+    lock = ApplyLock(root)
+    try:
+        lock.__enter__()
+    except PlanError:
+        directory = state_dir(root)
+        raise PlanError(
+            f"the local HubSpot ({directory / LOCAL_DATA}) is in use by another syncdsl command "
+            f"({lock.holder()}); wait for it to finish, or stop it (lock: {lock.path})"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.__exit__()
+
+
+@contextmanager
+def _local(spec: Spec, parallelism: int, writes: bool) -> Iterator[Target]:
+    from syncdsl.emulator import Emulator
+
+    emulator = Emulator(
+        token=LOCAL_TOKEN,
+        tier=spec.destination.tier,
+        daily_limit=spec.destination.daily_limit,
+        state_file=state_dir(spec.root) / LOCAL_DATA,
+        save_on_stop=writes,
+    )
+    base_url = emulator.start()
+    client = _client(spec, base_url, LOCAL_TOKEN, parallelism)
+    try:
+        yield Target(client, base_url, LOCAL_STATE_KEY, True)
+    finally:
+        client.close()
+        emulator.stop()
+
+
+def _client(spec: Spec, base_url: str, token: str, parallelism: int) -> HubSpotClient:
+    """The client of one run: the spec's tier and API version, a pool for its parallelism."""
+    return HubSpotClient(
+        base_url,
+        token,
+        tier=spec.destination.tier,
+        pool_size=max(parallelism, 4),
+        api_version=spec.destination.api_version,
+    )

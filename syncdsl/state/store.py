@@ -1,0 +1,362 @@
+"""The state store: what syncdsl last applied to HubSpot, per contact (SQLite, also apply's journal)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeGuard
+
+from syncdsl.errors import StateError
+from syncdsl.safefile import private_directory
+from syncdsl.state.journal import open_durable
+
+STATE_DIR = ".syncdsl"
+STATE_FILE = "state.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+    email TEXT PRIMARY KEY,
+    hubspot_id TEXT,
+    properties TEXT NOT NULL,
+    audiences TEXT NOT NULL,
+    applied_at TEXT NOT NULL,
+    dirty INTEGER NOT NULL DEFAULT 0  -- sent in a batch whose acceptance was not journaled
+);
+CREATE INDEX IF NOT EXISTS contacts_by_hubspot_id ON contacts (hubspot_id);
+CREATE TABLE IF NOT EXISTS schema_objects (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    definition TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ContactState:
+    """What syncdsl last applied to one contact."""
+
+    email: str
+    hubspot_id: str | None
+    properties: dict[str, str]
+    audiences: dict[str, str]
+    dirty: bool = False  # in a batch that was sent but not journaled: HubSpot may hold anything
+
+
+@dataclass(frozen=True)
+class StateSummary:
+    """`syncdsl state` output."""
+
+    path: str
+    lineage: str
+    serial: int
+    base_url: str | None
+    contacts: int
+    members: dict[str, dict[str, int]]  # audience property -> status -> count
+    last_apply: str | None
+    schema: tuple[str, ...]
+
+
+def state_dir(root: Path) -> Path:
+    """The state directory beside a configuration, created 0700 if missing; UnsafeFileError when
+    it is a symlink leading outside the configuration's directory."""
+    return private_directory(root / STATE_DIR, root=root)
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite may write `path` and its journal beside it."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StateStore:
+    """SQLite state: one row per contact syncdsl manages, plus lineage/serial and the schema it made."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        if not path.exists() and not create:
+            raise StateError(f"no state at {path}")
+        try:
+            self._db = open_durable(path, _SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(contacts)")}
+            if "dirty" not in columns:  # a state written before the column existed
+                self._db.execute("ALTER TABLE contacts ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0")
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and not _writable(path):
+                raise StateError(  # the store may be fine: only its directory is read-only
+                    f"the state store {path} cannot be opened for writing ({error}): "
+                    f"{path.parent} is read-only (its file system or its permissions); make it "
+                    "writable and run the command again"
+                ) from None
+            raise StateError(
+                f"the state store {path} is unusable ({error}); move it away and "
+                "run `syncdsl state --rebuild` to rebuild it from HubSpot"
+            ) from error
+        if self._meta("lineage") is None:
+            self._set_meta("lineage", str(uuid.uuid4()))
+            self._set_meta("serial", "0")
+            self._set_meta("plan_secret", secrets.token_hex(32))
+
+    @classmethod
+    def open(cls, root: Path) -> StateStore:
+        return cls(state_dir(root) / STATE_FILE)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def lineage(self) -> str:
+        return self._meta("lineage") or ""
+
+    @property
+    def serial(self) -> int:
+        return int(self._meta("serial") or 0)
+
+    def plan_key(self) -> bytes:
+        """The key saved plans are signed with: this state's lineage and a secret only the state
+        holds, so a person editing a saved plan cannot recompute its digest."""
+        secret = self._meta("plan_secret")
+        if secret is None:  # a state made before saved plans were signed
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('plan_secret', ?)",
+                (secrets.token_hex(32),),
+            )
+            secret = self._meta("plan_secret") or ""
+        message = f"syncdsl saved plan\0{self.lineage}".encode()
+        return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+    @property
+    def base_url(self) -> str | None:
+        return self._meta("base_url")
+
+    @property
+    def last_apply(self) -> str | None:
+        return self._meta("last_apply")
+
+    @property
+    def refresh_pending(self) -> bool:
+        """An apply of a refreshed plan did not finish: the next plan must refresh too."""
+        return self._meta("refresh_pending") == "1"
+
+    def begin_apply(self, *, refreshed: bool) -> None:
+        if refreshed:
+            with self.transaction():
+                self._set_meta("refresh_pending", "1")
+
+    def is_empty(self) -> bool:
+        return self._db.execute("SELECT 1 FROM contacts LIMIT 1").fetchone() is None
+
+    def bind(self, base_url: str) -> bool:
+        """Tie the state to one HubSpot; return False (and forget contacts) if it tracked another.
+
+        After a switch the state knows only what is applied from now on, so plans refresh until
+        an apply completes.
+        """
+        previous = self.base_url
+        if previous == base_url:
+            return True
+        with self.transaction():
+            if previous is not None:
+                self._db.execute("DELETE FROM contacts")
+                self._db.execute("DELETE FROM schema_objects")
+                self._set_meta("refresh_pending", "1")
+            self._set_meta("base_url", base_url)
+        return previous is None
+
+    # -- contacts ---------------------------------------------------------------------------
+    def get(self, email: str) -> ContactState | None:
+        row = self._db.execute(
+            "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts WHERE email = ?",
+            (email,),
+        ).fetchone()
+        return None if row is None else _contact(row)
+
+    def get_many(self, emails: list[str]) -> dict[str, ContactState]:
+        found: dict[str, ContactState] = {}
+        for start in range(0, len(emails), 500):
+            chunk = emails[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts "
+                f"WHERE email IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = _contact(row)
+        return found
+
+    def iter_contacts(self) -> Iterator[ContactState]:
+        """Every tracked contact in ascending email order (the order DesiredSet uses)."""
+        cursor = self._db.execute(
+            "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts ORDER BY email"
+        )
+        for row in cursor:
+            yield _contact(row)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
+
+    def members(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for email, text in self._db.execute("SELECT email, audiences FROM contacts"):
+            audiences = _json_or_none(text)
+            if not _strings(audiences):
+                raise _damaged(email)
+            for prop, status in audiences.items():
+                per = counts.setdefault(prop, {})
+                per[status] = per.get(status, 0) + 1
+        return counts
+
+    def record(self, contacts: Iterable[ContactState]) -> None:
+        """Record contacts HubSpot accepted, merging into what was known; one transaction."""
+        now = _now()
+        with self.transaction():
+            for contact in contacts:
+                known = self.get(contact.email)
+                properties = {**(known.properties if known else {}), **contact.properties}
+                audiences = {**(known.audiences if known else {}), **contact.audiences}
+                hubspot_id = contact.hubspot_id or (known.hubspot_id if known else None)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, 0)",
+                    (contact.email, hubspot_id, _dump(properties), _dump(audiences), now),
+                )
+                if hubspot_id:
+                    # One HubSpot contact is one row: an email that resolved to it (a merge made
+                    # it a secondary address) replaces the row of its former primary email.
+                    self._db.execute(
+                        "DELETE FROM contacts WHERE hubspot_id = ? AND email != ?",
+                        (hubspot_id, contact.email),
+                    )
+            self._bump()
+
+    def replace(self, contacts: Iterable[ContactState]) -> None:
+        """Replace the whole contact table (state rebuild from HubSpot)."""
+        now = _now()
+        with self.transaction():
+            self._db.execute("DELETE FROM contacts")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, 0)",
+                (
+                    (c.email, c.hubspot_id, _dump(c.properties), _dump(c.audiences), now)
+                    for c in contacts
+                ),
+            )
+            self._bump()
+
+    def mark_dirty(self, emails: list[str]) -> None:
+        """Before a batch is sent: if the process dies before its acceptance is journaled, the
+        next plan must resend these contacts' values, whatever the state says they were."""
+        with self.transaction():
+            for start in range(0, len(emails), 500):
+                chunk = emails[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self._db.execute(f"UPDATE contacts SET dirty = 1 WHERE email IN ({marks})", chunk)
+
+    def forget(self, emails: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM contacts WHERE email = ?", ((e,) for e in emails))
+            self._bump()
+
+    # -- schema -----------------------------------------------------------------------------
+    def record_schema(self, name: str, kind: str, definition: dict[str, object]) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO schema_objects VALUES (?, ?, ?)",
+                (name, kind, _dump(definition)),
+            )
+            self._bump()
+
+    def schema_names(self) -> tuple[str, ...]:
+        rows = self._db.execute("SELECT kind, name FROM schema_objects ORDER BY kind, name")
+        return tuple(f"{kind}:{name}" for kind, name in rows)
+
+    def mark_applied(self) -> None:
+        with self.transaction():
+            self._set_meta("last_apply", _now())
+            self._set_meta("refresh_pending", "0")
+
+    def summary(self) -> StateSummary:
+        return StateSummary(
+            path=str(self.path),
+            lineage=self.lineage,
+            serial=self.serial,
+            base_url=self.base_url,
+            contacts=self.count(),
+            members=self.members(),
+            last_apply=self.last_apply,
+            schema=self.schema_names(),
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _bump(self) -> None:
+        self._set_meta("serial", str(self.serial + 1))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _contact(row: tuple[str, str | None, str, str, int]) -> ContactState:
+    properties, audiences = _json_or_none(row[2]), _json_or_none(row[3])
+    if not (_strings(properties) and _strings(audiences) and isinstance(row[0], str)):
+        raise _damaged(row[0])
+    return ContactState(row[0], row[1], properties, audiences, bool(row[4]))
+
+
+def _damaged(email: object) -> StateError:
+    return StateError(
+        f"the state store holds a damaged row for {str(email)[:100]!r} (not valid JSON of "
+        "strings); move .syncdsl/state.db away and run `syncdsl state --rebuild` to rebuild "
+        "it from HubSpot"
+    )
+
+
+def _json_or_none(text: object) -> object:
+    try:
+        return json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _strings(value: object) -> TypeGuard[dict[str, str]]:
+    """True for a dict of strings to strings, as the state stores values."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
