@@ -1,7 +1,7 @@
 """Safety guards: checks that refuse a plan after it is made, so the plan is shown first.
 
 A guard is a function of a `GuardInput` that returns one `GuardVerdict` (passed, refused, or
-allowed by its override flag). The planner runs every guard in `GUARDS` and records the verdicts
+allowed by its override flag). `plan.gather` runs every guard in `GUARDS` and records the verdicts
 on the plan; `Plan.refusal()` turns the refusals into the error the CLI prints after the plan
 (as Terraform prints a plan before an error). A new guard (e.g. new contacts) is one more function
 in `GUARDS` and, when it has one, one more field on `PlanOptions` for its override flag.
