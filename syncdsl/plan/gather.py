@@ -12,26 +12,22 @@ from pathlib import Path
 from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.models import Contact
 from syncdsl.lang.ir import Spec
+from syncdsl.plan.build import PlanInputs, build_plan, mapped_properties
 from syncdsl.plan.definition import (
     BATCH_SIZE,
     MEMBER_STATUSES,
     Adoption,
     CurrentContact,
     DesiredInput,
-    Estimate,
     Fingerprint,
     Plan,
     PlanOptions,
     Rejection,
-    RemovedAudience,
-    contact_write_calls,
 )
-from syncdsl.plan.diff import ContactDiff, diff_contacts
-from syncdsl.plan.guards import GuardInput, run_guards
-from syncdsl.plan.schemadiff import SchemaDiff, diff_schema
+from syncdsl.plan.schemadiff import diff_schema
 from syncdsl.records.desired import DesiredContact, DesiredSet, build_desired
 from syncdsl.records.replay import load_replay
-from syncdsl.state.lockfile import desired_lock, read_lock
+from syncdsl.state.lockfile import bound_properties, desired_lock, read_lock
 from syncdsl.state.store import ContactState, StateStore
 
 READS_IN_FLIGHT = 8  # refresh batch reads in flight, like apply's default parallelism
@@ -65,8 +61,33 @@ def make_plan(
     base_url: str,
     options: PlanOptions,
 ) -> PlanResult:
-    """Read HubSpot's schema (and, when refreshing, its contacts), then diff. Never writes."""
+    """Read HubSpot's schema (and, when refreshing, its contacts), then build. Never writes."""
     calls_before = client.stats.calls
+    inputs, desired = gather(spec, client, store, base_url=base_url, options=options)
+    plan = build_plan(inputs)
+    if inputs.refreshed and _known_state(store, base_url):
+        plan = _mark_deleted(plan, store)
+    estimate = replace(
+        plan.estimate,
+        read_calls=client.stats.calls - calls_before,  # the refresh reads as the diff consumes
+        daily_remaining=client.stats.daily_remaining,
+    )
+    return PlanResult(replace(plan, estimate=estimate), desired)
+
+
+def gather(
+    spec: Spec,
+    client: HubSpotClient,
+    store: StateStore,
+    *,
+    base_url: str,
+    options: PlanOptions,
+) -> tuple[PlanInputs, DesiredSet]:
+    """Every read a plan needs: HubSpot's schema, the lock, the data files (staged), and what is
+    known of HubSpot's contacts: the state, or a refresh whose reads stream as the diff iterates.
+
+    The desired set is returned open, for the caller to close (apply records it in the state).
+    """
     groups = client.list_property_groups()
     properties = client.list_properties()
     current_lock = read_lock(spec.root)
@@ -80,12 +101,10 @@ def make_plan(
     )
     replay = load_replay(spec, options.rejects_replay)
     desired = build_desired(spec, schema_diff.schema, replay=replay.records)
-    rename = {a.property: schema_diff.audience_properties[a.key] for a in spec.audiences}
+    rename = bound_properties(spec, schema_diff.audience_properties)
     audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
     removed_props = tuple(r.property for r in schema_diff.removed)
-    diff_props = audience_props + (removed_props if options.exit_removed else ())
-    mapped = mapped_properties(spec)
-    known_state = store.base_url == base_url and not store.is_empty()
+    known_state = _known_state(store, base_url)
     # An interrupted apply of a refreshed plan held changes only HubSpot knows of (exits, drift):
     # its resume must refresh too, or they would be lost.
     refresh = options.refresh or not known_state or store.refresh_pending
@@ -97,77 +116,39 @@ def make_plan(
             client,
             store if known_state else None,
             desired.member_emails(),
-            mapped,
+            mapped_properties(spec),
             audience_props + removed_props,
             frozenset(prop.name for prop in properties),
             is_member=lambda email: _is_member(desired.get(email)),
         )
     else:
         current = _from_state(store)
-    contact_diff = diff_contacts(
-        (_desired_input(contact, rename) for contact in desired),
-        current,
-        schema=schema_diff.schema,
-        audience_properties=diff_props,
-        counted_properties=() if options.exit_removed else removed_props,  # diffed ones count
-        carried=_carried(spec, schema_diff.audience_properties),
+    inputs = PlanInputs(
+        spec=spec,
+        options=options,
+        schema=schema_diff,
+        desired=(_desired_input(contact, rename) for contact in desired),
+        current=current,
+        refreshed=refresh,
+        rejected=tuple(
+            Rejection(r.source, r.file, r.line, r.reason, r.raw) for r in desired.rejected
+        ),
         protected=frozenset(r.email for r in desired.rejected if r.email),
-        adopt_unknown=refresh,
-    )
-    guards = run_guards(GuardInput(spec, contact_diff, schema_diff.audience_properties, options))
-    removed = tuple(
-        replace(r, members=contact_diff.members.get(r.property, 0)) for r in schema_diff.removed
-    )
-    plan = Plan(
-        property_changes=schema_diff.changes,
-        contact_changes=contact_diff.changes,
-        unchanged=contact_diff.unchanged,
-        rejected=(
-            *(Rejection(r.source, r.file, r.line, r.reason, r.raw) for r in desired.rejected),
-            *_collision_rejections(contact_diff),
-        ),
-        adoptions=contact_diff.adoptions,
-        removed_audiences=removed,
-        lock_changes=schema_diff.lock_changes,
-        warnings=(
-            *schema_diff.warnings,
-            *replay.warnings,
-            *desired.warnings,
-            *_removed_warnings(removed),
-            *_protected_warning(desired),
-        ),
-        notes=_unused_source_notes(spec),
-        estimate=Estimate(
-            read_calls=client.stats.calls - calls_before,
-            schema_write_calls=_schema_calls(schema_diff),
-            contact_write_calls=contact_write_calls(len(contact_diff.changes)),
-            daily_remaining=client.stats.daily_remaining,
-        ),
+        counts=tuple(desired.counts),
+        warnings=(*replay.warnings, *desired.warnings),
         fingerprint=Fingerprint(
             configuration=configuration_hash(spec),
             lineage=store.lineage,
             serial=store.serial,
             base_url=base_url,
         ),
-        refreshed=refresh,
-        audience_properties=audience_props,
-        managed_properties=mapped,
-        inputs=tuple(
-            counts.exported(
-                contact_diff.exported.get(counts.source, 0),
-                contact_diff.not_member.get(counts.source, 0),
-                sum(counts.source in want.sources for want, _ in contact_diff.collisions),
-            )
-            for counts in desired.counts
-        ),
-        guards=guards,
-        property_types={
-            name: schema_diff.schema[name].type for name in mapped if name in schema_diff.schema
-        },
     )
-    if refresh and known_state:
-        plan = _mark_deleted(plan, store)
-    return PlanResult(plan, desired)
+    return inputs, desired
+
+
+def _known_state(store: StateStore, base_url: str) -> bool:
+    """Whether the state describes this HubSpot (else the plan refreshes from HubSpot)."""
+    return store.base_url == base_url and not store.is_empty()
 
 
 def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
@@ -188,35 +169,6 @@ def _desired_input(contact: DesiredContact, rename: dict[str, str]) -> DesiredIn
     audiences = {rename.get(k, k): v for k, v in contact.audiences.items()}
     return DesiredInput(
         contact.email, contact.properties, audiences, contact.provenance, contact.sources
-    )
-
-
-def _collision_rejections(diff: ContactDiff) -> Iterator[Rejection]:
-    for want, other in diff.collisions:
-        file, _, line = (want.provenance[0] if want.provenance else "").rpartition(":")
-        yield Rejection(
-            "hubspot",
-            file,
-            int(line) if line.isdigit() else 0,
-            f"{want.email} and {other} are one HubSpot contact (one is a secondary email of the "
-            f"other, e.g. after a merge): only {other} is written; merge or fix the source data",
-            want.email,
-        )
-
-
-def _carried(spec: Spec, properties: dict[str, str]) -> frozenset[str]:
-    """Audience properties of incremental exports: absence from the file keeps the status."""
-    incremental = {source.name for source in spec.sources if source.export == "incremental"}
-    return frozenset(properties[a.key] for a in spec.audiences if a.source in incremental)
-
-
-def _unused_source_notes(spec: Spec) -> tuple[str, ...]:
-    used = {audience.source for audience in spec.audiences}
-    return tuple(
-        f"source {source.name!r} is used by no audience: it only adds its fields to contacts "
-        "that are members of an audience through another source (its other records never leave)"
-        for source in spec.sources
-        if source.name not in used
     )
 
 
@@ -417,47 +369,8 @@ def _with_last_applied(contact: CurrentContact, state: ContactState | None) -> C
     return replace(contact, last_applied={**state.properties, **state.audiences})
 
 
-def _schema_calls(diff: SchemaDiff) -> int:
-    creates = sum(1 for c in diff.changes if c.action == "create_property")
-    others = sum(1 for c in diff.changes if c.action not in ("create_property",))
-    return others + (1 if creates else 0)
-
-
-_DECISIONS = {
-    "keep": "its property and its {members:,} members are left as they are in HubSpot and the lock "
-    "keeps it; choose with --exit-removed (set its members to exited) or --forget-removed (leave "
-    "HubSpot as it is and drop it from syncdsl.lock)",
-    "exit": "its {members:,} members will be set to exited, then it is dropped from syncdsl.lock",
-    "forget": "it is dropped from syncdsl.lock; its property and its {members:,} members are left "
-    "as they are in HubSpot",
-}
-
-
-def _protected_warning(desired: DesiredSet) -> tuple[str, ...]:
-    emails = {r.email for r in desired.rejected if r.email}
-    if not emails:
-        return ()
-    return (
-        f"{len(emails):,} contact(s) have a rejected record: their audience statuses are left as "
-        "they are (never exited because of a bad record) until the record is fixed",
-    )
-
-
-def _removed_warnings(removed: tuple[RemovedAudience, ...]) -> tuple[str, ...]:
-    return tuple(
-        f"audience {r.label!r} (property {r.property}) is no longer in the configuration: "
-        + _DECISIONS[r.decision].format(members=r.members)
-        for r in removed
-    )
-
-
 def adoption_states(adoptions: tuple[Adoption, ...]) -> list[ContactState]:
     return [ContactState(a.email, a.hubspot_id, a.properties, a.audiences) for a in adoptions]
-
-
-def mapped_properties(spec: Spec) -> tuple[str, ...]:
-    """Every HubSpot property some source maps to (the ones a refresh reads), sorted."""
-    return tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
 
 
 def read_current(spec: Spec, client: HubSpotClient) -> list[CurrentContact]:

@@ -1,0 +1,174 @@
+"""`build_plan`: the plan, as a pure function of what `gather` read.
+
+It does no I/O and has no side effects (SQLMesh: building the plan "should NOT produce any side
+effects"): it only iterates its inputs' desired and current contacts, which ascend by email. The
+same inputs make the same plan, so plan scenarios are fixtures (`tests/test_build_plan.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from syncdsl.lang.ir import Spec
+from syncdsl.plan.definition import (
+    CurrentContact,
+    DesiredInput,
+    Estimate,
+    Fingerprint,
+    Plan,
+    PlanOptions,
+    Rejection,
+    RemovedAudience,
+    contact_write_calls,
+)
+from syncdsl.plan.diff import ContactDiff, diff_contacts
+from syncdsl.plan.guards import GuardInput, run_guards
+from syncdsl.plan.schemadiff import SchemaDiff
+from syncdsl.records.desired import SourceCounts
+
+NO_FINGERPRINT = Fingerprint(configuration="", lineage="", serial=0, base_url="")
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything a plan is made of. `desired` and `current` ascend by email; `desired` holds
+    audience statuses under the lock's property names."""
+
+    spec: Spec
+    options: PlanOptions
+    schema: SchemaDiff
+    desired: Iterable[DesiredInput]
+    current: Iterable[CurrentContact]  # from HubSpot (`refreshed`) or from the state
+    refreshed: bool
+    rejected: tuple[Rejection, ...]  # records that became no contact
+    protected: frozenset[str]  # emails with a rejected record: their statuses are left as they are
+    counts: tuple[SourceCounts, ...]  # per source, before the diff's export counts
+    warnings: tuple[str, ...] = ()  # what reading found (replay, conflicting values, ...)
+    fingerprint: Fingerprint = NO_FINGERPRINT  # a saved plan's: what it was made from
+
+
+def build_plan(inputs: PlanInputs) -> Plan:
+    """The plan the inputs call for. Its estimate's `read_calls` and `daily_remaining` are the
+    gatherer's to fill in (the reads happen as the diff iterates `current`)."""
+    spec, options, schema = inputs.spec, inputs.options, inputs.schema
+    audience_props = tuple(sorted(set(schema.audience_properties.values())))
+    removed_props = tuple(r.property for r in schema.removed)
+    mapped = mapped_properties(spec)
+    contact_diff = diff_contacts(
+        inputs.desired,
+        inputs.current,
+        schema=schema.schema,
+        audience_properties=audience_props + (removed_props if options.exit_removed else ()),
+        counted_properties=() if options.exit_removed else removed_props,  # diffed ones count
+        carried=_carried(spec, schema.audience_properties),
+        protected=inputs.protected,
+        adopt_unknown=inputs.refreshed,
+    )
+    guards = run_guards(GuardInput(spec, contact_diff, schema.audience_properties, options))
+    removed = tuple(
+        replace(r, members=contact_diff.members.get(r.property, 0)) for r in schema.removed
+    )
+    return Plan(
+        property_changes=schema.changes,
+        contact_changes=contact_diff.changes,
+        unchanged=contact_diff.unchanged,
+        rejected=(*inputs.rejected, *_collision_rejections(contact_diff)),
+        adoptions=contact_diff.adoptions,
+        removed_audiences=removed,
+        lock_changes=schema.lock_changes,
+        warnings=(
+            *schema.warnings,
+            *inputs.warnings,
+            *_removed_warnings(removed),
+            *_protected_warning(inputs.protected),
+        ),
+        notes=_unused_source_notes(spec),
+        estimate=Estimate(
+            read_calls=0,
+            schema_write_calls=_schema_calls(schema),
+            contact_write_calls=contact_write_calls(len(contact_diff.changes)),
+            daily_remaining=None,
+        ),
+        fingerprint=inputs.fingerprint,
+        refreshed=inputs.refreshed,
+        audience_properties=audience_props,
+        managed_properties=mapped,
+        inputs=tuple(
+            counts.exported(
+                contact_diff.exported.get(counts.source, 0),
+                contact_diff.not_member.get(counts.source, 0),
+                sum(counts.source in want.sources for want, _ in contact_diff.collisions),
+            )
+            for counts in inputs.counts
+        ),
+        guards=guards,
+        property_types={name: schema.schema[name].type for name in mapped if name in schema.schema},
+    )
+
+
+def mapped_properties(spec: Spec) -> tuple[str, ...]:
+    """Every HubSpot property some source maps to (the ones a refresh reads), sorted."""
+    return tuple(sorted({m.property for s in spec.sources for m in s.mappings}))
+
+
+def _collision_rejections(diff: ContactDiff) -> Iterator[Rejection]:
+    for want, other in diff.collisions:
+        file, _, line = (want.provenance[0] if want.provenance else "").rpartition(":")
+        yield Rejection(
+            "hubspot",
+            file,
+            int(line) if line.isdigit() else 0,
+            f"{want.email} and {other} are one HubSpot contact (one is a secondary email of the "
+            f"other, e.g. after a merge): only {other} is written; merge or fix the source data",
+            want.email,
+        )
+
+
+def _carried(spec: Spec, properties: dict[str, str]) -> frozenset[str]:
+    """Audience properties of incremental exports: absence from the file keeps the status."""
+    incremental = {source.name for source in spec.sources if source.export == "incremental"}
+    return frozenset(properties[a.key] for a in spec.audiences if a.source in incremental)
+
+
+def _unused_source_notes(spec: Spec) -> tuple[str, ...]:
+    used = {audience.source for audience in spec.audiences}
+    return tuple(
+        f"source {source.name!r} is used by no audience: it only adds its fields to contacts "
+        "that are members of an audience through another source (its other records never leave)"
+        for source in spec.sources
+        if source.name not in used
+    )
+
+
+def _schema_calls(diff: SchemaDiff) -> int:
+    creates = sum(1 for c in diff.changes if c.action == "create_property")
+    others = sum(1 for c in diff.changes if c.action not in ("create_property",))
+    return others + (1 if creates else 0)
+
+
+_DECISIONS = {
+    "keep": "its property and its {members:,} members are left as they are in HubSpot and the lock "
+    "keeps it; choose with --exit-removed (set its members to exited) or --forget-removed (leave "
+    "HubSpot as it is and drop it from syncdsl.lock)",
+    "exit": "its {members:,} members will be set to exited, then it is dropped from syncdsl.lock",
+    "forget": "it is dropped from syncdsl.lock; its property and its {members:,} members are left "
+    "as they are in HubSpot",
+}
+
+
+def _protected_warning(protected: frozenset[str]) -> tuple[str, ...]:
+    if not protected:
+        return ()
+    return (
+        f"{len(protected):,} contact(s) have a rejected record: their audience statuses are left as "
+        "they are (never exited because of a bad record) until the record is fixed",
+    )
+
+
+def _removed_warnings(removed: tuple[RemovedAudience, ...]) -> tuple[str, ...]:
+    return tuple(
+        f"audience {r.label!r} (property {r.property}) is no longer in the configuration: "
+        + _DECISIONS[r.decision].format(members=r.members)
+        for r in removed
+    )
