@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,19 @@ class LockFile:
 
     def by_key(self, key: str) -> LockedAudience | None:
         return self.audiences.get(key)
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """Audience key -> the HubSpot property it is bound to."""
+        return {key: entry.property for key, entry in self.audiences.items()}
+
+
+def bound_properties(spec: Spec, bindings: Mapping[str, str]) -> dict[str, str]:
+    """Each audience's own property name (what the mapping writes its statuses under) -> the
+    HubSpot property `bindings` (audience key -> property, as the lock has it) binds it to.
+
+    The plan and the stream both rename statuses with it before diffing."""
+    return {audience.property: bindings[audience.key] for audience in spec.audiences}
 
 
 def lock_path(root: Path) -> Path:

@@ -16,7 +16,7 @@ from syncdsl.hubspot.target import Target
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.schemadiff import diff_schema
 from syncdsl.records.mapping import MappedRecord, ProfileMapper, RecordRejected
-from syncdsl.state.lockfile import desired_lock, lock_after, read_lock, write_lock
+from syncdsl.state.lockfile import bound_properties, desired_lock, lock_after, read_lock, write_lock
 from syncdsl.state.locks import ApplyLock
 from syncdsl.state.store import StateStore, state_dir
 from syncdsl.stream.commit import GroupCommitter
@@ -94,7 +94,7 @@ class EventMapper:
 
     def __init__(self, spec: Spec, schema: dict[str, PropertySchema]) -> None:
         lock = desired_lock(spec, read_lock(spec.root))
-        self._rename = {a.property: lock.audiences[a.key].property for a in spec.audiences}
+        self._rename = bound_properties(spec, lock.properties)
         self._mappers = {s.name: ProfileMapper(spec, s, schema) for s in spec.sources}
         # A full export's event lists the profile's whole membership: a segment it no longer
         # lists was left. An incremental export's event says nothing of the segments it omits.
