@@ -30,8 +30,8 @@ def reference_spec(data_dir: Path) -> ir.Spec:
     def path(text: str) -> ir.FieldPath:
         return ir.FieldPath(tuple(text.split(".")), _span())
 
-    def mapping(prop: str, expr: ir.Expr) -> ir.Mapping:
-        return ir.Mapping(prop, expr, _span())
+    def mapping(prop: str, expr: ir.Expr) -> ir.PropertyMapping:
+        return ir.PropertyMapping(prop, expr, _span())
 
     profiles = ir.Source(
         "profiles",

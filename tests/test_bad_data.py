@@ -44,7 +44,7 @@ def make_spec(tmp_path: Path, fmt: str, data: bytes, **mappings: str) -> ir.Spec
         name,
         tmp_path / name,
         ir.FieldPath(("email",), span()),
-        tuple(ir.Mapping(prop, expr(text), span()) for prop, text in mappings.items()),
+        tuple(ir.PropertyMapping(prop, expr(text), span()) for prop, text in mappings.items()),
         span(),
     )
     segment = SEGMENT if fmt == "jsonl" else None

@@ -16,6 +16,7 @@ from syncdsl.errors import SourceError, SpecError
 from syncdsl.hubspot.schema import PropertyOption, PropertySchema
 from syncdsl.lang import ir
 from syncdsl.records.desired import DesiredSet, build_desired
+from syncdsl.records.rejection import write_rejects
 
 CASES = Path(__file__).parent / "fixtures" / "sources"
 # UPDATE_GOLDEN=1 rewrites expected.json; review the diff before committing it.
@@ -34,12 +35,13 @@ def expression(description: Any) -> ir.Expr:
         return ir.FieldPath((description["column"],), span())
     if "template" in description:
         return ir.Template(description["template"], span())
-    return ir.Literal(description["literal"], span())
+    return ir.LiteralValue(description["literal"], span())
 
 
 def make_source(directory: Path, description: dict[str, Any]) -> ir.Source:
     mappings = tuple(
-        ir.Mapping(prop, expression(expr), span()) for prop, expr in description["map"].items()
+        ir.PropertyMapping(prop, expression(expr), span())
+        for prop, expr in description["map"].items()
     )
     return ir.Source(
         name=description["name"],
@@ -166,15 +168,18 @@ def _path_of(desired: DesiredSet, source: str, name: str) -> str:
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_rejects_file_round_trips(name: str, tmp_path: Path) -> None:
     with build_case(CASES / name) as desired:
-        written = desired.write_rejects(tmp_path / "rejects.jsonl")
+        written = write_rejects(tmp_path / "rejects.jsonl", desired.rejected)
         lines = (tmp_path / "rejects.jsonl").read_text(encoding="utf-8").splitlines()
         assert written == len(lines) == len(desired.rejected)
         for line, rejected in zip(lines, desired.rejected):
             entry = json.loads(line)
+            assert entry.pop("ts").startswith("20")
             assert entry == {
+                "stage": "mapping",
                 "file": rejected.file,
                 "line": rejected.line,
                 "source": rejected.source,
+                "email": rejected.email,
                 "reason": rejected.reason,
                 "record": rejected.raw,
             }
@@ -183,7 +188,7 @@ def test_rejects_file_round_trips(name: str, tmp_path: Path) -> None:
 def test_rejected_jsonl_records_replay_as_the_original_lines(tmp_path: Path) -> None:
     case = CASES / "jsonl_basics"
     with build_case(case) as desired:
-        desired.write_rejects(tmp_path / "rejects.jsonl")
+        write_rejects(tmp_path / "rejects.jsonl", desired.rejected)
     original = (case / "profiles.jsonl").read_bytes().decode("utf-8", "replace").lstrip("\ufeff")
     lines = original.splitlines()
     for entry_text in (tmp_path / "rejects.jsonl").read_text(encoding="utf-8").splitlines():

@@ -28,7 +28,7 @@ def path(text: str) -> ir.FieldPath:
 
 
 def source(fmt: str, identity: ir.FieldPath, **exprs: ir.Expr) -> ir.Source:
-    mappings = tuple(ir.Mapping(prop, expr, span()) for prop, expr in exprs.items())
+    mappings = tuple(ir.PropertyMapping(prop, expr, span()) for prop, expr in exprs.items())
     return ir.Source(
         "src",
         fmt,
@@ -119,7 +119,7 @@ def test_csv_columns_are_named_by_the_joined_path() -> None:
         ("vip", None),
         first=ir.FieldPath(("First Name",), span()),
         city=path("address.city"),
-        tier=ir.Literal("gold", span()),
+        tier=ir.LiteralValue("gold", span()),
     )
     record = {"Email": " BOB@example.com", "First Name": "Bob", "address.city": "Oslo"}
     assert m.map(record) == MappedRecord(
@@ -139,14 +139,14 @@ def test_csv_columns_are_named_by_the_joined_path() -> None:
 )
 def test_literals(literal: str | float | bool, prop: PropertySchema | None, expected: str) -> None:
     schema = {"x": prop} if prop else None
-    m = mapper(schema=schema, x=ir.Literal(literal, span()))
+    m = mapper(schema=schema, x=ir.LiteralValue(literal, span()))
     assert m.map(profile()).properties == {"x": expected}
 
 
 def test_a_literal_that_cannot_fit_is_a_spec_error_at_construction() -> None:
     schema = {"n": PropertySchema("n", "N", "number", "number")}
     with pytest.raises(SpecError) as caught:
-        mapper(schema=schema, n=ir.Literal("lots", span()))
+        mapper(schema=schema, n=ir.LiteralValue("lots", span()))
     assert "value for 'n' does not fit: expected a number" in str(caught.value)
     assert caught.value.diagnostics[0].span == span()
 

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 
 import syncdsl
 from syncdsl.errors import Span, SpecError
-from syncdsl.lang.ir import DEFAULT_BASE_URL, DEFAULT_PROPERTY_GROUP, FieldPath, Literal, Template
+from syncdsl.lang.ir import (
+    DEFAULT_BASE_URL,
+    DEFAULT_PROPERTY_GROUP,
+    FieldPath,
+    LiteralValue,
+    Template,
+)
 from syncdsl.lang.parse import load_spec, parse_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +102,7 @@ def test_full_spec_values() -> None:
     assert mappings["signup_date"] == FieldPath(
         ("_tenant", "signup date"), mappings["signup_date"].span
     )
-    literals = {k: v.value for k, v in mappings.items() if isinstance(v, Literal)}
+    literals = {k: v.value for k, v in mappings.items() if isinstance(v, LiteralValue)}
     assert literals == {
         "nickname": 'Café "friend"\tof\\ours',
         "score": 42,

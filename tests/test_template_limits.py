@@ -149,7 +149,8 @@ def _run_spec(tmp_path: Path, records: list[dict[str, Any]], **templates: str) -
         data,
         ir.FieldPath(("email",), span()),
         tuple(
-            ir.Mapping(prop, ir.Template(text, span()), span()) for prop, text in templates.items()
+            ir.PropertyMapping(prop, ir.Template(text, span()), span())
+            for prop, text in templates.items()
         ),
         span(),
     )
@@ -249,7 +250,7 @@ def _mapper(template: str) -> ProfileMapper:
         "data.jsonl",
         Path("data.jsonl"),
         ir.FieldPath(("email",), span()),
-        (ir.Mapping("city", ir.Template(template, span()), span()),),
+        (ir.PropertyMapping("city", ir.Template(template, span()), span()),),
         span(),
     )
     destination = ir.Destination(

@@ -20,9 +20,10 @@ from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.models import ContactWrite, UpsertResult
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang.ir import Spec
-from syncdsl.plan.definition import BATCH_SIZE, ContactChange, Plan, PropertyChange, Rejection
+from syncdsl.plan.definition import BATCH_SIZE, ContactChange, Plan, PropertyChange
 from syncdsl.plan.gather import adoption_states
 from syncdsl.records.desired import SourceCounts
+from syncdsl.records.rejection import Rejection
 from syncdsl.state.lockfile import lock_after, read_lock, write_lock
 from syncdsl.state.store import ContactState, StateStore
 

@@ -1,42 +1,22 @@
-"""The replayable rejects file: every record that was not sent, with its reason (JSONL)."""
+"""The replayable rejects file of an apply: every record that was not sent, with its reason."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from syncdsl.apply.executor import ApplyReport
 from syncdsl.records.desired import DesiredSet
-from syncdsl.safefile import open_text
-from syncdsl.scrub import scrub, shown_reason
+from syncdsl.records.rejection import write_rejects
 
 
-def write_rejects(path: Path, desired: DesiredSet | None, report: ApplyReport) -> int:
-    """Write source rejects (with the raw record) and HubSpot's rejects; return how many.
-
-    The file is 0600 (raw records are personal data); a symlink at `path` is refused."""
+def write_apply_rejects(path: Path, desired: DesiredSet | None, report: ApplyReport) -> int:
+    """Write the records the sources rejected (with the raw record) and HubSpot's refusals;
+    return how many. No rejects: the file of an earlier apply is removed."""
     if not report.rejected:
         if path.exists():
             path.unlink()
         return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = desired.write_rejects(path) if desired is not None else 0
-    with open_text(path, append=desired is not None) as handle:
-        for rejection in report.rejected:
-            if desired is not None and rejection.source != "hubspot":
-                continue  # already written with the raw record
-            handle.write(
-                json.dumps(
-                    {
-                        "source": rejection.source,
-                        "file": rejection.file,
-                        "line": rejection.line,
-                        "reason": shown_reason(rejection.reason),
-                        "record": scrub(rejection.raw),
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
-            count += 1
-    return count
+    from_sources = desired.rejected if desired is not None else []
+    # Without the desired set (apply FILE), the saved plan's rejections carry the raw records.
+    rest = [r for r in report.rejected if desired is None or r.source == "hubspot"]
+    return write_rejects(path, [*from_sources, *rest])

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from syncdsl.apply.executor import ApplyReport, execute, record_lock
-from syncdsl.apply.rejects import write_rejects
+from syncdsl.apply.rejects import write_apply_rejects
 from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
 from syncdsl.cli.planout import Output, fail, failures, spec_arg
 from syncdsl.errors import PlanError, SyncdslError
@@ -333,7 +333,7 @@ def _finish(
 ) -> None:
     record_lock(spec, plan, report)
     path = _rejects_path(spec, rejects)
-    written = write_rejects(path, desired.desired if desired else None, report)
+    written = write_apply_rejects(path, desired.desired if desired else None, report)
     if desired is not None:
         desired.desired.close()
     if as_json:

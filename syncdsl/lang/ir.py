@@ -6,7 +6,7 @@ import builtins
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal as TypingLiteral
+from typing import Literal
 
 from syncdsl.errors import Span
 from syncdsl.hubspot.tiers import API_PACK_DAILY, DEFAULT_API_VERSION, TIERS, TierLimits
@@ -42,7 +42,7 @@ class FieldPath:
 
 
 @dataclass(frozen=True)
-class Literal:
+class LiteralValue:
     """A constant value: string, number or boolean."""
 
     value: str | int | float | bool
@@ -57,11 +57,11 @@ class Template:
     span: Span
 
 
-Expr = FieldPath | Literal | Template
+Expr = FieldPath | LiteralValue | Template
 
 
 @dataclass(frozen=True)
-class Mapping:
+class PropertyMapping:
     """`hubspot_property = EXPR` inside a source's `map { }` block."""
 
     property: str
@@ -96,15 +96,15 @@ class Source:
     """A `source NAME { }` block: a segmentation export (jsonl) or a custom upload (csv)."""
 
     name: str
-    format: TypingLiteral["jsonl", "csv"]
+    format: Literal["jsonl", "csv"]
     path: str  # as written, relative to the spec file
     resolved_path: Path  # absolute
     identity: FieldPath  # always the email identity
-    mappings: tuple[Mapping, ...]
+    mappings: tuple[PropertyMapping, ...]
     span: Span
     #: "full": the file is the whole membership (absent members exit); "incremental": only the
     #: profiles whose membership changed (absent ones keep their status).
-    export: TypingLiteral["full", "incremental"] = "full"
+    export: Literal["full", "incremental"] = "full"
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from syncdsl.lang.ir import (
     Destination,
     Expr,
     FieldPath,
-    Literal,
-    Mapping,
+    LiteralValue,
     PropertyDecl,
+    PropertyMapping,
     Source,
     Spec,
     Template,
@@ -447,9 +447,9 @@ class _Checker:
             return None
         return FieldPath(value.parts, value.span)
 
-    def mappings(self, block: Block, where: str) -> tuple[Mapping, ...]:
+    def mappings(self, block: Block, where: str) -> tuple[PropertyMapping, ...]:
         self.no_label(block)
-        result: list[Mapping] = []
+        result: list[PropertyMapping] = []
         seen: dict[str, Attribute] = {}
         for item in block.items:
             if isinstance(item, Block):
@@ -479,7 +479,7 @@ class _Checker:
             seen[item.name] = item
             expr = self.expression(item.value, item.name)
             if expr is not None:
-                result.append(Mapping(item.name, expr, item.span))
+                result.append(PropertyMapping(item.name, expr, item.span))
         return tuple(result)
 
     def expression(self, value: Value, target: str) -> Expr | None:
@@ -487,7 +487,7 @@ class _Checker:
             return FieldPath(value.parts, value.span)
         if isinstance(value, StringValue):
             if not is_template(value.value):
-                return Literal(value.value, value.span)
+                return LiteralValue(value.value, value.span)
             try:
                 unsafe = _unsafe_attribute(value.value)
             except TemplateError as error:
@@ -515,7 +515,7 @@ class _Checker:
                 return None
             return Template(value.value, value.span)
         if isinstance(value, NumberValue | BoolValue):
-            return Literal(value.value, value.span)
+            return LiteralValue(value.value, value.span)
         self.error(
             value.span,
             f'`{target}` takes a field path, a literal or a "{{{{ template }}}}"; found {describe(value)}',

@@ -15,7 +15,7 @@ from syncdsl.errors import PlanError
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.lang.ir import AUDIENCE_STATUSES
 from syncdsl.records.desired import SourceCounts
-from syncdsl.scrub import scrub, shown_reason
+from syncdsl.records.rejection import Rejection
 
 FORMAT_VERSION = 1
 BATCH_SIZE = 100
@@ -76,28 +76,6 @@ class Adoption:
     hubspot_id: str | None
     properties: dict[str, str]
     audiences: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """An input record that will not be sent, with its reason."""
-
-    source: str
-    file: str
-    line: int
-    reason: str
-    raw: str = ""
-
-    def to_dict(self) -> dict[str, str | int]:
-        """As JSON leaves the process (--json, saved plans, reports): the raw record is kept,
-        for replaying, but secrets are masked in it and long values in the reason clipped."""
-        return {
-            "source": self.source,
-            "file": self.file,
-            "line": self.line,
-            "reason": shown_reason(self.reason),
-            "raw": scrub(self.raw),
-        }
 
 
 @dataclass(frozen=True)

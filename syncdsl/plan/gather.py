@@ -22,7 +22,6 @@ from syncdsl.plan.definition import (
     Fingerprint,
     Plan,
     PlanOptions,
-    Rejection,
 )
 from syncdsl.plan.schemadiff import diff_schema
 from syncdsl.records.desired import DesiredContact, DesiredSet, build_desired
@@ -130,9 +129,7 @@ def gather(
         desired=(_desired_input(contact, rename) for contact in desired),
         current=current,
         refreshed=refresh,
-        rejected=tuple(
-            Rejection(r.source, r.file, r.line, r.reason, r.raw) for r in desired.rejected
-        ),
+        rejected=tuple(desired.rejected),
         protected=frozenset(r.email for r in desired.rejected if r.email),
         counts=tuple(desired.counts),
         warnings=(*replay.warnings, *desired.warnings),

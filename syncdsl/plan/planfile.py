@@ -35,11 +35,11 @@ from syncdsl.plan.definition import (
     GuardVerdict,
     Plan,
     PropertyChange,
-    Rejection,
     RemovedAudience,
     ValueChange,
 )
 from syncdsl.records.desired import SourceCounts
+from syncdsl.records.rejection import Rejection
 from syncdsl.records.values import iso_form
 from syncdsl.safefile import write_atomic
 

@@ -23,9 +23,8 @@ from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang import ir
 from syncdsl.records.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
+from syncdsl.records.rejection import Rejection
 from syncdsl.records.sources import SourceRecord, read_source
-from syncdsl.safefile import open_text
-from syncdsl.scrub import scrub, shown_reason
 
 _BATCH = 5_000
 _MAX_CONFLICT_WARNINGS = 100
@@ -92,18 +91,6 @@ class DesiredContact:
 
 
 @dataclass(frozen=True)
-class RejectedRecord:
-    """An input record that became no contact, with why."""
-
-    source: str
-    file: str
-    line: int
-    reason: str
-    raw: str
-    email: str | None = None  # when the identity was valid (the contact keeps its statuses)
-
-
-@dataclass(frozen=True)
 class SourceCounts:
     """Where the records of one source went:
     records == contributed + merged + rejected + not_member.
@@ -167,7 +154,7 @@ class DesiredSet:
         self._layout = layout
         self._select = layout.select()
         self._length = 0
-        self.rejected: list[RejectedRecord] = []
+        self.rejected: list[Rejection] = []
         self.warnings: list[str] = []
         self.counts: list[SourceCounts] = []
         self._finalizer = weakref.finalize(self, _discard, connection, directory)
@@ -206,22 +193,6 @@ class DesiredSet:
             if any(status in ("realized", "existing") for status in statuses):
                 last = email
                 yield email
-
-    def write_rejects(self, path: Path) -> int:
-        """Write rejects as JSONL ({file, line, source, reason, record}); return how many.
-
-        The file is 0600 (it holds raw records) and never written through a symlink."""
-        with open_text(Path(path)) as out:
-            for rejected in self.rejected:
-                entry = {
-                    "file": rejected.file,
-                    "line": rejected.line,
-                    "source": rejected.source,
-                    "reason": shown_reason(rejected.reason),
-                    "record": scrub(rejected.raw),
-                }
-                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        return len(self.rejected)
 
     def close(self) -> None:
         """Delete the staging file. The set is unusable afterwards."""
@@ -357,7 +328,7 @@ def _stage_source(
     source: ir.Source,
     mapper: ProfileMapper,
     layout: _Layout,
-    rejected: list[RejectedRecord],
+    rejected: list[Rejection],
     warnings: list[str],
 ) -> SourceCounts:
     records = rejected_count = 0
@@ -377,16 +348,14 @@ def _stage_source(
         fields = record.fields
         if fields is None:
             reason = record.error or "unreadable"
-            rejected.append(RejectedRecord(name, record.file, record.line, reason, record.raw))
+            rejected.append(Rejection(name, record.file, record.line, reason, record.raw))
             rejected_count += 1
             continue
         try:
             email, values, statuses = map_row(fields)
         except RecordRejected as error:
             rejected.append(
-                RejectedRecord(
-                    name, record.file, record.line, error.reason, record.raw, error.email
-                )
+                Rejection(name, record.file, record.line, error.reason, record.raw, error.email)
             )
             rejected_count += 1
             continue
@@ -424,11 +393,11 @@ def _stage_source(
     )
 
 
-def _internal(source: str, file: str, line: int, raw: str, error: Exception) -> RejectedRecord:
+def _internal(source: str, file: str, line: int, raw: str, error: Exception) -> Rejection:
     """A record that broke syncdsl itself: rejected, with the exception visible, to report."""
     detail = str(error).encode("utf-8", "backslashreplace").decode("utf-8")[:200]
     reason = f"internal error on this record ({type(error).__name__}: {detail}); please report it"
-    return RejectedRecord(source, file, line, reason, raw)
+    return Rejection(source, file, line, reason, raw)
 
 
 def _insert(
@@ -437,7 +406,7 @@ def _insert(
     batch: list[tuple[object, ...]],
     raws: list[str],
     source: ir.Source,
-    rejected: list[RejectedRecord],
+    rejected: list[Rejection],
 ) -> int:
     """Stage `batch`; a row SQLite refuses is rejected alone (the rest staged). Returns those."""
     connection.execute("SAVEPOINT batch")

@@ -73,7 +73,9 @@ def _texts(files: Iterable[str]) -> dict[str, str]:
     return texts
 
 
-def missing_path_warning(source: ir.Source, mapping: ir.Mapping, records: int, mapped: int) -> str:
+def missing_path_warning(
+    source: ir.Source, mapping: ir.PropertyMapping, records: int, mapped: int
+) -> str:
     """The warning for a jsonl field path that none of a source's records holds a value at."""
     assert isinstance(mapping.expr, ir.FieldPath)
     path = ".".join(mapping.expr.parts)

@@ -222,7 +222,7 @@ def _presence(template: ir.Template, fmt: str) -> Callable[[Mapping[str, object]
     return lambda record: any(getter(record) not in (None, "") for getter in getters)
 
 
-def _expr_getter(mapping: ir.Mapping, fmt: str, prop: PropertySchema | None) -> Getter:
+def _expr_getter(mapping: ir.PropertyMapping, fmt: str, prop: PropertySchema | None) -> Getter:
     expr = mapping.expr
     if isinstance(expr, ir.FieldPath):
         return _path_getter(expr.parts, fmt)

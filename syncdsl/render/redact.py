@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 
-from syncdsl.plan.definition import Adoption, ContactChange, Plan, Rejection, ValueChange
+from syncdsl.plan.definition import Adoption, ContactChange, Plan, ValueChange
+from syncdsl.records.rejection import Rejection
 from syncdsl.records.values import iso_form
 
 MASK = "•••"

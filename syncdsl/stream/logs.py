@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from syncdsl.records.rejection import Rejection, rejects_line
 from syncdsl.safefile import open_text, refuse_symlink
-from syncdsl.scrub import scrub, shown_reason
+from syncdsl.scrub import scrub
 
 
 def _now() -> str:
@@ -45,7 +46,8 @@ class EventLog:
 
 
 class RejectsFile:
-    """The rejects JSONL file: every event that will not reach HubSpot, raw, with its reason."""
+    """The stream's rejects file: every event that will not reach HubSpot, raw, with its reason
+    (the one shape of `syncdsl.records.rejection`), appended from any thread."""
 
     def __init__(self, path: Path) -> None:
         refuse_symlink(path)  # at start, not at the first reject (0600, never through a symlink)
@@ -55,15 +57,7 @@ class RejectsFile:
     def write(
         self, *, stage: str, source: str, reason: str, record: str, email: str | None = None
     ) -> None:
-        entry = {
-            "ts": _now(),
-            "stage": stage,
-            "source": source,
-            "email": email,
-            "reason": shown_reason(reason),
-            "record": scrub(record),
-        }
-        text = json.dumps(entry, ensure_ascii=False) + "\n"
+        text = rejects_line(Rejection(source, "", 0, reason, record, email), stage=stage)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open_text(self.path, append=True) as handle:
