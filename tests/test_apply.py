@@ -10,7 +10,7 @@ import pytest
 
 from syncdsl.apply.executor import ApplyReport, apply_contacts
 from syncdsl.errors import PlanError
-from syncdsl.plan.definition import ContactChange, ValueChange
+from syncdsl.plan.definition import ContactChange, CreateContact, ExitContact, ValueChange
 from syncdsl.state.locks import ApplyLock
 from syncdsl.state.store import StateStore
 from tests.scenario import BASE_SPEC, Workspace, workspace
@@ -88,7 +88,7 @@ def test_update_one_field_and_exits_cost_one_call(tmp_path: Path) -> None:
 
 
 def _changes(emails: list[str], value: str = "realized") -> list[ContactChange]:
-    return [ContactChange("create", e, (ValueChange("vip", None, value),)) for e in emails]
+    return [CreateContact(e, (ValueChange("vip", None, value),)) for e in emails]
 
 
 def test_bisection_isolates_exactly_the_bad_inputs(tmp_path: Path) -> None:
@@ -100,9 +100,7 @@ def test_bisection_isolates_exactly_the_bad_inputs(tmp_path: Path) -> None:
         changes = _changes(emails)
         bad = {7, 93, 150}
         changes = [
-            ContactChange("create", c.email, (ValueChange("vip", None, "bogus"),))
-            if i in bad
-            else c
+            CreateContact(c.email, (ValueChange("vip", None, "bogus"),)) if i in bad else c
             for i, c in enumerate(changes)
         ]
         ws.emulator.reset_counters()
@@ -393,7 +391,7 @@ def test_a_whole_batch_400_on_updates_by_id_rejects_only_the_bad_input(tmp_path:
     """Exits go by batch update by id; one input HubSpot refuses fails that whole batch (400),
     and it is isolated like an upsert's: the others exit, the bad one is rejected."""
     from syncdsl.apply.executor import write_batch
-    from syncdsl.plan.definition import ContactChange, ValueChange
+    from syncdsl.plan.definition import ValueChange
 
     members = [{"email": f"m{i}@example.com", "first": "M", "seg": "realized"} for i in range(6)]
     with workspace(tmp_path) as ws:
@@ -401,8 +399,7 @@ def test_a_whole_batch_400_on_updates_by_id_rejects_only_the_bad_input(tmp_path:
         ws.apply()
         ids = {c["email"]: c["hs_object_id"] for c in ws.emulator.all_contacts()}
         batch = [
-            ContactChange(
-                "exit",
+            ExitContact(
                 member["email"],
                 (
                     ValueChange("newsletter", "realized", "exited"),

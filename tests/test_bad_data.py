@@ -412,3 +412,14 @@ def test_random_csv_rows_are_contacts_or_rejects_and_counts_reconcile(
     spec = make_spec(tmp_path, "csv", data, n="n", t="t")
     _, rejects, _ = outcome(spec)
     assert all(not reason.startswith("internal error") for _, reason in rejects), rejects
+
+
+def test_a_line_of_a_control_character_is_a_broken_record_not_a_blank_line(
+    tmp_path: Path,
+) -> None:
+    """Python calls U+001C whitespace; JSON does not: the line is a record, and a broken one."""
+    data = jsonl({"email": "a@example.com", **MEMBER}) + b"\x1c\n" + b" \t\r\n"
+    emails, rejects, counts = outcome(make_spec(tmp_path, "jsonl", data))
+    assert emails == ["a@example.com"]
+    assert counts == (2, 1, 1)
+    assert rejects[0][0] == 2 and rejects[0][1].startswith("broken JSON")

@@ -224,7 +224,7 @@ def _by_id(change: ContactChange) -> bool:
     """Exits of known members, and emails HubSpot holds as another contact's secondary address,
     are written to the contact by id."""
     return change.hubspot_id is not None and (
-        change.action == "exit" or change.resolved_via is not None
+        change.is_destructive or change.resolved_via is not None
     )
 
 
@@ -311,7 +311,7 @@ def _update_by_id(client: HubSpotClient, batch: list[ContactChange]) -> BatchOut
         trace = str(index)
         if trace in reply.results:
             accepted[change.email] = replace(reply.results[trace], email=change.email, new=False)
-        elif trace in reply.not_found and change.action == "exit":
+        elif trace in reply.not_found and change.is_destructive:
             deleted.append(change)  # a member deleted by hand: never recreated to hold `exited`
         elif trace in reply.not_found:
             rejected.append(
@@ -384,7 +384,7 @@ def _journal(
     for change in accepted:
         if outcome.accepted[change.email].new:  # HubSpot says whether the upsert created it
             report.created += 1
-        elif change.action == "exit":
+        elif change.is_destructive:
             report.exited += 1
         else:
             report.updated += 1

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
@@ -39,9 +39,12 @@ class ValueChange:
 
 @dataclass(frozen=True, slots=True)
 class ContactChange:
-    """What apply will send for one contact (one input of a batch upsert)."""
+    """What apply will send for one contact (one input of a batch write). Each kind of change is
+    its own class (`CreateContact`, `UpdateContact`, `ExitContact`); `action` names the kind and
+    `is_destructive` says whether it takes someone out of an audience."""
 
-    action: ContactAction
+    action: ClassVar[ContactAction]
+    is_destructive: ClassVar[bool] = False
     email: str
     changes: tuple[ValueChange, ...]
     hubspot_id: str | None = None
@@ -53,6 +56,40 @@ class ContactChange:
     @property
     def properties(self) -> dict[str, str]:
         return {change.property: change.after for change in self.changes}
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContact(ContactChange):
+    """A member HubSpot does not hold yet: created (by a batch upsert on email)."""
+
+    action: ClassVar[ContactAction] = "create"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateContact(ContactChange):
+    """A contact whose values or statuses change (and who stays in, or joins, an audience)."""
+
+    action: ClassVar[ContactAction] = "update"
+
+
+@dataclass(frozen=True, slots=True)
+class ExitContact(ContactChange):
+    """A member who leaves every audience it changes in: set to `exited`, by id when known."""
+
+    action: ClassVar[ContactAction] = "exit"
+    is_destructive: ClassVar[bool] = True
+
+
+CONTACT_CHANGES: dict[str, type[ContactChange]] = {
+    kind.action: kind for kind in (CreateContact, UpdateContact, ExitContact)
+}
+
+
+def contact_change(
+    action: ContactAction, email: str, changes: tuple[ValueChange, ...], **fields: Any
+) -> ContactChange:
+    """The change of the kind `action` names (as saved plans and reports spell it)."""
+    return CONTACT_CHANGES[action](email, changes, **fields)
 
 
 @dataclass(frozen=True)

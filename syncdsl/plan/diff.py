@@ -12,10 +12,12 @@ from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.plan.definition import (
     MEMBER_STATUSES,
     Adoption,
-    ContactAction,
     ContactChange,
+    CreateContact,
     CurrentContact,
     DesiredInput,
+    ExitContact,
+    UpdateContact,
     ValueChange,
 )
 from syncdsl.records.values import normalize
@@ -140,14 +142,14 @@ def _diff(
     )
     drift = _drifted(current, schema)
     status_changes = len(changes) - sum(1 for c in changes if c.property not in writes)
+    kind: type[ContactChange]
     if current is None:
-        action: ContactAction = "create"
+        kind = CreateContact
     elif exits and exits == status_changes:
-        action = "exit"  # leaving audiences (its current fields go with the exit)
+        kind = ExitContact  # leaving audiences (its current fields go with the exit)
     else:
-        action = "update"
-    return True, ContactChange(
-        action=action,
+        kind = UpdateContact
+    return True, kind(
         email=(desired or current).email,  # type: ignore[union-attr]
         changes=tuple(changes),
         hubspot_id=current.hubspot_id if current else None,

@@ -17,6 +17,7 @@ from syncdsl.plan.definition import (
     BATCH_SIZE,
     MEMBER_STATUSES,
     Adoption,
+    CreateContact,
     CurrentContact,
     DesiredInput,
     Fingerprint,
@@ -150,12 +151,12 @@ def _known_state(store: StateStore, base_url: str) -> bool:
 
 def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
     """A create for a contact the state knows means it was deleted (or merged away) in HubSpot."""
-    creates = [c.email for c in plan.contact_changes if c.action == "create"]
+    creates = [c.email for c in plan.contact_changes if isinstance(c, CreateContact)]
     known = store.get_many(creates) if creates else {}
     if not known:
         return plan
     changes = tuple(
-        replace(c, drift=True) if c.action == "create" and c.email in known else c
+        replace(c, drift=True) if isinstance(c, CreateContact) and c.email in known else c
         for c in plan.contact_changes
     )
     return replace(plan, contact_changes=changes)

@@ -37,6 +37,7 @@ from syncdsl.plan.definition import (
     PropertyChange,
     RemovedAudience,
     ValueChange,
+    contact_change,
 )
 from syncdsl.records.desired import SourceCounts
 from syncdsl.records.rejection import Rejection
@@ -59,7 +60,7 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
     """The `--json` document (and, with saved=True, the saved-plan file)."""
     changes = []
     for change in plan.contact_changes:
-        entry = asdict(change)
+        entry = {"action": change.action, **asdict(change)}  # the kind is the change's class
         entry["settled"] = dict(change.settled)
         if not saved:
             del entry["settled"]
@@ -212,10 +213,10 @@ def _plan(data: dict[str, Any]) -> Plan:
 
 
 def _contact_change(data: dict[str, Any]) -> ContactChange:
-    return ContactChange(
-        action=data["action"],
-        email=data["email"],
-        changes=tuple(ValueChange(v["property"], v["before"], v["after"]) for v in data["changes"]),
+    return contact_change(
+        data["action"],
+        data["email"],
+        tuple(ValueChange(v["property"], v["before"], v["after"]) for v in data["changes"]),
         hubspot_id=data.get("hubspot_id"),
         provenance=tuple(data.get("provenance", ())),
         drift=bool(data.get("drift", False)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.target import Target
 from syncdsl.lang.ir import Spec
-from syncdsl.plan.definition import BATCH_SIZE, Plan
+from syncdsl.plan.definition import BATCH_SIZE, CreateContact, Plan
 from syncdsl.records.values import normalize
 from syncdsl.state.store import StateStore
 
@@ -56,7 +56,7 @@ def _check_hubspot(plan: Plan, target: Target) -> None:
         found = target.client.batch_read_contacts_by_email([c.email for c in batch], names)
         for change in batch:
             contact = found.get(change.email)
-            if contact is None and change.action != "create":
+            if contact is None and not isinstance(change, CreateContact):
                 raise PlanError(
                     f"the saved plan is stale: {change.email} no longer exists in HubSpot."
                     + _REMEDY

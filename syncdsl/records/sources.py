@@ -13,6 +13,8 @@ from syncdsl.errors import SourceError
 from syncdsl.lang import ir
 
 _BOM = b"\xef\xbb\xbf"
+#: What JSON calls whitespace (RFC 8259): a line of anything else, say U+001C, is a broken record.
+_JSON_SPACE = " \t\r\n"
 # In JSON text: an escaped backslash (skipped), a surrogate pair (fine), or a lone surrogate.
 _ESCAPES = re.compile(
     r"\\\\"
@@ -91,7 +93,7 @@ def _jsonl_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRe
                     text, error = _decode(data)
                     yield SourceRecord(name, number, text.rstrip("\r\n"), None, error)
                     continue
-                if not text.strip():
+                if not text.strip(_JSON_SPACE):
                     continue  # blank lines separate nothing and hold no record
                 try:
                     fields = loads(text)

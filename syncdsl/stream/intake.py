@@ -232,7 +232,7 @@ def parse_profiles(
 def _ndjson_profiles(text: str, config: IntakeConfig, query: str | None) -> list[tuple[str, str]]:
     events = []
     for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+        if not line.strip(" \t\r\n"):  # JSON whitespace only
             continue
         profile = _document(line, f"line {number}: ")
         if not isinstance(profile, dict):

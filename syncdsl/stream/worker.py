@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from syncdsl.apply.executor import BatchOutcome, write_batch
 from syncdsl.errors import HubSpotAuthError, HubSpotError, HubSpotScopeError
 from syncdsl.hubspot.client import HubSpotClient
-from syncdsl.plan.definition import ContactChange, ValueChange
+from syncdsl.plan.definition import ContactChange, ExitContact, UpdateContact, ValueChange
 from syncdsl.plan.diff import audience_writes
 from syncdsl.records.mapping import MappedRecord, RecordRejected
 from syncdsl.state.store import ContactState, StateStore
@@ -53,8 +53,7 @@ _WAKE = object()
 def _changes(batch: list[PendingContact]) -> list[ContactChange]:
     """The batch as plan changes: an exit of a known member goes by id (never recreated)."""
     return [
-        ContactChange(
-            "exit" if c.exit_id else "update",
+        (ExitContact if c.exit_id else UpdateContact)(
             c.email,
             tuple(ValueChange(name, None, value) for name, value in c.values.items()),
             hubspot_id=c.exit_id,
