@@ -33,7 +33,7 @@ from syncdsl.apply.executor import apply_schema
 from syncdsl.emulator import Emulator
 from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.ratelimit import RateBudget
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import PlanOptions
 from syncdsl.plan.gather import make_plan
 from syncdsl.records.desired import build_desired

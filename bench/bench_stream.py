@@ -21,7 +21,7 @@ from syncdsl.emulator import Emulator
 from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.ratelimit import RateBudget
 from syncdsl.hubspot.target import Target
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import BATCH_SIZE
 from syncdsl.stream import StreamOptions, StreamService
 from syncdsl.stream.logs import EventLog

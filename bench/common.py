@@ -25,7 +25,7 @@ from syncdsl.apply.executor import ApplyReport, execute  # noqa: E402
 from syncdsl.emulator import Emulator, RequestRecord  # noqa: E402
 from syncdsl.hubspot.client import HubSpotClient  # noqa: E402
 from syncdsl.hubspot.ratelimit import RateBudget  # noqa: E402
-from syncdsl.lang.parse import load_spec  # noqa: E402
+from syncdsl.lang.load import load_spec  # noqa: E402
 from syncdsl.plan.definition import BATCH_SIZE, Plan, PlanOptions  # noqa: E402
 from syncdsl.plan.gather import make_plan  # noqa: E402
 from syncdsl.records.desired import build_desired  # noqa: E402

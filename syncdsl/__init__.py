@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 def load(path: str | Path) -> Spec:
     """Parse and validate a `.sync` file or a directory of them; raise SpecError on any problem."""
-    from syncdsl.lang.parse import load_spec
+    from syncdsl.lang.load import load_spec
 
     return load_spec([Path(path)])
 

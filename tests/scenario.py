@@ -18,7 +18,7 @@ from syncdsl.hubspot.ratelimit import RateBudget
 from syncdsl.hubspot.target import Target
 from syncdsl.hubspot.tiers import DEFAULT_API_VERSION
 from syncdsl.lang.ir import Spec
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import Plan, PlanOptions
 from syncdsl.plan.gather import make_plan
 from syncdsl.state.store import StateStore

@@ -10,7 +10,7 @@ from syncdsl.emulator import Emulator
 from syncdsl.errors import SpecError
 from syncdsl.hubspot.client import ApiPaths, HubSpotClient, _write_reply
 from syncdsl.hubspot.models import ContactWrite
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 
 
 def test_paths_follow_the_api_version() -> None:

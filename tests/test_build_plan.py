@@ -16,7 +16,7 @@ import pytest
 
 from syncdsl.emulator.seed import standard_properties
 from syncdsl.hubspot.client import property_from_api
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.plan import build
 from syncdsl.plan.build import PlanInputs, build_plan
 from syncdsl.plan.definition import CurrentContact, DesiredInput, Plan, PlanOptions

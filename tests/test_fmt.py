@@ -21,7 +21,7 @@ from syncdsl.cli.core import app
 from syncdsl.errors import Span, SpecError
 from syncdsl.hubspot.tiers import TIERS
 from syncdsl.lang.fmt import format_text
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).parent / "fixtures" / "specs"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from syncdsl.cli.core import app
 from syncdsl.errors import PlanError, StateError
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.records.desired import build_desired
 from syncdsl.state.lockfile import read_lock
 from syncdsl.state.locks import ApplyLock

@@ -24,7 +24,8 @@ from syncdsl.lang.ir import (
     LiteralValue,
     Template,
 )
-from syncdsl.lang.parse import load_spec, parse_text
+from syncdsl.lang.load import load_spec
+from syncdsl.lang.parse import parse_text
 
 REPO = Path(__file__).resolve().parent.parent
 VALID = Path(__file__).parent / "fixtures" / "specs" / "valid"

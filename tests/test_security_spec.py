@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from syncdsl.cli.core import app
 from syncdsl.errors import SpecError
 from syncdsl.lang.endpoint import api_base_problem, spec_base_url_problem, token_problem
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from syncdsl.errors import SyncdslError
 from syncdsl.lang.fmt import format_text
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from tests.fuzz.fuzz_specs import SEEDS, mutate
 
 _POSITION = re.compile(r":\d+:\d+: error: ")

@@ -18,7 +18,7 @@ import pytest
 
 from syncdsl.errors import SpecError
 from syncdsl.lang import ir, template_limits
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.records.desired import build_desired
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
 

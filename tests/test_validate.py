@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from syncdsl.errors import SpecError
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 
 ERRORS = Path(__file__).parent / "fixtures" / "specs" / "errors"
 UPDATE = os.environ.get("SYNCDSL_UPDATE_GOLDEN") == "1"

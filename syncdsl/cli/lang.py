@@ -12,7 +12,7 @@ from syncdsl.errors import Diagnostic, Span, SpecError
 from syncdsl.lang.diagnostics import spec_error
 from syncdsl.lang.fmt import format_text
 from syncdsl.lang.ir import Spec
-from syncdsl.lang.parse import load_spec, read_spec_text
+from syncdsl.lang.load import load_spec, read_spec_text
 
 
 def _count(number: int, noun: str) -> str:

@@ -6,7 +6,7 @@ import typer
 
 from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
 from syncdsl.lang.ir import Spec
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.plan.schemadiff import lock_diff
 from syncdsl.state.lockfile import LockFile, lock_after, read_lock, write_lock
 

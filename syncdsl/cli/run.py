@@ -17,7 +17,7 @@ from syncdsl.cli.planout import Output, fail, failures, spec_arg
 from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.hubspot.target import Target
 from syncdsl.lang.ir import Spec
-from syncdsl.lang.parse import load_spec
+from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import Plan, PlanOptions
 from syncdsl.plan.gather import PlanResult, configuration_hash, make_plan
 from syncdsl.plan.planfile import SavedPlan, check_unedited, is_plan_file, load_plan, save_plan

@@ -128,7 +128,7 @@ def stream(
     data_root: DataRoot = None,
 ) -> None:
     """Stream profiles to HubSpot as they arrive (HTTP or --input), durably, until stopped."""
-    from syncdsl.lang.parse import load_spec
+    from syncdsl.lang.load import load_spec
     from syncdsl.session import connect
     from syncdsl.state.locks import ApplyLock
     from syncdsl.stream import StreamOptions, StreamService
