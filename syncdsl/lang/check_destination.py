@@ -1,0 +1,139 @@
+"""The `destination hubspot { ... }` block: token, tier, base URL, API version and packs."""
+
+from __future__ import annotations
+
+import re
+
+from syncdsl.hubspot.tiers import API_VERSIONS, DEFAULT_API_VERSION, MAX_API_PACKS, TIERS
+from syncdsl.lang.check_base import DESTINATION_ATTRIBUTES, ENV_NAME, Checker
+from syncdsl.lang.diagnostics import did_you_mean, one_of
+from syncdsl.lang.endpoint import spec_base_url_problem
+from syncdsl.lang.ir import (
+    DEFAULT_BASE_URL,
+    DEFAULT_PROPERTY_GROUP,
+    DEFAULT_TIER,
+    Destination,
+)
+from syncdsl.lang.syntax import (
+    Attribute,
+    Block,
+    CallValue,
+    NumberValue,
+    StringValue,
+    describe,
+)
+
+
+class DestinationChecks(Checker):
+    """The checks of the `destination hubspot { ... }` block."""
+
+    def destination(self, block: Block) -> Destination:
+        if block.label is None:
+            self.error(block.type_span, "name the destination: write `destination hubspot {`")
+        elif block.label != "hubspot":
+            assert block.label_span is not None
+            self.error(
+                block.label_span,
+                f"unsupported destination `{block.label}`: syncdsl writes to HubSpot; "
+                "write `destination hubspot {`",
+            )
+        attrs, _ = self.members(block, "destination hubspot", attributes=DESTINATION_ATTRIBUTES)
+        token_env = self.token(attrs.get("token"), block)
+        tier = DEFAULT_TIER
+        if "tier" in attrs and (value := self.string(attrs["tier"], "professional")) is not None:
+            if value in TIERS:
+                tier = value
+            else:
+                hint = did_you_mean(value, TIERS)
+                self.error(
+                    attrs["tier"].value.span,
+                    f"unknown tier `{value}`{hint}; use one of {one_of(TIERS)}",
+                )
+        base_url = DEFAULT_BASE_URL
+        if "base_url" in attrs and (value := self.string(attrs["base_url"], DEFAULT_BASE_URL)):
+            if not re.match(r"^https?://[^\s/]+", value):
+                self.error(
+                    attrs["base_url"].value.span,
+                    f"`base_url` must be an http(s) URL, like `{DEFAULT_BASE_URL}`",
+                )
+            elif (problem := spec_base_url_problem(value)) is not None:
+                self.error(attrs["base_url"].value.span, problem)
+            else:
+                base_url = value.rstrip("/")
+        group = DEFAULT_PROPERTY_GROUP
+        if "property_group" in attrs:
+            attribute = attrs["property_group"]
+            value = self.string(attribute, DEFAULT_PROPERTY_GROUP)
+            if value is not None and self.internal_name(
+                value, attribute.value.span, "property group"
+            ):
+                group = value
+        return Destination(
+            token_env or "",
+            tier,
+            base_url,
+            group,
+            block.span,
+            api_version=self.api_version(attrs.get("api_version")),
+            api_packs=self.api_packs(attrs.get("api_packs")),
+        )
+
+    def api_version(self, attribute: Attribute | None) -> str:
+        if attribute is None:
+            return DEFAULT_API_VERSION
+        value = self.string(attribute, DEFAULT_API_VERSION)
+        if value is None:
+            return DEFAULT_API_VERSION
+        if value not in API_VERSIONS:
+            hint = did_you_mean(value, API_VERSIONS)
+            self.error(
+                attribute.value.span,
+                f"unknown HubSpot API version `{value}`{hint}; use one of {one_of(API_VERSIONS)} "
+                f"(v1-v3 become unsupported in September 2027; `{DEFAULT_API_VERSION}` is current)",
+            )
+            return DEFAULT_API_VERSION
+        return value
+
+    def api_packs(self, attribute: Attribute | None) -> int:
+        if attribute is None:
+            return 0
+        value = attribute.value
+        if (
+            isinstance(value, NumberValue)
+            and not isinstance(value.value, bool)
+            and value.value in range(MAX_API_PACKS + 1)
+        ):
+            return int(value.value)
+        self.error(
+            value.span,
+            "`api_packs` is the number of API limit increase packs the account bought: 0, 1 or 2 "
+            f"(each adds 1,000,000 requests a day on top of the tier); found {describe(value)}",
+        )
+        return 0
+
+    def token(self, attribute: Attribute | None, block: Block) -> str | None:
+        if attribute is None:
+            self.error(
+                block.type_span,
+                'destination hubspot needs a token: add `token = env("HUBSPOT_TOKEN")`',
+            )
+            return None
+        value = attribute.value
+        if isinstance(value, StringValue):
+            self.error(
+                value.span,
+                "never write the token in the file: read it from an environment variable "
+                'with `token = env("HUBSPOT_TOKEN")`',
+            )
+            return None
+        if not isinstance(value, CallValue) or value.name != "env":
+            self.error(value.span, f'`token` must be `env("VARIABLE")`; found {describe(value)}')
+            return None
+        if len(value.args) != 1 or not isinstance(value.args[0], StringValue):
+            self.error(value.span, 'env() takes one quoted variable name: `env("HUBSPOT_TOKEN")`')
+            return None
+        name = value.args[0].value
+        if not ENV_NAME.match(name):
+            self.error(value.args[0].span, f"`{name}` is not an environment variable name")
+            return None
+        return name
