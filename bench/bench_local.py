@@ -66,7 +66,7 @@ def setup(root: Path, size: int) -> None:
         store.bind(STATE_KEY)
         # A known, non-empty state: make_plan diffs against it instead of reading HubSpot.
         store.record([ContactState(_DUMMY, None, {}, {})])
-        result = make_plan(spec, client, store, base_url=STATE_KEY, options=PlanOptions())
+        result = make_plan(spec, client, store, state_key=STATE_KEY, options=PlanOptions())
         apply_schema(client, store, result.plan.property_changes)
         write_lock(spec.root, desired_lock(spec, read_lock(spec.root)))
         audiences = set(result.plan.audience_properties)
@@ -127,7 +127,7 @@ def measure(root: Path, profile_out: Path | None) -> dict[str, float]:
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
-        result = make_plan(spec, client, store, base_url=STATE_KEY, options=PlanOptions())
+        result = make_plan(spec, client, store, state_key=STATE_KEY, options=PlanOptions())
         if profiler:
             profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

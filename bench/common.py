@@ -243,7 +243,7 @@ class Runner:
             mark = len(request_log(self.emulator))
             started = time.perf_counter()
             result = make_plan(
-                spec, client, store, base_url=base_url, options=PlanOptions(refresh=refresh)
+                spec, client, store, state_key=base_url, options=PlanOptions(refresh=refresh)
             )
             plan_seconds = time.perf_counter() - started
             plan_ops = operations(self.emulator, mark)

@@ -1,20 +1,34 @@
-"""Where commands run: the HubSpot to talk to (real, or the embedded local one) and its client."""
+"""Where commands run, and the workflows they run there.
+
+`connect` gives the HubSpot to talk to (real, or the embedded local one) and its client; a
+`Session` is a configuration connected to it and to its state (`planning`, `applying`); the
+workflows (`plan_changes`, `apply_plan`, `finish_apply`, `rebuild_state`, saved-plan checks) are
+what the CLI and the stream call, so that they print and decide, and nothing else.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from syncdsl.apply.executor import ApplyReport, Progress, execute, record_lock
+from syncdsl.apply.rejects import write_apply_rejects
 from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.target import Target
 from syncdsl.lang.endpoint import api_base_problem, token_problem
 from syncdsl.lang.ir import Spec
+from syncdsl.plan.definition import Plan, PlanOptions
+from syncdsl.plan.gather import PlanResult, configuration_hash, make_plan, read_current
+from syncdsl.plan.planfile import SavedPlan, check_unedited
+from syncdsl.plan.staleness import check_fresh
+from syncdsl.records.desired import DesiredSet
 from syncdsl.scrub import register_secret
 from syncdsl.state.locks import ApplyLock
-from syncdsl.state.store import state_dir
+from syncdsl.state.store import STATE_DIR, STATE_FILE, ContactState, StateStore, state_dir
 
 API_BASE_ENV = "HUBSPOT_API_BASE"
 LOCAL_TOKEN = "pat-local-emulator"
@@ -157,3 +171,131 @@ def _client(spec: Spec, base_url: str, token: str, parallelism: int) -> HubSpotC
         pool_size=max(parallelism, 4),
         api_version=spec.destination.api_version,
     )
+
+
+# -- the workflows the CLI (and the stream) run ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    """A configuration, connected: its spec, its HubSpot and its state."""
+
+    spec: Spec
+    target: Target
+    store: StateStore
+
+
+@contextmanager
+def planning(spec: Spec, *, local: bool) -> Iterator[Session]:
+    """A session for a plan: no lock (a plan runs beside an apply), the local portal read only."""
+    with connect(spec, local=local, writes=False) as target, StateStore.open(spec.root) as store:
+        yield Session(spec, target, store)
+
+
+@contextmanager
+def applying(
+    spec: Spec, *, local: bool, parallelism: int = 8, writes: bool = True
+) -> Iterator[Session]:
+    """A session that writes, under the configuration's lock for all of it (one apply, stream or
+    `--local` command at a time)."""
+    with (
+        ApplyLock(spec.root) as lock,
+        connect(spec, local=local, parallelism=parallelism, held=lock, writes=writes) as target,
+        StateStore.open(spec.root) as store,
+    ):
+        yield Session(spec, target, store)
+
+
+def plan_changes(session: Session, options: PlanOptions) -> PlanResult:
+    """Gather and build the plan (its desired set is open: `finish_apply` or the caller closes it)."""
+    return make_plan(
+        session.spec,
+        session.target.client,
+        session.store,
+        state_key=session.target.state_key,
+        options=options,
+    )
+
+
+def apply_plan(
+    session: Session, plan: Plan, *, parallelism: int, progress: Progress | None = None
+) -> ApplyReport:
+    """Make the plan's changes in HubSpot, journaled in the state (bound to this HubSpot)."""
+    session.store.bind(session.target.state_key)
+    return execute(
+        plan, session.target.client, session.store, parallelism=parallelism, progress=progress
+    )
+
+
+def finish_apply(
+    session: Session,
+    plan: Plan,
+    report: ApplyReport,
+    *,
+    desired: DesiredSet | None,
+    rejects: Path | None,
+) -> tuple[Path, int]:
+    """After an apply: `syncdsl.lock` updated, the rejects file written (its path, how many)."""
+    record_lock(session.spec, plan, report)
+    path = rejects_path(session.spec, rejects)
+    written = write_apply_rejects(path, desired, report)
+    if desired is not None:
+        desired.close()
+    return path, written
+
+
+def rejects_path(spec: Spec, rejects: Path | None) -> Path:
+    return rejects or state_dir(spec.root) / "rejects.jsonl"
+
+
+def check_saved(session: Session, plan: Plan) -> None:
+    """Refuse a saved plan that is stale for this session (configuration, state or HubSpot)."""
+    check_fresh(
+        plan,
+        spec=session.spec,
+        store=session.store,
+        target=session.target,
+        configuration_hash=configuration_hash(session.spec),
+    )
+
+
+def signed_configuration(saved: SavedPlan) -> Path:
+    """The configuration a saved plan names, once the plan's digest is checked with the key of
+    that configuration's state: the path is part of the plan, so nothing there is read before."""
+    configuration = Path(saved.configuration)
+    is_spec = configuration.is_file() and configuration.suffix == ".sync"
+    if not (configuration.is_dir() or is_spec):
+        raise PlanError(
+            f"the saved plan names {configuration} as its configuration, which is not a "
+            "directory or a .sync file: make the plan again with `syncdsl plan --out`"
+        )
+    root = configuration.parent if is_spec else configuration
+    if not (root / STATE_DIR / STATE_FILE).is_file():  # nothing is created there
+        raise PlanError(
+            f"the saved plan names {configuration}, which has no syncdsl state: the plan was "
+            "not made there; make it again with `syncdsl plan --out`"
+        )
+    with StateStore.open(root) as store:
+        if store.lineage != saved.plan.fingerprint.lineage:
+            raise PlanError(
+                f"the saved plan was made for another state than {store.path}: make it again "
+                "with `syncdsl plan --out`"
+            )
+        check_unedited(saved, store.plan_key())
+    return configuration
+
+
+def rebuild_state(session: Session) -> int:
+    """Take HubSpot's current values of the managed properties as the last applied ones."""
+    states = [
+        ContactState(
+            c.email,
+            c.hubspot_id,
+            {k: v for k, v in c.properties.items() if v is not None},
+            {k: v for k, v in c.audiences.items() if v is not None},
+        )
+        for c in read_current(session.spec, session.target.client)
+    ]
+    session.store.bind(session.target.state_key)
+    session.store.replace(states)
+    return len(states)

@@ -124,7 +124,11 @@ class Workspace:
         client = self.client()
         with StateStore.open(spec.root) as store:
             result = make_plan(
-                spec, client, store, base_url=self.emulator.base_url, options=PlanOptions(**options)
+                spec,
+                client,
+                store,
+                state_key=self.emulator.base_url,
+                options=PlanOptions(**options),
             )
         result.desired.close()
         client.close()
@@ -138,7 +142,11 @@ class Workspace:
         client = self.client()
         with StateStore.open(spec.root) as store:
             result = make_plan(
-                spec, client, store, base_url=self.emulator.base_url, options=PlanOptions(**options)
+                spec,
+                client,
+                store,
+                state_key=self.emulator.base_url,
+                options=PlanOptions(**options),
             )
             store.bind(self.emulator.base_url)
             report = execute(result.plan, client, store, parallelism=parallelism)

@@ -117,7 +117,7 @@ def test_a_property_created_by_another_run_since_the_plan_is_taken_as_it_is(
         client = ws.client()
         with StateStore.open(spec.root) as store:
             result = make_plan(
-                spec, client, store, base_url=ws.emulator.base_url, options=PlanOptions()
+                spec, client, store, state_key=ws.emulator.base_url, options=PlanOptions()
             )
             created = [c.definition for c in result.plan.property_changes if c.definition]
             assert created

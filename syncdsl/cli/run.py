@@ -10,23 +10,30 @@ from typing import Annotated
 
 import typer
 
-from syncdsl.apply.executor import ApplyReport, execute, record_lock
-from syncdsl.apply.rejects import write_apply_rejects
+from syncdsl.apply.executor import ApplyReport
 from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
 from syncdsl.cli.planout import Output, fail, failures, spec_arg
 from syncdsl.errors import PlanError, SyncdslError
-from syncdsl.hubspot.target import Target
 from syncdsl.lang.ir import Spec
 from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import Plan, PlanOptions
-from syncdsl.plan.gather import PlanResult, configuration_hash, make_plan
-from syncdsl.plan.planfile import SavedPlan, check_unedited, is_plan_file, load_plan, save_plan
-from syncdsl.plan.staleness import check_fresh
+from syncdsl.plan.planfile import is_plan_file, load_plan, save_plan
 from syncdsl.render.render import Style, ansi, plain, render_report, render_text
 from syncdsl.safefile import refuse_symlink
-from syncdsl.session import LOCAL_STATE_KEY, connect
-from syncdsl.state.locks import ApplyLock
-from syncdsl.state.store import STATE_DIR, STATE_FILE, ContactState, StateStore, state_dir
+from syncdsl.session import (
+    LOCAL_STATE_KEY,
+    Session,
+    apply_plan,
+    applying,
+    check_saved,
+    finish_apply,
+    plan_changes,
+    planning,
+    rebuild_state,
+    rejects_path,
+    signed_configuration,
+)
+from syncdsl.state.store import StateStore
 
 Local = Annotated[
     bool,
@@ -80,10 +87,6 @@ RejectsOut = Annotated[
 
 def _style() -> Style:
     return ansi if sys.stdout.isatty() else plain
-
-
-def _plan(spec: Spec, target: Target, store: StateStore, options: PlanOptions) -> PlanResult:
-    return make_plan(spec, target.client, store, base_url=target.state_key, options=options)
 
 
 @app.command()
@@ -159,12 +162,9 @@ def plan(
         if out is not None:
             refuse_symlink(out)  # before planning, not after
         spec = load_spec(paths, data_root=data_root)
-        with (
-            connect(spec, local=local, writes=False) as target,
-            StateStore.open(spec.root) as store,
-        ):
-            result = _plan(spec, target, store, options)
-            plan_key = store.plan_key() if out is not None else b""
+        with planning(spec, local=local) as session:
+            result = plan_changes(session, options)
+            plan_key = session.store.plan_key() if out is not None else b""
     except SyncdslError as error:
         output.failure(error)
         raise
@@ -232,7 +232,7 @@ def apply(
         )
         return
     spec = load_spec(paths, data_root=data_root)
-    refuse_symlink(_rejects_path(spec, rejects))  # before HubSpot is written, not after
+    refuse_symlink(rejects_path(spec, rejects))  # before HubSpot is written, not after
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
@@ -240,12 +240,8 @@ def apply(
         forget_removed=forget_removed,
         rejects_replay=rejects_replay,
     )
-    with (
-        ApplyLock(spec.root) as lock,
-        connect(spec, local=local, parallelism=parallelism, held=lock) as target,
-        StateStore.open(spec.root) as store,
-    ):
-        result = _plan(spec, target, store, options)
+    with applying(spec, local=local, parallelism=parallelism) as session:
+        result = plan_changes(session, options)
         the_plan = result.plan
         if not as_json:
             typer.echo(render_text(the_plan, style=_style(), full=full))
@@ -256,10 +252,9 @@ def apply(
         # the local state).
         if the_plan.has_changes and not auto_approve:
             _confirm()
-        report = _execute(the_plan, target, store, parallelism=parallelism, quiet=as_json)
-        _finish(
-            spec, store, target, the_plan, report, as_json=as_json, rejects=rejects, desired=result
-        )
+        report = _execute(session, the_plan, parallelism=parallelism, quiet=as_json)
+        written = finish_apply(session, the_plan, report, desired=result.desired, rejects=rejects)
+        _report(spec, report, written, as_json=as_json)
 
 
 def _confirm() -> None:
@@ -280,13 +275,11 @@ def _confirm() -> None:
         raise typer.Exit(1)
 
 
-def _execute(
-    plan: Plan, target: Target, store: StateStore, *, parallelism: int, quiet: bool
-) -> ApplyReport:
-    store.bind(target.state_key)
+def _execute(session: Session, plan: Plan, *, parallelism: int, quiet: bool) -> ApplyReport:
+    """Apply the plan, with a progress bar on a terminal for long applies."""
     total = len(plan.contact_changes)
     if quiet or not sys.stderr.isatty() or total < 200:
-        return execute(plan, target.client, store, parallelism=parallelism)
+        return apply_plan(session, plan, parallelism=parallelism)
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -317,29 +310,16 @@ def _execute(
             speed = bar.tasks[0].speed
             bar.update(task, rate=f"{speed:,.0f} contacts/s" if speed else "")
 
-        return execute(plan, target.client, store, parallelism=parallelism, progress=advance)
+        return apply_plan(session, plan, parallelism=parallelism, progress=advance)
 
 
-def _finish(
-    spec: Spec,
-    store: StateStore,
-    target: Target,
-    plan: Plan,
-    report: ApplyReport,
-    *,
-    as_json: bool,
-    rejects: Path | None,
-    desired: PlanResult | None,
-) -> None:
-    record_lock(spec, plan, report)
-    path = _rejects_path(spec, rejects)
-    written = write_apply_rejects(path, desired.desired if desired else None, report)
-    if desired is not None:
-        desired.desired.close()
+def _report(spec: Spec, report: ApplyReport, written: tuple[Path, int], *, as_json: bool) -> None:
+    """Print the apply report (and where its rejects went); raise if the apply stopped."""
+    path, count = written
     if as_json:
         typer.echo(
             json.dumps(
-                {**report.to_dict(), "rejects_file": str(path) if written else None},
+                {**report.to_dict(), "rejects_file": str(path) if count else None},
                 indent=2,
                 sort_keys=True,
                 default=str,
@@ -347,13 +327,13 @@ def _finish(
         )
     else:
         typer.echo("\n" + render_report(report, style=_style()))
-        if written and any(r.source != "hubspot" for r in report.rejected):
+        if count and any(r.source != "hubspot" for r in report.rejected):
             typer.echo(
                 f"Rejected records written to {path}: fix each `record` there, then replay them "
                 f"with `syncdsl apply {spec_arg(spec)} --rejects-replay {path}` (or fix the "
                 "source data)."
             )
-        elif written:  # only HubSpot's refusals: there is no record to replay
+        elif count:  # only HubSpot's refusals: there is no record to replay
             typer.echo(
                 f"HubSpot's refusals written to {path}: fix those contacts in the source data "
                 "(or in HubSpot), then apply again."
@@ -361,36 +341,6 @@ def _finish(
     stopped = report.stopped_error()
     if stopped is not None:
         raise stopped
-
-
-def _rejects_path(spec: Spec, rejects: Path | None) -> Path:
-    return rejects or state_dir(spec.root) / "rejects.jsonl"
-
-
-def _signed_configuration(saved: SavedPlan) -> Path:
-    """The configuration a saved plan names, once the plan's digest is checked with the key of
-    that configuration's state: the path is part of the plan, so nothing there is read before."""
-    configuration = Path(saved.configuration)
-    is_spec = configuration.is_file() and configuration.suffix == ".sync"
-    if not (configuration.is_dir() or is_spec):
-        raise PlanError(
-            f"the saved plan names {configuration} as its configuration, which is not a "
-            "directory or a .sync file: make the plan again with `syncdsl plan --out`"
-        )
-    root = configuration.parent if is_spec else configuration
-    if not (root / STATE_DIR / STATE_FILE).is_file():  # nothing is created there
-        raise PlanError(
-            f"the saved plan names {configuration}, which has no syncdsl state: the plan was "
-            "not made there; make it again with `syncdsl plan --out`"
-        )
-    with StateStore.open(root) as store:
-        if store.lineage != saved.plan.fingerprint.lineage:
-            raise PlanError(
-                f"the saved plan was made for another state than {store.path}: make it again "
-                "with `syncdsl plan --out`"
-            )
-        check_unedited(saved, store.plan_key())
-    return configuration
 
 
 def _apply_saved(
@@ -404,26 +354,15 @@ def _apply_saved(
 ) -> None:
     saved = load_plan(plan_path)
     the_plan = saved.plan
-    spec = load_spec([_signed_configuration(saved)], data_root=data_root)
-    refuse_symlink(_rejects_path(spec, rejects))
+    spec = load_spec([signed_configuration(saved)], data_root=data_root)
+    refuse_symlink(rejects_path(spec, rejects))
     # A plan made against the embedded local HubSpot is applied there (it remembers its target).
     local = local or the_plan.fingerprint.base_url == LOCAL_STATE_KEY
-    with (
-        ApplyLock(spec.root) as lock,
-        connect(spec, local=local, parallelism=parallelism, held=lock) as target,
-        StateStore.open(spec.root) as store,
-    ):
-        check_fresh(
-            the_plan,
-            spec=spec,
-            store=store,
-            target=target,
-            configuration_hash=configuration_hash(spec),
-        )
-        report = _execute(the_plan, target, store, parallelism=parallelism, quiet=as_json)
-        _finish(
-            spec, store, target, the_plan, report, as_json=as_json, rejects=rejects, desired=None
-        )
+    with applying(spec, local=local, parallelism=parallelism) as session:
+        check_saved(session, the_plan)
+        report = _execute(session, the_plan, parallelism=parallelism, quiet=as_json)
+        written = finish_apply(session, the_plan, report, desired=None, rejects=rejects)
+        _report(spec, report, written, as_json=as_json)
 
 
 @app.command()
@@ -439,16 +378,11 @@ def state(
 ) -> None:
     """Show what syncdsl last applied (contacts tracked, last apply, schema), or rebuild it."""
     spec = load_spec(paths, data_root=data_root)
+    if rebuild:
+        with applying(spec, local=local, writes=False) as session:
+            rebuilt = rebuild_state(session)
+        typer.echo(f"Rebuilt the state from HubSpot: {rebuilt:,} contacts tracked.", err=as_json)
     with StateStore.open(spec.root) as store:
-        if rebuild:
-            with (
-                ApplyLock(spec.root) as lock,
-                connect(spec, local=local, held=lock, writes=False) as target,
-            ):
-                rebuilt = _rebuild(spec, target, store)
-            typer.echo(
-                f"Rebuilt the state from HubSpot: {rebuilt:,} contacts tracked.", err=as_json
-            )
         summary = store.summary()
     if as_json:
         typer.echo(json.dumps(asdict(summary), indent=2, sort_keys=True))
@@ -468,21 +402,3 @@ def state(
         typer.echo(f"  Audience {prop}: {counts}")
     if summary.schema:
         typer.echo("  Schema created: " + ", ".join(summary.schema))
-
-
-def _rebuild(spec: Spec, target: Target, store: StateStore) -> int:
-    """Take HubSpot's current values of the managed properties as the last applied ones."""
-    from syncdsl.plan.gather import read_current
-
-    states = [
-        ContactState(
-            c.email,
-            c.hubspot_id,
-            {k: v for k, v in c.properties.items() if v is not None},
-            {k: v for k, v in c.audiences.items() if v is not None},
-        )
-        for c in read_current(spec, target.client)
-    ]
-    store.bind(target.state_key)
-    store.replace(states)
-    return len(states)

@@ -58,14 +58,14 @@ def make_plan(
     client: HubSpotClient,
     store: StateStore,
     *,
-    base_url: str,
+    state_key: str,
     options: PlanOptions,
 ) -> PlanResult:
     """Read HubSpot's schema (and, when refreshing, its contacts), then build. Never writes."""
     calls_before = client.stats.calls
-    inputs, desired = gather(spec, client, store, base_url=base_url, options=options)
+    inputs, desired = gather(spec, client, store, state_key=state_key, options=options)
     plan = build_plan(inputs)
-    if inputs.refreshed and _known_state(store, base_url):
+    if inputs.refreshed and _known_state(store, state_key):
         plan = _mark_deleted(plan, store)
     estimate = replace(
         plan.estimate,
@@ -80,7 +80,7 @@ def gather(
     client: HubSpotClient,
     store: StateStore,
     *,
-    base_url: str,
+    state_key: str,
     options: PlanOptions,
 ) -> tuple[PlanInputs, DesiredSet]:
     """Every read a plan needs: HubSpot's schema, the lock, the data files (staged), and what is
@@ -104,7 +104,7 @@ def gather(
     rename = bound_properties(spec, schema_diff.audience_properties)
     audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
     removed_props = tuple(r.property for r in schema_diff.removed)
-    known_state = _known_state(store, base_url)
+    known_state = _known_state(store, state_key)
     # An interrupted apply of a refreshed plan held changes only HubSpot knows of (exits, drift):
     # its resume must refresh too, or they would be lost.
     refresh = options.refresh or not known_state or store.refresh_pending
@@ -138,15 +138,15 @@ def gather(
             configuration=configuration_hash(spec),
             lineage=store.lineage,
             serial=store.serial,
-            base_url=base_url,
+            base_url=state_key,
         ),
     )
     return inputs, desired
 
 
-def _known_state(store: StateStore, base_url: str) -> bool:
+def _known_state(store: StateStore, state_key: str) -> bool:
     """Whether the state describes this HubSpot (else the plan refreshes from HubSpot)."""
-    return store.base_url == base_url and not store.is_empty()
+    return store.base_url == state_key and not store.is_empty()
 
 
 def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
