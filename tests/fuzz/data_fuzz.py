@@ -362,7 +362,8 @@ def mutate_csv(rng: random.Random, data: bytes, kind: int) -> bytes:
 
 
 def count_jsonl(data: bytes) -> int:
-    """Records in a JSON Lines file: every line that is not blank (an undecodable one counts)."""
+    """Records in a JSON Lines file: every line that is not blank (JSON whitespace only; an
+    undecodable line counts)."""
     records = 0
     for number, line in enumerate(data.split(b"\n"), start=1):
         if number == 1 and line.startswith(b"\xef\xbb\xbf"):
@@ -372,7 +373,7 @@ def count_jsonl(data: bytes) -> int:
         except UnicodeDecodeError:
             records += 1
             continue
-        if text.strip():
+        if text.strip(" \t\r\n"):  # JSON whitespace (RFC 8259), not Python's
             records += 1
     return records
 
