@@ -15,6 +15,9 @@ SyncdslError
     ├── HubSpotRateLimitError    429 after every retry; DailyLimitError for the DAILY policy
     ├── HubSpotServerError       5xx after every retry
     └── HubSpotConnectionError   network failure after every retry
+
+Every one exits 1 (`exit_code`); an internal error (a bug) exits 3, an interrupt 130. With
+`--json`, the error is also printed on stdout as an `ErrorReport` document.
 """
 
 from __future__ import annotations
@@ -164,10 +167,59 @@ class HubSpotConnectionError(HubSpotError):
     """The network failed (reset, timeout, refused) on every retry."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ErrorReport:
-    """Structured form of an error, for --json output."""
+    """An error as `--json` prints it on stdout: `{"error": {type, message, exit_code, details}}`,
+    so a tool reading the JSON learns why there is no plan or report (stderr says it to people).
+    """
 
-    type: str
+    type: str  # the error's class: SpecError, HubSpotAuthError, PlanError, ..., InternalError
     message: str
+    exit_code: int
     details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, error: BaseException, *, exit_code: int | None = None) -> ErrorReport:
+        if not isinstance(error, SyncdslError):
+            return cls("InternalError", f"{type(error).__name__}: {error}", exit_code or 3)
+        return cls(type(error).__name__, str(error), exit_code or error.exit_code, _details(error))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "type": self.type,
+                "message": self.message,
+                "exit_code": self.exit_code,
+                "details": self.details,
+            }
+        }
+
+
+def _details(error: SyncdslError) -> dict[str, Any]:
+    """What each error class knows beyond its message."""
+    if isinstance(error, SpecError):
+        return {
+            "diagnostics": [
+                {
+                    "file": d.span.file,
+                    "line": d.span.line,
+                    "column": d.span.column,
+                    "severity": d.severity,
+                    "message": d.message,
+                }
+                for d in error.diagnostics
+            ]
+        }
+    if isinstance(error, HubSpotError):
+        details: dict[str, Any] = {
+            "status": error.status,
+            "category": error.category,
+            "correlation_id": error.correlation_id,
+            "operation": error.operation,
+        }
+        if isinstance(error, HubSpotScopeError):
+            details["missing_scopes"] = error.missing_scopes
+        if isinstance(error, HubSpotRateLimitError):
+            details |= {"policy": error.policy, "retry_after": error.retry_after}
+        return details
+    return {}

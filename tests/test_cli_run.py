@@ -237,3 +237,34 @@ def test_saved_local_plan_applies_locally_and_a_new_target_refreshes(tmp_path: P
         back = cli("plan", ".", "--local", "--json")
         assert json.loads(back.stdout)["refreshed"] is True  # the state tracked the other HubSpot
         assert json.loads(back.stdout)["summary"]["unchanged"] == 12
+
+
+def test_json_errors_are_error_reports_on_stdout(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write(_people(2))
+        refused = run(ws, "plan", ".", "--json", token="pat-na1-wrong-token-0000")
+        assert refused.returncode == 1
+        error = json.loads(refused.stdout)["error"]
+        assert error["type"] == "HubSpotAuthError" and error["exit_code"] == 1
+        assert error["details"]["status"] == 401
+        assert "wrong-token" not in refused.stdout + refused.stderr
+        assert "Error:" in refused.stderr  # people still read it on stderr
+        (tmp_path / "main.sync").write_text(
+            (tmp_path / "main.sync").read_text().replace("tier  =", "tierr =")
+        )
+        for args in (["plan"], ["apply", "--auto-approve"]):
+            spec = run(ws, *args, ".", "--json")
+            (diagnostic,) = json.loads(spec.stdout)["error"]["details"]["diagnostics"]
+            assert (diagnostic["file"].endswith("main.sync"), diagnostic["line"]) == (True, 3)
+            assert json.loads(spec.stdout)["error"]["type"] == "SpecError"
+
+
+def test_a_json_plan_that_fails_after_it_is_shown_prints_one_document(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write(_people(2))
+        run(ws, "apply", ".", "--auto-approve", check=True)
+        ws.write([])  # every member leaves: the mass-exit guard refuses, after the plan
+        refused = run(ws, "plan", ".", "--json")
+        assert refused.returncode == 1
+        document = json.loads(refused.stdout)  # one document: the plan, with its errors
+        assert "error" not in document and document["errors"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import sqlite3
 import sys
 import traceback
@@ -15,7 +16,7 @@ import typer
 import typer.core
 
 from syncdsl import __version__
-from syncdsl.errors import SpecError, SyncdslError
+from syncdsl.errors import ErrorReport, SpecError, SyncdslError
 from syncdsl.scrub import scrub
 
 app = typer.Typer(
@@ -35,10 +36,16 @@ _DEBUG = {"on": False}
 
 
 def boundary(func: F) -> F:
-    """Turn every SyncdslError into `Error: ...` on stderr and its exit code; --debug re-raises."""
+    """Turn every SyncdslError into `Error: ...` on stderr and its exit code; --debug re-raises.
+
+    Under `--json`, a command that fails before printing its document prints an `ErrorReport`
+    on stdout instead, so that what reads the JSON learns why.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _JSON["printed"] = False
+        as_json = bool(kwargs.get("as_json"))
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
@@ -47,11 +54,13 @@ def boundary(func: F) -> F:
             if _DEBUG["on"]:
                 raise
             typer.echo(scrub(error.rendered), err=True)
+            _json_error(as_json, ErrorReport.of(error))
             raise typer.Exit(1) from None
         except SyncdslError as error:
             if _DEBUG["on"]:
                 raise
             typer.echo(scrub(f"Error: {error}"), err=True)
+            _json_error(as_json, ErrorReport.of(error))
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)
@@ -61,6 +70,7 @@ def boundary(func: F) -> F:
             if message is None or _DEBUG["on"]:
                 raise
             typer.echo(f"Error: {message}", err=True)
+            _json_error(as_json, ErrorReport("EnvironmentError", message, 1))
             raise typer.Exit(1) from None
         except Exception as error:
             if _DEBUG["on"]:
@@ -72,9 +82,23 @@ def boundary(func: F) -> F:
                 ),
                 err=True,
             )
+            _json_error(as_json, ErrorReport.of(error))
             raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_JSON = {"printed": False}
+
+
+def json_printed() -> None:
+    """Say that this command printed its JSON document (a later error adds no second one)."""
+    _JSON["printed"] = True
+
+
+def _json_error(as_json: bool, report: ErrorReport) -> None:
+    if as_json and not _JSON["printed"]:
+        typer.echo(scrub(json.dumps(report.to_dict(), indent=2, sort_keys=True)))
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

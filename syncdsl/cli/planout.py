@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from syncdsl.cli.core import json_printed
 from syncdsl.cli.lock import outdated_lock
 from syncdsl.errors import PlanError, SpecError, SyncdslError
 from syncdsl.lang.ir import Spec
@@ -50,6 +51,7 @@ class Output:
             document = plan_to_dict(shown, configuration=str(configuration))
             document["errors"] = errors
             typer.echo(dumps(document), nl=False)
+            json_printed()
         elif self.markdown:
             typer.echo(render_markdown(shown, full=self.full, errors=errors))
         else:

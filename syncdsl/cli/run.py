@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from syncdsl.apply.executor import ApplyReport
-from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
+from syncdsl.cli.core import DataRoot, PathsArg, app, boundary, json_printed
 from syncdsl.cli.planout import Output, fail, failures, spec_arg
 from syncdsl.errors import PlanError, SyncdslError
 from syncdsl.lang.ir import Spec
@@ -325,6 +325,7 @@ def _report(spec: Spec, report: ApplyReport, written: tuple[Path, int], *, as_js
                 default=str,
             )
         )
+        json_printed()  # a stopped apply's error is in the report already
     else:
         typer.echo("\n" + render_report(report, style=_style()))
         if count and any(r.source != "hubspot" for r in report.rejected):
