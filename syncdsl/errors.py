@@ -3,7 +3,9 @@
 SyncdslError
 ├── SpecError            a .sync file is wrong (carries every Diagnostic found)
 ├── SourceError          a data file cannot be read at all
-├── PlanError            the plan cannot be made or applied (stale plan, mass exit, lock held)
+├── UsageError           the command line asks for something that cannot be done
+├── PlanError            the plan cannot be made or applied (stale plan, mass exit)
+│   └── LockHeldError    another command holds the configuration (apply, stream, --local)
 ├── StateError           the state store or lock file is unusable
 ├── UnsafeFileError      a file syncdsl would write is a symlink (or not a regular file)
 └── HubSpotError         HubSpot said no (status, category, message, correlation id)
@@ -70,8 +72,17 @@ class SourceError(SyncdslError):
     """A data file cannot be opened or read at all (single bad records are rejects, not errors)."""
 
 
+class UsageError(SyncdslError):
+    """The command line asks for something that cannot be done (options that exclude each other,
+    a value out of range, no terminal to confirm on)."""
+
+
 class PlanError(SyncdslError):
     """A plan cannot be made or applied."""
+
+
+class LockHeldError(PlanError):
+    """Another syncdsl command holds the configuration's lock: wait for it, or stop it."""
 
 
 class StateError(SyncdslError):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from syncdsl.apply.executor import ApplyReport, Progress, execute, record_lock
 from syncdsl.apply.rejects import write_apply_rejects
-from syncdsl.errors import PlanError, SyncdslError
+from syncdsl.errors import LockHeldError, PlanError, SyncdslError
 from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.target import Target
 from syncdsl.lang.endpoint import api_base_problem, token_problem
@@ -130,9 +130,9 @@ def _portal_lock(root: Path, held: ApplyLock | None) -> Iterator[None]:
     lock = ApplyLock(root)
     try:
         lock.__enter__()
-    except PlanError:
+    except LockHeldError:
         directory = state_dir(root)
-        raise PlanError(
+        raise LockHeldError(
             f"the local HubSpot ({directory / LOCAL_DATA}) is in use by another syncdsl command "
             f"({lock.holder()}); wait for it to finish, or stop it (lock: {lock.path})"
         ) from None

@@ -21,7 +21,7 @@ from syncdsl.plan import build
 from syncdsl.plan.build import PlanInputs, build_plan
 from syncdsl.plan.definition import CurrentContact, DesiredInput, Plan, PlanOptions
 from syncdsl.plan.schemadiff import diff_schema
-from syncdsl.records.desired import SourceCounts
+from syncdsl.records.counts import SourceCounts
 from syncdsl.state.lockfile import LockFile, desired_lock
 from tests.scenario import BASE_SPEC
 

@@ -45,7 +45,8 @@ def boundary(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _JSON["printed"] = False
-        as_json = bool(kwargs.get("as_json"))
+        # With --markdown too, stdout is a pull-request comment: no JSON goes there.
+        as_json = bool(kwargs.get("as_json")) and not kwargs.get("markdown")
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):

@@ -11,7 +11,7 @@ import typer
 
 from syncdsl.cli.core import json_printed
 from syncdsl.cli.lock import outdated_lock
-from syncdsl.errors import PlanError, SpecError, SyncdslError
+from syncdsl.errors import SpecError, SyncdslError, UsageError
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import Plan
 from syncdsl.plan.planfile import dumps, plan_to_dict
@@ -33,7 +33,7 @@ class Output:
 
     def __post_init__(self) -> None:
         if self.as_json and self.markdown:
-            raise PlanError(
+            raise UsageError(
                 "--json and --markdown are two formats of the same output: choose one (save a "
                 "plan with --out FILE and render it again to have both)"
             )

@@ -13,7 +13,7 @@ import typer
 from syncdsl.apply.executor import ApplyReport
 from syncdsl.cli.core import DataRoot, PathsArg, app, boundary, json_printed
 from syncdsl.cli.planout import Output, fail, failures, spec_arg
-from syncdsl.errors import PlanError, SyncdslError
+from syncdsl.errors import SyncdslError, UsageError
 from syncdsl.lang.ir import Spec
 from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import Plan, PlanOptions
@@ -150,7 +150,7 @@ def plan(
     """Show exactly what `apply` would change in HubSpot, record by record. Never writes to HubSpot."""
     output = Output(as_json=as_json, markdown=markdown, redact=redact, full=full)
     if max_rejects is not None and max_rejects < 0:
-        raise PlanError(f"--fail-on-rejects={max_rejects}: N must be 0 or more")
+        raise UsageError(f"--fail-on-rejects={max_rejects}: N must be 0 or more")
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
@@ -212,13 +212,13 @@ def apply(
     """Make HubSpot match the configuration (or apply a saved plan file exactly)."""
     strays = [p for p in paths if p.is_file() and p.suffix != ".sync" and not is_plan_file(p)]
     if strays:
-        raise PlanError(
+        raise UsageError(
             f"{strays[0]} is neither a saved plan (from `syncdsl plan --out FILE`) nor a .sync "
             "configuration"
         )
     if len(paths) == 1 and is_plan_file(paths[0]):
         if rejects_replay is not None:
-            raise PlanError(
+            raise UsageError(
                 "--rejects-replay reads records while planning; a saved plan is applied as it "
                 "is: make the plan with `syncdsl plan PATH --rejects-replay FILE --out PLAN`"
             )
@@ -259,7 +259,7 @@ def apply(
 
 def _confirm() -> None:
     if not sys.stdin.isatty():
-        raise PlanError(
+        raise UsageError(
             "refusing to apply without confirmation: there is no terminal to ask on. "
             "Review the plan above, then rerun with --auto-approve (or save it with "
             "`syncdsl plan --out FILE` and run `syncdsl apply FILE`)."

@@ -24,7 +24,7 @@ from syncdsl.plan.definition import (
 from syncdsl.plan.diff import ContactDiff, diff_contacts
 from syncdsl.plan.guards import GuardInput, run_guards
 from syncdsl.plan.schemadiff import SchemaDiff
-from syncdsl.records.desired import SourceCounts
+from syncdsl.records.counts import SourceCounts
 from syncdsl.records.rejection import Rejection
 
 NO_FINGERPRINT = Fingerprint(configuration="", lineage="", serial=0, base_url="")

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.lang.ir import AUDIENCE_STATUSES
-from syncdsl.records.desired import SourceCounts
+from syncdsl.records.counts import SourceCounts
 from syncdsl.records.rejection import Rejection
 
 FORMAT_VERSION = 1

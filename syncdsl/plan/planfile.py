@@ -39,7 +39,7 @@ from syncdsl.plan.definition import (
     ValueChange,
     contact_change,
 )
-from syncdsl.records.desired import SourceCounts
+from syncdsl.records.counts import SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.records.values import iso_form
 from syncdsl.safefile import write_atomic

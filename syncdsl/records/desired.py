@@ -14,13 +14,14 @@ import sqlite3
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang import ir
+from syncdsl.records.counts import SourceCounts
 from syncdsl.records.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
 from syncdsl.records.rejection import Rejection
@@ -88,35 +89,6 @@ class DesiredContact:
     audiences: dict[str, str]  # audience property -> realized | existing | exited
     provenance: tuple[str, ...]  # "data/profiles.jsonl:12" of each contributing record
     sources: tuple[str, ...] = ()  # the source of each contributing record
-
-
-@dataclass(frozen=True)
-class SourceCounts:
-    """Where the records of one source went:
-    records == contributed + merged + rejected + not_member.
-
-    `not_member`: the records of people who are members of no audience (and no member to exit),
-    which never leave. `identities_skipped`: the other emails of profiles with several
-    (only the primary one is exported); not a bucket of records.
-    """
-
-    source: str
-    records: int
-    contributed: int
-    merged: int
-    rejected: int
-    not_member: int = 0
-    identities_skipped: int = 0
-
-    def exported(self, contributed: int, not_member: int, collided: int = 0) -> SourceCounts:
-        """These counts once the plan knows which contacts reach HubSpot (and which collide
-        with another email on one HubSpot contact: rejected)."""
-        return replace(
-            self,
-            contributed=contributed,
-            not_member=not_member,
-            rejected=self.rejected + collided,
-        )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from syncdsl.errors import PlanError, UnsafeFileError
+from syncdsl.errors import LockHeldError, UnsafeFileError
 from syncdsl.safefile import SHARED, open_fd
 from syncdsl.state.store import state_dir
 
@@ -76,7 +76,7 @@ class ApplyLock:
     def __enter__(self) -> ApplyLock:
         fd = lock_directory(self.path.parent)
         if fd is None:
-            raise PlanError(
+            raise LockHeldError(
                 f"another syncdsl apply (or stream) is running on this configuration "
                 f"({self.holder()}); wait for it to finish, or stop it (lock: {self.path})"
             )
