@@ -102,7 +102,7 @@ def outcome(desired: DesiredSet) -> dict[str, Any]:
                 "email": contact.email,
                 "properties": contact.properties,
                 "audiences": contact.audiences,
-                "provenance": list(contact.provenance),
+                "provenance": [str(origin) for origin in contact.provenance],
             }
             for contact in desired
         ],
@@ -155,7 +155,7 @@ def test_every_record_lands_in_exactly_one_bucket(name: str) -> None:
                 1
                 for contact in desired
                 for entry in contact.provenance
-                if entry.rsplit(":", 1)[0] == _path_of(desired, counts.source, name)
+                if entry.file == _path_of(desired, counts.source, name)
             )
             assert contributed_here == counts.contributed
 

@@ -22,7 +22,7 @@ from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import BATCH_SIZE, ContactChange, Plan, PropertyChange
 from syncdsl.plan.gather import adoption_states
-from syncdsl.records.counts import SourceCounts
+from syncdsl.records.counts import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.state.lockfile import lock_after, read_lock, write_lock
 from syncdsl.state.store import ContactState, StateStore
@@ -389,12 +389,12 @@ def _journal(
         else:
             report.updated += 1
     for change, reason in outcome.rejected:
-        file, _, line = (change.provenance[0] if change.provenance else "").rpartition(":")
+        origin = change.provenance[0] if change.provenance else Origin("", 0)
         report.rejected.append(
             Rejection(
                 "hubspot",
-                file,
-                int(line) if line.isdigit() else 0,
+                origin.file,
+                origin.line,
                 f"HubSpot rejected {change.email}: {reason}",
                 change.email,
             )

@@ -24,7 +24,7 @@ from syncdsl.plan.definition import (
 from syncdsl.plan.diff import ContactDiff, diff_contacts
 from syncdsl.plan.guards import GuardInput, run_guards
 from syncdsl.plan.schemadiff import SchemaDiff
-from syncdsl.records.counts import SourceCounts
+from syncdsl.records.counts import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 
 NO_FINGERPRINT = Fingerprint(configuration="", lineage="", serial=0, base_url="")
@@ -114,11 +114,11 @@ def mapped_properties(spec: Spec) -> tuple[str, ...]:
 
 def _collision_rejections(diff: ContactDiff) -> Iterator[Rejection]:
     for want, other in diff.collisions:
-        file, _, line = (want.provenance[0] if want.provenance else "").rpartition(":")
+        origin = want.provenance[0] if want.provenance else Origin("", 0)
         yield Rejection(
             "hubspot",
-            file,
-            int(line) if line.isdigit() else 0,
+            origin.file,
+            origin.line,
             f"{want.email} and {other} are one HubSpot contact (one is a secondary email of the "
             f"other, e.g. after a merge): only {other} is written; merge or fix the source data",
             want.email,

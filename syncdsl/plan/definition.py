@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.lang.ir import AUDIENCE_STATUSES
-from syncdsl.records.counts import SourceCounts
+from syncdsl.records.counts import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 
 FORMAT_VERSION = 1
@@ -48,7 +48,7 @@ class ContactChange:
     email: str
     changes: tuple[ValueChange, ...]
     hubspot_id: str | None = None
-    provenance: tuple[str, ...] = ()
+    provenance: tuple[Origin, ...] = ()
     drift: bool = False  # HubSpot no longer holds what syncdsl last applied
     settled: Mapping[str, str] = field(default_factory=dict)  # desired values HubSpot already holds
     resolved_via: str | None = None  # a secondary email of this contact: written by id
@@ -190,7 +190,7 @@ class DesiredInput:
     email: str
     properties: Mapping[str, str]
     audiences: Mapping[str, str]
-    provenance: tuple[str, ...] = ()
+    provenance: tuple[Origin, ...] = ()
     sources: tuple[str, ...] = ()  # the sources whose records make this contact
 
 

@@ -39,7 +39,7 @@ from syncdsl.plan.definition import (
     ValueChange,
     contact_change,
 )
-from syncdsl.records.counts import SourceCounts
+from syncdsl.records.counts import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.records.values import iso_form
 from syncdsl.safefile import write_atomic
@@ -61,6 +61,7 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
     changes = []
     for change in plan.contact_changes:
         entry = {"action": change.action, **asdict(change)}  # the kind is the change's class
+        entry["provenance"] = [str(origin) for origin in change.provenance]
         entry["settled"] = dict(change.settled)
         if not saved:
             del entry["settled"]
@@ -218,7 +219,7 @@ def _contact_change(data: dict[str, Any]) -> ContactChange:
         data["email"],
         tuple(ValueChange(v["property"], v["before"], v["after"]) for v in data["changes"]),
         hubspot_id=data.get("hubspot_id"),
-        provenance=tuple(data.get("provenance", ())),
+        provenance=tuple(Origin.parse(text) for text in data.get("provenance", ())),
         drift=bool(data.get("drift", False)),
         settled=dict(data.get("settled", {})),
         resolved_via=data.get("resolved_via"),

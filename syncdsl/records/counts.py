@@ -1,8 +1,26 @@
-"""Where the records of each source went: the counts every plan and report reconciles."""
+"""Where records came from (`Origin`) and where the records of each source went (`SourceCounts`,
+the counts every plan and report reconciles)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a record was read: its file (as the spec names it) and its line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @classmethod
+    def parse(cls, text: str) -> Origin:
+        """`file:line` as `str()` writes it (saved plans hold provenance that way)."""
+        file, _, line = text.rpartition(":")
+        return cls(file, int(line)) if line.isdigit() else cls(text, 0)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang import ir
-from syncdsl.records.counts import SourceCounts
+from syncdsl.records.counts import Origin, SourceCounts
 from syncdsl.records.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
 from syncdsl.records.rejection import Rejection
@@ -87,7 +87,7 @@ class DesiredContact:
     email: str
     properties: dict[str, str]  # coerced strings, never empty
     audiences: dict[str, str]  # audience property -> realized | existing | exited
-    provenance: tuple[str, ...]  # "data/profiles.jsonl:12" of each contributing record
+    provenance: tuple[Origin, ...]  # where each contributing record was read
     sources: tuple[str, ...] = ()  # the source of each contributing record
 
 
@@ -205,11 +205,11 @@ class _Merger:
         properties: dict[str, str] = {}
         owners: dict[str, int] = {}
         audiences: dict[str, str] = {}
-        provenance: list[str] = []
+        provenance: list[Origin] = []
         names: list[str] = []
         for row in rows:
             src = int(row[1])  # type: ignore[call-overload]
-            provenance.append(f"{self._sources[src].path}:{row[2]}")
+            provenance.append(Origin(self._sources[src].path, int(row[2])))  # type: ignore[call-overload]
             names.append(self._sources[src].name)
             for column, name in self._properties:
                 value = row[column]

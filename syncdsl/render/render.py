@@ -50,7 +50,7 @@ def _property_line(change: PropertyChange) -> str:
 
 def _contact_lines(change: ContactChange, types: Mapping[str, str] | None = None) -> list[str]:
     types = types or {}
-    where = f"  ({', '.join(change.provenance)})" if change.provenance else ""
+    where = f"  ({', '.join(map(str, change.provenance))})" if change.provenance else ""
     drift = "  [drift: HubSpot differs from the last apply]" if change.drift else ""
     if change.action == "create":
         lines = [
