@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
-from syncdsl.lang.ir import AUDIENCE_STATUSES, Spec
+from syncdsl.lang.ir import AUDIENCE_STATUSES, Audience, Spec
 from syncdsl.plan.definition import (
     MANAGED_MARKER,
     PropertyChange,
@@ -54,88 +54,16 @@ def diff_schema(
         locked = desired_lock.audiences[audience.key]
         wanted = audience_property_schema(locked.property, audience.name, group_name, audience.key)
         schema[locked.property] = wanted
-        have = existing.get(locked.property)
-        if have is None:
-            changes.append(
-                PropertyChange(
-                    "create_property",
-                    locked.property,
-                    f"audience {audience.name!r}",
-                    definition=wanted,
-                )
+        needed, error = _audience_property(audience, wanted, existing.get(locked.property))
+        changes.extend(needed)
+        errors.extend([error] if error else [])
+    for definition in _declared(spec, existing, group_name):
+        schema[definition.name] = definition
+        changes.append(
+            PropertyChange(
+                "create_property", definition.name, "declared property", definition=definition
             )
-            continue
-        # Ownership is the marker syncdsl writes in the description, never the lock alone: a
-        # committed lock must not let syncdsl take over a same-named property in another portal.
-        ours = MANAGED_MARKER in have.description
-        owner = managed_key(have.description)
-        if have.type != "enumeration":
-            errors.append(
-                f"audience {audience.name!r}: HubSpot property {locked.property!r} exists with type "
-                f"{have.type}/{have.field_type}, not an enumeration; choose another name with "
-                f'`property = "..."` on the audience'
-            )
-            continue
-        if owner is not None and owner != audience.key and not audience.adopt:
-            errors.append(
-                f"audience {audience.name!r}: HubSpot property {locked.property!r} is syncdsl's "
-                f"for another audience ({owner}), from another configuration or an earlier "
-                'segment; choose another name with `property = "..."`, or set `adopt = true` '
-                "to take it over"
-            )
-            continue
-        if not ours and not audience.adopt:
-            errors.append(
-                f"audience {audience.name!r}: HubSpot property {locked.property!r} already exists "
-                f"and was not created by syncdsl; set `adopt = true` on the audience to take it "
-                f'over, or choose another name with `property = "..."`'
-            )
-            continue
-        missing = [s for s in AUDIENCE_STATUSES if s not in have.option_values]
-        if missing:
-            options = have.options + tuple(
-                PropertyOption(label=s.capitalize(), value=s, display_order=len(have.options) + i)
-                for i, s in enumerate(missing)
-            )
-            changes.append(
-                PropertyChange(
-                    "add_options",
-                    locked.property,
-                    "add options " + ", ".join(missing),
-                    definition=_with(have, options=options),
-                )
-            )
-        if have.label != audience.name:
-            changes.append(
-                PropertyChange(
-                    "relabel",
-                    locked.property,
-                    "relabel",
-                    before=have.label,
-                    after=audience.name,
-                    definition=_with(have, label=audience.name),
-                )
-            )
-    for decl in spec.properties:
-        if decl.name not in existing:
-            definition = PropertySchema(
-                name=decl.name,
-                label=decl.label,
-                type=decl.type,
-                field_type=decl.field_type,
-                group_name=group_name,
-                description=f"{MANAGED_MARKER}: declared property.",
-                options=tuple(
-                    PropertyOption(label=o, value=o, display_order=i)
-                    for i, o in enumerate(decl.options)
-                ),
-            )
-            schema[decl.name] = definition
-            changes.append(
-                PropertyChange(
-                    "create_property", decl.name, "declared property", definition=definition
-                )
-            )
+        )
     audience_props = {entry.property for entry in desired_lock.audiences.values()}
     audience_props |= {entry.property for entry in current_lock.audiences.values()}
     errors.extend(_check_mapped(spec, schema, audience_props))
@@ -160,6 +88,91 @@ def diff_schema(
         lock_changes=lock_diff(current_lock, LockFile({**kept, **desired_lock.audiences})),
         schema=schema,
     )
+
+
+def _audience_property(
+    audience: Audience, wanted: PropertySchema, have: PropertySchema | None
+) -> tuple[list[PropertyChange], str | None]:
+    """What one audience's property needs in HubSpot (changes), or why it cannot be used."""
+    name = wanted.name
+    if have is None:
+        return [
+            PropertyChange(
+                "create_property", name, f"audience {audience.name!r}", definition=wanted
+            )
+        ], None
+    # Ownership is the marker syncdsl writes in the description, never the lock alone: a
+    # committed lock must not let syncdsl take over a same-named property in another portal.
+    ours = MANAGED_MARKER in have.description
+    owner = managed_key(have.description)
+    if have.type != "enumeration":
+        return [], (
+            f"audience {audience.name!r}: HubSpot property {name!r} exists with type "
+            f"{have.type}/{have.field_type}, not an enumeration; choose another name with "
+            f'`property = "..."` on the audience'
+        )
+    if owner is not None and owner != audience.key and not audience.adopt:
+        return [], (
+            f"audience {audience.name!r}: HubSpot property {name!r} is syncdsl's "
+            f"for another audience ({owner}), from another configuration or an earlier "
+            'segment; choose another name with `property = "..."`, or set `adopt = true` '
+            "to take it over"
+        )
+    if not ours and not audience.adopt:
+        return [], (
+            f"audience {audience.name!r}: HubSpot property {name!r} already exists "
+            f"and was not created by syncdsl; set `adopt = true` on the audience to take it "
+            f'over, or choose another name with `property = "..."`'
+        )
+    changes = []
+    missing = [s for s in AUDIENCE_STATUSES if s not in have.option_values]
+    if missing:
+        options = have.options + tuple(
+            PropertyOption(label=s.capitalize(), value=s, display_order=len(have.options) + i)
+            for i, s in enumerate(missing)
+        )
+        changes.append(
+            PropertyChange(
+                "add_options",
+                name,
+                "add options " + ", ".join(missing),
+                definition=_with(have, options=options),
+            )
+        )
+    if have.label != audience.name:
+        changes.append(
+            PropertyChange(
+                "relabel",
+                name,
+                "relabel",
+                before=have.label,
+                after=audience.name,
+                definition=_with(have, label=audience.name),
+            )
+        )
+    return changes, None
+
+
+def _declared(
+    spec: Spec, existing: Mapping[str, PropertySchema], group_name: str
+) -> list[PropertySchema]:
+    """The declared properties (`property NAME { ... }`) HubSpot does not have yet."""
+    return [
+        PropertySchema(
+            name=decl.name,
+            label=decl.label,
+            type=decl.type,
+            field_type=decl.field_type,
+            group_name=group_name,
+            description=f"{MANAGED_MARKER}: declared property.",
+            options=tuple(
+                PropertyOption(label=o, value=o, display_order=i)
+                for i, o in enumerate(decl.options)
+            ),
+        )
+        for decl in spec.properties
+        if decl.name not in existing
+    ]
 
 
 def _writable(schema: Mapping[str, PropertySchema], audience_props: set[str]) -> list[str]:
