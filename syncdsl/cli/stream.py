@@ -7,13 +7,17 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
 from syncdsl.cli.run import Local
 from syncdsl.errors import SyncdslError
+
+if TYPE_CHECKING:  # the stream's stack is imported when a stream starts, not for every command
+    from syncdsl.lang.ir import Spec
+    from syncdsl.stream import StreamOptions
 
 
 def _ingest_token(variable: str | None) -> str | None:
@@ -121,7 +125,8 @@ def stream(
         typer.Option(
             "--unhealthy-after",
             min=1,
-            help="After this many seconds of failing batches, intake answers 503.",
+            help="After this many seconds of HubSpot failing (from its first failed call, "
+            "retries included), intake answers 503.",
         ),
     ] = 300.0,
     local: Local = False,
@@ -129,9 +134,7 @@ def stream(
 ) -> None:
     """Stream profiles to HubSpot as they arrive (HTTP or --input), durably, until stopped."""
     from syncdsl.lang.load import load_spec
-    from syncdsl.session import connect
-    from syncdsl.state.locks import ApplyLock
-    from syncdsl.stream import StreamOptions, StreamService
+    from syncdsl.stream import StreamOptions
     from syncdsl.stream.service import allowed_origins
 
     origins = allowed_origins(tuple(allow_origin or ()))
@@ -160,6 +163,15 @@ def stream(
         unhealthy_after=unhealthy_after,
         allow_origins=origins,
     )
+    _serve(spec, options, local=local)
+
+
+def _serve(spec: Spec, options: StreamOptions, *, local: bool) -> None:
+    """Run the stream until SIGTERM or Ctrl-C, then drain it (for up to its grace period)."""
+    from syncdsl.session import connect
+    from syncdsl.state.locks import ApplyLock
+    from syncdsl.stream import StreamService
+
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -169,7 +181,7 @@ def stream(
     try:
         with (
             ApplyLock(spec.root) as lock,
-            connect(spec, local=local, parallelism=parallelism, held=lock) as target,
+            connect(spec, local=local, parallelism=options.parallelism, held=lock) as target,
         ):
             service = StreamService(spec, target, options, lock=lock)
             url = service.start()

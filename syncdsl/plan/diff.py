@@ -257,23 +257,12 @@ def diff_contacts(
             for value in change.changes:
                 if value.after == "exited" and value.property in audience_properties:
                     tally.exits[value.property] = tally.exits.get(value.property, 0) + 1
-        elif want is None and exported and adopt_unknown and have is not None:
-            # A member of an incremental export's audience that this delta does not name: kept
-            # as it is, and adopted when the state does not know it, so its later exit counts.
-            if have.last_applied is None and have.hubspot_id:
-                adoptions.append(_adopted(have, audience_properties))
-        elif want is not None and exported and have is not None:
-            # Unchanged: an exported contact HubSpot (or the state) holds that needs nothing.
-            unchanged += 1
-            if adopt_unknown and have is not None and have.last_applied is None:
-                adoptions.append(
-                    Adoption(
-                        want.email,
-                        have.hubspot_id,
-                        dict(want.properties),
-                        {k: v for k, v in want.audiences.items() if k in audience_properties},
-                    )
-                )
+            continue
+        if want is not None and exported and have is not None:
+            unchanged += 1  # an exported contact HubSpot (or the state) holds that needs nothing
+        adoption = _adoption(want, have, exported and adopt_unknown, audience_properties)
+        if adoption is not None:
+            adoptions.append(adoption)
     return ContactDiff(
         tuple(changes),
         unchanged,
@@ -283,6 +272,28 @@ def diff_contacts(
         exported_records,
         not_member,
         tuple(collisions),
+    )
+
+
+def _adoption(
+    want: DesiredInput | None,
+    have: CurrentContact | None,
+    adopt: bool,
+    audience_properties: tuple[str, ...],
+) -> Adoption | None:
+    """A contact that needs no change but that the state does not know (refresh only: `adopt`)
+    is adopted, so that the state holds it from now on."""
+    if not adopt or have is None or have.last_applied is not None:
+        return None
+    if want is None:
+        # A member of an incremental export's audience that this delta does not name: kept as
+        # it is, and adopted so that its later exit counts.
+        return _adopted(have, audience_properties) if have.hubspot_id else None
+    return Adoption(
+        want.email,
+        have.hubspot_id,
+        dict(want.properties),
+        {k: v for k, v in want.audiences.items() if k in audience_properties},
     )
 
 
