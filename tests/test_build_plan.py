@@ -19,9 +19,9 @@ from syncdsl.hubspot.client import property_from_api
 from syncdsl.lang.load import load_spec
 from syncdsl.plan import build
 from syncdsl.plan.build import PlanInputs, build_plan
-from syncdsl.plan.definition import CurrentContact, DesiredInput, Plan, PlanOptions
+from syncdsl.plan.definition import CurrentContact, Plan, PlanOptions
 from syncdsl.plan.schemadiff import diff_schema
-from syncdsl.records.counts import SourceCounts
+from syncdsl.records.outcome import DesiredContact, SourceCounts
 from syncdsl.state.lockfile import LockFile, desired_lock
 from tests.scenario import BASE_SPEC
 
@@ -43,7 +43,7 @@ def _inputs(tmp_path: Path, case: dict[str, Any]) -> PlanInputs:
         removed_decision="keep",
     )
     desired = [
-        DesiredInput(d["email"], d["properties"], d["audiences"], sources=tuple(d["sources"]))
+        DesiredContact(d["email"], d["properties"], d["audiences"], sources=tuple(d["sources"]))
         for d in case["desired"]
     ]
     current = [

@@ -22,7 +22,7 @@ from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import BATCH_SIZE, ContactChange, Plan, PropertyChange
 from syncdsl.plan.gather import adoption_states
-from syncdsl.records.counts import Origin, SourceCounts
+from syncdsl.records.outcome import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.state.lockfile import lock_after, read_lock, write_lock
 from syncdsl.state.store import ContactState, StateStore

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import (
     CurrentContact,
-    DesiredInput,
     Estimate,
     Fingerprint,
     Plan,
@@ -24,7 +23,7 @@ from syncdsl.plan.definition import (
 from syncdsl.plan.diff import ContactDiff, diff_contacts
 from syncdsl.plan.guards import GuardInput, run_guards
 from syncdsl.plan.schemadiff import SchemaDiff
-from syncdsl.records.counts import Origin, SourceCounts
+from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 
 NO_FINGERPRINT = Fingerprint(configuration="", lineage="", serial=0, base_url="")
@@ -38,7 +37,7 @@ class PlanInputs:
     spec: Spec
     options: PlanOptions
     schema: SchemaDiff
-    desired: Iterable[DesiredInput]
+    desired: Iterable[DesiredContact]
     current: Iterable[CurrentContact]  # from HubSpot (`refreshed`) or from the state
     refreshed: bool
     rejected: tuple[Rejection, ...]  # records that became no contact

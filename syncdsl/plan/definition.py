@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.lang.ir import AUDIENCE_STATUSES
-from syncdsl.records.counts import Origin, SourceCounts
+from syncdsl.records.outcome import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 
 FORMAT_VERSION = 1
@@ -181,17 +181,6 @@ class CurrentContact:
     dirty: bool = False  # sent in a batch whose acceptance was never journaled (a crash)
     resolves_to: str | None = None  # found as a secondary email: the contact's primary email
     collides_with: str | None = None  # another desired email resolves to the same contact
-
-
-@dataclass(frozen=True, slots=True)
-class DesiredInput:
-    """One desired contact as the diff needs it (a view of syncdsl.records.desired.DesiredContact)."""
-
-    email: str
-    properties: Mapping[str, str]
-    audiences: Mapping[str, str]
-    provenance: tuple[Origin, ...] = ()
-    sources: tuple[str, ...] = ()  # the sources whose records make this contact
 
 
 @dataclass(frozen=True)

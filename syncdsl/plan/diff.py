@@ -15,11 +15,11 @@ from syncdsl.plan.definition import (
     ContactChange,
     CreateContact,
     CurrentContact,
-    DesiredInput,
     ExitContact,
     UpdateContact,
     ValueChange,
 )
+from syncdsl.records.outcome import DesiredContact
 from syncdsl.records.values import normalize
 
 
@@ -72,7 +72,7 @@ def is_member(audiences: Mapping[str, str | None]) -> bool:
 
 
 def diff_contact(
-    desired: DesiredInput | None,
+    desired: DesiredContact | None,
     current: CurrentContact | None,
     *,
     schema: Mapping[str, PropertySchema],
@@ -92,7 +92,7 @@ def diff_contact(
 
 
 def _diff(
-    desired: DesiredInput | None,
+    desired: DesiredContact | None,
     current: CurrentContact | None,
     *,
     schema: Mapping[str, PropertySchema],
@@ -173,8 +173,8 @@ def _drifted(current: CurrentContact | None, schema: Mapping[str, PropertySchema
 
 
 def merge_join(
-    desired: Iterable[DesiredInput], current: Iterable[CurrentContact]
-) -> Iterator[tuple[DesiredInput | None, CurrentContact | None]]:
+    desired: Iterable[DesiredContact], current: Iterable[CurrentContact]
+) -> Iterator[tuple[DesiredContact | None, CurrentContact | None]]:
     """Pair desired and current contacts by email; both inputs ascend by email."""
     desired_iter, current_iter = iter(desired), iter(current)
     d = next(desired_iter, None)
@@ -202,11 +202,11 @@ class ContactDiff:
     exits: dict[str, int]
     exported: dict[str, int] = field(default_factory=dict)  # per source: records that reach HubSpot
     not_member: dict[str, int] = field(default_factory=dict)  # per source: records of non-members
-    collisions: tuple[tuple[DesiredInput, str], ...] = ()  # (desired, the other email) never sent
+    collisions: tuple[tuple[DesiredContact, str], ...] = ()  # (desired, the other email) never sent
 
 
 def diff_contacts(
-    desired: Iterable[DesiredInput],
+    desired: Iterable[DesiredContact],
     current: Iterable[CurrentContact],
     *,
     schema: Mapping[str, PropertySchema],
@@ -229,7 +229,7 @@ def diff_contacts(
     tally = _Tally()
     exported_records: dict[str, int] = {}
     not_member: dict[str, int] = {}
-    collisions: list[tuple[DesiredInput, str]] = []
+    collisions: list[tuple[DesiredContact, str]] = []
     for want, have in merge_join(desired, current):
         if want is not None and have is not None and have.collides_with is not None:
             # Two desired emails are one HubSpot contact: two writes would overwrite each other.
@@ -276,7 +276,7 @@ def diff_contacts(
 
 
 def _adoption(
-    want: DesiredInput | None,
+    want: DesiredContact | None,
     have: CurrentContact | None,
     adopt: bool,
     audience_properties: tuple[str, ...],

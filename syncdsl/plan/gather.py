@@ -19,13 +19,13 @@ from syncdsl.plan.definition import (
     Adoption,
     CreateContact,
     CurrentContact,
-    DesiredInput,
     Fingerprint,
     Plan,
     PlanOptions,
 )
 from syncdsl.plan.schemadiff import diff_schema
-from syncdsl.records.desired import DesiredContact, DesiredSet, build_desired
+from syncdsl.records.desired import DesiredSet, build_desired
+from syncdsl.records.outcome import DesiredContact
 from syncdsl.records.replay import load_replay
 from syncdsl.state.lockfile import bound_properties, desired_lock, read_lock
 from syncdsl.state.store import ContactState, StateStore
@@ -127,7 +127,7 @@ def gather(
         spec=spec,
         options=options,
         schema=schema_diff,
-        desired=(_desired_input(contact, rename) for contact in desired),
+        desired=(_renamed(contact, rename) for contact in desired),
         current=current,
         refreshed=refresh,
         rejected=tuple(desired.rejected),
@@ -162,12 +162,9 @@ def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
     return replace(plan, contact_changes=changes)
 
 
-def _desired_input(contact: DesiredContact, rename: dict[str, str]) -> DesiredInput:
-    """The diff's view of a desired contact, audience statuses keyed by the lock's property."""
-    audiences = {rename.get(k, k): v for k, v in contact.audiences.items()}
-    return DesiredInput(
-        contact.email, contact.properties, audiences, contact.provenance, contact.sources
-    )
+def _renamed(contact: DesiredContact, rename: dict[str, str]) -> DesiredContact:
+    """The contact with its audience statuses under the properties the lock binds them to."""
+    return replace(contact, audiences={rename.get(k, k): v for k, v in contact.audiences.items()})
 
 
 def _from_state(store: StateStore) -> Iterator[CurrentContact]:

@@ -39,7 +39,7 @@ from syncdsl.plan.definition import (
     ValueChange,
     contact_change,
 )
-from syncdsl.records.counts import Origin, SourceCounts
+from syncdsl.records.outcome import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.records.values import iso_form
 from syncdsl.safefile import write_atomic

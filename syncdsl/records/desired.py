@@ -21,9 +21,9 @@ from typing import Any, Self
 
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang import ir
-from syncdsl.records.counts import Origin, SourceCounts
 from syncdsl.records.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
+from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.records.sources import SourceRecord, read_source
 
@@ -78,17 +78,6 @@ class _Layout:
             "ON CONFLICT (email, src) DO UPDATE SET line = excluded.line, dups = dups + 1,"
             " vals = excluded.vals"
         )
-
-
-@dataclass(frozen=True)
-class DesiredContact:
-    """A contact as the spec wants it in HubSpot."""
-
-    email: str
-    properties: dict[str, str]  # coerced strings, never empty
-    audiences: dict[str, str]  # audience property -> realized | existing | exited
-    provenance: tuple[Origin, ...]  # where each contributing record was read
-    sources: tuple[str, ...] = ()  # the source of each contributing record
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import jinja2
 from syncdsl.apply.executor import ApplyReport
 from syncdsl.plan.definition import ContactChange, GuardVerdict, Plan, PropertyChange
 from syncdsl.plan.planfile import summary
-from syncdsl.records.counts import SourceCounts
+from syncdsl.records.outcome import SourceCounts
 from syncdsl.records.values import iso_form
 from syncdsl.render.redact import Redacted, redact_text
 from syncdsl.scrub import scrub, shown_reason

@@ -1,8 +1,10 @@
-"""Where records came from (`Origin`) and where the records of each source went (`SourceCounts`,
-the counts every plan and report reconciles)."""
+"""What the records stage makes: desired contacts (`DesiredContact`), where their records came
+from (`Origin`), and where the records of each source went (`SourceCounts`, the counts every plan
+and report reconciles). Plain data: the plan imports it without the staging machinery."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 
@@ -50,3 +52,14 @@ class SourceCounts:
             not_member=not_member,
             rejected=self.rejected + collided,
         )
+
+
+@dataclass(frozen=True)
+class DesiredContact:
+    """A contact as the spec wants it in HubSpot: one per email, merged from its records."""
+
+    email: str
+    properties: Mapping[str, str]  # coerced strings, never empty
+    audiences: Mapping[str, str]  # audience property -> realized | existing | exited
+    provenance: tuple[Origin, ...] = ()  # where each contributing record was read
+    sources: tuple[str, ...] = ()  # the source of each contributing record
