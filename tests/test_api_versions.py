@@ -8,8 +8,9 @@ import pytest
 
 from syncdsl.emulator import Emulator
 from syncdsl.errors import SpecError
-from syncdsl.hubspot.client import ApiPaths, HubSpotClient, _write_reply
+from syncdsl.hubspot.client import ApiPaths, HubSpotClient
 from syncdsl.hubspot.models import ContactWrite
+from syncdsl.hubspot.replies import write_reply
 from syncdsl.lang.load import load_spec
 
 
@@ -32,7 +33,7 @@ def test_update_results_without_email_are_matched_by_trace_id() -> None:
             {"id": "8", "objectWriteTraceId": "t1", "new": False, "properties": {"firstname": "A"}},
         ]
     }
-    reply = _write_reply(body, writes)
+    reply = write_reply(body, writes)
     assert {t: (r.id, r.email) for t, r in reply.results.items()} == {
         "t1": ("8", "a@x.io"),
         "t2": ("9", "b@x.io"),

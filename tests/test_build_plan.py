@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from syncdsl.emulator.seed import standard_properties
-from syncdsl.hubspot.client import property_from_api
+from syncdsl.hubspot.convert import property_from_api
 from syncdsl.lang.load import load_spec
 from syncdsl.plan import build
 from syncdsl.plan.build import PlanInputs, build_plan

@@ -8,7 +8,7 @@ import pytest
 
 from syncdsl.apply.executor import execute
 from syncdsl.errors import HubSpotConflictError
-from syncdsl.hubspot.client import property_to_api
+from syncdsl.hubspot.convert import property_to_api
 from syncdsl.plan.definition import PlanOptions
 from syncdsl.plan.gather import make_plan, read_current
 from syncdsl.state.store import StateStore

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Unpack
 from urllib.parse import quote
 
-import requests
-from requests.adapters import HTTPAdapter
-
-from syncdsl import __version__
-from syncdsl.errors import HubSpotConflictError, HubSpotError, HubSpotNotFoundError
+from syncdsl.errors import HubSpotConflictError, HubSpotNotFoundError
 from syncdsl.hubspot import errors as hs_errors
-from syncdsl.hubspot.models import ClientStats, Contact, ContactWrite, UpsertResult, WriteReply
-from syncdsl.hubspot.ratelimit import RateBudget
-from syncdsl.hubspot.retry import (
-    RETRYABLE_EXCEPTIONS,
-    RETRYABLE_STATUSES,
-    Backoff,
-    rate_limit_wait,
-    status_wait,
+from syncdsl.hubspot.convert import (
+    group_from_api,
+    option_to_api,
+    property_from_api,
+    property_to_api,
 )
+from syncdsl.hubspot.models import Contact, ContactWrite, UpsertResult, WriteReply
+from syncdsl.hubspot.replies import BATCH_LIMIT, check_batch, merge_replies, write_reply
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.hubspot.tiers import API_VERSIONS, DEFAULT_API_VERSION
+from syncdsl.hubspot.transport import Transport, TransportOptions
 
-logger = logging.getLogger("syncdsl.hubspot")
-
-USER_AGENT = f"syncdsl/{__version__} (+python-requests)"
-BATCH_LIMIT = 100
 LIST_PAGE_LIMIT = 100
 SEARCH_PAGE_LIMIT = 200
 SEARCH_RESULT_CAP = 10_000
@@ -76,39 +64,13 @@ class ApiPaths:
         return f"{self.properties}/groups"
 
 
-@dataclass(frozen=True)
-class _Reply:
-    """A successful response: status, parsed JSON body, and whether a network retry preceded it."""
-
-    status: int
-    body: dict[str, Any]
-    after_network_retry: bool
-
-
-class _VirtualClock:
-    """A clock advanced by an injected (fake) sleep, so the rate budget never spins on real time."""
-
-    def __init__(self, sleep: Callable[[float], None]) -> None:
-        self._inner = sleep
-        self._slept = 0.0
-        self._lock = threading.Lock()
-
-    def sleep(self, seconds: float) -> None:
-        self._inner(seconds)
-        with self._lock:
-            self._slept += seconds
-
-    def clock(self) -> float:
-        with self._lock:
-            return time.monotonic() + self._slept
-
-
-class HubSpotClient:
+class HubSpotClient(Transport):
     """Typed, thread-safe calls to HubSpot's contacts and contact-properties APIs.
 
     One client is shared by every worker thread: requests are pooled (`pool_size` connections),
     paced by one `RateBudget`, and retried on 429/423/477/5xx and network failures with capped
-    exponential backoff and full jitter; 400/401/403/404/409 are raised at once as syncdsl errors.
+    exponential backoff and full jitter; 400/401/403/404/409 are raised at once as syncdsl errors
+    (`syncdsl.hubspot.transport`).
     """
 
     def __init__(
@@ -116,61 +78,19 @@ class HubSpotClient:
         base_url: str,
         token: str,
         *,
-        tier: str = "free",
-        budget: RateBudget | None = None,
-        session: requests.Session | None = None,
-        max_retries: int = 8,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
-        timeout: tuple[float, float] = (5.0, 60.0),
-        pool_size: int = 16,
-        sleep: Callable[[float], None] = time.sleep,
         api_version: str = DEFAULT_API_VERSION,
+        **transport: Unpack[TransportOptions],
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        """`transport`: `Transport`'s options (tier, budget, session, retries, timeout, pool,
+        sleep)."""
+        super().__init__(base_url, token, **transport)
         self.paths = ApiPaths.of(api_version)
-        self._token = token
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = Backoff(base=backoff_base, cap=backoff_cap)
-        self.stats = ClientStats()
-        if sleep is not time.sleep:
-            virtual = _VirtualClock(sleep)
-            self._sleep: Callable[[float], None] = virtual.sleep
-            clock: Callable[[], float] = virtual.clock
-        else:
-            self._sleep, clock = sleep, time.monotonic
-        self.budget = budget or RateBudget.for_tier(tier, clock=clock, sleep=self._sleep)
-        self._owns_session = session is None
-        self._session = session or requests.Session()
-        if self._owns_session:
-            # Our retries only: urllib3's would double-count sends and ignore the rate budget.
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-            self._session.mount("https://", adapter)
-            self._session.mount("http://", adapter)
-        self._session.headers.update(
-            {
-                "Authorization": f"Bearer {token}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            }
-        )
 
     def __repr__(self) -> str:
         return (
             f"HubSpotClient(base_url={self.base_url!r}, api_version={self.paths.version!r}, "
             f"budget={self.budget!r})"
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -341,7 +261,7 @@ class HubSpotClient:
 
     def upsert_contacts(self, writes: Sequence[ContactWrite]) -> WriteReply:
         """Batch upsert by email (≤ 100), each input traced by its `trace_id`; matched by trace id."""
-        _check_batch(writes, key=lambda write: write.email, what="batch upsert")
+        check_batch(writes, key=lambda write: write.email, what="batch upsert")
         if not writes:
             return WriteReply()
         payload = {
@@ -361,7 +281,7 @@ class HubSpotClient:
             operation="batch_upsert_contacts",
             json_body=payload,
         ).body
-        return _write_reply(body, writes)
+        return write_reply(body, writes)
 
     def update_contacts_by_id(self, writes: Sequence[ContactWrite]) -> WriteReply:
         """Batch update by HubSpot id (≤ 100; every write has `hubspot_id`); matched by trace id.
@@ -369,7 +289,7 @@ class HubSpotClient:
         An id HubSpot does not have (deleted, merged away) is in `not_found`, never an error:
         nothing is created in its place. A whole-batch 404 is split until each missing id is named.
         """
-        _check_batch(writes, key=lambda write: write.hubspot_id or "", what="batch update")
+        check_batch(writes, key=lambda write: write.hubspot_id or "", what="batch update")
         if not writes:
             return WriteReply()
         if any(not write.hubspot_id for write in writes):
@@ -395,11 +315,11 @@ class HubSpotClient:
             if len(writes) == 1:
                 return WriteReply(not_found=frozenset({writes[0].trace_id}))
             middle = len(writes) // 2
-            return _merge_replies(
+            return merge_replies(
                 self.update_contacts_by_id(writes[:middle]),
                 self.update_contacts_by_id(writes[middle:]),
             )
-        return _write_reply(body, writes)
+        return write_reply(body, writes)
 
     def iter_contacts(
         self, properties: Sequence[str], *, page_size: int = 100
@@ -468,155 +388,6 @@ class HubSpotClient:
             if _offset(after) + page_size > SEARCH_RESULT_CAP:
                 floor_id, after = last_id, None  # the next page would pass the cap: restart above
 
-    # -- transport ----------------------------------------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        json_body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        search: bool = False,
-    ) -> _Reply:
-        """Send with budget, retries and error mapping; return the successful reply."""
-        url = f"{self.base_url}{path}"
-        retries = 0
-        network_retry = False
-        data = None if json_body is None else json.dumps(json_body, separators=(",", ":"))
-        headers = {"Content-Type": "application/json"} if data is not None else None
-        while True:
-            self.budget.acquire(search=search, operation=operation)
-            self.stats.record_call(operation)
-            started = time.monotonic()
-            try:
-                response = self._session.request(
-                    method, url, data=data, params=params, headers=headers, timeout=self.timeout
-                )
-            except RETRYABLE_EXCEPTIONS as exc:
-                self.stats.record_error()
-                self.stats.record_failing(
-                    f"HubSpot did not answer {operation}: {type(exc).__name__}"
-                )
-                self._log(method, url, f"{type(exc).__name__}", started, retries)
-                # A TLS failure (bad certificate, wrong scheme) will not heal by waiting.
-                if retries >= self.max_retries or isinstance(exc, requests.exceptions.SSLError):
-                    raise self._scrub(
-                        hs_errors.connection_failed(
-                            exc, operation=operation, retries=retries, base_url=self.base_url
-                        )
-                    ) from None
-                self._retry_pause(self.backoff.delay(retries))
-                retries += 1
-                network_retry = True
-                continue
-            self.budget.observe(response.headers, absorb_remaining=response.status_code != 429)
-            self.stats.observe(response.headers)
-            self._log(method, url, str(response.status_code), started, retries)
-            status = response.status_code
-            if status < 300:
-                body = _json_or_none(response)
-                if body is not None:
-                    self.stats.record_answered()
-                    return _Reply(status, body, network_retry)
-                status = 502  # a success with an unreadable body is a broken response; retry it
-                network_retry = True  # and treat it like a lost reply (a create may have landed)
-            else:
-                self.stats.record_error()
-            if status >= 500:
-                self.stats.record_failing(f"HubSpot answered {operation} with {status}")
-            elif status != 429:  # a 429 says nothing of HubSpot's health
-                self.stats.record_answered()
-            body = hs_errors.parse_body(response.text)
-            error = self._handle_failure(status, body, response.headers, operation, retries, search)
-            if error is not None:
-                # create_* read this: a 409 after a lost reply means our earlier attempt landed.
-                error.after_network_retry = network_retry  # type: ignore[attr-defined]
-                raise self._scrub(error)
-            retries += 1
-
-    def _handle_failure(
-        self,
-        status: int,
-        body: dict[str, Any],
-        headers: Mapping[str, str],
-        operation: str,
-        retries: int,
-        search: bool,
-    ) -> HubSpotError | None:
-        """Wait before a retry and return None, or return the error to raise."""
-        if status == 429:
-            self.stats.record_rate_limited()
-            wait = rate_limit_wait(
-                body, headers, search=search, window_seconds=self.budget.window_seconds
-            )
-            if wait.daily:
-                self.budget.exhaust_daily()  # the other threads stop before sending, too
-                return hs_errors.from_response(status, body, headers, operation=operation)
-            if retries >= self.max_retries:
-                return hs_errors.from_response(
-                    status, body, headers, operation=operation, retries=retries
-                )
-            # Everyone waits: the budget is shared, so the next acquire (ours too) sleeps it out.
-            self.budget.penalize(wait.seconds, search=search)
-            self.stats.record_retry()
-            return None
-        if status in RETRYABLE_STATUSES and retries < self.max_retries:
-            self._retry_pause(status_wait(status, headers, self.backoff, retries))
-            return None
-        return hs_errors.from_response(status, body, headers, operation=operation, retries=retries)
-
-    def _retry_pause(self, seconds: float) -> None:
-        self.stats.record_retry()
-        self._sleep(seconds)
-
-    def _scrub(self, error: HubSpotError) -> HubSpotError:
-        """Belt and braces: no exception may ever carry the token, whatever HubSpot echoed."""
-        if self._token:
-            error.message = _redact(error.message, self._token)
-            error.body = _redact(error.body, self._token)
-            error.args = (str(error),)
-        return error
-
-    def _log(self, method: str, url: str, outcome: str, started: float, retries: int) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %s in %.0f ms (retry %d) headers=%s",
-                method,
-                url,
-                outcome,
-                (time.monotonic() - started) * 1000,
-                retries,
-                redacted_headers(self._session.headers),
-            )
-
-
-def redacted_headers(headers: Mapping[str, Any]) -> dict[str, str]:
-    """Headers fit for a log line: credentials replaced by ***."""
-    secret = {"authorization", "cookie", "set-cookie", "x-api-key"}
-    return {k: ("***" if k.lower() in secret else str(v)) for k, v in headers.items()}
-
-
-def _redact(value: Any, secret: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(secret, "***")
-    if isinstance(value, dict):
-        return {k: _redact(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, secret) for v in value]
-    return value
-
-
-def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
-    if response.status_code == 204 or not response.content:
-        return {}
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
 
 def _with_email(properties: Sequence[str]) -> list[str]:
     """Always ask for email and the secondary addresses: a read by email matches either."""
@@ -653,148 +424,3 @@ def _partitioned(groups: list[dict[str, Any]], last_id: str) -> list[dict[str, A
             "filters"
         )
     return [{**group, "filters": [*(group.get("filters") or []), above]} for group in groups]
-
-
-def _check_batch(
-    writes: Sequence[ContactWrite], *, key: Callable[[ContactWrite], str], what: str
-) -> None:
-    if len(writes) > BATCH_LIMIT:
-        raise ValueError(f"{what} takes at most {BATCH_LIMIT} contacts, got {len(writes)}")
-    seen: set[str] = set()
-    for write in writes:
-        if key(write) in seen:
-            raise ValueError(f"{what} got {key(write)} twice; HubSpot would reject the whole batch")
-        seen.add(key(write))
-    if len({write.trace_id for write in writes}) != len(writes):
-        raise ValueError(f"{what} needs a distinct trace id per input")
-
-
-def _write_reply(body: Mapping[str, Any], writes: Sequence[ContactWrite]) -> WriteReply:
-    """Match results and item errors to inputs by objectWriteTraceId.
-
-    A HubSpot that does not echo trace ids is matched by record id (updates) or, failing that, by
-    an echoed email; one unmatched result for one unmatched input is matched too.
-    """
-    by_trace = {write.trace_id: write for write in writes}
-    by_id = {write.hubspot_id: write for write in writes if write.hubspot_id}
-    by_email = {write.email: write for write in writes}
-    results: dict[str, UpsertResult] = {}
-    unmatched: list[Mapping[str, Any]] = []
-    for item in body.get("results") or []:
-        if not isinstance(item, dict):
-            continue
-        write = by_trace.get(str(item.get("objectWriteTraceId") or "")) or by_id.get(
-            str(item.get("id") or "")
-        )
-        if write is None:
-            write = by_email.get(Contact.from_api(item).email or "")
-        if write is None or write.trace_id in results:
-            unmatched.append(item)
-            continue
-        results[write.trace_id] = UpsertResult(
-            str(item.get("id")), write.email, bool(item.get("new"))
-        )
-    not_found, errors = _item_errors(body, writes, by_trace, by_id)
-    rest = [w for w in writes if w.trace_id not in results and w.trace_id not in errors]
-    rest = [w for w in rest if w.trace_id not in not_found]
-    if len(unmatched) == 1 and len(rest) == 1:
-        item = unmatched[0]
-        results[rest[0].trace_id] = UpsertResult(
-            str(item.get("id")), rest[0].email, bool(item.get("new"))
-        )
-    return WriteReply(results, frozenset(not_found), errors)
-
-
-def _item_errors(
-    body: Mapping[str, Any],
-    writes: Sequence[ContactWrite],
-    by_trace: Mapping[str, ContactWrite],
-    by_id: Mapping[str, ContactWrite],
-) -> tuple[set[str], dict[str, str]]:
-    """Per-input errors (207 in v3, inside the 200 in 2026-09): not-found ids, and the others."""
-    not_found: set[str] = set()
-    errors: dict[str, str] = {}
-    for error in body.get("errors") or []:
-        if not isinstance(error, dict):
-            continue
-        context = error.get("context") or {}
-        traces = [str(t) for t in context.get("objectWriteTraceId") or [] if str(t) in by_trace]
-        traces += [by_id[str(i)].trace_id for i in context.get("ids") or [] if str(i) in by_id]
-        traces += [by_id[str(i)].trace_id for i in context.get("id") or [] if str(i) in by_id]
-        if not traces and len(writes) == 1:
-            traces = [writes[0].trace_id]
-        missing = str(error.get("category") or "").upper() == "OBJECT_NOT_FOUND"
-        for trace in dict.fromkeys(traces):
-            if missing:
-                not_found.add(trace)
-            else:
-                errors[trace] = str(error.get("message") or error.get("category") or "rejected")
-        if not traces:
-            logger.warning("HubSpot reported an error for no known input: %s", error.get("message"))
-    return not_found, errors
-
-
-def _merge_replies(left: WriteReply, right: WriteReply) -> WriteReply:
-    return WriteReply(
-        {**left.results, **right.results},
-        left.not_found | right.not_found,
-        {**left.errors, **right.errors},
-    )
-
-
-def option_to_api(option: PropertyOption) -> dict[str, Any]:
-    return {
-        "label": option.label,
-        "value": option.value,
-        "displayOrder": option.display_order,
-        "hidden": option.hidden,
-    }
-
-
-def property_to_api(prop: PropertySchema) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "name": prop.name,
-        "label": prop.label,
-        "type": prop.type,
-        "fieldType": prop.field_type,
-        "groupName": prop.group_name,
-    }
-    if prop.description:
-        payload["description"] = prop.description
-    if prop.options or prop.type == "enumeration":
-        payload["options"] = [option_to_api(option) for option in prop.options]
-    return payload
-
-
-def property_from_api(item: Mapping[str, Any]) -> PropertySchema:
-    """Lenient: HubSpot's GET carries fieldTypes and extras its create schema does not allow."""
-    metadata = item.get("modificationMetadata") or {}
-    options = tuple(
-        PropertyOption(
-            label=str(option.get("label") or option.get("value") or ""),
-            value=str(option.get("value") or ""),
-            display_order=int(option.get("displayOrder") or 0),
-            hidden=bool(option.get("hidden")),
-        )
-        for option in item.get("options") or []
-        if isinstance(option, dict)
-    )
-    return PropertySchema(
-        name=str(item.get("name") or ""),
-        label=str(item.get("label") or ""),
-        type=str(item.get("type") or ""),
-        field_type=str(item.get("fieldType") or ""),
-        group_name=str(item.get("groupName") or ""),
-        description=str(item.get("description") or ""),
-        options=options,
-        read_only=bool(metadata.get("readOnlyValue")) or bool(item.get("calculated")),
-    )
-
-
-def group_from_api(item: Mapping[str, Any]) -> PropertyGroup:
-    order = item.get("displayOrder")
-    return PropertyGroup(
-        name=str(item.get("name") or ""),
-        label=str(item.get("label") or ""),
-        display_order=int(order) if isinstance(order, int) else -1,
-    )
