@@ -11,7 +11,7 @@ import pytest
 import requests
 from typer.testing import CliRunner
 
-from syncdsl.cli.core import app
+from syncdsl.cli import app
 from syncdsl.emulator import Emulator
 from syncdsl.errors import StateError
 

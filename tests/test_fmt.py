@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from syncdsl.cli.core import app
+from syncdsl.cli import app
 from syncdsl.errors import Span, SpecError
 from syncdsl.hubspot.tiers import TIERS
 from syncdsl.lang.fmt import format_text

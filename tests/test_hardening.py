@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from syncdsl.cli.core import app
+from syncdsl.cli import app
 from syncdsl.errors import PlanError, StateError
 from syncdsl.lang.load import load_spec
 from syncdsl.records.desired import build_desired

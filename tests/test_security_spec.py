@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from syncdsl.cli.core import app
+from syncdsl.cli import app
 from syncdsl.errors import SpecError
 from syncdsl.lang.endpoint import api_base_problem, spec_base_url_problem, token_problem
 from syncdsl.lang.load import load_spec

@@ -208,7 +208,7 @@ def main() -> None:
         sys.exit(3)
 
 
-# Shared by the command modules (syncdsl/cli/*.py), which add their commands to `app`.
+# Shared by the command modules (syncdsl/cli/*.py).
 PathsArg = Annotated[list[Path], typer.Argument(help="A .sync file or a directory of them.")]
 DataRoot = Annotated[
     Path | None,

@@ -10,9 +10,12 @@ from typing import Annotated
 
 import typer
 
-from syncdsl.cli.core import app, boundary
+from syncdsl.cli.core import boundary
 from syncdsl.errors import SyncdslError
 from syncdsl.hubspot.tiers import TIERS
+
+#: This module's commands; `syncdsl.cli` adds them to the `syncdsl` app.
+app = typer.Typer()
 
 
 @app.command("emulator")

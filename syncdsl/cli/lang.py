@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 
-from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
+from syncdsl.cli.core import DataRoot, PathsArg, boundary
 from syncdsl.errors import Diagnostic, Span, SpecError
 from syncdsl.lang.diagnostics import spec_error
 from syncdsl.lang.fmt import format_text
 from syncdsl.lang.ir import Spec
 from syncdsl.lang.load import load_spec, read_spec_text
+
+#: This module's commands; `syncdsl.cli` adds them to the `syncdsl` app.
+app = typer.Typer()
 
 
 def _count(number: int, noun: str) -> str:

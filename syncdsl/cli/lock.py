@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
+from syncdsl.cli.core import DataRoot, PathsArg, boundary
 from syncdsl.lang.ir import Spec
 from syncdsl.lang.load import load_spec
 from syncdsl.plan.schemadiff import lock_diff
 from syncdsl.state.lockfile import LockFile, lock_after, read_lock, write_lock
+
+#: This module's commands; `syncdsl.cli` adds them to the `syncdsl` app.
+app = typer.Typer()
 
 
 def locked(spec: Spec) -> tuple[LockFile, LockFile]:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from syncdsl.apply.executor import ApplyReport
-from syncdsl.cli.core import DataRoot, PathsArg, app, boundary, json_printed
+from syncdsl.cli.core import DataRoot, PathsArg, boundary, json_printed
 from syncdsl.cli.planout import Output, fail, failures, spec_arg
 from syncdsl.errors import SyncdslError, UsageError
 from syncdsl.lang.ir import Spec
@@ -34,6 +34,9 @@ from syncdsl.session import (
     signed_configuration,
 )
 from syncdsl.state.store import StateStore
+
+#: This module's commands; `syncdsl.cli` adds them to the `syncdsl` app.
+app = typer.Typer()
 
 Local = Annotated[
     bool,

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from syncdsl.cli.core import DataRoot, PathsArg, app, boundary
+from syncdsl.cli.core import DataRoot, PathsArg, boundary
 from syncdsl.cli.run import Local
 from syncdsl.errors import SyncdslError
 
 if TYPE_CHECKING:  # the stream's stack is imported when a stream starts, not for every command
     from syncdsl.lang.ir import Spec
     from syncdsl.stream import StreamOptions
+
+#: This module's commands; `syncdsl.cli` adds them to the `syncdsl` app.
+app = typer.Typer()
 
 
 def _ingest_token(variable: str | None) -> str | None:

@@ -514,7 +514,7 @@ class Run:
 
 
 def _in_process(args: list[str]) -> Run:
-    from syncdsl.cli.core import app
+    from syncdsl.cli import app
 
     start = time.monotonic()
     result = CliRunner().invoke(app, args, env={"HUBSPOT_TOKEN": "pat-fuzz"})

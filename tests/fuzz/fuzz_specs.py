@@ -115,7 +115,7 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 
 
 def _in_process(args: list[str]) -> tuple[int, str, float]:
-    from syncdsl.cli.core import app
+    from syncdsl.cli import app
 
     start = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS + 5)
