@@ -1,8 +1,11 @@
 """The plan is a pure function of its inputs: fixtures `{desired, current} -> {changes, ...}`.
 
 Each `tests/plans/*.json` gives the desired contacts (as the files make them) and what is known of
-HubSpot (the state, or a refresh); `build_plan` makes the plan with no client, no state store and
-no I/O, and every key of `expected` is asserted. The configuration is `tests/scenario.py`'s.
+HubSpot (`current`: the state, or a refresh; any `CurrentContact` field), optionally the `spec`
+(default `tests/scenario.py`'s) and the `protected` emails (a rejected record); `build_plan` makes
+the plan with no client, no state store and no I/O, and every key of `expected` is asserted:
+`changes` (with `drift` when a fixture gives it), `unchanged`, `adoptions`, `guards`, `exported`,
+and `not_member` / `rejected` when given.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ FIXTURES = sorted((Path(__file__).parent / "plans").glob("*.json"))
 
 
 def _inputs(tmp_path: Path, case: dict[str, Any]) -> PlanInputs:
-    (tmp_path / "main.sync").write_text(BASE_SPEC)
+    (tmp_path / "main.sync").write_text(case.get("spec", BASE_SPEC))
     (tmp_path / "profiles.jsonl").write_text("")
     (tmp_path / "vip.csv").write_text("Email,Company\n")
     spec = load_spec([tmp_path])
@@ -46,10 +49,7 @@ def _inputs(tmp_path: Path, case: dict[str, Any]) -> PlanInputs:
         DesiredContact(d["email"], d["properties"], d["audiences"], sources=tuple(d["sources"]))
         for d in case["desired"]
     ]
-    current = [
-        CurrentContact(c["email"], c["hubspot_id"], c["properties"], c["audiences"])
-        for c in case["current"]
-    ]
+    current = [CurrentContact(**c) for c in case["current"]]
     records = {name: sum(name in d.sources for d in desired) for name in ("profiles", "uploads")}
     return PlanInputs(
         spec=spec,
@@ -59,7 +59,7 @@ def _inputs(tmp_path: Path, case: dict[str, Any]) -> PlanInputs:
         current=current,
         refreshed=case["refreshed"],
         rejected=(),
-        protected=frozenset(),
+        protected=frozenset(case.get("protected", ())),
         counts=tuple(SourceCounts(name, n, n, 0, 0) for name, n in records.items()),
     )
 
@@ -74,9 +74,11 @@ def _outcome(plan: Plan, expected: dict[str, Any]) -> dict[str, Any]:
                 "email": c.email,
                 "hubspot_id": c.hubspot_id,
                 "values": [[v.property, v.before, v.after] for v in c.changes],
+                **({"drift": c.drift} if c.drift else {}),
             }
             for c in plan.contact_changes
         ],
+        "rejected": [r.reason for r in plan.rejected],
         "unchanged": plan.unchanged,
         "adoptions": [a.email for a in plan.adoptions],
         "guards": {g.guard: g.status for g in plan.guards},
@@ -89,7 +91,16 @@ def _outcome(plan: Plan, expected: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda path: path.stem)
 def test_the_plan_of_each_fixture(tmp_path: Path, fixture: Path) -> None:
     case = json.loads(fixture.read_text())
-    assert set(case) == {"description", "refreshed", "desired", "current", "expected"}
+    assert {"description", "refreshed", "desired", "current", "expected"} <= set(case)
+    assert set(case) <= {
+        "description",
+        "refreshed",
+        "desired",
+        "current",
+        "expected",
+        "spec",
+        "protected",
+    }
     plan = build_plan(_inputs(tmp_path, case))
     assert _outcome(plan, case["expected"]) == case["expected"]
     assert {"changes", "unchanged", "adoptions", "guards", "exported"} <= set(case["expected"])
