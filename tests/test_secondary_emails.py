@@ -12,7 +12,7 @@ from syncdsl.hubspot.convert import property_to_api
 from syncdsl.plan.definition import PlanOptions
 from syncdsl.plan.gather import make_plan, read_current
 from syncdsl.state.store import StateStore
-from tests.scenario import workspace
+from tests.scenario import Workspace, workspace
 
 MEMBERS = [{"email": f"m{i}@example.com", "first": f"M{i}", "seg": "realized"} for i in range(9)]
 
@@ -141,16 +141,25 @@ def test_a_refresh_under_search_lag_still_exits_a_member_it_just_wrote(tmp_path:
         assert [(c.action, c.email) for c in plan.contact_changes] == [("exit", "m0@example.com")]
 
 
+def _merged_far_from_its_secondary_email(
+    ws: Workspace,
+) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """250 members and zed applied; then HubSpot merges zed into aaa, a member whose primary
+    email sorts batches before zed's (now its secondary email)."""
+    many = [{"email": f"m{i:03d}@example.com", "first": "M", "seg": "realized"} for i in range(250)]
+    zed = {"email": "zed@example.com", "first": "Zed", "seg": "realized"}
+    ws.write([*many, zed])
+    ws.apply()
+    ws.emulator.seed_contacts([{"email": "aaa@example.com", "newsletter": "realized"}])
+    ws.emulator.merge_contacts("aaa@example.com", "zed@example.com")
+    return many, zed
+
+
 def test_a_merged_member_far_from_its_secondary_email_is_not_exited(tmp_path: Path) -> None:
     # The winner's primary email sorts batches before the desired secondary address: the refresh
     # must still see one contact, written once by id, and never exit it as a departed member.
-    many = [{"email": f"m{i:03d}@example.com", "first": "M", "seg": "realized"} for i in range(250)]
-    zed = {"email": "zed@example.com", "first": "Zed", "seg": "realized"}
     with workspace(tmp_path) as ws:
-        ws.write([*many, zed])
-        ws.apply()
-        ws.emulator.seed_contacts([{"email": "aaa@example.com", "newsletter": "realized"}])
-        ws.emulator.merge_contacts("aaa@example.com", "zed@example.com")
+        many, zed = _merged_far_from_its_secondary_email(ws)
         ws.write([*many, {**zed, "first": "Zedd"}])
         plan = ws.plan(refresh=True)
         assert [(c.action, c.email, c.resolved_via) for c in plan.contact_changes] == [
@@ -226,13 +235,8 @@ def test_an_update_of_a_member_merged_into_another_contact_is_rejected_not_dropp
 def test_a_state_rebuild_holds_a_merged_member_once_under_its_desired_email(
     tmp_path: Path,
 ) -> None:
-    many = [{"email": f"m{i:03d}@example.com", "first": "M", "seg": "realized"} for i in range(250)]
-    zed = {"email": "zed@example.com", "first": "Zed", "seg": "realized"}
     with workspace(tmp_path) as ws:
-        ws.write([*many, zed])
-        ws.apply()
-        ws.emulator.seed_contacts([{"email": "aaa@example.com", "newsletter": "realized"}])
-        ws.emulator.merge_contacts("aaa@example.com", "zed@example.com")
+        _merged_far_from_its_secondary_email(ws)
         rebuilt = read_current(ws.spec(), ws.client())
         ids = [c.hubspot_id for c in rebuilt]
         assert len(ids) == len(set(ids)) == 251
