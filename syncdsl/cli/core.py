@@ -32,7 +32,6 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-_DEBUG = {"on": False}
 
 
 def boundary(func: F) -> F:
@@ -52,13 +51,13 @@ def boundary(func: F) -> F:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except SpecError as error:
-            if _DEBUG["on"]:
+            if _debugging():
                 raise
             typer.echo(scrub(error.rendered), err=True)
             _json_error(as_json, ErrorReport.of(error))
             raise typer.Exit(1) from None
         except SyncdslError as error:
-            if _DEBUG["on"]:
+            if _debugging():
                 raise
             typer.echo(scrub(f"Error: {error}"), err=True)
             _json_error(as_json, ErrorReport.of(error))
@@ -68,13 +67,13 @@ def boundary(func: F) -> F:
             raise typer.Exit(130) from None
         except (OSError, sqlite3.OperationalError) as error:
             message = environment_error(error)
-            if message is None or _DEBUG["on"]:
+            if message is None or _debugging():
                 raise
             typer.echo(f"Error: {message}", err=True)
             _json_error(as_json, ErrorReport("EnvironmentError", message, 1))
             raise typer.Exit(1) from None
         except Exception as error:
-            if _DEBUG["on"]:
+            if _debugging():
                 raise
             typer.echo(
                 scrub(
@@ -194,18 +193,23 @@ _fix_flag_help()
 
 def main() -> None:
     """Console-script entry point."""
-    if "--debug" in sys.argv:
-        _DEBUG["on"] = True
     try:
         app(args=expand_optional_values(sys.argv[1:]))
-    except SyncdslError as error:  # raised outside a command (should not happen)
-        if _DEBUG["on"]:
-            sys.stderr.write(scrub(traceback.format_exc()))
+    except SyncdslError as error:  # only under --debug does the boundary let one through
+        sys.stderr.write(scrub(traceback.format_exc()))
         typer.echo(scrub(f"Error: {error}"), err=True)
-        sys.exit(1)
+        sys.exit(error.exit_code)
     except Exception:  # noqa: BLE001 - --debug re-raised it: print it, secrets scrubbed
         sys.stderr.write(scrub(traceback.format_exc()))
         sys.exit(3)
+
+
+_DEBUG = {"on": False}  # set by the root callback from `syncdsl --debug` (typer holds no state)
+
+
+def _debugging() -> bool:
+    """Whether the running command was started with `syncdsl --debug`."""
+    return _DEBUG["on"]
 
 
 # Shared by the command modules (syncdsl/cli/*.py).
