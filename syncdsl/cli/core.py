@@ -78,7 +78,7 @@ def boundary(func: F) -> F:
             typer.echo(
                 scrub(
                     f"Error: internal error: {type(error).__name__}: {error}\n"
-                    "Run again with --debug for the traceback, and please report it."
+                    "Run again with `syncdsl --debug <command> ...` for the traceback, and please report it."
                 ),
                 err=True,
             )
