@@ -20,9 +20,10 @@ from syncdsl.state.lockfile import bound_properties, desired_lock, lock_after, r
 from syncdsl.state.locks import ApplyLock
 from syncdsl.state.store import StateStore, state_dir
 from syncdsl.stream.commit import GroupCommitter
+from syncdsl.stream.follow import InputFollower
 from syncdsl.stream.health import Health, SenderFacts, judge
 from syncdsl.stream.http import IntakeApp, IntakeHooks
-from syncdsl.stream.intake import InputFollower, IntakeConfig, RequestPolicy, normalize_origin
+from syncdsl.stream.intake import IntakeConfig, RequestPolicy, normalize_origin
 from syncdsl.stream.logs import EventLog, RejectsFile
 from syncdsl.stream.metrics import StreamMetrics, render_prometheus
 from syncdsl.stream.queue import QUEUE_FILE, EventQueue, QueuedEvent
