@@ -62,12 +62,19 @@ def rejects_line(rejection: Rejection, *, stage: str | None = None) -> str:
     return json.dumps(entry, ensure_ascii=False) + "\n"
 
 
-def write_rejects(path: Path, rejections: Iterable[Rejection], *, append: bool = False) -> int:
-    """Write (or append) the rejects file; return how many lines were written."""
+def write_rejects(
+    path: Path,
+    rejections: Iterable[Rejection],
+    *,
+    append: bool = False,
+    stage: str | None = None,
+) -> int:
+    """Write the rejects file (an apply's, whole) or `append` to it (the stream's, as events are
+    refused); return how many lines were written. `stage` overrides each rejection's own."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with open_text(path, append=append) as handle:
         for rejection in rejections:
-            handle.write(rejects_line(rejection))
+            handle.write(rejects_line(rejection, stage=stage))
             count += 1
     return count

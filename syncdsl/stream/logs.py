@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from syncdsl.records.rejection import Rejection, rejects_line
-from syncdsl.safefile import open_text, refuse_symlink
+from syncdsl.records.rejection import Rejection, write_rejects
+from syncdsl.safefile import refuse_symlink
 from syncdsl.scrub import scrub
 
 
@@ -57,8 +57,6 @@ class RejectsFile:
     def write(
         self, *, stage: str, source: str, reason: str, record: str, email: str | None = None
     ) -> None:
-        text = rejects_line(Rejection(source, "", 0, reason, record, email), stage=stage)
+        rejection = Rejection(source, "", 0, reason, record, email)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open_text(self.path, append=True) as handle:
-                handle.write(text)
+            write_rejects(self.path, [rejection], append=True, stage=stage)
