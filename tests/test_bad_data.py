@@ -42,7 +42,7 @@ def make_spec(tmp_path: Path, fmt: str, data: bytes, **mappings: str) -> ir.Spec
         "src",
         fmt,
         name,
-        tmp_path / name,
+        (ir.DataLocation.file(name, tmp_path / name),),
         ir.FieldPath(("email",), span()),
         tuple(ir.PropertyMapping(prop, expr(text), span()) for prop, text in mappings.items()),
         span(),

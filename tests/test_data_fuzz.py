@@ -93,11 +93,17 @@ def test_a_count_that_does_not_reconcile_is_reported() -> None:
     assert len(tally.mismatches) == 1 and "upload has 12 records" in tally.mismatches[0]
 
 
-def test_gzip_bytes_where_jsonl_belongs_are_rejected_records_not_an_internal_error(
+def test_gzip_bytes_where_jsonl_belongs_are_read_as_the_records_they_hold(
     tmp_path: Path,
 ) -> None:
-    data = gzip.compress(seed_jsonl(random.Random(2)))
-    (tmp_path / "p.jsonl.gz").write_bytes(data)
-    records = list(read_jsonl(tmp_path / "p.jsonl.gz"))
-    assert len(records) == count_jsonl(data) > 0
-    assert all(record.fields is None and record.error for record in records)
+    plain = seed_jsonl(random.Random(2))
+    data = gzip.compress(plain)
+    (tmp_path / "p.jsonl").write_bytes(data)  # the suffix says plain; the content says gzip
+    records = list(read_jsonl(tmp_path / "p.jsonl"))
+    assert len(records) == count_jsonl(data) == count_jsonl(plain) > 0
+    assert all(record.fields is not None for record in records)
+    cut = data[: len(data) // 2]
+    (tmp_path / "cut.jsonl.gz").write_bytes(cut)
+    records = list(read_jsonl(tmp_path / "cut.jsonl.gz"))
+    assert len(records) == count_jsonl(cut) > 1
+    assert records[-1].fields is None and "truncated" in str(records[-1].error)

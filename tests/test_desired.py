@@ -47,7 +47,7 @@ def make_source(directory: Path, description: dict[str, Any]) -> ir.Source:
         name=description["name"],
         format=description["format"],
         path=description["path"],
-        resolved_path=directory / description["path"],
+        locations=(ir.DataLocation.file(description["path"], directory / description["path"]),),
         identity=ir.FieldPath(tuple(description["identity"].split(".")), span()),
         mappings=mappings,
         span=span(),

@@ -33,7 +33,7 @@ def source(fmt: str, identity: ir.FieldPath, **exprs: ir.Expr) -> ir.Source:
         "src",
         fmt,
         f"data/src.{fmt}",
-        Path(f"/nowhere/src.{fmt}"),  # type: ignore[arg-type]
+        (ir.DataLocation.file(f"data/src.{fmt}", Path(f"/nowhere/src.{fmt}")),),
         identity,
         mappings,
         span(),

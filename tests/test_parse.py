@@ -46,6 +46,8 @@ def to_json(node: Any, base: Path) -> Any:
         return f"{node.file}:{node.line}:{node.column}-{node.end_line}:{node.end_column}"
     if isinstance(node, Path):
         return Path(os.path.relpath(node, base)).as_posix()
+    if isinstance(node, str) and os.path.isabs(node):  # a data location's target
+        return Path(os.path.relpath(node, base)).as_posix()
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         fields = {f.name: to_json(getattr(node, f.name), base) for f in dataclasses.fields(node)}
         return {"node": type(node).__name__, **fields}
@@ -74,14 +76,14 @@ def test_public_load_reads_the_reference_spec() -> None:
         ("vip_customers", "upload:vip_upload"),
     ]
     assert spec.root == REPO / "specs"
-    assert spec.source("profiles").resolved_path == REPO / "specs" / "data" / "profiles.jsonl"
+    assert spec.source("profiles").locations[0].target == str(REPO / "specs" / "data" / "profiles.jsonl")
 
 
 def test_directory_is_one_configuration_of_its_sync_files() -> None:
     spec = load_spec([VALID / "multi"], data_root=VALID)  # multi/ reads ../data
     assert [f.name for f in spec.files] == ["audiences.sync", "destination.sync", "sources.sync"]
     assert spec.root == (VALID / "multi").resolve()
-    assert spec.source("profiles").resolved_path == (VALID / "data" / "profiles.jsonl").resolve()
+    assert spec.source("profiles").locations[0].target == str((VALID / "data" / "profiles.jsonl").resolve())
 
 
 def test_defaults() -> None:

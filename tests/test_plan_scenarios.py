@@ -31,7 +31,7 @@ import pytest
 
 from syncdsl.errors import PlanError
 from syncdsl.plan.gather import configuration_hash
-from syncdsl.plan.planfile import load_plan, save_plan
+from syncdsl.plan.planfile import inputs_document, load_plan, save_plan
 from syncdsl.plan.staleness import check_fresh
 from syncdsl.state.store import StateStore, state_dir
 from tests.scenario import Workspace, contact_changes, workspace
@@ -179,7 +179,7 @@ def _outcome(plan: Any, *, root: str) -> dict[str, Any]:
         "refreshed": plan.refreshed,
         "warnings": [text.replace(root, "") for text in plan.warnings],
         "notes": [text.replace(root, "") for text in plan.notes],
-        "inputs": [asdict(counts) for counts in plan.inputs],
+        "inputs": [inputs_document(counts) for counts in plan.inputs],
     }
 
 

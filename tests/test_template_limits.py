@@ -146,7 +146,7 @@ def _run_spec(tmp_path: Path, records: list[dict[str, Any]], **templates: str) -
         "src",
         "jsonl",
         "data.jsonl",
-        data,
+        (ir.DataLocation.file("data.jsonl", data),),
         ir.FieldPath(("email",), span()),
         tuple(
             ir.PropertyMapping(prop, ir.Template(text, span()), span())
@@ -248,7 +248,7 @@ def _mapper(template: str) -> ProfileMapper:
         "src",
         "jsonl",
         "data.jsonl",
-        Path("data.jsonl"),
+        (ir.DataLocation.file("data.jsonl", Path("data.jsonl")),),
         ir.FieldPath(("email",), span()),
         (ir.PropertyMapping("city", ir.Template(template, span()), span()),),
         span(),

@@ -75,7 +75,11 @@ class AudienceChecks(Checker):
         if isinstance(value, StringValue) and IDENTIFIER.match(value.value):
             self.error(value.span, f"name the source without quotes: `source = {value.value}`")
             return None
-        if not isinstance(value, PathValue) or len(value.parts) != 1:
+        if (
+            not isinstance(value, PathValue)
+            or len(value.parts) != 1
+            or not isinstance(value.parts[0], str)
+        ):
             self.error(
                 value.span, f"`source` takes the name of a source block; found {describe(value)}"
             )

@@ -26,7 +26,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOP_BLOCKS = ("destination", "source", "audience", "property")
 DESTINATION_ATTRIBUTES = ("token", "tier", "base_url", "property_group", "api_version", "api_packs")
-SOURCE_ATTRIBUTES = ("jsonl", "csv", "identity", "export")
+SOURCE_ATTRIBUTES = ("jsonl", "parquet", "csv", "identity", "export", "delimiter", "encoding")
 AUDIENCE_ATTRIBUTES = ("source", "segment", "property", "adopt", "mass_exit_threshold")
 PROPERTY_ATTRIBUTES = ("label", "type", "field_type", "options")
 
@@ -81,10 +81,6 @@ def internal_name_problem(name: str) -> str | None:
     if not INTERNAL_NAME.match(name):
         return "must start with a lowercase letter and hold only a-z, 0-9 and `_`"
     return None
-
-
-def path_text(parts: tuple[str, ...]) -> str:
-    return ".".join(part if IDENTIFIER.match(part) else f"`{part}`" for part in parts)
 
 
 def nowhere(file: str) -> Span:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import importlib.util
 import os
 from pathlib import Path
 from typing import Literal as TypingLiteral
@@ -13,24 +15,36 @@ from syncdsl.lang.check_base import (
     SOURCE_ATTRIBUTES,
     Checker,
     is_template,
-    path_text,
     unsafe_attribute,
 )
-from syncdsl.lang.datapath import check_data_path, dangling_link
+from syncdsl.lang.datapath import (
+    check_data_path,
+    dangling_link,
+    glob_base,
+    is_glob,
+    local_files,
+    remote_scheme,
+)
 from syncdsl.lang.diagnostics import did_you_mean, one_of
 from syncdsl.lang.ir import (
     EXPORT_MODES,
+    REMOTE_SCHEMES,
+    SOURCE_FORMATS,
+    DataLocation,
     Expr,
     FieldPath,
     LiteralValue,
     PropertyMapping,
     Source,
+    SourceFormat,
     Template,
+    path_text,
 )
 from syncdsl.lang.syntax import (
     Attribute,
     Block,
     BoolValue,
+    ListValue,
     NumberValue,
     PathValue,
     StringValue,
@@ -39,6 +53,8 @@ from syncdsl.lang.syntax import (
 )
 from syncdsl.lang.template_limits import check_limits
 from syncdsl.lang.templates import TEMPLATE_ENVIRONMENT
+
+COMMON_ENCODINGS = ("utf-8", "utf-16", "latin-1", "cp1252", "iso-8859-15", "shift_jis")
 
 
 class SourceChecks(Checker):
@@ -70,8 +86,71 @@ class SourceChecks(Checker):
         export = self.export(attrs.get("export"))
         if data is None or identity is None:
             return None
-        file_format, path, resolved = data
-        return Source(name, file_format, path, resolved, identity, mappings, block.span, export)
+        file_format, path, locations = data
+        if file_format == "csv":
+            self.no_indexes(identity, mappings)
+        delimiter, encoding = self.csv_options(attrs, file_format)
+        return Source(
+            name,
+            file_format,
+            path,
+            locations,
+            identity,
+            mappings,
+            block.span,
+            export,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
+
+    def no_indexes(self, identity: FieldPath, mappings: tuple[PropertyMapping, ...]) -> None:
+        paths = [identity, *(m.expr for m in mappings if isinstance(m.expr, FieldPath))]
+        for path in paths:
+            if any(isinstance(part, int) for part in path.parts):
+                self.error(
+                    path.span,
+                    f"`{path.text}` indexes a list, and a csv row holds none: name a column "
+                    "(write a column with brackets in its name between backticks)",
+                )
+
+    def csv_options(
+        self, attrs: dict[str, Attribute], file_format: SourceFormat
+    ) -> tuple[str | None, str]:
+        delimiter: str | None = None
+        encoding = "utf-8"
+        for name in ("delimiter", "encoding"):
+            if name in attrs and file_format != "csv":
+                self.error(
+                    attrs[name].name_span,
+                    f"`{name}` is for csv sources; {file_format} data has no {name} to set",
+                )
+        if file_format != "csv":
+            return delimiter, encoding
+        if "delimiter" in attrs:
+            attribute = attrs["delimiter"]
+            value = self.string(attribute, ";")
+            if value is not None and (len(value) != 1 or value in '"\r\n'):
+                self.error(
+                    attribute.value.span,
+                    "a delimiter is one character other than a quote or a line break, like "
+                    '`delimiter = ";"` or `delimiter = "\\t"` (leave it out to detect it)',
+                )
+            elif value is not None:
+                delimiter = value
+        if "encoding" in attrs:
+            attribute = attrs["encoding"]
+            value = self.string(attribute, "utf-8")
+            if value is not None:
+                try:
+                    encoding = codecs.lookup(value).name
+                except LookupError:
+                    hint = did_you_mean(value, COMMON_ENCODINGS)
+                    self.error(
+                        attribute.value.span,
+                        f"unknown encoding `{value}`{hint}; use a name Python knows, like "
+                        f"{one_of(COMMON_ENCODINGS)}",
+                    )
+        return delimiter, encoding
 
     def export(self, attribute: Attribute | None) -> TypingLiteral["full", "incremental"]:
         if attribute is None:
@@ -90,57 +169,133 @@ class SourceChecks(Checker):
 
     def data_file(
         self, attrs: dict[str, Attribute], block: Block, where: str, spec_file: str
-    ) -> tuple[TypingLiteral["jsonl", "csv"], str, Path] | None:
-        given = [attrs[kind] for kind in ("jsonl", "csv") if kind in attrs]
+    ) -> tuple[SourceFormat, str, tuple[DataLocation, ...]] | None:
+        given = [attrs[kind] for kind in SOURCE_FORMATS if kind in attrs]
         if not given:
             self.error(
                 block.type_span,
-                f'{where} needs its data file: add `jsonl = "path"` or `csv = "path"`',
+                f'{where} needs its data: add `jsonl = "path"`, `parquet = "path"` or '
+                '`csv = "path"` (a file, a folder, a glob, or a list of them)',
             )
             return None
         if len(given) > 1:
             later = max(given, key=lambda a: (a.span.line, a.span.column))
-            self.error(later.name_span, f"{where} reads one file: keep `jsonl` or `csv`, not both")
+            kinds = " or ".join(f"`{a.name}`" for a in sorted(given, key=lambda a: a.span.line))
+            self.error(later.name_span, f"{where} reads one format: keep {kinds}, not both")
             return None
         attribute = given[0]
-        path = self.string(attribute, f"data/{block.label or 'export'}.{attribute.name}")
-        if path is None:
+        example = f"data/{block.label or 'export'}.{attribute.name}"
+        value = attribute.value
+        entries = value.items if isinstance(value, ListValue) else (value,)
+        if isinstance(value, ListValue) and not entries:
+            self.error(value.span, f"`{attribute.name}` needs at least one path")
             return None
+        locations: list[DataLocation] = []
+        for entry in entries:
+            if not isinstance(entry, StringValue):
+                self.error(
+                    entry.span,
+                    f"`{attribute.name}` takes a path or a list of paths, like `{attribute.name} = "
+                    f'"{example}"`; found {describe(entry)}',
+                )
+                continue
+            location = self.location(entry, attribute.name, Path(spec_file))
+            if location is not None:
+                locations.append(location)
+        if len(locations) != len(entries):
+            return None
+        file_format: SourceFormat = attribute.name  # type: ignore[assignment]
+        shown = ", ".join(location.written for location in locations)
+        return file_format, shown, tuple(locations)
+
+    def location(self, entry: StringValue, kind: str, spec_file: Path) -> DataLocation | None:
+        path = entry.value
         if not path.strip():
-            self.error(attribute.value.span, f"`{attribute.name}` needs a file path")
+            self.error(entry.span, f"`{kind}` needs a file path")
             return None
+        scheme = remote_scheme(path)
+        if scheme is not None:
+            return self.remote_location(entry, scheme)
+        written = glob_base(path) if is_glob(path) else path
         try:
             if "\x00" in path:
                 raise ValueError("it holds a NUL character")
             checked = check_data_path(
-                path, spec_file=Path(spec_file), configuration=self.root, data_root=self.data_root
+                written, spec_file=spec_file, configuration=self.root, data_root=self.data_root
             )
             if checked.resolved is not None:
                 checked.resolved.exists()
         except (OSError, ValueError) as error:
             reason = getattr(error, "strerror", None) or str(error)
             shown = path[:80].replace("\x00", "\\0")
-            self.error(attribute.value.span, f"data file path `{shown}` is unusable: {reason}")
+            self.error(entry.span, f"data file path `{shown}` is unusable: {reason}")
             return None
         if checked.resolved is None:
-            self.error(attribute.value.span, checked.problem or f"data file `{path}` is refused")
+            problem = checked.problem or f"data file `{path}` is refused"
+            self.error(entry.span, problem.replace(f"`{written}`", f"`{path}`", 1))
             return None
         resolved = checked.resolved
         if not resolved.exists():
-            link = dangling_link(path, spec_file=Path(spec_file))
+            link = dangling_link(written, spec_file=spec_file)
+            what = "folder" if is_glob(path) else "data file"
             self.error(
-                attribute.value.span,
-                f"data file `{path}` does not exist (paths are relative to the .sync file)"
+                entry.span,
+                f"{what} `{written}` does not exist (paths are relative to the .sync file)"
                 if link is None
-                else f"data file `{path}` does not exist: `{link.name}` on its way is a symlink to "
-                f"`{os.readlink(link)}`, which does not exist",
+                else f"{what} `{written}` does not exist: `{link.name}` on its way is a symlink "
+                f"to `{os.readlink(link)}`, which does not exist",
             )
             return None
-        if not resolved.is_file():
-            self.error(attribute.value.span, f"data file `{path}` is not a file")
+        roots = (self.root.resolve(),) + (
+            (self.data_root.resolve(),) if self.data_root is not None else ()
+        )
+        pattern = Path(path).parts[len(Path(written).parts) if written != "." else 0 :]
+        target = str(resolved.joinpath(*pattern))
+        if not is_glob(path) and not resolved.is_file() and not resolved.is_dir():
+            self.error(entry.span, f"data file `{path}` is not a file or a folder")
             return None
-        file_format: TypingLiteral["jsonl", "csv"] = "jsonl" if attribute.name == "jsonl" else "csv"
-        return file_format, path, resolved
+        try:
+            files = local_files(path, Path(target), roots)
+        except (OSError, ValueError) as error:
+            self.error(entry.span, getattr(error, "strerror", None) or str(error))
+            return None
+        if not files:
+            self.error(
+                entry.span,
+                f"`{path}` matches no data files"
+                if is_glob(path)
+                else f"folder `{path}` holds no data files (files named `_…`, `.…` or `*.crc` "
+                "are not data)",
+            )
+            return None
+        return DataLocation(path, target, roots)
+
+    def remote_location(self, entry: StringValue, scheme: str) -> DataLocation | None:
+        path = entry.value
+        package = REMOTE_SCHEMES.get(scheme)
+        if package is None:
+            known = ", ".join(f"{name}://" for name in REMOTE_SCHEMES)
+            self.error(
+                entry.span,
+                f"`{scheme}://` is not a storage syncdsl reads; use a local path or {known}",
+            )
+            return None
+        bucket = path.split("://", 1)[1].split("/", 1)[0]
+        if not bucket or "@" in bucket:
+            self.error(
+                entry.span,
+                f"`{path}` needs a bucket (container) name, and no credentials: syncdsl reads "
+                "them from the environment",
+            )
+            return None
+        if importlib.util.find_spec(package) is None:
+            self.error(
+                entry.span,
+                f"reading `{scheme}://` paths needs the `{package}` package: "
+                f"pip install {package} (or syncdsl[remote])",
+            )
+            return None
+        return DataLocation(path, path)
 
     def identity(self, attribute: Attribute | None, block: Block, where: str) -> FieldPath | None:
         if attribute is None:

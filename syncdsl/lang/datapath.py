@@ -8,6 +8,8 @@ land inside the configuration's directory, or inside the operator's `--data-root
 
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +82,83 @@ def dangling_link(written: str, *, spec_file: Path) -> Path | None:
         if path.is_symlink() and not path.exists():
             return path
     return None
+
+
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def is_glob(written: str) -> bool:
+    """A path with glob characters (`*`, `?`, `[`), matched against the files that exist."""
+    return any(character in GLOB_CHARACTERS for character in written)
+
+
+def remote_scheme(written: str) -> str | None:
+    """`s3` for "s3://bucket/key" (any `scheme://`), None for a local path."""
+    head, separator, _ = written.partition("://")
+    if separator and head and head.replace("+", "").isalnum():
+        return head.lower()
+    return None
+
+
+def glob_base(written: str) -> str:
+    """The directories of a glob before its first glob character: "exports/" of
+    "exports/*/part-*.json.gz" ("." when the first segment is a pattern)."""
+    parts = Path(written).parts
+    for index, part in enumerate(parts):
+        if is_glob(part):
+            return str(Path(*parts[:index])) if index else "."
+    return written
+
+
+def is_hidden(name: str) -> bool:
+    """Not a data file by Spark's and Hadoop's convention: `_SUCCESS`, `_committed_…`,
+    `.part-00000.crc`, `_temporary/`; checksum files (`*.crc`) too."""
+    return name.startswith(("_", ".")) or name.endswith(".crc")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One data file of a local location: its path for people and its resolved path."""
+
+    display: str  # "exports/exportTime=202611300000/part-00000.json.gz"
+    path: Path
+
+
+def local_files(written: str, target: Path, roots: tuple[Path, ...]) -> list[LocalFile]:
+    """The data files a local location names, sorted by path: the file itself; every data file
+    under a folder (recursively, hidden files and folders skipped); the files a glob matches.
+
+    Raises:
+        ValueError: a file leads outside `roots` through a symlink (the message says which).
+    """
+    if is_glob(written):
+        found = sorted(Path(match) for match in glob.glob(str(target), recursive=True))
+        base_written = glob_base(written)
+        base = Path(glob_base(str(target)))
+        files = [
+            path
+            for path in found
+            if path.is_file() and not any(is_hidden(part) for part in path.relative_to(base).parts)
+        ]
+    elif target.is_dir():
+        base_written, base = written, target
+        files = sorted(
+            Path(folder) / name
+            for folder, folders, names in os.walk(target, followlinks=True)
+            if not any(is_hidden(part) for part in Path(folder).relative_to(target).parts)
+            for name in names
+            if not is_hidden(name)
+        )
+        files = [path for path in files if path.is_file()]
+    else:
+        return [LocalFile(written, target.resolve())]
+    result = []
+    for path in files:
+        shown = str(Path(base_written) / path.relative_to(base))
+        resolved = path.resolve()
+        if not any(_inside(resolved, root) for root in roots):
+            raise ValueError(
+                f"data file `{shown}` leads outside of the allowed directories: {_HOW}"
+            )
+        result.append(LocalFile(shown, resolved))
+    return result

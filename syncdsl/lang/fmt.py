@@ -196,7 +196,10 @@ def _inline(value: Any) -> str:
     if kind in ("true", "false"):
         return str(kind)
     if kind == "path":
-        return ".".join(str(part) for part in value.children)
+        text = ""
+        for part in value.children:
+            text += str(part) if part.type == "INDEX" or not text else f".{part}"
+        return text
     elements = [_inline(child) for child in value.children if not _is_nl(child)]
     if kind == "call":
         return f"{elements[0]}({', '.join(elements[1:])})"

@@ -35,10 +35,32 @@ def derive_property_name(display_name: str) -> str:
 
 @dataclass(frozen=True)
 class FieldPath:
-    """A path into a record: dots into nested JSON, or one CSV column name (parts of one)."""
+    """A path into a record: dots into nested objects (ints index lists), or one CSV column name
+    (parts of one)."""
 
-    parts: tuple[str, ...]
+    parts: tuple[str | int, ...]
     span: Span
+
+    @property
+    def text(self) -> str:
+        """The path as written: `identityMap.Email[0].id` (backticks left out)."""
+        return path_text(self.parts, quote=False)
+
+
+def path_text(parts: tuple[str | int, ...], *, quote: bool = True) -> str:
+    """A field path for people: dotted, `[N]` for list indexes, backticks around segments that
+    are not identifiers (when `quote`)."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        shown = part if not quote or _IDENTIFIER.match(part) else f"`{part}`"
+        text += f".{shown}" if text else shown
+    return text
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -91,20 +113,66 @@ class Destination:
         return TIERS[self.tier].per_day + API_PACK_DAILY * self.api_packs
 
 
+#: The formats a source's data may be in: Experience Platform's NDJSON and Parquet exports, and
+#: custom uploads in CSV.
+SOURCE_FORMATS: tuple[str, ...] = ("jsonl", "parquet", "csv")
+SourceFormat = Literal["jsonl", "parquet", "csv"]
+#: Remote storage schemes, read through fsspec, and the package each one needs.
+REMOTE_SCHEMES: dict[str, str] = {
+    "s3": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+}
+
+
+@dataclass(frozen=True)
+class DataLocation:
+    """One entry of a source's data, as written: a file, a folder or a glob, local or remote."""
+
+    written: str  # as the spec holds it: "exports/*/part-*.json.gz", "s3://bucket/exports/"
+    target: str  # local: the absolute path or glob; remote: the URL
+    #: local: the resolved directories every file read must stay inside (the configuration's
+    #: directory, the operator's data root); empty for remote locations.
+    roots: tuple[Path, ...] = ()
+
+    @property
+    def remote(self) -> bool:
+        return not self.roots
+
+    @classmethod
+    def file(cls, written: str, path: Path) -> DataLocation:
+        """One local file, read from where it is."""
+        resolved = path.resolve()
+        return cls(written, str(resolved), (resolved.parent,))
+
+
 @dataclass(frozen=True)
 class Source:
-    """A `source NAME { }` block: a segmentation export (jsonl) or a custom upload (csv)."""
+    """A `source NAME { }` block: an Experience Platform export (jsonl, parquet) or a custom
+    upload (csv), read from one or more files."""
 
     name: str
-    format: Literal["jsonl", "csv"]
-    path: str  # as written, relative to the spec file
-    resolved_path: Path  # absolute
+    format: SourceFormat
+    path: str  # as written, for people: "data/profiles.jsonl", or "a.json.gz, b/*.json.gz"
+    locations: tuple[DataLocation, ...]
     identity: FieldPath  # always the email identity
     mappings: tuple[PropertyMapping, ...]
     span: Span
     #: "full": the file is the whole membership (absent members exit); "incremental": only the
     #: profiles whose membership changed (absent ones keep their status).
     export: Literal["full", "incremental"] = "full"
+    #: csv: the field delimiter; None: detected from each file's header line.
+    delimiter: str | None = None
+    #: csv: the text encoding (a UTF-8 byte-order mark is accepted either way).
+    encoding: str = "utf-8"
+
+    @property
+    def nested(self) -> bool:
+        """Records are nested objects with XDM fields (jsonl, parquet), not flat csv rows."""
+        return self.format != "csv"
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,14 @@ class _ToSyntax(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def path(self, meta: Meta, children: list[Token]) -> PathValue:
-        parts = tuple(part[1:-1] if part.type == "QUOTED_NAME" else str(part) for part in children)
+        parts = tuple(
+            int(part[1:-1])
+            if part.type == "INDEX"
+            else part[1:-1]
+            if part.type == "QUOTED_NAME"
+            else str(part)
+            for part in children
+        )
         return PathValue(parts, self._span(meta))
 
     @v_args(meta=True)

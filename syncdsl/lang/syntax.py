@@ -29,9 +29,10 @@ class BoolValue:
 
 @dataclass(frozen=True)
 class PathValue:
-    """A dotted field path; backticked segments arrive without their backticks."""
+    """A dotted field path; backticked segments arrive without their backticks, list indexes
+    (`[0]`) as ints."""
 
-    parts: tuple[str, ...]
+    parts: tuple[str | int, ...]
     span: Span
 
 

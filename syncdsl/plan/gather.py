@@ -24,6 +24,7 @@ from syncdsl.plan.definition import (
     PlanOptions,
 )
 from syncdsl.plan.schemadiff import diff_schema
+from syncdsl.records.datafiles import fingerprint, source_files
 from syncdsl.records.desired import DesiredSet, build_desired
 from syncdsl.records.outcome import DesiredContact
 from syncdsl.records.replay import load_replay
@@ -42,14 +43,20 @@ class PlanResult:
 
 
 def configuration_hash(spec: Spec) -> str:
-    """A hash of the .sync files and every data file they read."""
+    """A hash of the .sync files and every data file they read: each file of a folder or glob
+    (a part file added or removed changes it too); remote objects by their size and version tag.
+
+    Raises:
+        SourceError: a data file cannot be listed or read.
+    """
     digest = hashlib.sha256()
-    paths = sorted({*spec.files, *(source.resolved_path for source in spec.sources)})
-    for path in paths:
-        digest.update(str(path.name).encode() + b"\0")
-        with Path(path).open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    for path in sorted(spec.files):
+        digest.update(str(Path(path).name).encode() + b"\0")
+        digest.update(Path(path).read_bytes())
+    for source in spec.sources:
+        digest.update(f"source {source.name}\0".encode())
+        for file in source_files(source):
+            fingerprint(file, digest)
     return digest.hexdigest()
 
 

@@ -83,12 +83,21 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         "fingerprint": asdict(plan.fingerprint),
         "audience_properties": list(plan.audience_properties),
         "managed_properties": list(plan.managed_properties),
-        "inputs": [asdict(counts) for counts in plan.inputs],
+        "inputs": [inputs_document(counts) for counts in plan.inputs],
         "guards": [asdict(verdict) for verdict in plan.guards],
     }
     if saved:
         document["adoptions"] = [asdict(a) for a in plan.adoptions]
         document["property_types"] = dict(plan.property_types)
+    return document
+
+
+def inputs_document(counts: SourceCounts) -> dict[str, Any]:
+    """One source's counts; `reading` only when there is something to say (several files,
+    compression, a detected delimiter)."""
+    document = asdict(counts)
+    if not counts.reading:
+        del document["reading"]
     return document
 
 

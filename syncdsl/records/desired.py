@@ -14,7 +14,7 @@ import sqlite3
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -25,9 +25,12 @@ from syncdsl.records.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
 from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
-from syncdsl.records.sources import SourceRecord, read_source
+from syncdsl.records.sources import ReadReport, SourceRecord, read_source
 
 _BATCH = 5_000
+#: A staged row's `line` holds its file too: (index of the file in its source) << 32 | line.
+_FILE_SHIFT = 32
+_LINE_MASK = (1 << _FILE_SHIFT) - 1
 _MAX_CONFLICT_WARNINGS = 100
 _MERGE_EXAMPLES = 3
 
@@ -118,11 +121,12 @@ class DesiredSet:
         self.rejected: list[Rejection] = []
         self.warnings: list[str] = []
         self.counts: list[SourceCounts] = []
+        self.files: list[list[str]] = [[] for _ in sources]  # per source: the files read
         self._finalizer = weakref.finalize(self, _discard, connection, directory)
 
     def __iter__(self) -> Iterator[DesiredContact]:
         rows = self._layout.expand(self._connection.execute(f"{self._select} ORDER BY email, src"))
-        merge = _Merger(self._sources, self._layout).merge
+        merge = _Merger(self._sources, self._layout, self.files).merge
         for _, group in itertools.groupby(rows, key=_first):
             yield merge(list(group))
 
@@ -134,7 +138,7 @@ class DesiredSet:
         key = email.strip().lower()
         rows = self._connection.execute(f"{self._select} WHERE email = ? ORDER BY src", (key,))
         group = list(self._layout.expand(rows))
-        return _Merger(self._sources, self._layout).merge(group) if group else None
+        return _Merger(self._sources, self._layout, self.files).merge(group) if group else None
 
     def emails(self) -> Iterator[str]:
         """Every desired email, ascending."""
@@ -183,8 +187,11 @@ def _first(row: tuple[object, ...]) -> object:
 class _Merger:
     """Folds the staged rows of one email (one per source, in spec order) into a contact."""
 
-    def __init__(self, sources: tuple[ir.Source, ...], layout: _Layout) -> None:
+    def __init__(
+        self, sources: tuple[ir.Source, ...], layout: _Layout, files: list[list[str]]
+    ) -> None:
         self._sources = sources
+        self._files = files
         self._properties = tuple(enumerate(layout.properties, start=3))
         self._audiences = tuple(enumerate(layout.audiences, start=3 + len(layout.properties)))
         self.conflicts: list[_Conflict] = []
@@ -198,7 +205,7 @@ class _Merger:
         names: list[str] = []
         for row in rows:
             src = int(row[1])  # type: ignore[call-overload]
-            provenance.append(Origin(self._sources[src].path, int(row[2])))  # type: ignore[call-overload]
+            provenance.append(_origin(self._files[src], int(row[2])))  # type: ignore[call-overload]
             names.append(self._sources[src].name)
             for column, name in self._properties:
                 value = row[column]
@@ -224,6 +231,10 @@ class _Merger:
                 if status is not None:
                     audiences[name] = str(status)
         return DesiredContact(email, properties, audiences, tuple(provenance), tuple(names))
+
+
+def _origin(files: list[str], position: int) -> Origin:
+    return Origin(files[position >> _FILE_SHIFT], position & _LINE_MASK)
 
 
 def _open_staging(layout: _Layout) -> tuple[sqlite3.Connection, Path]:
@@ -258,7 +269,10 @@ def build_desired(
     desired = DesiredSet(connection, directory, spec.sources, layout)
     try:
         for index, (source, mapper) in enumerate(zip(spec.sources, mappers)):
-            records = itertools.chain(read_source(source), (replay or {}).get(source.name, ()))
+            report = ReadReport()
+            records = itertools.chain(
+                read_source(source, report), (replay or {}).get(source.name, ())
+            )
             counts = _stage_source(
                 connection,
                 index,
@@ -268,14 +282,17 @@ def build_desired(
                 layout,
                 desired.rejected,
                 desired.warnings,
+                desired.files[index],
             )
-            desired.counts.append(counts)
-            desired.warnings.extend(_merge_warnings(connection, index, source, counts))
+            desired.counts.append(replace(counts, reading=report.summary(source)))
+            desired.warnings.extend(
+                _merge_warnings(connection, index, source, counts, desired.files[index])
+            )
         connection.commit()
         desired._length = connection.execute(
             "SELECT COUNT(*) FROM (SELECT DISTINCT email FROM staged)"
         ).fetchone()[0]
-        desired.warnings.extend(_conflict_warnings(connection, spec.sources, layout))
+        desired.warnings.extend(_conflict_warnings(connection, spec.sources, layout, desired.files))
     except BaseException:
         desired.close()
         raise
@@ -291,13 +308,16 @@ def _stage_source(
     layout: _Layout,
     rejected: list[Rejection],
     warnings: list[str],
+    files: list[str],
 ) -> SourceCounts:
     records = rejected_count = 0
+    file_index: dict[str, int] = {}
+    current_file, current_index = "", -1
     # jsonl field paths no record has shown a value at yet (checked until each one has).
     unseen = {
         i: m
         for i, m in enumerate(source.mappings)
-        if source.format == "jsonl" and isinstance(m.expr, ir.FieldPath)
+        if source.nested and isinstance(m.expr, ir.FieldPath)
     }
     batch: list[tuple[object, ...]] = []
     raws: list[str] = []  # the raw text of each row of `batch`, for a row SQLite refuses
@@ -329,12 +349,17 @@ def _stage_source(
                 del unseen[i]
         # ensure_ascii=False: a lone surrogate reaches SQLite, which refuses it (a reject).
         row = json.dumps([*values, *statuses], ensure_ascii=False)
-        batch.append((email, index, record.line, row))
+        if record.file != current_file:
+            current_file = record.file
+            current_index = file_index.setdefault(current_file, len(files))
+            if current_index == len(files):
+                files.append(current_file)
+        batch.append((email, index, current_index << _FILE_SHIFT | record.line, row))
         raws.append(record.raw)
         if len(batch) >= _BATCH:
-            rejected_count += _insert(connection, upsert, batch, raws, source, rejected)
+            rejected_count += _insert(connection, upsert, batch, raws, source, rejected, files)
     if batch:
-        rejected_count += _insert(connection, upsert, batch, raws, source, rejected)
+        rejected_count += _insert(connection, upsert, batch, raws, source, rejected, files)
     merged = connection.execute(
         "SELECT COALESCE(SUM(dups), 0) FROM staged WHERE src = ?", (index,)
     ).fetchone()[0]
@@ -368,6 +393,7 @@ def _insert(
     raws: list[str],
     source: ir.Source,
     rejected: list[Rejection],
+    files: list[str],
 ) -> int:
     """Stage `batch`; a row SQLite refuses is rejected alone (the rest staged). Returns those."""
     connection.execute("SAVEPOINT batch")
@@ -385,8 +411,8 @@ def _insert(
         try:
             connection.execute(upsert, row)
         except (sqlite3.Error, ValueError, OverflowError) as error:
-            line = int(row[2])  # type: ignore[call-overload]
-            rejected.append(_internal(source.name, source.path, line, raw, error))
+            origin = _origin(files, int(row[2]))  # type: ignore[call-overload]
+            rejected.append(_internal(source.name, origin.file, origin.line, raw, error))
             refused += 1
     connection.execute("RELEASE batch")
     batch.clear()
@@ -395,7 +421,11 @@ def _insert(
 
 
 def _merge_warnings(
-    connection: sqlite3.Connection, index: int, source: ir.Source, counts: SourceCounts
+    connection: sqlite3.Connection,
+    index: int,
+    source: ir.Source,
+    counts: SourceCounts,
+    files: list[str],
 ) -> list[str]:
     if not counts.merged:
         return []
@@ -404,7 +434,8 @@ def _merge_warnings(
         (index, _MERGE_EXAMPLES),
     ).fetchall()
     shown = ", ".join(
-        f"{email} ({dups + 1} records, kept {source.path}:{line})" for email, dups, line in examples
+        f"{email} ({dups + 1} records, kept {_origin(files, line)})"
+        for email, dups, line in examples
     )
     more = " ..." if counts.merged > len(examples) else ""
     message = (
@@ -415,7 +446,10 @@ def _merge_warnings(
 
 
 def _conflict_warnings(
-    connection: sqlite3.Connection, sources: tuple[ir.Source, ...], layout: _Layout
+    connection: sqlite3.Connection,
+    sources: tuple[ir.Source, ...],
+    layout: _Layout,
+    files: list[list[str]],
 ) -> list[str]:
     """Conflicting values across sources: the first few in full, then a total."""
     if len(sources) < 2:
@@ -426,7 +460,7 @@ def _conflict_warnings(
             "(SELECT email FROM staged GROUP BY email HAVING COUNT(*) > 1) ORDER BY email, src"
         )
     )
-    merger = _Merger(sources, layout)
+    merger = _Merger(sources, layout, files)
     total = 0
     warnings: list[str] = []
     for _, group in itertools.groupby(rows, key=_first):

@@ -10,7 +10,7 @@ from pathlib import Path
 from syncdsl.errors import Diagnostic
 from syncdsl.lang import ir
 from syncdsl.lang.diagnostics import spec_error
-from syncdsl.records.sources import csv_header
+from syncdsl.records.sources import csv_headers
 
 
 def check_csv_headers(spec: ir.Spec) -> None:
@@ -23,20 +23,22 @@ def check_csv_headers(spec: ir.Spec) -> None:
     for source in spec.sources:
         if source.format != "csv":
             continue
-        header = csv_header(source)
-        if header is None:
-            continue
-        for role, path in _paths(source):
-            column = ".".join(path.parts)
-            if column in header:
+        for file, header in csv_headers(source):
+            if header is None:
                 continue
-            problems.append(
-                Diagnostic(
-                    path.span,
-                    f"{role}: column `{column}` is not in the header of {source.path} "
-                    f"({_shown(header)}){suggest_column(column, header)}",
+            for role, path in _paths(source):
+                column = path.text
+                if column in header:
+                    continue
+                problems.append(
+                    Diagnostic(
+                        path.span,
+                        f"{role}: column `{column}` is not in the header of {file} "
+                        f"({_shown(header)}){suggest_column(column, header)}",
+                    )
                 )
-            )
+            if problems:
+                break  # the first file that lacks a column says enough
     if problems:
         raise spec_error(problems, _texts(d.span.file for d in problems))
 
@@ -76,9 +78,9 @@ def _texts(files: Iterable[str]) -> dict[str, str]:
 def missing_path_warning(
     source: ir.Source, mapping: ir.PropertyMapping, records: int, mapped: int
 ) -> str:
-    """The warning for a jsonl field path that none of a source's records holds a value at."""
+    """The warning for a jsonl or parquet field path that none of a source's records holds a value at."""
     assert isinstance(mapping.expr, ir.FieldPath)
-    path = ".".join(mapping.expr.parts)
+    path = mapping.expr.text
     read = f"{records:,} records read" if mapped == records else f"{mapped:,} records mapped "
     read += "" if mapped == records else f"(of {records:,} read)"
     return (

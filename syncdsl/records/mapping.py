@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,21 +50,25 @@ class MappedRecord:
     audiences: dict[str, str]
 
 
-def _path_getter(parts: tuple[str, ...], fmt: str) -> Getter:
-    """A lookup for a field path: one dict key for csv, a walk into nested objects for jsonl."""
+def _path_getter(parts: tuple[str | int, ...], fmt: str) -> Getter:
+    """A lookup for a field path: one dict key for csv, a walk into nested objects otherwise
+    (`[N]` indexes a list; the namespace after `identityMap` matches in any letter case, as
+    Experience Platform's namespaces do)."""
     if fmt == "csv" or len(parts) == 1:
-        key = ".".join(parts)
+        key = ".".join(str(part) for part in parts)
         return operator.methodcaller("get", key)
-    if len(parts) == 2:
-        first, second = parts
+    if parts[0] == "identityMap" and isinstance(parts[1], str) and len(parts) > 2:
+        return _identity_map_getter(parts[1], parts[2:])
+    if len(parts) == 2 and all(isinstance(part, str) for part in parts):
+        first, second = (str(part) for part in parts)
 
         def get2(record: Mapping[str, object]) -> object:
             inner = record.get(first)
             return inner.get(second) if type(inner) is dict else None
 
         return get2
-    if len(parts) == 3:
-        first, second, third = parts
+    if len(parts) == 3 and all(isinstance(part, str) for part in parts):
+        first, second, third = (str(part) for part in parts)
 
         def get3(record: Mapping[str, object]) -> object:
             inner = record.get(first)
@@ -73,19 +78,37 @@ def _path_getter(parts: tuple[str, ...], fmt: str) -> Getter:
             return inner.get(third) if type(inner) is dict else None
 
         return get3
+    return functools.partial(_walk, parts)
 
-    def get_deep(record: Mapping[str, object]) -> object:
-        value: object = record
-        for part in parts:
-            if type(value) is dict:
-                value = value.get(part)
-            elif type(value) is list and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                return None
-        return value
 
-    return get_deep
+def _walk(parts: tuple[str | int, ...], value: object) -> object:
+    for part in parts:
+        if type(value) is dict:
+            value = value.get(part)
+        elif type(value) is list and type(part) is int:
+            value = value[part] if part < len(value) else None
+        elif (
+            type(value) is list and type(part) is str and part.isdigit() and int(part) < len(value)
+        ):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _identity_map_getter(namespace: str, rest: tuple[str | int, ...]) -> Getter:
+    folded = namespace.lower()
+
+    def get(record: Mapping[str, object]) -> object:
+        identity_map = record.get("identityMap")
+        if type(identity_map) is not dict:
+            return None
+        entries = identity_map.get(namespace)
+        if entries is None:
+            entries = next((v for k, v in identity_map.items() if str(k).lower() == folded), None)
+        return _walk(rest, entries)
+
+    return get
 
 
 def _fast_template(source: str, fmt: str) -> TextGetter | None:
@@ -218,7 +241,7 @@ def _presence(template: ir.Template, fmt: str) -> Callable[[Mapping[str, object]
     paths = _referenced_paths(template.source)
     if not paths:
         return None  # reads no field: a constant, rendered every time
-    getters = [_path_getter(path if fmt == "jsonl" else (".".join(path),), fmt) for path in paths]
+    getters = [_path_getter(path if fmt != "csv" else (".".join(path),), fmt) for path in paths]
     return lambda record: any(getter(record) not in (None, "") for getter in getters)
 
 
@@ -246,9 +269,9 @@ class ProfileMapper:
         source: ir.Source,
         schema: Mapping[str, PropertySchema] | None = None,
     ) -> None:
-        fmt = source.format
+        fmt = "nested" if source.nested else "csv"
         self.source = source
-        self._identity_field = ".".join(source.identity.parts)
+        self._identity_field = source.identity.text
         self.identities_skipped = 0  # other emails of profiles with several (identityMap)
         self._email: Getter = self._identity_getter(source.identity.parts, fmt)
         schema = schema or {}
@@ -266,16 +289,16 @@ class ProfileMapper:
         )
         audiences = [audience for audience in spec.audiences if audience.source == source.name]
         self._segments = tuple(
-            (audience.property, audience.segment) for audience in audiences if fmt == "jsonl"
+            (audience.property, audience.segment) for audience in audiences if source.nested
         )
         self._uploads = {audience.property: "realized" for audience in audiences if fmt == "csv"}
         self._upload_statuses: list[str | None] = list(self._uploads.values())
 
-    def _identity_getter(self, parts: tuple[str, ...], fmt: str) -> Getter:
+    def _identity_getter(self, parts: tuple[str | int, ...], fmt: str) -> Getter:
         """The email lookup; `identityMap.<Namespace>` takes the namespace's primary identity."""
-        if fmt != "jsonl" or len(parts) != 2 or parts[0] != "identityMap":
+        if fmt != "nested" or len(parts) != 2 or parts[0] != "identityMap":
             return _path_getter(parts, fmt)
-        namespace = parts[1].lower()
+        namespace = str(parts[1]).lower()
 
         def primary_identity(record: Mapping[str, object]) -> object:
             identity_map = record.get("identityMap")

@@ -32,7 +32,7 @@ class SourceCounts:
 
     `not_member`: the records of people who are members of no audience (and no member to exit),
     which never leave. `identities_skipped`: the other emails of profiles with several
-    (only the primary one is exported); not a bucket of records.
+    (only the primary one is exported); not a bucket of records. `reading`: how it was read.
     """
 
     source: str
@@ -42,6 +42,9 @@ class SourceCounts:
     rejected: int
     not_member: int = 0
     identities_skipped: int = 0
+    #: how the source was read, for people: "3 files, gzip; delimiter `;` detected from the
+    #: header line" ("" for one plain file)
+    reading: str = ""
 
     def exported(self, contributed: int, not_member: int, collided: int = 0) -> SourceCounts:
         """These counts once the plan knows which contacts reach HubSpot (and which collide

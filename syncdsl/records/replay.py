@@ -18,7 +18,7 @@ from pathlib import Path
 
 from syncdsl.errors import SourceError
 from syncdsl.lang import ir
-from syncdsl.records.sources import SourceRecord, csv_header
+from syncdsl.records.sources import SourceRecord, csv_delimiter, csv_header
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def load_replay(spec: ir.Spec, path: Path | None) -> Replay:
     except (OSError, UnicodeDecodeError) as error:
         raise SourceError(f"--rejects-replay {path}: cannot read it: {error}") from None
     sources = {source.name: source for source in spec.sources}
-    headers: dict[str, list[str] | None] = {}
+    headers: dict[str, tuple[list[str] | None, str]] = {}
     records: dict[str, list[SourceRecord]] = {}
     skipped = 0
     for number, line in enumerate(text.splitlines(), start=1):
@@ -57,9 +57,10 @@ def load_replay(spec: ir.Spec, path: Path | None) -> Replay:
                 f"({', '.join(sorted(sources))}); is this the rejects file of another one?"
             )
         if source.format == "csv" and source.name not in headers:
-            headers[source.name] = csv_header(source)
+            headers[source.name] = (csv_header(source), csv_delimiter(source))
         raw = str(entry.get("record", ""))
-        record = _record(str(path), number, raw, source, headers.get(source.name))
+        header, delimiter = headers.get(source.name, (None, ","))
+        record = _record(str(path), number, raw, source, header, delimiter)
         records.setdefault(source.name, []).append(record)
     count = sum(len(r) for r in records.values())
     warnings = [f"replaying {count:,} record(s) from {path} (--rejects-replay) for this run"]
@@ -86,9 +87,14 @@ def _entry(path: Path, number: int, line: str) -> dict[str, object]:
 
 
 def _record(
-    display: str, number: int, raw: str, source: ir.Source, header: list[str] | None
+    display: str,
+    number: int,
+    raw: str,
+    source: ir.Source,
+    header: list[str] | None,
+    delimiter: str,
 ) -> SourceRecord:
-    if source.format == "jsonl":
+    if source.nested:
         try:
             fields = json.loads(raw)
         except ValueError as error:
@@ -99,7 +105,7 @@ def _record(
     if header is None:
         return SourceRecord(display, number, raw, None, f"{source.path} has no header row")
     try:
-        row = next(csv.reader(io.StringIO(raw), strict=True), [])
+        row = next(csv.reader(io.StringIO(raw), strict=True, delimiter=delimiter), [])
     except csv.Error as error:
         return SourceRecord(display, number, raw, None, f"malformed CSV: {error}")
     if len(row) != len(header):

@@ -1,16 +1,23 @@
-"""Streaming readers for source files (jsonl exports, csv uploads), one record at a time."""
+"""Streaming readers for a source's files (jsonl and parquet exports, csv uploads), one record at a
+time, every file of the source in turn."""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+import orjson
+
 from syncdsl.errors import SourceError
 from syncdsl.lang import ir
+from syncdsl.records.datafiles import DataError, DataFile, open_data, source_files
 
 _BOM = b"\xef\xbb\xbf"
 #: What JSON calls whitespace (RFC 8259): a line of anything else, say U+001C, is a broken record.
@@ -21,6 +28,9 @@ _ESCAPES = re.compile(
     r"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
     r"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
 )
+# A bare integer beyond 64 bits, which orjson reads as a float and the standard library exactly
+# (a run of digits inside a string can match too: that line just takes the slow path).
+_BIG_INT = re.compile(rb"[:\[,]\s*-?[0-9]{20}")
 # One csv field may legitimately hold a 65,536-character HubSpot string, or more (then rejected).
 _CSV_FIELD_LIMIT = 16 * 1024 * 1024
 
@@ -32,89 +42,147 @@ class SourceRecord(NamedTuple):
     """
 
     file: str  # as written in the spec, for people: "data/profiles.jsonl"
-    line: int  # 1-based line where the record starts
+    line: int  # 1-based line where the record starts (Parquet: the row)
     raw: str  # the record's text (undecodable bytes replaced), for the rejects file
     fields: dict[str, object] | None  # None when the record could not be read
     error: str | None  # why it could not be read
 
 
-def read_source(source: ir.Source) -> Iterator[SourceRecord]:
-    """Stream the records of `source`'s file, in file order.
+@dataclass
+class ReadReport:
+    """What reading a source found, for the plan: its files, their compression, the csv
+    delimiters detected."""
+
+    files: int = 0
+    compression: set[str] = field(default_factory=set)
+    delimiters: set[str] = field(default_factory=set)  # detected from header lines
+
+    def summary(self, source: ir.Source) -> str:
+        """`3 files, gzip; delimiter `;` detected from the header line` ("" for one plain file)."""
+        parts = [f"{self.files:,} files"] if self.files != 1 else []
+        if self.compression:
+            parts.append("/".join(sorted(self.compression)))
+        text = ", ".join(parts)
+        if self.delimiters:
+            shown = " and ".join(delimiter_name(d) for d in sorted(self.delimiters))
+            text += ("; " if text else "") + f"delimiter {shown} detected from the header line"
+        elif source.delimiter is not None and source.delimiter != ",":
+            text += ("; " if text else "") + f"delimiter {delimiter_name(source.delimiter)}"
+        return text
+
+
+def delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", " ": "space"}.get(delimiter, f"`{delimiter}`")
+
+
+def read_source(source: ir.Source, report: ReadReport | None = None) -> Iterator[SourceRecord]:
+    """Stream the records of `source`'s files: the files in order, each in file order.
 
     Raises:
-        SourceError: the file cannot be opened or read at all (single bad records are yielded
-            with `error` set instead).
+        SourceError: a file cannot be listed, opened or read at all (single bad records, and a
+            file whose compressed data breaks off, are yielded with `error` set instead).
     """
-    display = source.path
-    if source.format == "jsonl":
-        return read_jsonl(source.resolved_path, display=display)
-    return read_csv(source.resolved_path, display=display)
+    report = report if report is not None else ReadReport()
+    files = source_files(source)
+    report.files = len(files)
+    if source.format == "parquet":
+        return _parquet_source(files)
+    return _text_source(source, files, report)
 
 
-def _open(path: Path, display: str) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except FileNotFoundError:
-        raise SourceError(
-            f"{display}: file not found ({path}); check the path in the spec "
-            "(it is relative to the .sync file)"
-        ) from None
-    except IsADirectoryError:
-        raise SourceError(f"{display}: is a directory ({path}), expected a file") from None
-    except OSError as error:
-        raise SourceError(f"{display}: cannot read {path}: {error.strerror or error}") from None
+def _text_source(
+    source: ir.Source, files: tuple[DataFile, ...], report: ReadReport
+) -> Iterator[SourceRecord]:
+    for file in files:
+        handle, codec = open_data(file, source.format)
+        if codec is not None:
+            report.compression.add(codec)
+        if source.format == "jsonl":
+            yield from _jsonl_records(handle, file.display)
+        else:
+            yield from _csv_records(handle, file.display, source, report)
 
 
-def _decode(data: bytes) -> tuple[str, str | None]:
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError as error:
-        reason = f"undecodable bytes (not UTF-8) at byte {error.start + 1} of the line"
-        return data.decode("utf-8", errors="replace"), reason
+def _parquet_source(files: tuple[DataFile, ...]) -> Iterator[SourceRecord]:
+    from syncdsl.records.parquet import read_parquet
+
+    for file in files:
+        yield from read_parquet(file)
 
 
 def read_jsonl(path: Path, *, display: str | None = None) -> Iterator[SourceRecord]:
-    """Yield one record per non-blank line of a JSON Lines file; bad lines carry their error."""
+    """Yield one record per non-blank line of a JSON Lines file (compressed or not); bad lines
+    carry their error."""
     name = display or str(path)
-    handle = _open(path, name)
-    return _jsonl_records(handle, name, path)
+    handle, _ = open_data(DataFile(name, str(path)), "jsonl")
+    return _jsonl_records(handle, name)
 
 
-def _jsonl_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRecord]:
-    loads = json.loads
+def _jsonl_records(handle: BinaryIO, name: str) -> Iterator[SourceRecord]:
+    fast = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    big_int = _BIG_INT.search
+    number = 0
     with handle:
         try:
             for number, data in enumerate(handle, start=1):
                 if number == 1 and data.startswith(_BOM):
                     data = data[3:]
                 try:
-                    text = data.decode("utf-8")
-                except UnicodeDecodeError:
-                    text, error = _decode(data)
-                    yield SourceRecord(name, number, text.rstrip("\r\n"), None, error)
-                    continue
-                if not text.strip(_JSON_SPACE):
-                    continue  # blank lines separate nothing and hold no record
-                try:
-                    fields = loads(text)
-                except ValueError as error:
-                    raw = text.rstrip("\r\n")
-                    yield SourceRecord(name, number, raw, None, _json_reason(error, raw))
-                    continue
-                except RecursionError:
-                    reason = "broken JSON: nested too deeply (arrays or objects inside each other)"
-                    yield SourceRecord(name, number, text.rstrip("\r\n"), None, reason)
-                    continue
-                if "\\u" in text and (surrogate := _lone_surrogate(text)) is not None:
-                    yield SourceRecord(name, number, text.rstrip("\r\n"), None, surrogate)
-                    continue
-                if type(fields) is not dict:
-                    reason = f"expected a JSON object, got {_json_kind(fields)}"
-                    yield SourceRecord(name, number, text.rstrip("\r\n"), None, reason)
-                    continue
-                yield SourceRecord(name, number, text.rstrip("\r\n"), fields, None)
+                    fields = fast(data)
+                except decode_error:
+                    pass
+                else:
+                    if type(fields) is dict and big_int(data) is None:
+                        raw = data.decode("utf-8").rstrip("\r\n")
+                        yield SourceRecord(name, number, raw, fields, None)
+                        continue
+                record = _jsonl_slow(name, number, data)
+                if record is not None:
+                    yield record
+        except DataError as error:
+            yield SourceRecord(name, number + 1, "", None, str(error))
         except OSError as error:
-            raise SourceError(f"{name}: reading {path} failed: {error}") from None
+            raise SourceError(f"{name}: reading it failed: {error}") from None
+
+
+def _jsonl_slow(name: str, number: int, data: bytes) -> SourceRecord | None:
+    """One line through the standard library: the reason it is broken, or the exact value of an
+    integer orjson reads as a float. None for a blank line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text, error = _decode(data)
+        return SourceRecord(name, number, text.rstrip("\r\n"), None, error)
+    if not text.strip(_JSON_SPACE):
+        return None  # blank lines separate nothing and hold no record
+    raw = text.rstrip("\r\n")
+    try:
+        fields = json.loads(text)
+    except ValueError as error:
+        return SourceRecord(name, number, raw, None, _json_reason(error, raw))
+    except RecursionError:
+        reason = "broken JSON: nested too deeply (arrays or objects inside each other)"
+        return SourceRecord(name, number, raw, None, reason)
+    if "\\u" in text and (surrogate := _lone_surrogate(text)) is not None:
+        return SourceRecord(name, number, raw, None, surrogate)
+    if type(fields) is not dict:
+        reason = f"expected a JSON object, got {_json_kind(fields)}"
+        return SourceRecord(name, number, raw, None, reason)
+    return SourceRecord(name, number, raw, fields, None)
+
+
+def _decode(data: bytes, encoding: str = "utf-8") -> tuple[str, str | None]:
+    try:
+        return data.decode(encoding), None
+    except UnicodeDecodeError as error:
+        reason = f"undecodable bytes (not {_label(encoding)}) at byte {error.start + 1} of the line"
+        return data.decode(encoding, errors="replace"), reason
+
+
+def _label(encoding: str) -> str:
+    name = codecs.lookup(encoding).name
+    return "UTF-8" if name in ("utf-8", "utf-8-sig") else name
 
 
 def _lone_surrogate(text: str) -> str | None:
@@ -147,21 +215,66 @@ def _json_kind(value: object) -> str:
     return "a number"
 
 
-def read_csv(path: Path, *, display: str | None = None) -> Iterator[SourceRecord]:
-    """Yield one record per data row of a CSV file with a header row (RFC 4180, UTF-8, BOM ok).
+def read_csv(
+    path: Path, *, display: str | None = None, delimiter: str | None = None, encoding: str = "utf-8"
+) -> Iterator[SourceRecord]:
+    """Yield one record per data row of a CSV file with a header row (RFC 4180; compressed or not;
+    UTF-8 by default, BOM ok; the delimiter detected from the header line unless given).
 
     A row spanning several lines (quoted newlines) reports the line it starts on.
     """
     name = display or str(path)
-    handle = _open(path, name)
-    return _csv_records(handle, name, path)
+    handle, _ = open_data(DataFile(name, str(path)), "csv")
+    return _csv_rows(handle, name, delimiter, encoding, ReadReport())
+
+
+def _csv_records(
+    handle: BinaryIO, name: str, source: ir.Source, report: ReadReport
+) -> Iterator[SourceRecord]:
+    return _csv_rows(handle, name, source.delimiter, source.encoding, report)
+
+
+#: The delimiters detected from a header line, the first winning a tie.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def detect_delimiter(line: str) -> str:
+    """The delimiter a header line uses: the most frequent of `DELIMITERS` outside quotes
+    (a comma when it holds none: a one-column file)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for character in line:
+        if character == '"':
+            quoted = not quoted
+        elif not quoted and character in counts:
+            counts[character] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Lines can be split on the byte 0x0A before decoding (not so for UTF-16 and UTF-32)."""
+    sample = '\n\r",;\t|abc'
+    try:
+        return (
+            sample.encode(encoding) == sample.encode("ascii")
+            and "16" not in encoding
+            and ("32" not in encoding)
+        )
+    except (UnicodeError, LookupError):
+        return False
 
 
 class _LineFeed:
     """Decodes a binary file line by line for `csv.reader`, remembering undecodable lines."""
 
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
+    def __init__(self, handle: BinaryIO, encoding: str = "utf-8") -> None:
+        self._encoding = encoding
+        self._readline = (
+            handle.readline
+            if _ascii_compatible(encoding)
+            else _transcoded(handle, encoding).readline
+        )
         self.line = 0
         self.bad: dict[int, str] = {}
         self.texts: list[str] = []  # physical lines of the row being read
@@ -175,34 +288,72 @@ class _LineFeed:
         self._again.extend(reversed(self.texts[1:]))
         self.line = start
 
+    def sniff(self) -> str:
+        """The delimiter of the first non-blank line (the header), which is left to be read."""
+        taken: list[str] = []
+        for text in self:
+            taken.append(text)
+            if text.strip():
+                break
+        self._again.extend(reversed(taken))
+        self.line -= len(taken)
+        self.texts = []
+        return detect_delimiter(taken[-1]) if taken else ","
+
     def __next__(self) -> str:
         if self._again:
             self.line += 1
             text = self._again.pop()
             self.texts.append(text)
             return text
-        data = self._handle.readline()
+        data = self._readline()
         if not data:
             raise StopIteration
         self.line += 1
-        if self.line == 1 and data.startswith(_BOM):
-            data = data[3:]
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text, reason = _decode(data)
-            self.bad[self.line] = reason or "undecodable bytes"
+        if isinstance(data, str):
+            text = data
+        else:
+            if self.line == 1 and data.startswith(_BOM):
+                data = data[3:]
+            try:
+                text = data.decode(self._encoding)
+            except UnicodeDecodeError:
+                text, reason = _decode(data, self._encoding)
+                self.bad[self.line] = reason or "undecodable bytes"
         self.texts.append(text)
         return text
 
 
-def _csv_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceRecord]:
+class _Transcoded:
+    """Lines of text from an encoding whose line breaks are not the byte 0x0A (UTF-16, UTF-32)."""
+
+    def __init__(self, handle: BinaryIO, encoding: str) -> None:
+        self._text = io.TextIOWrapper(handle, encoding=encoding, errors="strict", newline="")
+
+    def readline(self) -> str:
+        try:
+            return self._text.readline()
+        except UnicodeDecodeError as error:
+            raise OSError(f"the text is not {error.encoding}: {error.reason}") from None
+
+
+def _transcoded(handle: BinaryIO, encoding: str) -> _Transcoded:
+    return _Transcoded(handle, encoding)
+
+
+def _csv_rows(
+    handle: BinaryIO, name: str, delimiter: str | None, encoding: str, report: ReadReport
+) -> Iterator[SourceRecord]:
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     with handle:
-        feed = _LineFeed(handle)
-        reader = csv.reader(feed, strict=True)
+        feed = _LineFeed(handle, encoding)
         header: list[str] | None = None
         try:
+            if delimiter is None:
+                delimiter = feed.sniff()
+                if delimiter != ",":
+                    report.delimiters.add(delimiter)
+            reader = csv.reader(feed, strict=True, delimiter=delimiter)
             while True:
                 start = feed.line + 1
                 feed.texts = []
@@ -221,10 +372,10 @@ def _csv_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceReco
                 bad = [feed.bad.pop(n) for n in range(start, feed.line + 1) if n in feed.bad]
                 if header is None:
                     if bad:
-                        raise SourceError(f"{name}:{start}: header row is not UTF-8: {bad[0]}")
+                        raise SourceError(
+                            f"{name}:{start}: header row is not {_label(encoding)}: {bad[0]}"
+                        )
                     header = _header(row, name, start)
-                    if header is None:
-                        continue
                     continue
                 if not row:
                     continue  # a blank line is not a row
@@ -240,8 +391,12 @@ def _csv_records(handle: BinaryIO, name: str, path: Path) -> Iterator[SourceReco
                     yield SourceRecord(name, start, raw, None, reason)
                 else:
                     yield SourceRecord(name, start, raw, dict(zip(header, row)), None)
+        except DataError as error:
+            yield SourceRecord(name, feed.line + 1, "", None, str(error))
         except OSError as error:
-            raise SourceError(f"{name}: reading {path} failed: {error}") from None
+            raise SourceError(
+                f"{name}: reading it failed near line {feed.line + 1}: {error}"
+            ) from None
 
 
 def _malformed(feed: _LineFeed, name: str, start: int, error: csv.Error) -> SourceRecord:
@@ -284,16 +439,46 @@ def _header(row: list[str], name: str, line: int) -> list[str] | None:
     return columns
 
 
-def csv_header(source: ir.Source) -> list[str] | None:
-    """The column names of a csv source's header row (None: empty file or unreadable header,
-    which reading the file reports)."""
+def csv_headers(source: ir.Source) -> list[tuple[str, list[str] | None]]:
+    """Each file of a csv source with the column names of its header row (None: an empty file or
+    an unreadable header, which reading the file reports)."""
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    with _open(source.resolved_path, source.path) as handle:
-        reader = csv.reader(_LineFeed(handle), strict=True)
-        try:
-            for row in reader:
-                if row:
-                    return [column.strip() for column in row]
-        except csv.Error:
-            return None
+    headers: list[tuple[str, list[str] | None]] = []
+    for file in source_files(source):
+        handle, _ = open_data(file, "csv")
+        with handle:
+            headers.append((file.display, _first_row(handle, source)))
+    return headers
+
+
+def _first_row(handle: BinaryIO, source: ir.Source) -> list[str] | None:
+    feed = _LineFeed(handle, source.encoding)
+    try:
+        delimiter = source.delimiter or feed.sniff()
+        for row in csv.reader(feed, strict=True, delimiter=delimiter):
+            if row:
+                return [column.strip() for column in row]
+    except (csv.Error, DataError, OSError):
+        return None
     return None
+
+
+def csv_delimiter(source: ir.Source) -> str:
+    """The delimiter of a csv source: as declared, or detected from its first file's header."""
+    if source.delimiter is not None:
+        return source.delimiter
+    files = source_files(source)
+    if not files:
+        return ","
+    handle, _ = open_data(files[0], "csv")
+    with handle:
+        try:
+            return _LineFeed(handle, source.encoding).sniff()
+        except (DataError, OSError):
+            return ","
+
+
+def csv_header(source: ir.Source) -> list[str] | None:
+    """The header of a csv source's first file (None: empty or unreadable)."""
+    headers = csv_headers(source)
+    return headers[0][1] if headers else None

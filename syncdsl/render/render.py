@@ -111,8 +111,9 @@ def _input_line(counts: SourceCounts) -> str:
         if counts.identities_skipped
         else ""
     )
+    reading = f" ({counts.reading})" if counts.reading else ""
     return (
-        f"  {counts.source}: {counts.records:,} records = {counts.contributed:,} contributing "
+        f"  {counts.source}{reading}: {counts.records:,} records = {counts.contributed:,} contributing "
         f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected "
         f"+ {counts.not_member:,} not members of any audience (never sent){skipped}"
     )

@@ -64,12 +64,13 @@ def allowed_origins(urls: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def default_source(spec: Spec, chosen: str | None = None) -> str | None:
-    """The source events use unless they name one: the chosen one, or the only jsonl source."""
+    """The source events use unless they name one: the chosen one, or the only profile source
+    (jsonl or parquet: events are profiles in the same shape)."""
     if chosen is not None:
         spec.source(chosen)  # KeyError when unknown; the command turns it into an error
         return chosen
-    jsonl = [source.name for source in spec.sources if source.format == "jsonl"]
-    return jsonl[0] if len(jsonl) == 1 else None
+    profiles = [source.name for source in spec.sources if source.nested]
+    return profiles[0] if len(profiles) == 1 else None
 
 
 def ensure_schema(spec: Spec, target: Target, store: StateStore) -> dict[str, PropertySchema]:
@@ -233,7 +234,7 @@ class StreamService:
             ) from None
         if fallback is None:
             raise SyncdslError(
-                "the configuration does not have exactly one jsonl source, so events that name "
+                "the configuration does not have exactly one profile source (jsonl or parquet), so events that name "
                 "no source could not be mapped: choose the default with --source NAME (requests "
                 'may still pick another with ?source=NAME or a "source" field)'
             )

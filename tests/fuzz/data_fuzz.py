@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,10 +362,32 @@ def mutate_csv(rng: random.Random, data: bytes, kind: int) -> bytes:
 # --- counting records independently ----------------------------------------------------------
 
 
+def plain(data: bytes) -> tuple[bytes, bool]:
+    """A file's bytes as syncdsl reads them: gzip (detected from its first bytes, every member)
+    decompressed. `broken`: the gzip data breaks off or is corrupt; then only the complete lines
+    before the break are read, and the break is one rejected record."""
+    if not data.startswith(b"\x1f\x8b"):
+        return data, False
+    out, rest = [], data
+    while rest:
+        engine = zlib.decompressobj(wbits=31)
+        try:
+            out.append(engine.decompress(rest))
+        except zlib.error:
+            return b"".join(out).rpartition(b"\n")[0] + b"\n", True
+        if not engine.eof:
+            return b"".join(out).rpartition(b"\n")[0] + b"\n", True
+        rest = engine.unused_data
+        if rest and not rest.strip(b"\x00"):
+            break
+    return b"".join(out), False
+
+
 def count_jsonl(data: bytes) -> int:
     """Records in a JSON Lines file: every line that is not blank (JSON whitespace only; an
-    undecodable line counts)."""
-    records = 0
+    undecodable line counts); gzip decompressed, a break in it one record more."""
+    data, broken = plain(data)
+    records = int(broken)
     for number, line in enumerate(data.split(b"\n"), start=1):
         if number == 1 and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
@@ -444,7 +467,9 @@ def _csv_row(lines: list[str], start: int) -> tuple[int, bool, bool]:
 
 def count_csv(data: bytes) -> int:
     """Data rows of a CSV file with a header; an unparsable row is its first line alone, and the
-    lines after it are read again (syncdsl's documented rule). Raises HeaderError."""
+    lines after it are read again (syncdsl's documented rule); gzip decompressed, a break in it one
+    record more. Raises HeaderError."""
+    data, broken = plain(data)
     raw_lines = data.split(b"\n")
     lines = [line + b"\n" for line in raw_lines[:-1]] + ([raw_lines[-1]] if raw_lines[-1] else [])
     if lines and lines[0].startswith(b"\xef\xbb\xbf"):
@@ -471,7 +496,7 @@ def count_csv(data: bytes) -> int:
             continue
         if failed or not empty:
             records += 1
-    return records
+    return records + int(broken and header)
 
 
 def _bad_utf8(line: bytes) -> bool:
