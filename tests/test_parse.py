@@ -76,14 +76,18 @@ def test_public_load_reads_the_reference_spec() -> None:
         ("vip_customers", "upload:vip_upload"),
     ]
     assert spec.root == REPO / "specs"
-    assert spec.source("profiles").locations[0].target == str(REPO / "specs" / "data" / "profiles.jsonl")
+    assert spec.source("profiles").locations[0].target == str(
+        REPO / "specs" / "data" / "profiles.jsonl"
+    )
 
 
 def test_directory_is_one_configuration_of_its_sync_files() -> None:
     spec = load_spec([VALID / "multi"], data_root=VALID)  # multi/ reads ../data
     assert [f.name for f in spec.files] == ["audiences.sync", "destination.sync", "sources.sync"]
     assert spec.root == (VALID / "multi").resolve()
-    assert spec.source("profiles").locations[0].target == str((VALID / "data" / "profiles.jsonl").resolve())
+    assert spec.source("profiles").locations[0].target == str(
+        (VALID / "data" / "profiles.jsonl").resolve()
+    )
 
 
 def test_defaults() -> None:

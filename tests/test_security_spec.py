@@ -134,9 +134,13 @@ def test_the_operator_may_allow_a_data_root(tmp_path: Path) -> None:
     shared.mkdir()
     (shared / "p.jsonl").write_text('{"email": "a@example.com"}\n')
     spec = _config(tmp_path / "config", path="../shared/p.jsonl")
-    assert load_spec([spec], data_root=shared).sources[0].locations[0].target == str(shared / "p.jsonl")
+    assert load_spec([spec], data_root=shared).sources[0].locations[0].target == str(
+        shared / "p.jsonl"
+    )
     absolute = _config(tmp_path / "config2", path=str(shared / "p.jsonl"))
-    assert load_spec([absolute], data_root=shared).sources[0].locations[0].target == str(shared / "p.jsonl")
+    assert load_spec([absolute], data_root=shared).sources[0].locations[0].target == str(
+        shared / "p.jsonl"
+    )
     # The root allows that directory only.
     assert "absolute path" in _errors(absolute, data_root=tmp_path / "config")
 
