@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import random
 from pathlib import Path
@@ -65,13 +66,52 @@ def write_profiles(count: int, out_dir: Path, *, seed: int = 7) -> tuple[Path, P
     return jsonl, upload
 
 
+def write_gzip_parts(jsonl: Path, folder: Path, parts: int) -> Path:
+    """Experience Platform's layout of the same profiles: `folder/exportTime=…/part-0000N-tid-…-
+    c000.json.gz`, `parts` gzip files of consecutive lines, with Spark's `_SUCCESS` and `.crc`
+    files beside them. Returns the export folder."""
+    export = folder / "exportTime=202612010000"
+    export.mkdir(parents=True, exist_ok=True)
+    lines = jsonl.read_bytes().splitlines(keepends=True)
+    size = -(-len(lines) // parts)
+    for part in range(parts):
+        name = f"part-{part:05d}-tid-4711-c000.json.gz"
+        data = b"".join(lines[part * size : (part + 1) * size])
+        (export / name).write_bytes(gzip.compress(data, compresslevel=6))
+        (export / f".{name}.crc").write_bytes(b"crc")
+    (export / "_SUCCESS").write_bytes(b"")
+    return folder
+
+
+def write_parquet(jsonl: Path, path: Path) -> Path:
+    """The same profiles as one Parquet file (nested structs), written by DuckDB."""
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute(
+        f"COPY (SELECT * FROM read_json_auto('{jsonl}', format = 'newline_delimited')) "
+        f"TO '{path}' (FORMAT parquet, COMPRESSION snappy)"
+    )
+    connection.close()
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("count", type=int, help="number of profiles")
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument(
+        "--gzip-parts", type=int, default=0, help="also write them as N gzip part files (export/)"
+    )
+    parser.add_argument("--parquet", action="store_true", help="also write profiles.parquet")
     args = parser.parse_args()
     jsonl, upload = write_profiles(args.count, args.out_dir)
     print(f"wrote {jsonl} and {upload}")
+    if args.gzip_parts:
+        folder = write_gzip_parts(jsonl, args.out_dir / "export", args.gzip_parts)
+        print(f"wrote {args.gzip_parts} gzip part files under {folder}")
+    if args.parquet:
+        print(f"wrote {write_parquet(jsonl, args.out_dir / 'profiles.parquet')}")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def local_files(written: str, target: Path, roots: tuple[Path, ...]) -> list[Loc
         base_written, base = written, target
         files = sorted(
             Path(folder) / name
-            for folder, folders, names in os.walk(target, followlinks=True)
+            for folder, _, names in os.walk(target)
             if not any(is_hidden(part) for part in Path(folder).relative_to(target).parts)
             for name in names
             if not is_hidden(name)
