@@ -361,6 +361,13 @@ def _csv_rows(
                     row = next(reader)
                 except StopIteration:
                     break
+                except DataError as error:
+                    if header is None or not feed.texts:
+                        raise
+                    # A quoted field was open when the data broke off: like a quote that never
+                    # closes, line `start` is rejected and the lines after it are read again.
+                    yield _malformed(feed, name, start, csv.Error("unexpected end of data"))
+                    continue
                 except csv.Error as error:
                     if header is None:
                         raise SourceError(
