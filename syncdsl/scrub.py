@@ -39,6 +39,11 @@ def secrets_registered() -> bool:
     return bool(_refused)
 
 
+def refused_secrets() -> tuple[str, ...]:
+    """The secrets no value sent to HubSpot may hold (see `holds_secret`)."""
+    return _refused
+
+
 def holds_secret(text: str) -> bool:
     """Whether `text` holds a registered secret (of a token's length, not a short test one): such
     a value is never sent anywhere."""

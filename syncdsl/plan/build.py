@@ -8,7 +8,7 @@ same inputs make the same plan, so plan scenarios are fixtures (`tests/test_buil
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import (
@@ -20,7 +20,7 @@ from syncdsl.plan.definition import (
     RemovedAudience,
     contact_write_calls,
 )
-from syncdsl.plan.diff import ContactDiff, diff_contacts
+from syncdsl.plan.diff import ContactDiff, Settled, diff_contacts
 from syncdsl.plan.guards import GuardInput, run_guards
 from syncdsl.plan.schemadiff import SchemaDiff
 from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
@@ -45,6 +45,28 @@ class PlanInputs:
     counts: tuple[SourceCounts, ...]  # per source, before the diff's export counts
     warnings: tuple[str, ...] = ()  # what reading found (replay, conflicting values, ...)
     fingerprint: Fingerprint = NO_FINGERPRINT  # a saved plan's: what it was made from
+    #: contacts settled in bulk before the diff, which `desired` and `current` leave out
+    settled: Settled = field(default_factory=Settled)
+
+
+@dataclass(frozen=True)
+class DiffParameters:
+    """What the contact diff compares: the audience properties it diffs, the ones it only
+    counts (removed audiences kept), the audiences whose absence keeps the status."""
+
+    audience_properties: tuple[str, ...]
+    counted_properties: tuple[str, ...]
+    carried: frozenset[str]
+
+    @classmethod
+    def of(cls, spec: Spec, schema: SchemaDiff, options: PlanOptions) -> DiffParameters:
+        audience_props = tuple(sorted(set(schema.audience_properties.values())))
+        removed_props = tuple(r.property for r in schema.removed)
+        return cls(
+            audience_props + (removed_props if options.exit_removed else ()),
+            () if options.exit_removed else removed_props,  # diffed ones count
+            _carried(spec, schema.audience_properties),
+        )
 
 
 def build_plan(inputs: PlanInputs) -> Plan:
@@ -52,17 +74,18 @@ def build_plan(inputs: PlanInputs) -> Plan:
     gatherer's to fill in (the reads happen as the diff iterates `current`)."""
     spec, options, schema = inputs.spec, inputs.options, inputs.schema
     audience_props = tuple(sorted(set(schema.audience_properties.values())))
-    removed_props = tuple(r.property for r in schema.removed)
     mapped = mapped_properties(spec)
+    parameters = DiffParameters.of(spec, schema, options)
     contact_diff = diff_contacts(
         inputs.desired,
         inputs.current,
         schema=schema.schema,
-        audience_properties=audience_props + (removed_props if options.exit_removed else ()),
-        counted_properties=() if options.exit_removed else removed_props,  # diffed ones count
-        carried=_carried(spec, schema.audience_properties),
+        audience_properties=parameters.audience_properties,
+        counted_properties=parameters.counted_properties,
+        carried=parameters.carried,
         protected=inputs.protected,
         adopt_unknown=inputs.refreshed,
+        settled=inputs.settled,
     )
     guards = run_guards(GuardInput(spec, contact_diff, schema.audience_properties, options))
     removed = tuple(

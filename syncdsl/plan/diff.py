@@ -192,6 +192,22 @@ def merge_join(
 
 
 @dataclass(frozen=True)
+class Settled:
+    """Contacts settled in bulk before the diff (`syncdsl.plan.settle`): up to date, or members
+    of nothing; counted as the diff counts them."""
+
+    unchanged: int = 0
+    members: Mapping[str, int] = field(default_factory=dict)  # state members per property
+    exported: Mapping[str, int] = field(default_factory=dict)  # per source
+    not_member: Mapping[str, int] = field(default_factory=dict)  # per source
+
+
+def _add(counts: dict[str, int], more: Mapping[str, int]) -> None:
+    for key, value in more.items():
+        counts[key] = counts.get(key, 0) + value
+
+
+@dataclass(frozen=True)
 class ContactDiff:
     """The contact half of a plan."""
 
@@ -215,13 +231,15 @@ def diff_contacts(
     carried: frozenset[str] = frozenset(),
     protected: frozenset[str] = frozenset(),
     adopt_unknown: bool,
+    settled: Settled = Settled(),
 ) -> ContactDiff:
     """Diff every contact (merge join on email). Pure.
 
     `audience_properties` are diffed; members are counted for those and `counted_properties`
     (removed audiences). `adopt_unknown` (refresh only): contacts already as desired in HubSpot
     but unknown to the state become adoptions. Each desired contact's records are counted per
-    source as exported or not a member.
+    source as exported or not a member. `settled`: contacts decided before, in bulk, that
+    `desired` and `current` leave out; their counts are added.
     """
     changes: list[ContactChange] = []
     adoptions: list[Adoption] = []
@@ -263,9 +281,12 @@ def diff_contacts(
         adoption = _adoption(want, have, exported and adopt_unknown, audience_properties)
         if adoption is not None:
             adoptions.append(adoption)
+    _add(tally.members, settled.members)
+    _add(exported_records, settled.exported)
+    _add(not_member, settled.not_member)
     return ContactDiff(
         tuple(changes),
-        unchanged,
+        unchanged + settled.unchanged,
         tuple(adoptions),
         tally.members,
         tally.exits,

@@ -12,7 +12,7 @@ from pathlib import Path
 from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.models import Contact
 from syncdsl.lang.ir import Spec
-from syncdsl.plan.build import PlanInputs, build_plan, mapped_properties
+from syncdsl.plan.build import DiffParameters, PlanInputs, build_plan, mapped_properties
 from syncdsl.plan.definition import (
     BATCH_SIZE,
     MEMBER_STATUSES,
@@ -23,7 +23,9 @@ from syncdsl.plan.definition import (
     Plan,
     PlanOptions,
 )
+from syncdsl.plan.diff import Settled
 from syncdsl.plan.schemadiff import diff_schema
+from syncdsl.plan.settle import settle
 from syncdsl.records.datafiles import fingerprint, source_files
 from syncdsl.records.desired import DesiredSet, build_desired
 from syncdsl.records.outcome import DesiredContact
@@ -116,6 +118,9 @@ def gather(
     # its resume must refresh too, or they would be lost.
     refresh = options.refresh or not known_state or store.refresh_pending
     current: Iterable[CurrentContact]
+    wanted: Iterable[DesiredContact] = desired
+    settled = Settled()
+    protected = frozenset(r.email for r in desired.rejected if r.email)
     if refresh:
         # Only members are exported: HubSpot's view of anyone else (a member there, to exit)
         # comes from the member searches.
@@ -129,16 +134,28 @@ def gather(
             is_member=lambda email: _is_member(desired.get(email)),
         )
     else:
-        current = _from_state(store)
+        # Incremental: what equals the state is settled in SQL; the diff sees the rest.
+        parameters = DiffParameters.of(spec, schema_diff, options)
+        settlement = settle(
+            desired,
+            store,
+            audience_properties=parameters.audience_properties,
+            counted_properties=parameters.counted_properties,
+            carried=parameters.carried,
+            protected=protected,
+            rename=rename,
+        )
+        wanted, current, settled = settlement.desired, settlement.current, settlement.settled
     inputs = PlanInputs(
         spec=spec,
         options=options,
         schema=schema_diff,
-        desired=(_renamed(contact, rename) for contact in desired),
+        desired=(_renamed(contact, rename) for contact in wanted),
         current=current,
         refreshed=refresh,
         rejected=tuple(desired.rejected),
-        protected=frozenset(r.email for r in desired.rejected if r.email),
+        protected=protected,
+        settled=settled,
         counts=tuple(desired.counts),
         warnings=(*replay.warnings, *desired.warnings),
         fingerprint=Fingerprint(

@@ -1,23 +1,28 @@
-"""The desired contacts of a spec: every source mapped, staged in SQLite, merged by email, counted.
+"""The desired contacts of a spec: every source mapped, staged in DuckDB, merged by email, counted.
 
-Staging goes to a temporary SQLite file so a million profiles fit in little memory: per source the
-later record of an email replaces the earlier one (counted as merged); the merge across sources
-reads the table in (email, source order) order, so the later-declared source wins a conflict.
+Staging goes to a temporary DuckDB database, which spills to disk, so ten million profiles fit in
+bounded memory. jsonl sources are mapped in SQL chunk by chunk (`syncdsl.records.vectorised`);
+what SQL cannot vouch for, and every csv and Parquet record, is mapped by `ProfileMapper` in
+Python and staged in batches. Per source the later record of an email replaces the earlier one
+(counted as merged); across sources, for each property, the value of the later-declared source
+wins (a window and a group in SQL).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
+import os
 import shutil
-import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+import duckdb
+import pyarrow as pa
 
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang import ir
@@ -25,28 +30,39 @@ from syncdsl.records.fieldcheck import check_csv_headers, missing_path_warning
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
 from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
-from syncdsl.records.sources import ReadReport, SourceRecord, read_source
+from syncdsl.records.sources import ReadReport, SourceRecord, parse_jsonl_line, read_source
+from syncdsl.records.vectorised import (
+    BrokenData,
+    ChunkMapper,
+    line_bytes,
+    line_chunks,
+    plan_columns,
+)
 
-_BATCH = 5_000
-#: A staged row's `line` holds its file too: (index of the file in its source) << 32 | line.
+_BATCH = 20_000
+#: A staged row's `pos` holds its file too: (index of the file in its source) << 32 | line.
 _FILE_SHIFT = 32
 _LINE_MASK = (1 << _FILE_SHIFT) - 1
+#: Replayed records (`--rejects-replay`) come after every record of their source.
+_REPLAY_SEQ = 1 << 62
 _MAX_CONFLICT_WARNINGS = 100
 _MERGE_EXAMPLES = 3
+_FETCH = 10_000
+#: DuckDB's memory for staging; beyond it, joins and sorts spill to the staging directory.
+MEMORY_LIMIT = os.environ.get("SYNCDSL_MEMORY_LIMIT", "512MB")
 
 
 @dataclass(frozen=True)
-class _Layout:
-    """Staging layout: a row's mapped values (properties, then audience properties) are one JSON
-    array in `vals`, so any number of mappings and audiences fits (SQLite caps columns at 2,000);
-    `select` rows come back as (email, src, line, *one value per property, *per audience)."""
+class Layout:
+    """Staging layout: one VARCHAR column per property (`c0`...), then one per audience; each
+    source fills its own."""
 
     properties: tuple[str, ...]
     audiences: tuple[str, ...]
     slots: tuple[tuple[int, ...], ...] = ()  # per source: where its values go in a full row
 
     @classmethod
-    def of(cls, mappers: list[ProfileMapper]) -> _Layout:
+    def of(cls, mappers: list[ProfileMapper]) -> Layout:
         properties = tuple(dict.fromkeys(name for m in mappers for name in m.property_names))
         audiences = tuple(dict.fromkeys(name for m in mappers for name in m.audience_properties))
         slots = tuple(
@@ -56,30 +72,33 @@ class _Layout:
         )
         return cls(properties, audiences, slots)
 
-    def create_table(self) -> str:
-        return (
-            "CREATE TABLE staged (email TEXT NOT NULL, src INTEGER NOT NULL, line INTEGER NOT NULL,"
-            " dups INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (email, src)) WITHOUT ROWID"
-        )
+    @property
+    def width(self) -> int:
+        return len(self.properties) + len(self.audiences)
 
-    def select(self) -> str:
-        return "SELECT email, src, line, vals FROM staged"
+    @property
+    def columns(self) -> list[str]:
+        return [f"c{n}" for n in range(self.width)]
 
-    def expand(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[object, ...]]:
-        """Staged rows as (email, src, line, *values) with None where a source maps nothing."""
-        width = len(self.properties) + len(self.audiences)
-        for email, src, line, vals in rows:
-            full: list[object] = [None] * width
-            for slot, value in zip(self.slots[src], json.loads(vals)):
-                full[slot] = value
-            yield (email, src, line, *full)
+    def property_column(self, name: str) -> str:
+        return f"c{self.properties.index(name)}"
 
-    def upsert(self, mapper: ProfileMapper) -> str:
-        """The insert for one source: later records of an email replace earlier ones, counted."""
-        return (
-            "INSERT INTO staged (email, src, line, dups, vals) VALUES (?, ?, ?, 0, ?) "
-            "ON CONFLICT (email, src) DO UPDATE SET line = excluded.line, dups = dups + 1,"
-            " vals = excluded.vals"
+    def audience_column(self, name: str) -> str:
+        return f"c{len(self.properties) + self.audiences.index(name)}"
+
+    def create_tables(self, db: duckdb.DuckDBPyConnection) -> None:
+        values = "".join(f", {c} VARCHAR" for c in self.columns)
+        db.execute(
+            "CREATE TABLE mapped (src INTEGER NOT NULL, email VARCHAR NOT NULL, "
+            f"pos BIGINT NOT NULL, seq BIGINT NOT NULL{values})"
+        ).fetchall()
+
+    def arrow(self, rows: list[tuple[object, ...]]) -> pa.Table:
+        names = ["src", "email", "pos", "seq", *self.columns]
+        types = [pa.int32(), pa.string(), pa.int64(), pa.int64()] + [pa.string()] * self.width
+        columns = list(zip(*rows)) if rows else [()] * len(names)
+        return pa.table(
+            {name: pa.array(list(col), type) for name, col, type in zip(names, columns, types)}
         )
 
 
@@ -100,23 +119,23 @@ class _Conflict:
 
 
 class DesiredSet:
-    """The desired contacts, in ascending email order, backed by a temporary SQLite file.
+    """The desired contacts, in ascending email order, backed by a temporary DuckDB database
+    (table `desired`: email, srcs, poss, one column per property and audience).
 
     Iterable any number of times; close it (or use it as a context manager) to delete the file.
     """
 
     def __init__(
         self,
-        connection: sqlite3.Connection,
+        connection: duckdb.DuckDBPyConnection,
         directory: Path,
         sources: tuple[ir.Source, ...],
-        layout: _Layout,
+        layout: Layout,
     ) -> None:
-        self._connection = connection
+        self.connection = connection
         self._directory = directory
         self._sources = sources
-        self._layout = layout
-        self._select = layout.select()
+        self.layout = layout
         self._length = 0
         self.rejected: list[Rejection] = []
         self.warnings: list[str] = []
@@ -124,43 +143,77 @@ class DesiredSet:
         self.files: list[list[str]] = [[] for _ in sources]  # per source: the files read
         self._finalizer = weakref.finalize(self, _discard, connection, directory)
 
+    @property
+    def sources(self) -> tuple[ir.Source, ...]:
+        return self._sources
+
+    def select(
+        self, where: str = "", parameters: Sequence[object] = ()
+    ) -> Iterator[DesiredContact]:
+        """The desired contacts `where` selects (SQL over `desired`), ascending by email."""
+        columns = ", ".join(self.layout.columns)
+        cursor = self.connection.cursor()
+        cursor.execute(
+            f"SELECT email, srcs, poss, {columns} FROM desired {where} ORDER BY email",
+            list(parameters),
+        )
+        return self._contacts(cursor)
+
+    def _contacts(self, cursor: duckdb.DuckDBPyConnection) -> Iterator[DesiredContact]:
+        properties = tuple(enumerate(self.layout.properties, start=3))
+        audiences = tuple(enumerate(self.layout.audiences, start=3 + len(self.layout.properties)))
+        names = [source.name for source in self._sources]
+        files = self.files
+        try:
+            while rows := cursor.fetchmany(_FETCH):
+                for row in rows:
+                    srcs = row[1]
+                    yield DesiredContact(
+                        row[0],
+                        {name: row[c] for c, name in properties if row[c] is not None},
+                        {name: row[c] for c, name in audiences if row[c] is not None},
+                        tuple(_origin(files[s], p) for s, p in zip(srcs, row[2])),
+                        tuple(names[s] for s in srcs),
+                    )
+        finally:
+            cursor.close()
+
     def __iter__(self) -> Iterator[DesiredContact]:
-        rows = self._layout.expand(self._connection.execute(f"{self._select} ORDER BY email, src"))
-        merge = _Merger(self._sources, self._layout, self.files).merge
-        for _, group in itertools.groupby(rows, key=_first):
-            yield merge(list(group))
+        return self.select()
 
     def __len__(self) -> int:
         return self._length
 
     def get(self, email: str) -> DesiredContact | None:
         """The desired contact for an email (compared trimmed and lowercased), or None."""
-        key = email.strip().lower()
-        rows = self._connection.execute(f"{self._select} WHERE email = ? ORDER BY src", (key,))
-        group = list(self._layout.expand(rows))
-        return _Merger(self._sources, self._layout, self.files).merge(group) if group else None
+        return next(self.select("WHERE email = ?", [email.strip().lower()]), None)
 
     def emails(self) -> Iterator[str]:
         """Every desired email, ascending."""
-        rows = self._connection.execute("SELECT DISTINCT email FROM staged ORDER BY email")
-        return (row[0] for row in rows)
+        return self._strings("SELECT email FROM desired ORDER BY email")
 
     def member_emails(self) -> Iterator[str]:
         """The emails that are members (realized or existing) of some audience, ascending."""
-        width = len(self._layout.properties)
-        first_status = [sum(slot < width for slot in slots) for slots in self._layout.slots]
-        rows = self._connection.execute("SELECT email, src, vals FROM staged ORDER BY email")
-        last = None
-        for email, src, vals in rows:
-            if email == last:
-                continue
-            statuses = json.loads(vals)[first_status[src] :]
-            if any(status in ("realized", "existing") for status in statuses):
-                last = email
-                yield email
+        if not self.layout.audiences:
+            return iter(())
+        member = " OR ".join(
+            f"{self.layout.audience_column(a)} IN ('realized', 'existing')"
+            for a in self.layout.audiences
+        )
+        return self._strings(f"SELECT email FROM desired WHERE {member} ORDER BY email")
+
+    def _strings(self, query: str) -> Iterator[str]:
+        cursor = self.connection.cursor()
+        cursor.execute(query)
+        try:
+            while rows := cursor.fetchmany(_FETCH):
+                for (value,) in rows:
+                    yield value
+        finally:
+            cursor.close()
 
     def close(self) -> None:
-        """Delete the staging file. The set is unusable afterwards."""
+        """Delete the staging database. The set is unusable afterwards."""
         self._finalizer()
 
     def __enter__(self) -> Self:
@@ -175,7 +228,7 @@ class DesiredSet:
         self.close()
 
 
-def _discard(connection: sqlite3.Connection, directory: Path) -> None:
+def _discard(connection: duckdb.DuckDBPyConnection, directory: Path) -> None:
     connection.close()
     shutil.rmtree(directory, ignore_errors=True)
 
@@ -188,7 +241,7 @@ class _Merger:
     """Folds the staged rows of one email (one per source, in spec order) into a contact."""
 
     def __init__(
-        self, sources: tuple[ir.Source, ...], layout: _Layout, files: list[list[str]]
+        self, sources: tuple[ir.Source, ...], layout: Layout, files: list[list[str]]
     ) -> None:
         self._sources = sources
         self._files = files
@@ -237,14 +290,18 @@ def _origin(files: list[str], position: int) -> Origin:
     return Origin(files[position >> _FILE_SHIFT], position & _LINE_MASK)
 
 
-def _open_staging(layout: _Layout) -> tuple[sqlite3.Connection, Path]:
+def _open_staging(layout: Layout) -> tuple[duckdb.DuckDBPyConnection, Path]:
     directory = Path(tempfile.mkdtemp(prefix="syncdsl-desired-"))
-    connection = sqlite3.connect(directory / "staging.sqlite", check_same_thread=False)
-    # A scratch file: durability buys nothing, speed matters.
-    connection.execute("PRAGMA journal_mode = OFF")
-    connection.execute("PRAGMA synchronous = OFF")
-    connection.execute("PRAGMA cache_size = -65536")
-    connection.execute(layout.create_table())
+    connection = duckdb.connect(
+        str(directory / "staging.duckdb"),
+        config={
+            "memory_limit": MEMORY_LIMIT,
+            "temp_directory": str(directory / "spill"),
+            "preserve_insertion_order": False,
+            "enable_external_access": True,
+        },
+    )
+    layout.create_tables(connection)
     return connection, directory
 
 
@@ -264,34 +321,30 @@ def build_desired(
     """
     check_csv_headers(spec)
     mappers = [ProfileMapper(spec, source, schema) for source in spec.sources]
-    layout = _Layout.of(mappers)
+    layout = Layout.of(mappers)
     connection, directory = _open_staging(layout)
     desired = DesiredSet(connection, directory, spec.sources, layout)
     try:
         for index, (source, mapper) in enumerate(zip(spec.sources, mappers)):
+            stager = _Stager(connection, index, source, mapper, layout, desired)
             report = ReadReport()
-            records = itertools.chain(
-                read_source(source, report), (replay or {}).get(source.name, ())
-            )
-            counts = _stage_source(
-                connection,
-                index,
-                records,
-                source,
-                mapper,
-                layout,
-                desired.rejected,
-                desired.warnings,
-                desired.files[index],
-            )
+            plan = plan_columns(source, mapper)
+            if plan is None:
+                for record in read_source(source, report):
+                    stager.add(record)
+            else:
+                _stage_vectorised(connection, stager, plan, source, mapper, layout, report)
+            for n, record in enumerate((replay or {}).get(source.name, ())):
+                stager.add(record, _REPLAY_SEQ + n)
+            stager.flush()
+            counts = stager.counts()
             desired.counts.append(replace(counts, reading=report.summary(source)))
+            desired.warnings.extend(stager.path_warnings(counts))
             desired.warnings.extend(
                 _merge_warnings(connection, index, source, counts, desired.files[index])
             )
-        connection.commit()
-        desired._length = connection.execute(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT email FROM staged)"
-        ).fetchone()[0]
+        _merge(connection, layout)
+        desired._length = connection.execute("SELECT count(*) FROM desired").fetchall()[0][0]
         desired.warnings.extend(_conflict_warnings(connection, spec.sources, layout, desired.files))
     except BaseException:
         desired.close()
@@ -299,84 +352,171 @@ def build_desired(
     return desired
 
 
-def _stage_source(
-    connection: sqlite3.Connection,
-    index: int,
-    records_in: Iterable[SourceRecord],
+def _stage_vectorised(
+    connection: duckdb.DuckDBPyConnection,
+    stager: _Stager,
+    plan: Any,
     source: ir.Source,
     mapper: ProfileMapper,
-    layout: _Layout,
-    rejected: list[Rejection],
-    warnings: list[str],
-    files: list[str],
-) -> SourceCounts:
-    records = rejected_count = 0
-    file_index: dict[str, int] = {}
-    current_file, current_index = "", -1
-    # jsonl field paths no record has shown a value at yet (checked until each one has).
-    unseen = {
-        i: m
-        for i, m in enumerate(source.mappings)
-        if source.nested and isinstance(m.expr, ir.FieldPath)
-    }
-    batch: list[tuple[object, ...]] = []
-    raws: list[str] = []  # the raw text of each row of `batch`, for a row SQLite refuses
-    map_row = mapper.map_row
-    name = source.name
-    upsert = layout.upsert(mapper)
-    for record in records_in:
-        records += 1
-        fields = record.fields
-        if fields is None:
-            reason = record.error or "unreadable"
-            rejected.append(Rejection(name, record.file, record.line, reason, record.raw))
-            rejected_count += 1
+    layout: Layout,
+    report: ReadReport,
+) -> None:
+    chunks = ChunkMapper(
+        connection, plan, mapper, stager.index, layout.slots[stager.index], layout.width
+    )
+    for chunk in line_chunks(source, report):
+        if isinstance(chunk, BrokenData):
+            stager.file_index(chunk.display)
+            stager.add(SourceRecord(chunk.display, chunk.line, "", None, chunk.reason))
             continue
+        file_index = stager.file_index(chunk.display)
+        assert file_index == chunk.file  # files are registered in reading order
+        stager.records += chunks.map_chunk(chunk, stager.python_lines)
+        for line in stager.python_lines:
+            data = line_bytes(chunk, line)
+            if line == 1 and data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+            record = parse_jsonl_line(chunk.display, line, data)
+            if record is not None:
+                stager.add(record)
+        stager.python_lines.clear()
+        stager.flush()
+
+
+class _Stager:
+    """Stages one source's records mapped in Python (in batches), and counts its records."""
+
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        index: int,
+        source: ir.Source,
+        mapper: ProfileMapper,
+        layout: Layout,
+        desired: DesiredSet,
+    ) -> None:
+        self._db = connection
+        self.index = index
+        self._source = source
+        self._mapper = mapper
+        self._layout = layout
+        self._rejected = desired.rejected
+        self._files = desired.files[index]
+        self._file_index: dict[str, int] = {}
+        self._batch: list[tuple[object, ...]] = []
+        self._slots = layout.slots[index]
+        self.records = 0
+        self.rejected = 0
+        self.python_lines: list[int] = []  # lines of the current chunk SQL left to Python
+
+    def file_index(self, display: str) -> int:
+        index = self._file_index.get(display)
+        if index is None:
+            index = self._file_index[display] = len(self._files)
+            self._files.append(display)
+        return index
+
+    def add(self, record: SourceRecord, seq: int | None = None) -> None:
+        self.records += 1
+        name = self._source.name
+        if record.fields is None:
+            reason = record.error or "unreadable"
+            self._reject(Rejection(name, record.file, record.line, reason, record.raw))
+            return
         try:
-            email, values, statuses = map_row(fields)
+            email, values, statuses = self._mapper.map_row(record.fields)
         except RecordRejected as error:
-            rejected.append(
+            self._reject(
                 Rejection(name, record.file, record.line, error.reason, record.raw, error.email)
             )
-            rejected_count += 1
-            continue
+            return
         except Exception as error:  # noqa: BLE001 - last resort: one record never ends the run
-            rejected.append(_internal(name, record.file, record.line, record.raw, error))
-            rejected_count += 1
-            continue
-        if unseen:
-            for i in [i for i in unseen if values[i] is not None]:
-                del unseen[i]
-        # ensure_ascii=False: a lone surrogate reaches SQLite, which refuses it (a reject).
-        row = json.dumps([*values, *statuses], ensure_ascii=False)
-        if record.file != current_file:
-            current_file = record.file
-            current_index = file_index.setdefault(current_file, len(files))
-            if current_index == len(files):
-                files.append(current_file)
-        batch.append((email, index, current_index << _FILE_SHIFT | record.line, row))
-        raws.append(record.raw)
-        if len(batch) >= _BATCH:
-            rejected_count += _insert(connection, upsert, batch, raws, source, rejected, files)
-    if batch:
-        rejected_count += _insert(connection, upsert, batch, raws, source, rejected, files)
-    merged = connection.execute(
-        "SELECT COALESCE(SUM(dups), 0) FROM staged WHERE src = ?", (index,)
-    ).fetchone()[0]
-    contributed = records - rejected_count - merged
-    if records > rejected_count:  # rejected records say nothing about the paths
-        warnings.extend(
-            missing_path_warning(source, m, records, records - rejected_count)
-            for m in unseen.values()
+            self._reject(_internal(name, record.file, record.line, record.raw, error))
+            return
+        row: list[object] = [None] * self._layout.width
+        for slot, value in zip(self._slots, (*values, *statuses)):
+            row[slot] = value
+        for cell in (email, *row):
+            if isinstance(cell, str):
+                try:
+                    cell.encode("utf-8")
+                except UnicodeEncodeError as error:  # a lone surrogate cannot be stored
+                    self._reject(_internal(name, record.file, record.line, record.raw, error))
+                    return
+        pos = self.file_index(record.file) << _FILE_SHIFT | record.line
+        self._batch.append((self.index, email, pos, pos if seq is None else seq, *row))
+        if len(self._batch) >= _BATCH:
+            self.flush()
+
+    def _reject(self, rejection: Rejection) -> None:
+        self._rejected.append(rejection)
+        self.rejected += 1
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        table = self._layout.arrow(self._batch)
+        self._batch.clear()
+        self._db.register("batch", table)
+        try:
+            self._db.execute("INSERT INTO mapped SELECT * FROM batch").fetchall()
+        finally:
+            self._db.unregister("batch")
+
+    def counts(self) -> SourceCounts:
+        merged = self._db.execute(
+            "SELECT count(*) - count(DISTINCT email) FROM mapped WHERE src = ?", [self.index]
+        ).fetchall()[0][0]
+        return SourceCounts(
+            self._source.name,
+            self.records,
+            self.records - self.rejected - merged,
+            merged,
+            self.rejected,
+            identities_skipped=self._mapper.identities_skipped,
         )
-    return SourceCounts(
-        name,
-        records,
-        contributed,
-        merged,
-        rejected_count,
-        identities_skipped=mapper.identities_skipped,
-    )
+
+    def path_warnings(self, counts: SourceCounts) -> list[str]:
+        """jsonl field paths at which no record held a value."""
+        source = self._source
+        paths = [
+            (i, m)
+            for i, m in enumerate(source.mappings)
+            if source.nested and isinstance(m.expr, ir.FieldPath)
+        ]
+        mapped = counts.records - counts.rejected
+        if not paths or not mapped:  # rejected records say nothing about the paths
+            return []
+        found = self._db.execute(
+            "SELECT "
+            + ", ".join(f"count(c{self._slots[i]})" for i, _ in paths)
+            + " FROM mapped WHERE src = ?",
+            [self.index],
+        ).fetchall()[0]
+        assert found is not None
+        return [
+            missing_path_warning(source, m, counts.records, mapped)
+            for (_, m), seen in zip(paths, found)
+            if not seen
+        ]
+
+
+def _merge(connection: duckdb.DuckDBPyConnection, layout: Layout) -> None:
+    """`staged`: per source, each email's last record (and how many it replaced);
+    `desired`: per email, each value from the last source that has one."""
+    columns = layout.columns
+    connection.execute(
+        "CREATE TABLE staged AS SELECT src, email, pos, dups"
+        + "".join(f", {c}" for c in columns)
+        + " FROM (SELECT *, row_number() OVER (PARTITION BY email, src ORDER BY seq DESC) AS n,"
+        " count(*) OVER (PARTITION BY email, src) - 1 AS dups FROM mapped) WHERE n = 1"
+    ).fetchall()
+    connection.execute("DROP TABLE mapped").fetchall()
+    values = "".join(f", arg_max({c}, src) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in columns)
+    connection.execute(
+        "CREATE TABLE desired AS SELECT email, list(src ORDER BY src) AS srcs,"
+        f" list(pos ORDER BY src) AS poss{values} FROM staged GROUP BY email"
+    ).fetchall()
 
 
 def _internal(source: str, file: str, line: int, raw: str, error: Exception) -> Rejection:
@@ -386,42 +526,8 @@ def _internal(source: str, file: str, line: int, raw: str, error: Exception) -> 
     return Rejection(source, file, line, reason, raw)
 
 
-def _insert(
-    connection: sqlite3.Connection,
-    upsert: str,
-    batch: list[tuple[object, ...]],
-    raws: list[str],
-    source: ir.Source,
-    rejected: list[Rejection],
-    files: list[str],
-) -> int:
-    """Stage `batch`; a row SQLite refuses is rejected alone (the rest staged). Returns those."""
-    connection.execute("SAVEPOINT batch")
-    try:
-        connection.executemany(upsert, batch)
-    except (sqlite3.Error, ValueError, OverflowError):  # UnicodeEncodeError is a ValueError
-        connection.execute("ROLLBACK TO batch")
-    else:
-        connection.execute("RELEASE batch")
-        batch.clear()
-        raws.clear()
-        return 0
-    refused = 0
-    for row, raw in zip(batch, raws):
-        try:
-            connection.execute(upsert, row)
-        except (sqlite3.Error, ValueError, OverflowError) as error:
-            origin = _origin(files, int(row[2]))  # type: ignore[call-overload]
-            rejected.append(_internal(source.name, origin.file, origin.line, raw, error))
-            refused += 1
-    connection.execute("RELEASE batch")
-    batch.clear()
-    raws.clear()
-    return refused
-
-
 def _merge_warnings(
-    connection: sqlite3.Connection,
+    connection: duckdb.DuckDBPyConnection,
     index: int,
     source: ir.Source,
     counts: SourceCounts,
@@ -430,8 +536,9 @@ def _merge_warnings(
     if not counts.merged:
         return []
     examples = connection.execute(
-        "SELECT email, dups, line FROM staged WHERE src = ? AND dups > 0 ORDER BY email LIMIT ?",
-        (index, _MERGE_EXAMPLES),
+        "SELECT email, count(*) - 1 AS dups, arg_max(pos, seq) FROM mapped WHERE src = ? "
+        "GROUP BY email HAVING count(*) > 1 ORDER BY email LIMIT ?",
+        [index, _MERGE_EXAMPLES],
     ).fetchall()
     shown = ", ".join(
         f"{email} ({dups + 1} records, kept {_origin(files, line)})"
@@ -446,29 +553,40 @@ def _merge_warnings(
 
 
 def _conflict_warnings(
-    connection: sqlite3.Connection,
+    connection: duckdb.DuckDBPyConnection,
     sources: tuple[ir.Source, ...],
-    layout: _Layout,
+    layout: Layout,
     files: list[list[str]],
 ) -> list[str]:
     """Conflicting values across sources: the first few in full, then a total."""
-    if len(sources) < 2:
+    shared = [
+        column
+        for n, column in enumerate(layout.columns[: len(layout.properties)])
+        if sum(n in slots for slots in layout.slots) > 1
+    ]
+    if not shared:
         return []
-    rows = layout.expand(
-        connection.execute(
-            f"{layout.select()} WHERE email IN "
-            "(SELECT email FROM staged GROUP BY email HAVING COUNT(*) > 1) ORDER BY email, src"
-        )
+    disagree = " OR ".join(f"count(DISTINCT {c}) > 1" for c in shared)
+    cursor = connection.cursor()
+    cursor.execute(
+        "SELECT email, src, pos, " + ", ".join(layout.columns) + " FROM staged WHERE email IN "
+        f"(SELECT email FROM staged GROUP BY email HAVING {disagree}) ORDER BY email, src"
     )
     merger = _Merger(sources, layout, files)
     total = 0
     warnings: list[str] = []
-    for _, group in itertools.groupby(rows, key=_first):
+
+    def rows() -> Iterator[tuple[object, ...]]:
+        while batch := cursor.fetchmany(_FETCH):
+            yield from batch
+
+    for _, group in itertools.groupby(rows(), key=_first):
         merger.merge(list(group))
         total += len(merger.conflicts)
         room = _MAX_CONFLICT_WARNINGS - len(warnings)
         warnings.extend(str(conflict) for conflict in merger.conflicts[: max(room, 0)])
         merger.conflicts.clear()
+    cursor.close()
     if total > _MAX_CONFLICT_WARNINGS:
         hidden = total - _MAX_CONFLICT_WARNINGS
         warnings.append(f"conflict: ... and {hidden} more conflicting values ({total} in all)")

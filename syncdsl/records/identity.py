@@ -34,7 +34,7 @@ def _shown(value: object) -> str:
 
 
 # HubSpot rejected "gmail.con" and "example.lcom" in live runs (HUBSPOT.md §2.2).
-_TYPO_TLDS = frozenset(
+TYPO_TLDS = frozenset(
     {"con", "cmo", "ocm", "comm", "lcom", "coom", "vom", "xom", "cpm", "clm", "nte", "ney", "ogr"}
 )
 
@@ -50,7 +50,7 @@ def normalize_email(raw: object) -> str:
     email = raw.strip().lower()
     if len(email) <= MAX_EMAIL_LENGTH and _FAST_VALID.fullmatch(email):
         local = email.partition("@")[0]
-        if len(local) <= MAX_LOCAL_LENGTH and email.rpartition(".")[2] not in _TYPO_TLDS:
+        if len(local) <= MAX_LOCAL_LENGTH and email.rpartition(".")[2] not in TYPO_TLDS:
             return email
     reason = _invalid_reason(email)
     if reason is not None:
@@ -111,7 +111,7 @@ def _domain_reason(domain: str) -> str | None:
         if reason is not None:
             return reason
     tld = labels[-1]
-    if tld in _TYPO_TLDS:
+    if tld in TYPO_TLDS:
         return f"the top-level domain {tld!r} is a typo HubSpot rejects (.com, .net, .org?)"
     if tld.isascii() and not _ASCII_TLD.fullmatch(tld):
         return f"the top-level domain {tld!r} is not at least two letters"

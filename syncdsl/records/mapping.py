@@ -117,6 +117,23 @@ def _fast_template(source: str, fmt: str) -> TextGetter | None:
     Jinja costs ~10 µs a render; this shape is common enough (the reference spec uses it) to
     deserve a lookup. Equivalence with Jinja is property-tested.
     """
+    shape = _template_shape(source)
+    if shape is None:
+        return None
+    parts, filter_name = shape
+    if fmt == "csv" and len(parts) > 1:
+        return None
+    return _fast_render(parts, filter_name)
+
+
+def fast_template_shape(source: str) -> tuple[str, ...] | None:
+    """The field path of a template of the simple shape `_fast_template` renders (its output
+    depends on that one value only), or None."""
+    shape = _template_shape(source)
+    return shape[0] if shape is not None else None
+
+
+def _template_shape(source: str) -> tuple[tuple[str, ...], str | None] | None:
     try:
         tree = TEMPLATE_ENVIRONMENT.parse(source)
     except TemplateSyntaxError:
@@ -146,9 +163,7 @@ def _fast_template(source: str, fmt: str) -> TextGetter | None:
     parts.reverse()
     if any(part in _SHADOWED or part.startswith("_") for part in parts):
         return None
-    if fmt == "csv" and len(parts) > 1:
-        return None
-    return _fast_render(tuple(parts), filter_name)
+    return tuple(parts), filter_name
 
 
 def _fast_render(parts: tuple[str, ...], filter_name: str | None) -> TextGetter:
@@ -320,6 +335,11 @@ class ProfileMapper:
         return primary_identity
 
     @property
+    def segment_ids(self) -> tuple[str | None, ...]:
+        """The segments whose statuses `map_row` returns, in order (jsonl and parquet)."""
+        return tuple(segment for _, segment in self._segments)
+
+    @property
     def property_names(self) -> tuple[str, ...]:
         """The mapped HubSpot properties, in the order `map_row` returns their values."""
         return tuple(name for name, _, _ in self._properties)
@@ -380,17 +400,7 @@ class ProfileMapper:
             if value is None or value == "":
                 append(None)
             elif type(value) is str and prop is None:
-                if value.isspace():
-                    append(None)
-                elif len(value) > MAX_STRING_LENGTH:
-                    raise RecordRejected(
-                        f"property {name!r}: {len(value):,} characters is longer than HubSpot's "
-                        f"limit of {MAX_STRING_LENGTH:,}"
-                    )
-                elif "\x00" in value:
-                    raise RecordRejected(f"property {name!r}: {NUL_REASON}")
-                else:
-                    append(value)
+                append(_checked_text(name, value))
             elif type(value) is str and value.isspace():
                 append(None)
             else:
@@ -403,6 +413,31 @@ class ProfileMapper:
         if self._segments:
             return email, values, self._statuses(record)
         return email, values, self._upload_statuses
+
+    def map_value(self, index: int, record: Mapping[str, object]) -> str | None:
+        """The value mapping `index` makes of `record` (None: nothing to send), exactly as
+        `map_row` makes it. Raises RecordRejected when the record cannot become a contact."""
+        name, getter, prop = self._properties[index]
+        value = getter(record)
+        if value is None or value == "":
+            return None
+        if type(value) is str and prop is None:
+            text = _checked_text(name, value)
+        elif type(value) is str and value.isspace():
+            return None
+        else:
+            try:
+                text = coerce(value, prop)
+            except CoercionError as error:
+                raise RecordRejected(f"property {name!r}: {error}") from None
+        if text is not None and secrets_registered():
+            _refuse_secrets(self._properties[index : index + 1], [text])
+        return text
+
+    def coerces(self, index: int) -> bool:
+        """Whether mapping `index` goes to a typed property (number, date, ...), whose values
+        `coerce` converts; False for plain text."""
+        return self._properties[index][2] is not None
 
     def _statuses(self, record: Mapping[str, object]) -> list[str | None]:
         missing: list[str | None] = [None] * len(self._segments)
@@ -437,6 +472,21 @@ class ProfileMapper:
                 status = _folded_status(segment, status)
             statuses.append(status)
         return statuses
+
+
+def _checked_text(name: str, value: str) -> str | None:
+    """A plain-text value as sent: None when only whitespace; RecordRejected beyond HubSpot's
+    length or holding NUL."""
+    if value.isspace():
+        return None
+    if len(value) > MAX_STRING_LENGTH:
+        raise RecordRejected(
+            f"property {name!r}: {len(value):,} characters is longer than HubSpot's "
+            f"limit of {MAX_STRING_LENGTH:,}"
+        )
+    if "\x00" in value:
+        raise RecordRejected(f"property {name!r}: {NUL_REASON}")
+    return value
 
 
 def _refuse_secrets(

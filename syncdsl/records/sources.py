@@ -119,31 +119,31 @@ def read_jsonl(path: Path, *, display: str | None = None) -> Iterator[SourceReco
 
 
 def _jsonl_records(handle: BinaryIO, name: str) -> Iterator[SourceRecord]:
-    fast = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    big_int = _BIG_INT.search
     number = 0
     with handle:
         try:
             for number, data in enumerate(handle, start=1):
                 if number == 1 and data.startswith(_BOM):
                     data = data[3:]
-                try:
-                    fields = fast(data)
-                except decode_error:
-                    pass
-                else:
-                    if type(fields) is dict and big_int(data) is None:
-                        raw = data.decode("utf-8").rstrip("\r\n")
-                        yield SourceRecord(name, number, raw, fields, None)
-                        continue
-                record = _jsonl_slow(name, number, data)
+                record = parse_jsonl_line(name, number, data)
                 if record is not None:
                     yield record
         except DataError as error:
             yield SourceRecord(name, number + 1, "", None, str(error))
         except OSError as error:
             raise SourceError(f"{name}: reading it failed: {error}") from None
+
+
+def parse_jsonl_line(name: str, number: int, data: bytes) -> SourceRecord | None:
+    """One line of a JSON Lines file (line 1 without its BOM) as a record; None when blank."""
+    try:
+        fields = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if type(fields) is dict and _BIG_INT.search(data) is None:
+            return SourceRecord(name, number, data.decode("utf-8").rstrip("\r\n"), fields, None)
+    return _jsonl_slow(name, number, data)
 
 
 def _jsonl_slow(name: str, number: int, data: bytes) -> SourceRecord | None:
@@ -361,7 +361,7 @@ def _csv_rows(
                     row = next(reader)
                 except StopIteration:
                     break
-                except DataError as error:
+                except DataError:
                     if header is None or not feed.texts:
                         raise
                     # A quoted field was open when the data broke off: like a quote that never

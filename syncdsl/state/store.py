@@ -220,6 +220,17 @@ class StateStore:
         for row in cursor:
             yield _contact(row)
 
+    def contact_rows(
+        self, size: int = 50_000
+    ) -> Iterator[list[tuple[str, str | None, str, str, int]]]:
+        """Every tracked contact as stored (email, hubspot_id, properties and audiences as
+        JSON, dirty), in batches: for comparing in bulk (`syncdsl.plan.settle`)."""
+        cursor = self._db.execute(
+            "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts"
+        )
+        while rows := cursor.fetchmany(size):
+            yield rows
+
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
 

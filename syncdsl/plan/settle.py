@@ -1,0 +1,187 @@
+"""Settle in bulk what an incremental plan need not look at: the contacts whose desired values
+and statuses equal what the state last applied, and the people who are members of nothing.
+
+The state's rows are loaded into the desired set's DuckDB database and joined with the desired
+contacts by email. A pair is settled only when SQL is sure the pure diff (`syncdsl.plan.diff`)
+would find nothing to do: raw values equal (the diff compares normalised values, so equal raw
+strings are equal for it too), the same member statuses, nothing to exit, nothing dirty or
+protected. Every other pair (creates, updates, exits, anything unusual) goes to the diff, in
+email order, exactly as before; the settled ones only add to its counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from syncdsl.plan.definition import CurrentContact
+from syncdsl.plan.diff import Settled
+from syncdsl.records.desired import DesiredSet
+from syncdsl.records.outcome import DesiredContact
+from syncdsl.state.store import StateStore
+
+_LOOKUP = 500  # state rows read back per query for the contacts the diff decides
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The settled counts, and the contacts left for the diff (both ascending by email)."""
+
+    settled: Settled
+    desired: Iterator[DesiredContact]
+    current: Iterator[CurrentContact]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _key(name: str) -> str:
+    return _literal('$."' + name + '"')
+
+
+def settle(
+    desired: DesiredSet,
+    store: StateStore,
+    *,
+    audience_properties: tuple[str, ...],
+    counted_properties: tuple[str, ...],
+    carried: frozenset[str],
+    protected: frozenset[str],
+    rename: Mapping[str, str],
+) -> Settlement:
+    """Join the desired set with the state in SQL; see the module's docstring."""
+    db = desired.connection
+    layout = desired.layout
+    db.execute(
+        "CREATE OR REPLACE TABLE state (email VARCHAR, hubspot_id VARCHAR, properties VARCHAR,"
+        " audiences VARCHAR, dirty BOOLEAN)"
+    ).fetchall()
+    for rows in store.contact_rows():
+        table = pa.table(
+            {
+                "email": pa.array([r[0] for r in rows], pa.string()),
+                "hubspot_id": pa.array([r[1] for r in rows], pa.string()),
+                "properties": pa.array([r[2] for r in rows], pa.string()),
+                "audiences": pa.array([r[3] for r in rows], pa.string()),
+                "dirty": pa.array([bool(r[4]) for r in rows], pa.bool_()),
+            }
+        )
+        db.register("rows", table)
+        try:
+            db.execute("INSERT INTO state SELECT * FROM rows").fetchall()
+        finally:
+            db.unregister("rows")
+    db.execute("CREATE OR REPLACE TABLE protected (email VARCHAR)").fetchall()
+    if protected:
+        db.register("guarded", pa.table({"email": pa.array(sorted(protected), pa.string())}))
+        try:
+            db.execute("INSERT INTO protected SELECT * FROM guarded").fetchall()
+        finally:
+            db.unregister("guarded")
+
+    # The desired column of each diffed audience property (statuses are under the lock's names).
+    wanted: dict[str, str] = {}
+    for audience in layout.audiences:
+        wanted[rename.get(audience, audience)] = "d." + layout.audience_column(audience)
+
+    def member(expr: str) -> str:
+        return f"coalesce({expr} IN ('realized', 'existing'), false)"
+
+    def prior(prop: str) -> str:
+        return f"json_extract_string(s.audiences, {_key(prop)})"
+
+    after = {prop: wanted.get(prop, "NULL") for prop in audience_properties}
+    exported = " OR ".join(member(after[p]) for p in audience_properties) or "false"
+    was_member = " OR ".join(member(prior(p)) for p in audience_properties) or "false"
+    no_exit = (
+        " AND ".join(f"({member(after[p])} OR NOT {member(prior(p))})" for p in audience_properties)
+        or "true"
+    )
+    same_status = (
+        " AND ".join(
+            f"(NOT {member(after[p])} OR {after[p]} = {prior(p)})" for p in audience_properties
+        )
+        or "true"
+    )
+    same_values = (
+        " AND ".join(
+            f"(d.{layout.property_column(name)} IS NULL OR d.{layout.property_column(name)} = "
+            f"json_extract_string(s.properties, {_key(name)}))"
+            for name in layout.properties
+        )
+        or "true"
+    )
+    carried_known = (
+        " AND ".join(f"{after[p]} IS NOT NULL" for p in audience_properties if p in carried)
+        or "true"
+    )
+    plain = (
+        "(s.email IS NULL OR (NOT s.dirty AND json_valid(s.properties) AND"
+        " json_valid(s.audiences)))"
+        " AND NOT EXISTS (SELECT 1 FROM protected p WHERE p.email = coalesce(d.email, s.email))"
+        f" AND ({carried_known} OR d.email IS NULL)"
+    )
+    outcome = (
+        f"CASE WHEN NOT ({plain}) THEN 'diff'"
+        f" WHEN d.email IS NULL THEN CASE WHEN {was_member} THEN 'diff' ELSE 'gone' END"
+        f" WHEN s.email IS NULL THEN CASE WHEN {exported} THEN 'diff' ELSE 'not_member' END"
+        f" WHEN NOT ({no_exit}) THEN 'diff'"
+        f" WHEN NOT ({exported}) THEN 'not_member'"
+        f" WHEN {same_status} AND {same_values} THEN 'unchanged' ELSE 'diff' END"
+    )
+    tallied = (*audience_properties, *counted_properties)
+    tallies = "".join(f", {member(prior(p))} AS m{n}" for n, p in enumerate(tallied))
+    db.execute(
+        "CREATE OR REPLACE TABLE pairs AS SELECT coalesce(d.email, s.email) AS email,"
+        f" d.email IS NOT NULL AS wanted, s.email IS NOT NULL AS known, d.srcs,"
+        f" {outcome} AS outcome{tallies}"
+        " FROM desired d FULL OUTER JOIN state s ON d.email = s.email"
+    ).fetchall()
+    settled = _counts(desired, tallied)
+    cursor = db.cursor()
+    cursor.execute("SELECT email FROM pairs WHERE outcome = 'diff' AND known ORDER BY email")
+    return Settlement(
+        settled,
+        desired.select("WHERE email IN (SELECT email FROM pairs WHERE outcome = 'diff')"),
+        _state_rows(store, cursor),
+    )
+
+
+def _counts(desired: DesiredSet, tallied: tuple[str, ...]) -> Settled:
+    db = desired.connection
+    names = [source.name for source in desired.sources]
+    unchanged = db.execute("SELECT count(*) FROM pairs WHERE outcome = 'unchanged'").fetchall()[0]
+    members: dict[str, int] = {}
+    if tallied:
+        sums = ", ".join(f"sum(m{n}::INTEGER)" for n in range(len(tallied)))
+        row = db.execute(f"SELECT {sums} FROM pairs WHERE outcome <> 'diff'").fetchall()[0]
+        assert row is not None
+        members = {prop: int(count) for prop, count in zip(tallied, row) if count}
+    per_source = db.execute(
+        "SELECT outcome, src, count(*) FROM (SELECT outcome, unnest(srcs) AS src FROM pairs"
+        " WHERE wanted AND outcome IN ('unchanged', 'not_member')) GROUP BY outcome, src"
+    ).fetchall()
+    exported: dict[str, int] = {}
+    not_member: dict[str, int] = {}
+    for outcome, src, count in per_source:
+        bucket = exported if outcome == "unchanged" else not_member
+        bucket[names[src]] = bucket.get(names[src], 0) + int(count)
+    return Settled(int(unchanged[0]) if unchanged else 0, members, exported, not_member)
+
+
+def _state_rows(store: StateStore, cursor: object) -> Iterator[CurrentContact]:
+    """The state's contacts the diff decides, ascending by email."""
+    try:
+        while rows := cursor.fetchmany(_LOOKUP):  # type: ignore[attr-defined]
+            emails = [row[0] for row in rows]
+            known = store.get_many(emails)
+            for email in emails:
+                row = known[email]
+                yield CurrentContact(
+                    row.email, row.hubspot_id, row.properties, row.audiences, dirty=row.dirty
+                )
+    finally:
+        cursor.close()  # type: ignore[attr-defined]
