@@ -35,6 +35,8 @@ from syncdsl.scrub import refused_secrets
 CHUNK_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
 _SCAN_BATCH = 2048
+#: Mappings and segments of a source mapped in SQL at most.
+_MAX_COLUMNS = 64
 #: What `str.isspace` calls whitespace: a value of nothing else is not sent.
 _PY_SPACE = (
     r"\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
@@ -116,6 +118,8 @@ def plan_columns(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
         values.append(value)
         objects.update(_prefixes(value.parts))
     segments = mapper.segment_ids
+    if len(segments) + len(source.mappings) > _MAX_COLUMNS:
+        return None  # one SQL expression per column: beyond this, compiling costs more
     if any(segment is None or not _KEY.fullmatch(segment) for segment in segments):
         return None
     if segments:
