@@ -342,7 +342,7 @@ class ChunkMapper:
         self._rendered: dict[int, dict[tuple[str | None, str | None], tuple[str | None, bool]]] = {
             i: {} for i, value in enumerate(plan.values) if value.kind == "template"
         }
-        self._query, _ = self._queries()
+        self._query = self._query_text()
         for index in self._rendered:
             connection.execute(
                 f"CREATE OR REPLACE TEMP TABLE tpl{index} "
@@ -358,7 +358,7 @@ class ChunkMapper:
         paths += [("segmentMembership", "ups", segment, "status") for segment in plan.segments]
         return paths
 
-    def _queries(self) -> tuple[str, str]:
+    def _query_text(self) -> str:
         plan = self._plan
         strict_paths = self._strict_paths()
         # `from_json_strict` vouches only for the objects it walks: not with list indexes.
@@ -430,8 +430,12 @@ class ChunkMapper:
         if plan.segments:
             columns += self._statuses(kind, text, oks)
         ok = " AND ".join(f"({condition})" for condition in oks)
-        selected = "".join(f", {expr} AS c{n}" for n, expr in enumerate(columns))
-        query = (
+        # The values are computed on the rows SQL maps only (CASE keeps json_extract_string
+        # off lines that are not valid JSON).
+        selected = "".join(
+            f", CASE WHEN ok THEN {expr} END AS c{n}" for n, expr in enumerate(columns)
+        )
+        return (
             "CREATE OR REPLACE TEMP TABLE r AS SELECT ln, "
             f"CASE WHEN ok THEN {email} END AS email, ok{selected} FROM ("
             f"SELECT ln, j, st, coalesce(CASE WHEN valid THEN {ok} END, false) AS ok FROM ("
@@ -441,15 +445,6 @@ class ChunkMapper:
             f" AND NOT (contains(j, '\\u') AND regexp_matches(j, {_literal(_SURROGATE)}))"
             " AS valid FROM chunk WHERE NOT regexp_full_match(j, '[ \\t\\r\\n]*'))))"
         )
-        # The values are computed on the rows SQL maps only (CASE keeps json_extract_string
-        # off lines that are not valid JSON).
-        query = query.replace(
-            f"CASE WHEN ok THEN {email} END AS email, ok{selected} FROM (",
-            f"CASE WHEN ok THEN {email} END AS email, ok"
-            + "".join(f", CASE WHEN ok THEN {expr} END AS c{n}" for n, expr in enumerate(columns))
-            + " FROM (",
-        )
-        return query, ""
 
     def _statuses(self, kind: Any, text: Any, oks: list[str]) -> list[str]:
         """Each segment's status as `ProfileMapper._statuses` reads it; `oks` gains the
