@@ -512,10 +512,24 @@ def _merge(connection: duckdb.DuckDBPyConnection, layout: Layout) -> None:
         " count(*) OVER (PARTITION BY email, src) - 1 AS dups FROM mapped) WHERE n = 1"
     ).fetchall()
     connection.execute("DROP TABLE mapped").fetchall()
-    values = "".join(f", arg_max({c}, src) FILTER (WHERE {c} IS NOT NULL) AS {c}" for c in columns)
+    # One join per source, and per column the value of the last source that has one: a
+    # projection, not an aggregate per column (thousands of audiences stay cheap).
+    sources = range(len(layout.slots))
+    joins = "".join(
+        f" LEFT JOIN staged s{i} ON s{i}.email = e.email AND s{i}.src = {i}" for i in sources
+    )
+    values = ""
+    for n, column in enumerate(columns):
+        owners = [i for i in reversed(sources) if n in layout.slots[i]]
+        picked = ", ".join(f"s{i}.{column}" for i in owners)
+        values += f", {f'coalesce({picked})' if owners else 'NULL'} AS {column}"
+    present = ", ".join(f"s{i}.src" for i in sources)
+    positions = ", ".join(f"s{i}.pos" for i in sources)
     connection.execute(
-        "CREATE TABLE desired AS SELECT email, list(src ORDER BY src) AS srcs,"
-        f" list(pos ORDER BY src) AS poss{values} FROM staged GROUP BY email"
+        f"CREATE TABLE desired AS SELECT e.email,"
+        f" list_filter([{present}], lambda x: x IS NOT NULL) AS srcs,"
+        f" list_filter([{positions}], lambda x: x IS NOT NULL) AS poss{values}"
+        f" FROM (SELECT DISTINCT email FROM staged) e{joins}"
     ).fetchall()
 
 
