@@ -10,6 +10,7 @@ wins (a window and a group in SQL).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import duckdb
 import pyarrow as pa
@@ -32,16 +33,18 @@ from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.records.sources import ReadReport, SourceRecord, parse_jsonl_line, read_source
 from syncdsl.records.vectorised import (
+    FILE_SHIFT,
     BrokenData,
     ChunkMapper,
-    line_bytes,
+    ColumnPlan,
+    chunk_batches,
     line_chunks,
     plan_columns,
 )
 
 _BATCH = 20_000
 #: A staged row's `pos` holds its file too: (index of the file in its source) << 32 | line.
-_FILE_SHIFT = 32
+_FILE_SHIFT = FILE_SHIFT
 _LINE_MASK = (1 << _FILE_SHIFT) - 1
 #: Replayed records (`--rejects-replay`) come after every record of their source.
 _REPLAY_SEQ = 1 << 62
@@ -293,7 +296,7 @@ def _origin(files: list[str], position: int) -> Origin:
 def _open_staging(layout: Layout) -> tuple[duckdb.DuckDBPyConnection, Path]:
     directory = Path(tempfile.mkdtemp(prefix="syncdsl-desired-"))
     connection = duckdb.connect(
-        str(directory / "staging.duckdb"),
+        ":memory:",
         config={
             "memory_limit": MEMORY_LIMIT,
             "temp_directory": str(directory / "spill"),
@@ -355,32 +358,50 @@ def build_desired(
 def _stage_vectorised(
     connection: duckdb.DuckDBPyConnection,
     stager: _Stager,
-    plan: Any,
+    plan: ColumnPlan,
     source: ir.Source,
     mapper: ProfileMapper,
     layout: Layout,
     report: ReadReport,
 ) -> None:
+    """Map the source's lines in SQL, one query over all its files, then in Python the lines
+    SQL left, in order, with the places where a file's data broke off."""
     chunks = ChunkMapper(
         connection, plan, mapper, stager.index, layout.slots[stager.index], layout.width
     )
-    for chunk in line_chunks(source, report):
-        if isinstance(chunk, BrokenData):
-            stager.file_index(chunk.display)
-            stager.add(SourceRecord(chunk.display, chunk.line, "", None, chunk.reason))
-            continue
-        file_index = stager.file_index(chunk.display)
-        assert file_index == chunk.file  # files are registered in reading order
-        stager.records += chunks.map_chunk(chunk, stager.python_lines)
-        for line in stager.python_lines:
-            data = line_bytes(chunk, line)
-            if line == 1 and data.startswith(b"\xef\xbb\xbf"):
-                data = data[3:]
-            record = parse_jsonl_line(chunk.display, line, data)
-            if record is not None:
-                stager.add(record)
-        stager.python_lines.clear()
-        stager.flush()
+    breaks: list[tuple[int, SourceRecord]] = []  # at most one per file
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # Runs inside DuckDB's scan: an exception is kept and raised once the query is over.
+        try:
+            for chunk in line_chunks(source, report):
+                index = stager.file_index(chunk.display)
+                if isinstance(chunk, BrokenData):
+                    record = SourceRecord(chunk.display, chunk.line, "", None, chunk.reason)
+                    breaks.append((index << _FILE_SHIFT | chunk.line, record))
+                    continue
+                assert index == chunk.file  # files are registered in reading order
+                yield from chunk_batches(chunk)
+        except BaseException as error:  # noqa: BLE001 - re-raised below, outside DuckDB
+            failure.append(error)
+
+    inserted, leftovers = chunks.map_source(batches())
+    if failure:
+        raise failure[0]
+    stager.records += inserted
+    files = stager.files
+    lines = (
+        (
+            left.file << _FILE_SHIFT | left.line,
+            parse_jsonl_line(files[left.file], left.line, left.raw),
+        )
+        for left in leftovers
+    )
+    for _, record in heapq.merge(lines, breaks, key=lambda item: item[0]):
+        if record is not None:
+            stager.add(record)
+    stager.flush()
 
 
 class _Stager:
@@ -407,7 +428,11 @@ class _Stager:
         self._slots = layout.slots[index]
         self.records = 0
         self.rejected = 0
-        self.python_lines: list[int] = []  # lines of the current chunk SQL left to Python
+
+    @property
+    def files(self) -> list[str]:
+        """The source's files, in reading order (a position's file index points here)."""
+        return self._files
 
     def file_index(self, display: str) -> int:
         index = self._file_index.get(display)

@@ -13,15 +13,19 @@ properties, general Jinja templates and `identityMap` identities keep the whole 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+from duckdb import sqltypes
+from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from syncdsl.hubspot.schema import MAX_STRING_LENGTH
 from syncdsl.lang import ir
@@ -35,6 +39,9 @@ from syncdsl.scrub import refused_secrets
 CHUNK_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
 _SCAN_BATCH = 2048
+_LINE_MASK = (1 << 32) - 1
+#: Distinct inputs a template's renderings are kept for.
+_RENDER_CACHE = 100_000
 #: Mappings and segments of a source mapped in SQL at most.
 _MAX_COLUMNS = 64
 #: What `str.isspace` calls whitespace: a value of nothing else is not sent.
@@ -57,6 +64,7 @@ _EMAIL = (
 #: reads it (in a mapped field it is a number, which Python maps).
 _TRAILING_COMMA = r",\s*[}\]]"
 _SURROGATE = r"\\u[dD][89a-fA-F]"
+_ASCII_WHITESPACE = "chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
 #: A line this long may nest deeper than Python's parser allows: Python decides.
 _DEEP_LINE = 4000
 _MEMBER = ("realized", "existing", "exited")
@@ -171,6 +179,15 @@ class BrokenData:
     reason: str
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """A line SQL leaves to Python: the index of its file, its number, its bytes."""
+
+    file: int
+    line: int
+    raw: bytes
+
+
 def line_chunks(source: ir.Source, report: ReadReport) -> Iterator[LineChunk | BrokenData]:
     """Every file of `source`, in order, as chunks of whole lines."""
     files = source_files(source)
@@ -247,28 +264,25 @@ def _chunk(index: int, display: str, first: int, data: bytes) -> LineChunk:
     return LineChunk(index, display, first, data, offsets)
 
 
-def chunk_table(chunk: LineChunk) -> pa.Table | None:
-    """The chunk as (ln, j) rows for DuckDB, or None when it is not valid UTF-8 (Python reads
-    every line of it then)."""
-    try:
-        chunk.data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+#: Where a line is: its file's index above these bits, its line number below.
+FILE_SHIFT = 32
+_RENDERED = duckdb.struct_type({"value": sqltypes.VARCHAR, "refused": sqltypes.BOOLEAN})
+_BATCH_SCHEMA = pa.schema([("ln", pa.int64()), ("b", pa.large_binary())])
+
+
+def chunk_batches(chunk: LineChunk) -> list[pa.RecordBatch]:
+    """The chunk as (ln, b) rows for DuckDB: each line's position and its bytes, newline
+    included (JSON whitespace); SQL decodes them, a line that is not UTF-8 goes to Python."""
     count = len(chunk.offsets) - 1
-    # Each line's text with its newline (JSON whitespace): the offsets are the line starts.
-    lines = pa.LargeStringArray.from_buffers(
-        count, pa.py_buffer(chunk.offsets), pa.py_buffer(chunk.data)
+    lines = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), count, [None, pa.py_buffer(chunk.offsets), pa.py_buffer(chunk.data)]
     )
-    numbers = pa.array(np.arange(chunk.first, chunk.first + count, dtype=np.int64))
-    # Batches of a few thousand rows: DuckDB scans batches in parallel.
-    table = pa.table({"ln": numbers, "j": lines})
-    return pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_BATCH))
-
-
-def line_bytes(chunk: LineChunk, line: int) -> bytes:
-    """One line of the chunk with its newline, as the line reader yields it."""
-    position = line - chunk.first
-    return chunk.data[int(chunk.offsets[position]) : int(chunk.offsets[position + 1])]
+    first = (chunk.file << FILE_SHIFT) + chunk.first
+    numbers = pa.array(np.arange(first, first + count, dtype=np.int64))
+    # Batches of a few thousand rows: DuckDB maps batches in parallel.
+    table = pa.table([numbers, lines], schema=_BATCH_SCHEMA)
+    batches: list[pa.RecordBatch] = table.to_batches(max_chunksize=_SCAN_BATCH)
+    return batches
 
 
 def _structure(paths: Sequence[tuple[str | int, ...]]) -> dict[str, object]:
@@ -303,15 +317,39 @@ def _struct_access(parts: tuple[str | int, ...]) -> str:
     return expr
 
 
-def _not_blank(value: str) -> str:
-    """The value as sent: NULL when empty or only whitespace (`str.isspace`). The first
-    character after ASCII whitespace decides cheaply; a Unicode space there takes a regex."""
-    rest = f"ltrim({value}, chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
+def _not_blank(value: str, trimmed: str) -> str:
+    """The value as sent: NULL when empty or only whitespace (`str.isspace`). `trimmed` is the
+    value without leading ASCII whitespace: its first character decides cheaply; a Unicode
+    space there takes a regex."""
     spaces = ", ".join(str(c) for c in _PY_SPACE_CODES)
     return (
-        f"CASE WHEN {rest} = '' THEN NULL WHEN unicode({rest}) NOT IN ({spaces}) THEN {value}"
-        f" WHEN regexp_matches({value}, {_literal('[^' + _PY_SPACE + ']')}) THEN {value} END"
+        f"CASE WHEN {trimmed} = '' THEN NULL WHEN unicode({trimmed}) NOT IN ({spaces})"
+        f" THEN {value} WHEN regexp_matches({value}, {_literal('[^' + _PY_SPACE + ']')})"
+        f" THEN {value} END"
     )
+
+
+def _leaf_type(leaf: str) -> str:
+    """The JSON type of a leaf `from_json` read as JSON text, by its first character (only
+    'VARCHAR', 'NULL' and 'OBJECT' are told apart from the rest)."""
+    return (
+        f"CASE WHEN {leaf} IS NULL THEN 'NULL' WHEN starts_with({leaf}, '\"') THEN 'VARCHAR'"
+        f" WHEN starts_with({leaf}, '{{') THEN 'OBJECT' ELSE 'OTHER' END"
+    )
+
+
+def _leaf_text(leaf: str) -> str:
+    """A string leaf's value: its text between the quotes, unescaped only when it has a
+    backslash (NULL for a leaf that is not a string)."""
+    return (
+        f"CASE WHEN NOT starts_with({leaf}, '\"') THEN NULL"
+        f" WHEN contains({leaf}, '\\') THEN {leaf}->>'$' ELSE {leaf}[2:-2] END"
+    )
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A UDF's argument as one array (DuckDB may hand it over in chunks)."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _absent(kind: str) -> str:
@@ -338,20 +376,27 @@ class ChunkMapper:
         self._src = src
         self._slots = slots  # where each value (then each status) goes among the `width` columns
         self._width = width
-        #: per template mapping: (json type, text) -> (value, rejected), computed by Python
+        #: per template mapping: (json type, text) -> (value, refused), rendered by Python
         self._rendered: dict[int, dict[tuple[str | None, str | None], tuple[str | None, bool]]] = {
             i: {} for i, value in enumerate(plan.values) if value.kind == "template"
         }
-        self._query = self._query_text()
+        self._functions: list[str] = []
         for index in self._rendered:
-            connection.execute(
-                f"CREATE OR REPLACE TEMP TABLE tpl{index} "
-                "(t VARCHAR, s VARCHAR, value VARCHAR, refused BOOLEAN)"
-            ).fetchall()
+            name = f"syncdsl_template_{src}_{index}"
+            connection.create_function(
+                name,
+                self._renderer(index),
+                [sqltypes.VARCHAR, sqltypes.VARCHAR],
+                _RENDERED,
+                type=PythonUDFType.ARROW,
+                null_handling=FunctionNullHandling.SPECIAL,
+            )
+            self._functions.append(name)
+        self._query = self._query_text()
 
     def _strict_paths(self) -> list[tuple[str | int, ...]]:
-        """The paths a clean line usually has all of: `from_json_strict` parses them in one
-        pass and refuses a duplicate key on them (a line without one is read path by path)."""
+        """The paths a clean line usually has all of: `from_json_strict` refuses a duplicate
+        key on them in one pass (a line it fails on is checked key by key)."""
         plan = self._plan
         paths = [plan.email_parts]
         paths += [value.parts for value in plan.values if value.kind != "constant"]
@@ -359,58 +404,34 @@ class ChunkMapper:
         return paths
 
     def _query_text(self) -> str:
+        """One query, in layers materialised one after the other (DuckDB would otherwise
+        inline a layer's expressions into every use): the line checks, one parse for the JSON
+        types of every path read and one for their texts, then the values and their checks."""
         plan = self._plan
-        strict_paths = self._strict_paths()
-        # `from_json_strict` vouches only for the objects it walks: not with list indexes.
-        strict = not _indexed(strict_paths)
-        leaves = {parts for parts in strict_paths} if strict else set()
-        nodes = {parts[:n] for parts in leaves for n in range(1, len(parts))}
+        kinds: dict[tuple[str | int, ...], str] = {}
+        texts: dict[tuple[str | int, ...], str] = {}
 
         def kind(parts: tuple[str | int, ...]) -> str:
-            path = _literal(_json_path(parts) or "$")
-            if parts in leaves:
-                leaf = _struct_access(parts)
-                return (
-                    f"(CASE WHEN st IS NOT NULL THEN coalesce(json_type({leaf}), 'NULL')"
-                    f" ELSE json_type(j, {path}) END)"
-                )
-            if parts in nodes:
-                return f"(CASE WHEN st IS NOT NULL THEN 'OBJECT' ELSE json_type(j, {path}) END)"
-            return f"json_type(j, {path})"
+            """The column holding the JSON type at `parts` (NULL: no such path)."""
+            return kinds.setdefault(parts, f"k{len(kinds)}")
 
         def text(parts: tuple[str | int, ...]) -> str:
-            path = _literal(_json_path(parts) or "$")
-            if parts in leaves:
-                return (
-                    f"(CASE WHEN st IS NOT NULL THEN {_struct_access(parts)}->>'$'"
-                    f" ELSE json_extract_string(j, {path}) END)"
-                )
-            return f"json_extract_string(j, {path})"
+            """The column holding the value at `parts` as text (a string unescaped)."""
+            return texts.setdefault(parts, f"x{len(texts)}")
 
-        objects = ", ".join(_literal(p) for p in plan.objects)
-        structure = _literal(json.dumps(_structure(strict_paths)))
-        parse = f"try(from_json_strict(j, {structure}))" if strict else "NULL"
-        keys_ok = (
-            "list_bool_and(list_transform(json_keys(j, ["
-            + objects
-            + "]), lambda keys: keys IS NULL OR len(keys) = len(list_distinct(keys))))"
-        )
-        clean = (
-            f"(CASE WHEN st IS NOT NULL THEN true WHEN json_type(j) = 'OBJECT' THEN {keys_ok}"
-            " ELSE false END)"
-        )
         e = plan.email_parts
-        strip = "^" + _ASCII_SPACE[:-1] + "+|" + _ASCII_SPACE[:-1] + "+$"
-        email = f"lower(regexp_replace({text(e)}, {_literal(strip)}, '', 'g'))"
+        email_type, email_text = kind(e), text(e)
         oks = [
-            clean,
-            f"{kind(e)} = 'VARCHAR'",
-            f"regexp_full_match({text(e)}, {_literal(_EMAIL)})",
-            f"length({email}) <= {MAX_EMAIL_LENGTH}",
-            f"strpos({email}, '@') <= {MAX_LOCAL_LENGTH + 1}",
+            "clean",
+            f"{email_type} = 'VARCHAR'",
+            f"regexp_full_match({email_text}, {_literal(_EMAIL)})",
+            f"length(email) <= {MAX_EMAIL_LENGTH}",
+            f"strpos(email, '@') <= {MAX_LOCAL_LENGTH + 1}",
             f"NOT list_contains([{', '.join(_literal(t) for t in sorted(TYPO_TLDS))}], "
-            f"regexp_extract({email}, '[.]([a-z]+)$', 1))",
+            "regexp_extract(email, '[.]([a-z]+)$', 1))",
         ]
+        trimmed: list[str] = []  # per text value: its text with leading ASCII whitespace gone
+        rendered: list[str] = []  # per template: Python's rendering, value and refusal
         columns: list[str] = []
         for value in plan.values:
             if value.kind == "constant":
@@ -419,31 +440,88 @@ class ChunkMapper:
             t, v = kind(value.parts), text(value.parts)
             oks.append(f"({t} IS NULL OR {t} IN ('VARCHAR', 'NULL'))")
             if value.kind == "template":
-                columns.append(f"struct_pack(t := {t}, s := {v})")
+                rendered.append(f"syncdsl_template_{self._src}_{len(columns)}({t}, {v})")
+                columns.append(f"struct_extract(tpl{len(rendered) - 1}, 'value')")
                 continue
             oks.append(f"length(coalesce({v}, '')) <= {MAX_STRING_LENGTH}")
             oks.append(f"strpos(coalesce({v}, ''), chr(0)) = 0")
             oks.extend(
                 f"strpos(coalesce({v}, ''), {_literal(secret)}) = 0" for secret in refused_secrets()
             )
-            columns.append(_not_blank(v))
+            trimmed.append(f"ltrim({v}, {_ASCII_WHITESPACE}) AS r{len(trimmed)}")
+            columns.append(_not_blank(v, f"r{len(trimmed) - 1}"))
         if plan.segments:
             columns += self._statuses(kind, text, oks)
+
+        strict_paths = self._strict_paths()
+        # `from_json_strict` vouches only for the objects it walks: not with list indexes.
+        strict = not _indexed(strict_paths)
+        structure = _literal(json.dumps(_structure(strict_paths)))
+        parse = f"try(from_json_strict(j, {structure}))" if strict else "NULL"
+        strict_leaves = set(strict_paths) if strict else set()
+        strict_nodes = {parts[:n] for parts in strict_leaves for n in range(1, len(parts))}
+        objects = ", ".join(_literal(p) for p in plan.objects)
+        keys_ok = (
+            "list_bool_and(list_transform(json_keys(j, ["
+            + objects
+            + "]), lambda keys: keys IS NULL OR len(keys) = len(list_distinct(keys))))"
+        )
+        # A line `from_json_strict` reads (every path present, no duplicate key on one) takes
+        # its types and texts from the parsed leaves; the others are read path by path.
+        unpacked = ""
+        for n, (parts, column) in enumerate(kinds.items()):
+            if parts in strict_leaves:
+                known = _leaf_type(_struct_access(parts))
+            elif parts in strict_nodes:
+                known = "'OBJECT'"
+            else:
+                known = "NULL"  # a path beside the ones parsed: not needed when they are there
+            unpacked += f", CASE WHEN st IS NOT NULL THEN {known} ELSE kt[{n + 1}] END AS {column}"
+        for n, (parts, column) in enumerate(texts.items()):
+            known = _leaf_text(_struct_access(parts)) if parts in strict_leaves else "NULL"
+            unpacked += f", CASE WHEN st IS NOT NULL THEN {known} ELSE xt[{n + 1}] END AS {column}"
+        kind_paths = ", ".join(_literal(_json_path(p) or "$") for p in kinds)
+        text_paths = ", ".join(_literal(_json_path(p) or "$") for p in texts)
+        strip = "^" + _ASCII_SPACE[:-1] + "+|" + _ASCII_SPACE[:-1] + "+$"
         ok = " AND ".join(f"({condition})" for condition in oks)
-        # The values are computed on the rows SQL maps only (CASE keeps json_extract_string
-        # off lines that are not valid JSON).
+        templates = "".join(
+            f", CASE WHEN ok THEN {call} END AS tpl{n}" for n, call in enumerate(rendered)
+        )
+        accepted = "ok" + "".join(
+            f" AND NOT coalesce(struct_extract(tpl{n}, 'refused'), false)"
+            for n in range(len(rendered))
+        )
         selected = "".join(
-            f", CASE WHEN ok THEN {expr} END AS c{n}" for n, expr in enumerate(columns)
+            f", CASE WHEN accepted THEN {expr} END AS c{n}" for n, expr in enumerate(columns)
         )
         return (
-            "CREATE OR REPLACE TEMP TABLE r AS SELECT ln, "
-            f"CASE WHEN ok THEN {email} END AS email, ok{selected} FROM ("
-            f"SELECT ln, j, st, coalesce(CASE WHEN valid THEN {ok} END, false) AS ok FROM ("
-            f"SELECT ln, j, valid, CASE WHEN valid THEN {parse} END AS st FROM ("
-            "SELECT ln, j, json_valid(j) AND length(j) < "
+            "CREATE OR REPLACE TEMP TABLE r AS WITH "
+            # The line: strict JSON as Python reads it, short enough for Python's parser.
+            "text AS NOT MATERIALIZED (SELECT ln, b, try(decode(b)) AS j FROM chunk), "
+            "lines AS NOT MATERIALIZED (SELECT ln, b, j, coalesce(json_valid(j) AND length(j) < "
             f"{_DEEP_LINE} AND NOT regexp_matches(j, {_literal(_TRAILING_COMMA)})"
-            f" AND NOT (contains(j, '\\u') AND regexp_matches(j, {_literal(_SURROGATE)}))"
-            " AS valid FROM chunk WHERE NOT regexp_full_match(j, '[ \\t\\r\\n]*'))))"
+            f" AND NOT (contains(j, '\\u') AND regexp_matches(j, {_literal(_SURROGATE)})), false)"
+            " AS valid FROM text WHERE j IS NULL OR NOT regexp_full_match(j, '[ \\t\\r\\n]*')), "
+            # No duplicate key along a path read; the types and texts at every path.
+            f"strict AS NOT MATERIALIZED (SELECT ln, b, j, valid, CASE WHEN valid THEN {parse} END AS st"
+            " FROM lines), "
+            "parsed AS NOT MATERIALIZED (SELECT ln, b, valid, st,"
+            " CASE WHEN NOT valid THEN false WHEN st IS NOT NULL THEN true"
+            f" WHEN json_type(j) = 'OBJECT' THEN {keys_ok} ELSE false END AS clean,"
+            f" CASE WHEN valid AND st IS NULL THEN json_type(j, [{kind_paths}]) END AS kt,"
+            f" CASE WHEN valid AND st IS NULL THEN json_extract_string(j, [{text_paths}]) END"
+            " AS xt FROM strict), "
+            f"leaves AS NOT MATERIALIZED (SELECT ln, b, valid, clean{unpacked} FROM parsed), "
+            "prepared AS NOT MATERIALIZED (SELECT *,"
+            f" lower(regexp_replace({email_text}, {_literal(strip)}, '', 'g')) AS email"
+            + "".join(f", {expr}" for expr in trimmed)
+            + " FROM leaves), "
+            f"checked AS NOT MATERIALIZED (SELECT *, coalesce(valid AND {ok}, false) AS ok"
+            " FROM prepared), "
+            f"rendered AS NOT MATERIALIZED (SELECT *{templates} FROM checked), "
+            f"decided AS NOT MATERIALIZED (SELECT *, {accepted} AS accepted FROM rendered) "
+            f"SELECT ln, CASE WHEN accepted THEN email END AS email, accepted{selected},"
+            " CASE WHEN NOT accepted THEN b END AS raw FROM decided"
         )
 
     def _statuses(self, kind: Any, text: Any, oks: list[str]) -> list[str]:
@@ -475,68 +553,80 @@ class ChunkMapper:
         oks.append(f"(CASE WHEN {readable} THEN {' AND '.join(entry_oks)} ELSE {nothing} END)")
         return columns
 
-    def map_chunk(self, chunk: LineChunk, others: list[int]) -> int:
-        """Stage the lines SQL maps and return how many; add the numbers of the other
-        non-blank lines to `others`, ascending, for Python to map."""
-        table = chunk_table(chunk)
-        if table is None:
-            others.extend(range(chunk.first, chunk.first + len(chunk.offsets) - 1))
-            return 0
+    def map_source(self, batches: Iterator[pa.RecordBatch]) -> tuple[int, Iterator[Leftover]]:
+        """Stage every line of `batches` SQL maps, in one query over the whole stream (while
+        DuckDB maps a batch, the next is read); return how many, and the other non-blank
+        lines, ascending by position, for Python to map."""
+        reader = pa.RecordBatchReader.from_batches(_BATCH_SCHEMA, batches)
         db = self._db
-        db.register("chunk", table)
+        db.register("chunk", reader)
         try:
             db.execute(self._query).fetchall()
         finally:
             db.unregister("chunk")
-        self._render_templates()
-        values = [f"c{n}" for n in range(len(self._plan.values) + len(self._plan.segments))]
-        joins = ""
-        for index in self._rendered:
-            values[index] = f"tpl{index}.value"
-            joins += (
-                f" LEFT JOIN tpl{index} ON tpl{index}.t IS NOT DISTINCT FROM r.c{index}.t"
-                f" AND tpl{index}.s IS NOT DISTINCT FROM r.c{index}.s"
-            )
         full = ["NULL"] * self._width
-        for slot, expr in zip(self._slots, values):
-            full[slot] = expr
-        refused = " OR ".join(f"coalesce(tpl{i}.refused, false)" for i in self._rendered)
-        refused = refused or "false"
-        pos = f"({chunk.file} << 32) + ln"
+        for slot, n in zip(self._slots, itertools.count()):
+            full[slot] = f"c{n}"
         inserted = db.execute(
-            f"INSERT INTO mapped SELECT {self._src}, email, {pos}, {pos}, {', '.join(full)} "
-            f"FROM r{joins} WHERE ok AND NOT ({refused})"
+            f"INSERT INTO mapped SELECT {self._src}, email, ln, ln, {', '.join(full)} "
+            "FROM r WHERE accepted"
         ).fetchall()[0]
-        rest = db.execute(f"SELECT ln FROM r{joins} WHERE NOT ok OR ({refused}) ORDER BY ln")
-        others.extend(row[0] for row in rest.fetchall())
-        return int(inserted[0]) if inserted else 0
+        db.execute(
+            "CREATE OR REPLACE TABLE rest AS SELECT ln, raw FROM r WHERE NOT accepted"
+        ).fetchall()
+        db.execute("DROP TABLE r").fetchall()
+        for name in self._functions:
+            db.remove_function(name)
+        return (int(inserted[0]) if inserted else 0), self._leftovers()
 
-    def _render_templates(self) -> None:
-        """Render each template once per distinct input (Python, exactly as `ProfileMapper`),
-        into `tplN(t, s, value, refused)` for the join."""
-        for index, cache in self._rendered.items():
-            parts = self._plan.values[index].parts
-            pairs = self._db.execute(
-                f"SELECT DISTINCT c{index}.t, c{index}.s FROM r WHERE ok"
-            ).fetchall()
-            new = [pair for pair in pairs if pair not in cache]
-            if not new:
-                continue
-            for kind, text in new:
-                cache[(kind, text)] = self._render(index, parts, kind, text)
-            rendered = pa.table(
-                {
-                    "t": [kind for kind, _ in new],
-                    "s": [text for _, text in new],
-                    "value": [cache[pair][0] for pair in new],
-                    "refused": [cache[pair][1] for pair in new],
-                }
+    def _leftovers(self) -> Iterator[Leftover]:
+        cursor = self._db.cursor()
+        try:
+            cursor.execute("SELECT ln, raw FROM rest ORDER BY ln")
+            while rows := cursor.fetchmany(_SCAN_BATCH):
+                for ln, raw in rows:
+                    yield Leftover(ln >> FILE_SHIFT, ln & _LINE_MASK, raw)
+        finally:
+            cursor.close()
+            self._db.execute("DROP TABLE IF EXISTS rest").fetchall()
+
+    def _renderer(self, index: int) -> Callable[[pa.Array, pa.Array], pa.Array]:
+        """The SQL function rendering template `index` for a batch of (json type, text)
+        inputs, each distinct input once (Python, exactly as `ProfileMapper`)."""
+        cache = self._rendered[index]
+        parts = self._plan.values[index].parts
+
+        def render(kinds: pa.Array, texts: pa.Array) -> pa.Array:
+            if len(cache) > _RENDER_CACHE:
+                cache.clear()  # a template over unique values: bounded memory
+            # Each distinct (type, text) of the batch once: dictionary codes, then np.unique.
+            kind_codes = _array(kinds).dictionary_encode()
+            text_codes = _array(texts).dictionary_encode()
+            kind_values = kind_codes.dictionary.to_pylist()
+            text_values = text_codes.dictionary.to_pylist()
+            width = len(text_values) + 1
+            pairs = (
+                pc.fill_null(kind_codes.indices, -1).to_numpy().astype(np.int64) + 1
+            ) * width + (pc.fill_null(text_codes.indices, -1).to_numpy() + 1)
+            distinct, positions = np.unique(pairs, return_inverse=True)
+            results = []
+            for pair in distinct.tolist():
+                k, t = divmod(pair, width)
+                key = (kind_values[k - 1] if k else None, text_values[t - 1] if t else None)
+                result = cache.get(key)
+                if result is None:
+                    result = cache[key] = self._render(index, parts, *key)
+                results.append(result)
+            take = pa.array(positions.reshape(-1))
+            return pa.StructArray.from_arrays(
+                [
+                    pa.array([value for value, _ in results], pa.string()).take(take),
+                    pa.array([refused for _, refused in results], pa.bool_()).take(take),
+                ],
+                names=["value", "refused"],
             )
-            self._db.register("rendered", rendered)
-            try:
-                self._db.execute(f"INSERT INTO tpl{index} SELECT * FROM rendered").fetchall()
-            finally:
-                self._db.unregister("rendered")
+
+        return render
 
     def _render(
         self, index: int, parts: tuple[str | int, ...], kind: str | None, text: str | None

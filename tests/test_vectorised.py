@@ -1,0 +1,229 @@
+"""The SQL path of a jsonl source maps every line exactly as the Python path does.
+
+`syncdsl.records.vectorised` maps in DuckDB the lines it can vouch for and leaves the rest to
+`ProfileMapper`; whatever the split, the desired contacts, rejections, counts and warnings must
+be those of the Python path alone. Lines are built to sit on every edge the SQL path decides:
+duplicate keys on a mapped path, values that are not text, emails just off the happy path,
+statuses spelt oddly or under `xdm:` names, escapes, lone surrogates, trailing commas, NaN,
+Unicode whitespace, NUL, overlong lines.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_desired import make_spec, outcome
+
+from syncdsl.records import desired as desired_module
+from syncdsl.records.desired import build_desired
+from syncdsl.records.mapping import ProfileMapper
+from syncdsl.records.vectorised import plan_columns
+
+SEGMENT = "3f2a9c4e-6b1d-4e8a-9f0c-1a2b3c4d5e6f"
+SPEC = {
+    "sources": [
+        {
+            "name": "profiles",
+            "format": "jsonl",
+            "path": "profiles.jsonl",
+            "identity": "personalEmail.address",
+            "map": {
+                "firstname": "person.name.firstName",
+                "lastname": "person.lastName",
+                "city": {"template": "{{ homeAddress.city | title }}"},
+                "source": {"literal": "cdp"},
+            },
+        }
+    ],
+    "audiences": [
+        {"name": "News", "source": "profiles", "segment": SEGMENT, "property": "news"},
+        {"name": "Other", "source": "profiles", "segment": "other-1", "property": "other"},
+    ],
+}
+
+_EMAILS = st.sampled_from(
+    [
+        "user@example.com",
+        "  User@Example.COM ",
+        "\tu.v+w@sub.example.org\n",
+        "user@example.con",  # a typo'd TLD: Python's reason
+        "x" * 65 + "@example.com",
+        "üser@example.com",  # not the ASCII happy path
+        "user@@example.com",
+        "user@example",
+        "",
+        "\u00a0user@example.com",
+    ]
+)
+_TEXT = st.one_of(
+    st.sampled_from(["Ann", "  ", "\u3000", "\u2028x", "a\x00b", "Chloé", 'q"uote', "\\back", ""]),
+    st.text(max_size=6),
+)
+_VALUE: st.SearchStrategy[Any] = st.one_of(
+    _TEXT, st.integers(-5, 5), st.floats(allow_nan=False), st.none(), st.just([1]), st.just({})
+)
+_STATUS = st.sampled_from(["realized", "existing", "exited", "Realized", "gone", None, 3])
+
+
+def _entry(draw: Any) -> object:
+    kind = draw(st.sampled_from(["status", "xdm", "none", "empty", "odd", "absent"]))
+    if kind == "status":
+        return {"status": draw(_STATUS), "lastQualificationTime": "2026-01-01T00:00:00Z"}
+    if kind == "xdm":
+        return {"xdm:status": draw(_STATUS)}
+    if kind == "empty":
+        return {}
+    if kind == "odd":
+        return draw(st.sampled_from(["realized", 1, [], None]))
+    return None
+
+
+@st.composite
+def profile_line(draw: Any) -> str:
+    profile: dict[str, Any] = {"_id": draw(st.integers(0, 99))}
+    profile["personalEmail"] = {"address": draw(st.one_of(_EMAILS, _EMAILS, _EMAILS, _VALUE))}
+    name: dict[str, Any] = {}
+    if draw(st.booleans()):
+        name["firstName"] = draw(_VALUE)
+    person: dict[str, Any] = {"name": name}
+    if draw(st.booleans()):
+        person["lastName"] = draw(_VALUE)
+    if draw(st.integers(0, 9)):
+        profile["person"] = person
+    if draw(st.booleans()):
+        profile["homeAddress"] = {"city": draw(_VALUE)}
+    membership = draw(st.sampled_from(["ups", "xdm", "none", "odd"]))
+    if membership == "ups":
+        ups = {}
+        for segment in (SEGMENT, "other-1"):
+            entry = _entry(draw)
+            if entry is not None:
+                ups[segment] = entry
+        profile["segmentMembership"] = {"ups": ups}
+    elif membership == "xdm":
+        profile["xdm:segmentMembership"] = {"xdm:ups": {SEGMENT: {"xdm:status": draw(_STATUS)}}}
+    elif membership == "odd":
+        profile["segmentMembership"] = draw(st.sampled_from([None, [], "x", {"ups": 1}]))
+    text = json.dumps(profile, ensure_ascii=draw(st.booleans()))
+    return draw(st.sampled_from(_MUTATIONS))(text, draw)
+
+
+def _duplicate_key(text: str, draw: Any) -> str:
+    """The same key twice on a mapped path: Python keeps the last value."""
+    key = draw(st.sampled_from(['"firstName": ', '"address": ', '"person": ', '"status": ']))
+    if key not in text:
+        return text
+    return text.replace(key, key + json.dumps(draw(_TEXT)) + ", " + key, 1)
+
+
+_MUTATIONS = [
+    lambda text, draw: text,
+    lambda text, draw: text,
+    lambda text, draw: text,
+    _duplicate_key,
+    lambda text, draw: text[:-1] + ", }",  # a trailing comma
+    lambda text, draw: text.replace('"_id": ', '"_id": NaN, "x": ', 1),
+    lambda text, draw: text.replace('"_id": ', '"_id": "\\ud800", "x": ', 1),
+    lambda text, draw: "   " + text + " \t",
+    lambda text, draw: text[: len(text) // 2],  # cut off
+    lambda text, draw: '{"pad": "' + "x" * 4100 + '", ' + text[1:],
+    lambda text, draw: "[" + text + "]",
+    lambda text, draw: "",
+]
+
+
+#: One line per rule the SQL path decides, each beside a line it must treat alike.
+EDGES = [
+    '{"personalEmail": {"address": "user@example.com"}, "person": {"name": {"firstName": "A"}}}',
+    '{"personalEmail": {"address": "user@example.con"}}',
+    '{"personalEmail": {"address": "  User@Example.COM\\t"}}',
+    '{"personalEmail": {"address": "%s@example.com"}}' % ("x" * 65),
+    '{"personalEmail": {"address": "u@%s.com"}}' % ("d" * 250),
+    '{"personalEmail": {"address": "\\u00fcser@example.com"}}',
+    '{"personalEmail": {"address": 42}}',
+    '{"personalEmail": {"address": null}}',
+    '{"personalEmail": "user@example.com"}',
+    '{"personalEmail": {"address": "a@example.com", "address": "b@example.com"}}',
+    '{"person": {"name": {"firstName": "A", "firstName": "B"}}, '
+    '"personalEmail": {"address": "c@example.com"}}',
+    '{"personalEmail": {"address": "d@example.com"}, "person": {"name": {"firstName": 7}}}',
+    '{"personalEmail": {"address": "e@example.com"}, "person": {"name": {"firstName": "\\u3000"}}}',
+    '{"personalEmail": {"address": "f@example.com"}, "person": {"name": {"firstName": "a\\u0000"}}}',
+    '{"personalEmail": {"address": "g@example.com"}, "person": {"name": {"firstName": "  "}}}',
+    '{"personalEmail": {"address": "h@example.com"}, "person": {"name": {"firstName": "\\"q\\""}}}',
+    '{"personalEmail": {"address": "i@example.com"}, "homeAddress": {"city": "new york"}}',
+    '{"personalEmail": {"address": "j@example.com"}, "homeAddress": {"city": 3}}',
+    '{"personalEmail": {"address": "k@example.com"}, "homeAddress": {"city": null}}',
+    '{"personalEmail": {"address": "l@example.com"}, "homeAddress": "x"}',
+    '{"personalEmail": {"address": "m@example.com"}, "segmentMembership": {"ups": {"%s": '
+    '{"status": "existing"}}}}' % SEGMENT,
+    '{"personalEmail": {"address": "n@example.com"}, "segmentMembership": {"ups": {"%s": '
+    '{"status": "Realized"}}}}' % SEGMENT,
+    '{"personalEmail": {"address": "o@example.com"}, "segmentMembership": {"ups": {"%s": '
+    '{"xdm:status": "exited"}}}}' % SEGMENT,
+    '{"personalEmail": {"address": "p@example.com"}, "segmentMembership": {"ups": {"%s": {}}}}'
+    % SEGMENT,
+    '{"personalEmail": {"address": "q@example.com"}, "xdm:segmentMembership": {"xdm:ups": '
+    '{"%s": {"xdm:status": "realized"}}}}' % SEGMENT,
+    '{"personalEmail": {"address": "r@example.com"}, "segmentMembership": {"ups": {"%s": '
+    '{"status": "realized", "status": "exited"}}}}' % SEGMENT,
+    '{"personalEmail": {"address": "s@example.com"}, "segmentMembership": []}',
+    '{"personalEmail": {"address": "t@example.com"}, "x": NaN}',
+    '{"personalEmail": {"address": "u@example.com"}, "x": "\\ud800"}',
+    '{"personalEmail": {"address": "v@example.com"}, }',
+    '{"pad": "%s", "personalEmail": {"address": "w@example.com"}}' % ("x" * 4100),
+    "[1, 2]",
+    "{broken",
+    "   ",
+    '\ufeff{"personalEmail": {"address": "x@example.com"}}',
+]
+
+
+def test_each_edge_is_mapped_alike(tmp_path: Path) -> None:
+    (tmp_path / "profiles.jsonl").write_text("".join(e + "\n" for e in EDGES), encoding="utf-8")
+    sql = _map(tmp_path, EDGES, python_only=False)
+    assert sql == _map(tmp_path, EDGES, python_only=True)
+    assert len(sql["contacts"]) >= 15  # the edges are not all rejected
+
+
+def test_undecodable_bytes_go_to_python_line_by_line(tmp_path: Path) -> None:
+    good = b'{"personalEmail": {"address": "a@example.com"}}\n'
+    bad = b'{"personalEmail": {"address": "b@example.com"}, "n": "\xff"}\n'
+    (tmp_path / "profiles.jsonl").write_bytes(good + bad + good.replace(b"a@", b"c@"))
+    sql = _map(tmp_path, [], python_only=False)
+    assert sql == _map(tmp_path, [], python_only=True)
+    assert [r["line"] for r in sql["rejected"]] == [2]
+    assert [c["email"] for c in sql["contacts"]] == ["a@example.com", "c@example.com"]
+
+
+def _map(root: Path, lines: list[str], *, python_only: bool) -> dict[str, Any]:
+    patch = pytest.MonkeyPatch()
+    if python_only:
+        patch.setattr(desired_module, "plan_columns", lambda source, mapper: None)
+    try:
+        with build_desired(make_spec(root, SPEC)) as desired:
+            return outcome(desired)
+    finally:
+        patch.undo()
+
+
+def test_the_reference_shape_takes_the_sql_path(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, SPEC)
+    source = spec.sources[0]
+    assert plan_columns(source, ProfileMapper(spec, source, None)) is not None
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(profile_line(), min_size=1, max_size=25))
+def test_sql_and_python_map_every_line_alike(lines: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
+        (root / "profiles.jsonl").write_bytes(data)
+        assert _map(root, lines, python_only=False) == _map(root, lines, python_only=True)
