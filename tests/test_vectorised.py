@@ -139,12 +139,12 @@ _MUTATIONS = [
 
 
 #: One line per rule the SQL path decides, each beside a line it must treat alike.
-EDGES = [
+_EDGES = [
     '{"personalEmail": {"address": "user@example.com"}, "person": {"name": {"firstName": "A"}}}',
     '{"personalEmail": {"address": "user@example.con"}}',
     '{"personalEmail": {"address": "  User@Example.COM\\t"}}',
-    '{"personalEmail": {"address": "%s@example.com"}}' % ("x" * 65),
-    '{"personalEmail": {"address": "u@%s.com"}}' % ("d" * 250),
+    '{"personalEmail": {"address": "@X@@example.com"}}'.replace("@X@", "x" * 65),
+    '{"personalEmail": {"address": "u@@D@.com"}}'.replace("@D@", "d" * 250),
     '{"personalEmail": {"address": "\\u00fcser@example.com"}}',
     '{"personalEmail": {"address": 42}}',
     '{"personalEmail": {"address": null}}',
@@ -161,28 +161,28 @@ EDGES = [
     '{"personalEmail": {"address": "j@example.com"}, "homeAddress": {"city": 3}}',
     '{"personalEmail": {"address": "k@example.com"}, "homeAddress": {"city": null}}',
     '{"personalEmail": {"address": "l@example.com"}, "homeAddress": "x"}',
-    '{"personalEmail": {"address": "m@example.com"}, "segmentMembership": {"ups": {"%s": '
-    '{"status": "existing"}}}}' % SEGMENT,
-    '{"personalEmail": {"address": "n@example.com"}, "segmentMembership": {"ups": {"%s": '
-    '{"status": "Realized"}}}}' % SEGMENT,
-    '{"personalEmail": {"address": "o@example.com"}, "segmentMembership": {"ups": {"%s": '
-    '{"xdm:status": "exited"}}}}' % SEGMENT,
-    '{"personalEmail": {"address": "p@example.com"}, "segmentMembership": {"ups": {"%s": {}}}}'
-    % SEGMENT,
+    '{"personalEmail": {"address": "m@example.com"}, "segmentMembership": {"ups": {"@SEG@": '
+    '{"status": "existing"}}}}',
+    '{"personalEmail": {"address": "n@example.com"}, "segmentMembership": {"ups": {"@SEG@": '
+    '{"status": "Realized"}}}}',
+    '{"personalEmail": {"address": "o@example.com"}, "segmentMembership": {"ups": {"@SEG@": '
+    '{"xdm:status": "exited"}}}}',
+    '{"personalEmail": {"address": "p@example.com"}, "segmentMembership": {"ups": {"@SEG@": {}}}}',
     '{"personalEmail": {"address": "q@example.com"}, "xdm:segmentMembership": {"xdm:ups": '
-    '{"%s": {"xdm:status": "realized"}}}}' % SEGMENT,
-    '{"personalEmail": {"address": "r@example.com"}, "segmentMembership": {"ups": {"%s": '
-    '{"status": "realized", "status": "exited"}}}}' % SEGMENT,
+    '{"@SEG@": {"xdm:status": "realized"}}}}',
+    '{"personalEmail": {"address": "r@example.com"}, "segmentMembership": {"ups": {"@SEG@": '
+    '{"status": "realized", "status": "exited"}}}}',
     '{"personalEmail": {"address": "s@example.com"}, "segmentMembership": []}',
     '{"personalEmail": {"address": "t@example.com"}, "x": NaN}',
     '{"personalEmail": {"address": "u@example.com"}, "x": "\\ud800"}',
     '{"personalEmail": {"address": "v@example.com"}, }',
-    '{"pad": "%s", "personalEmail": {"address": "w@example.com"}}' % ("x" * 4100),
+    '{"pad": "@X@", "personalEmail": {"address": "w@example.com"}}'.replace("@X@", "x" * 4100),
     "[1, 2]",
     "{broken",
     "   ",
     '\ufeff{"personalEmail": {"address": "x@example.com"}}',
 ]
+EDGES = [edge.replace("@SEG@", SEGMENT) for edge in _EDGES]
 
 
 def test_each_edge_is_mapped_alike(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from syncdsl.records.desired import DesiredSet
 from syncdsl.records.outcome import DesiredContact
 from syncdsl.state.store import StateStore
 
+_STATE_TYPES = (pa.string(), pa.string(), pa.string(), pa.string(), pa.int64())
 _LOOKUP = 500  # state rows read back per query for the contacts the diff decides
 
 
@@ -60,18 +61,17 @@ def settle(
         " audiences VARCHAR, dirty BOOLEAN)"
     ).fetchall()
     for rows in store.contact_rows():
+        columns = list(zip(*rows))
         table = pa.table(
-            {
-                "email": pa.array([r[0] for r in rows], pa.string()),
-                "hubspot_id": pa.array([r[1] for r in rows], pa.string()),
-                "properties": pa.array([r[2] for r in rows], pa.string()),
-                "audiences": pa.array([r[3] for r in rows], pa.string()),
-                "dirty": pa.array([bool(r[4]) for r in rows], pa.bool_()),
-            }
+            [pa.array(column, kind) for column, kind in zip(columns, _STATE_TYPES)],
+            names=["email", "hubspot_id", "properties", "audiences", "dirty"],
         )
         db.register("rows", table)
         try:
-            db.execute("INSERT INTO state SELECT * FROM rows").fetchall()
+            db.execute(
+                "INSERT INTO state SELECT email, hubspot_id, properties, audiences, dirty <> 0"
+                " FROM rows"
+            ).fetchall()
         finally:
             db.unregister("rows")
     db.execute("CREATE OR REPLACE TABLE protected (email VARCHAR)").fetchall()
@@ -90,8 +90,15 @@ def settle(
     def member(expr: str) -> str:
         return f"coalesce({expr} IN ('realized', 'existing'), false)"
 
+    # The state's values, each JSON document parsed once (a layer below the join).
+    state_columns = {name: f"p{n}" for n, name in enumerate(layout.properties)}
+    prior_columns = {prop: f"a{n}" for n, prop in enumerate(audience_properties)}
+    prior_columns.update(
+        {prop: f"a{len(prior_columns) + n}" for n, prop in enumerate(counted_properties)}
+    )
+
     def prior(prop: str) -> str:
-        return f"json_extract_string(s.audiences, {_key(prop)})"
+        return f"s.{prior_columns[prop]}"
 
     after = {prop: wanted.get(prop, "NULL") for prop in audience_properties}
     exported = " OR ".join(member(after[p]) for p in audience_properties) or "false"
@@ -109,7 +116,7 @@ def settle(
     same_values = (
         " AND ".join(
             f"(d.{layout.property_column(name)} IS NULL OR d.{layout.property_column(name)} = "
-            f"json_extract_string(s.properties, {_key(name)}))"
+            f"s.{state_columns[name]})"
             for name in layout.properties
         )
         or "true"
@@ -119,8 +126,7 @@ def settle(
         or "true"
     )
     plain = (
-        "(s.email IS NULL OR (NOT s.dirty AND json_valid(s.properties) AND"
-        " json_valid(s.audiences)))"
+        "(s.email IS NULL OR (NOT s.dirty AND s.sound))"
         " AND NOT EXISTS (SELECT 1 FROM protected p WHERE p.email = coalesce(d.email, s.email))"
         f" AND ({carried_known} OR d.email IS NULL)"
     )
@@ -138,7 +144,8 @@ def settle(
         "CREATE OR REPLACE TABLE pairs AS SELECT coalesce(d.email, s.email) AS email,"
         f" d.email IS NOT NULL AS wanted, s.email IS NOT NULL AS known, d.srcs,"
         f" {outcome} AS outcome{tallies}"
-        " FROM desired d FULL OUTER JOIN state s ON d.email = s.email"
+        f" FROM desired d FULL OUTER JOIN ({_state_values(state_columns, prior_columns)}) s"
+        " ON d.email = s.email"
     ).fetchall()
     settled = _counts(desired, tallied)
     cursor = db.cursor()
@@ -147,6 +154,23 @@ def settle(
         settled,
         desired.select("WHERE email IN (SELECT email FROM pairs WHERE outcome = 'diff')"),
         _state_rows(store, cursor),
+    )
+
+
+def _state_values(properties: Mapping[str, str], audiences: Mapping[str, str]) -> str:
+    """The state's rows with each property and status it records as a column."""
+
+    def paths(names: Mapping[str, str]) -> str:
+        return "[" + ", ".join(_key(name) for name in names) + "]" if names else "[]::VARCHAR[]"
+
+    values = "".join(f", pv[{n + 1}] AS {c}" for n, c in enumerate(properties.values()))
+    values += "".join(f", av[{n + 1}] AS {c}" for n, c in enumerate(audiences.values()))
+    return (
+        f"SELECT email, dirty, sound{values} FROM (SELECT email, dirty, sound,"
+        f" CASE WHEN sound THEN json_extract_string(properties, {paths(properties)}) END AS pv,"
+        f" CASE WHEN sound THEN json_extract_string(audiences, {paths(audiences)}) END AS av"
+        " FROM (SELECT *, coalesce(json_valid(properties) AND json_valid(audiences), false)"
+        " AS sound FROM state))"
     )
 
 
