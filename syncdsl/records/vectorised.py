@@ -1,13 +1,14 @@
-"""The vectorised read of a jsonl source: its lines go to DuckDB in chunks of megabytes, where
-the field paths become JSON-path expressions and the checks of `ProfileMapper` become column
-expressions with the same rules; Python maps only the lines SQL cannot vouch for.
+"""The vectorised read of a jsonl source: its lines stream into one DuckDB query (read in blocks
+of megabytes while DuckDB maps the previous ones), where the field paths become JSON-path
+expressions and the checks of `ProfileMapper` become column expressions with the same rules;
+Python maps only the lines SQL cannot vouch for.
 
 A line is mapped in SQL only when the result is certainly what `ProfileMapper.map_row` makes of
 it: strict JSON (DuckDB's parser accepts NaN, trailing commas and duplicate keys, Python's does
 not, so such lines go to Python), text values (a number or a list goes to Python, which coerces
 or refuses it), an email that matches the plain ASCII happy path of `normalize_email`, statuses
-spelt exactly. Every other line, and every line of a chunk that is not valid UTF-8, takes the
-Python path with its exact reasons. `vectorisable` says which sources qualify at all: typed
+spelt exactly. Every other line, a line that is not valid UTF-8 among them, takes the Python
+path with its exact reasons. `plan_columns` says which sources qualify at all: typed
 properties, general Jinja templates and `identityMap` identities keep the whole source in Python.
 """
 
@@ -358,7 +359,7 @@ def _absent(kind: str) -> str:
 
 
 class ChunkMapper:
-    """Maps the chunks of one source in SQL, into rows of the staging table `mapped`
+    """Maps the lines of one source in SQL, into rows of the staging table `mapped`
     (src, email, pos, one column per property, one per audience)."""
 
     def __init__(
