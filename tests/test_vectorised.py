@@ -187,8 +187,8 @@ EDGES = [edge.replace("@SEG@", SEGMENT) for edge in _EDGES]
 
 def test_each_edge_is_mapped_alike(tmp_path: Path) -> None:
     (tmp_path / "profiles.jsonl").write_text("".join(e + "\n" for e in EDGES), encoding="utf-8")
-    sql = _map(tmp_path, EDGES, python_only=False)
-    assert sql == _map(tmp_path, EDGES, python_only=True)
+    sql = _map(tmp_path, python_only=False)
+    assert sql == _map(tmp_path, python_only=True)
     assert len(sql["contacts"]) >= 15  # the edges are not all rejected
 
 
@@ -196,13 +196,13 @@ def test_undecodable_bytes_go_to_python_line_by_line(tmp_path: Path) -> None:
     good = b'{"personalEmail": {"address": "a@example.com"}}\n'
     bad = b'{"personalEmail": {"address": "b@example.com"}, "n": "\xff"}\n'
     (tmp_path / "profiles.jsonl").write_bytes(good + bad + good.replace(b"a@", b"c@"))
-    sql = _map(tmp_path, [], python_only=False)
-    assert sql == _map(tmp_path, [], python_only=True)
+    sql = _map(tmp_path, python_only=False)
+    assert sql == _map(tmp_path, python_only=True)
     assert [r["line"] for r in sql["rejected"]] == [2]
     assert [c["email"] for c in sql["contacts"]] == ["a@example.com", "c@example.com"]
 
 
-def _map(root: Path, lines: list[str], *, python_only: bool) -> dict[str, Any]:
+def _map(root: Path, *, python_only: bool) -> dict[str, Any]:
     patch = pytest.MonkeyPatch()
     if python_only:
         patch.setattr(desired_module, "plan_columns", lambda source, mapper: None)
@@ -226,4 +226,4 @@ def test_sql_and_python_map_every_line_alike(lines: list[str]) -> None:
         root = Path(tmp)
         data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
         (root / "profiles.jsonl").write_bytes(data)
-        assert _map(root, lines, python_only=False) == _map(root, lines, python_only=True)
+        assert _map(root, python_only=False) == _map(root, python_only=True)

@@ -92,10 +92,8 @@ def settle(
 
     # The state's values, each JSON document parsed once (a layer below the join).
     state_columns = {name: f"p{n}" for n, name in enumerate(layout.properties)}
-    prior_columns = {prop: f"a{n}" for n, prop in enumerate(audience_properties)}
-    prior_columns.update(
-        {prop: f"a{len(prior_columns) + n}" for n, prop in enumerate(counted_properties)}
-    )
+    tallied = (*audience_properties, *counted_properties)
+    prior_columns = {prop: f"a{n}" for n, prop in enumerate(dict.fromkeys(tallied))}
 
     def prior(prop: str) -> str:
         return f"s.{prior_columns[prop]}"
@@ -138,7 +136,6 @@ def settle(
         f" WHEN NOT ({exported}) THEN 'not_member'"
         f" WHEN {same_status} AND {same_values} THEN 'unchanged' ELSE 'diff' END"
     )
-    tallied = (*audience_properties, *counted_properties)
     tallies = "".join(f", {member(prior(p))} AS m{n}" for n, p in enumerate(tallied))
     db.execute(
         "CREATE OR REPLACE TABLE pairs AS SELECT coalesce(d.email, s.email) AS email,"

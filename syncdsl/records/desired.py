@@ -34,6 +34,7 @@ from syncdsl.records.rejection import Rejection
 from syncdsl.records.sources import ReadReport, SourceRecord, parse_jsonl_line, read_source
 from syncdsl.records.vectorised import (
     FILE_SHIFT,
+    LINE_MASK,
     BrokenData,
     ChunkMapper,
     ColumnPlan,
@@ -43,9 +44,7 @@ from syncdsl.records.vectorised import (
 )
 
 _BATCH = 20_000
-#: A staged row's `pos` holds its file too: (index of the file in its source) << 32 | line.
-_FILE_SHIFT = FILE_SHIFT
-_LINE_MASK = (1 << _FILE_SHIFT) - 1
+#: A staged row's `pos` holds its file too: (index of the file in its source) << FILE_SHIFT | line.
 #: Replayed records (`--rejects-replay`) come after every record of their source.
 _REPLAY_SEQ = 1 << 62
 _MAX_CONFLICT_WARNINGS = 100
@@ -290,7 +289,7 @@ class _Merger:
 
 
 def _origin(files: list[str], position: int) -> Origin:
-    return Origin(files[position >> _FILE_SHIFT], position & _LINE_MASK)
+    return Origin(files[position >> FILE_SHIFT], position & LINE_MASK)
 
 
 def _open_staging(layout: Layout) -> tuple[duckdb.DuckDBPyConnection, Path]:
@@ -379,7 +378,7 @@ def _stage_vectorised(
                 index = stager.file_index(chunk.display)
                 if isinstance(chunk, BrokenData):
                     record = SourceRecord(chunk.display, chunk.line, "", None, chunk.reason)
-                    breaks.append((index << _FILE_SHIFT | chunk.line, record))
+                    breaks.append((index << FILE_SHIFT | chunk.line, record))
                     continue
                 assert index == chunk.file  # files are registered in reading order
                 yield from chunk_batches(chunk)
@@ -392,10 +391,7 @@ def _stage_vectorised(
     stager.records += inserted
     files = stager.files
     lines = (
-        (
-            left.file << _FILE_SHIFT | left.line,
-            parse_jsonl_line(files[left.file], left.line, left.raw),
-        )
+        (left.position, parse_jsonl_line(files[left.file], left.line, left.raw))
         for left in leftovers
     )
     for _, record in heapq.merge(lines, breaks, key=lambda item: item[0]):
@@ -468,7 +464,7 @@ class _Stager:
                 except UnicodeEncodeError as error:  # a lone surrogate cannot be stored
                     self._reject(_internal(name, record.file, record.line, record.raw, error))
                     return
-        pos = self.file_index(record.file) << _FILE_SHIFT | record.line
+        pos = self.file_index(record.file) << FILE_SHIFT | record.line
         self._batch.append((self.index, email, pos, pos if seq is None else seq, *row))
         if len(self._batch) >= _BATCH:
             self.flush()

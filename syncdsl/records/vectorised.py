@@ -14,7 +14,6 @@ properties, general Jinja templates and `identityMap` identities keep the whole 
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +39,6 @@ from syncdsl.scrub import refused_secrets
 CHUNK_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
 _SCAN_BATCH = 2048
-_LINE_MASK = (1 << 32) - 1
 #: Distinct inputs a template's renderings are kept for.
 _RENDER_CACHE = 100_000
 #: Mappings and segments of a source mapped in SQL at most.
@@ -182,11 +180,18 @@ class BrokenData:
 
 @dataclass(frozen=True)
 class Leftover:
-    """A line SQL leaves to Python: the index of its file, its number, its bytes."""
+    """A line SQL leaves to Python: its position (file index << FILE_SHIFT | line), its bytes."""
 
-    file: int
-    line: int
+    position: int
     raw: bytes
+
+    @property
+    def file(self) -> int:
+        return self.position >> FILE_SHIFT
+
+    @property
+    def line(self) -> int:
+        return self.position & LINE_MASK
 
 
 def line_chunks(source: ir.Source, report: ReadReport) -> Iterator[LineChunk | BrokenData]:
@@ -267,6 +272,7 @@ def _chunk(index: int, display: str, first: int, data: bytes) -> LineChunk:
 
 #: Where a line is: its file's index above these bits, its line number below.
 FILE_SHIFT = 32
+LINE_MASK = (1 << FILE_SHIFT) - 1
 _RENDERED = duckdb.struct_type({"value": sqltypes.VARCHAR, "refused": sqltypes.BOOLEAN})
 _BATCH_SCHEMA = pa.schema([("ln", pa.int64()), ("b", pa.large_binary())])
 
@@ -381,19 +387,20 @@ class ChunkMapper:
         self._rendered: dict[int, dict[tuple[str | None, str | None], tuple[str | None, bool]]] = {
             i: {} for i, value in enumerate(plan.values) if value.kind == "template"
         }
-        self._functions: list[str] = []
         for index in self._rendered:
-            name = f"syncdsl_template_{src}_{index}"
             connection.create_function(
-                name,
+                self._function(index),
                 self._renderer(index),
                 [sqltypes.VARCHAR, sqltypes.VARCHAR],
                 _RENDERED,
                 type=PythonUDFType.ARROW,
                 null_handling=FunctionNullHandling.SPECIAL,
             )
-            self._functions.append(name)
         self._query = self._query_text()
+
+    def _function(self, index: int) -> str:
+        """The SQL function rendering the template of mapping `index`."""
+        return f"syncdsl_template_{self._src}_{index}"
 
     def _strict_paths(self) -> list[tuple[str | int, ...]]:
         """The paths a clean line usually has all of: `from_json_strict` refuses a duplicate
@@ -405,9 +412,10 @@ class ChunkMapper:
         return paths
 
     def _query_text(self) -> str:
-        """One query, in layers materialised one after the other (DuckDB would otherwise
-        inline a layer's expressions into every use): the line checks, one parse for the JSON
-        types of every path read and one for their texts, then the values and their checks."""
+        """One query over the stream, in layers that each compute their columns once (DuckDB
+        evaluates a call again at every use inside a CASE): the line checks, one strict parse
+        (a line it refuses: one parse for the types and one for the texts at every path read),
+        the values, their checks, the templates."""
         plan = self._plan
         kinds: dict[tuple[str | int, ...], str] = {}
         texts: dict[tuple[str | int, ...], str] = {}
@@ -441,7 +449,7 @@ class ChunkMapper:
             t, v = kind(value.parts), text(value.parts)
             oks.append(f"({t} IS NULL OR {t} IN ('VARCHAR', 'NULL'))")
             if value.kind == "template":
-                rendered.append(f"syncdsl_template_{self._src}_{len(columns)}({t}, {v})")
+                rendered.append(f"{self._function(len(columns))}({t}, {v})")
                 columns.append(f"struct_extract(tpl{len(rendered) - 1}, 'value')")
                 continue
             oks.append(f"length(coalesce({v}, '')) <= {MAX_STRING_LENGTH}")
@@ -504,8 +512,8 @@ class ChunkMapper:
             f" AND NOT (contains(j, '\\u') AND regexp_matches(j, {_literal(_SURROGATE)})), false)"
             " AS valid FROM text WHERE j IS NULL OR NOT regexp_full_match(j, '[ \\t\\r\\n]*')), "
             # No duplicate key along a path read; the types and texts at every path.
-            f"strict AS NOT MATERIALIZED (SELECT ln, b, j, valid, CASE WHEN valid THEN {parse} END AS st"
-            " FROM lines), "
+            "strict AS NOT MATERIALIZED (SELECT ln, b, j, valid,"
+            f" CASE WHEN valid THEN {parse} END AS st FROM lines), "
             "parsed AS NOT MATERIALIZED (SELECT ln, b, valid, st,"
             " CASE WHEN NOT valid THEN false WHEN st IS NOT NULL THEN true"
             f" WHEN json_type(j) = 'OBJECT' THEN {keys_ok} ELSE false END AS clean,"
@@ -566,7 +574,7 @@ class ChunkMapper:
         finally:
             db.unregister("chunk")
         full = ["NULL"] * self._width
-        for slot, n in zip(self._slots, itertools.count()):
+        for n, slot in enumerate(self._slots):
             full[slot] = f"c{n}"
         inserted = db.execute(
             f"INSERT INTO mapped SELECT {self._src}, email, ln, ln, {', '.join(full)} "
@@ -576,8 +584,8 @@ class ChunkMapper:
             "CREATE OR REPLACE TABLE rest AS SELECT ln, raw FROM r WHERE NOT accepted"
         ).fetchall()
         db.execute("DROP TABLE r").fetchall()
-        for name in self._functions:
-            db.remove_function(name)
+        for index in self._rendered:
+            db.remove_function(self._function(index))
         return (int(inserted[0]) if inserted else 0), self._leftovers()
 
     def _leftovers(self) -> Iterator[Leftover]:
@@ -586,7 +594,7 @@ class ChunkMapper:
             cursor.execute("SELECT ln, raw FROM rest ORDER BY ln")
             while rows := cursor.fetchmany(_SCAN_BATCH):
                 for ln, raw in rows:
-                    yield Leftover(ln >> FILE_SHIFT, ln & _LINE_MASK, raw)
+                    yield Leftover(ln, raw)
         finally:
             cursor.close()
             self._db.execute("DROP TABLE IF EXISTS rest").fetchall()
