@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 from syncdsl.plan.definition import CurrentContact
 from syncdsl.plan.diff import Settled
 from syncdsl.records.desired import DesiredSet
 from syncdsl.records.outcome import DesiredContact
+from syncdsl.records.vectorised import BATCH_SCHEMA, line_batches
 from syncdsl.state.store import StateStore
 
-_STATE_TYPES = (pa.string(), pa.string(), pa.string(), pa.string(), pa.int64())
 _LOOKUP = 500  # state rows read back per query for the contacts the diff decides
 
 
@@ -56,24 +57,7 @@ def settle(
     """Join the desired set with the state in SQL; see the module's docstring."""
     db = desired.connection
     layout = desired.layout
-    db.execute(
-        "CREATE OR REPLACE TABLE state (email VARCHAR, hubspot_id VARCHAR, properties VARCHAR,"
-        " audiences VARCHAR, dirty BOOLEAN)"
-    ).fetchall()
-    for rows in store.contact_rows():
-        columns = list(zip(*rows))
-        table = pa.table(
-            [pa.array(column, kind) for column, kind in zip(columns, _STATE_TYPES)],
-            names=["email", "hubspot_id", "properties", "audiences", "dirty"],
-        )
-        db.register("rows", table)
-        try:
-            db.execute(
-                "INSERT INTO state SELECT email, hubspot_id, properties, audiences, dirty <> 0"
-                " FROM rows"
-            ).fetchall()
-        finally:
-            db.unregister("rows")
+    load_state(db, store)
     db.execute("CREATE OR REPLACE TABLE protected (email VARCHAR)").fetchall()
     if protected:
         db.register("guarded", pa.table({"email": pa.array(sorted(protected), pa.string())}))
@@ -124,8 +108,7 @@ def settle(
         or "true"
     )
     plain = (
-        "(s.email IS NULL OR (NOT s.dirty AND s.sound))"
-        " AND NOT EXISTS (SELECT 1 FROM protected p WHERE p.email = coalesce(d.email, s.email))"
+        "(s.email IS NULL OR (NOT s.dirty AND s.sound)) AND g.email IS NULL"
         f" AND ({carried_known} OR d.email IS NULL)"
     )
     outcome = (
@@ -143,6 +126,8 @@ def settle(
         f" {outcome} AS outcome{tallies}"
         f" FROM desired d FULL OUTER JOIN ({_state_values(state_columns, prior_columns)}) s"
         " ON d.email = s.email"
+        # A join, not NOT EXISTS: DuckDB would materialise the whole join for the correlation.
+        " LEFT JOIN protected g ON g.email = coalesce(d.email, s.email)"
     ).fetchall()
     settled = _counts(desired, tallied)
     cursor = db.cursor()
@@ -152,6 +137,21 @@ def settle(
         desired.select("WHERE email IN (SELECT email FROM pairs WHERE outcome = 'diff')"),
         _state_rows(store, cursor),
     )
+
+
+def load_state(db: duckdb.DuckDBPyConnection, store: StateStore) -> None:
+    """The state's contacts as table `state` (email, hubspot_id, properties and audiences as
+    their JSON text, dirty), read as SQLite writes them, one JSON array a line."""
+    batches = (batch for text in store.contact_lines() for batch in line_batches(text))
+    db.register("lines", pa.RecordBatchReader.from_batches(BATCH_SCHEMA, batches))
+    try:
+        db.execute(
+            "CREATE OR REPLACE TABLE state AS SELECT r[1] AS email, r[2] AS hubspot_id,"
+            " r[3] AS properties, r[4] AS audiences, r[5] <> '0' AS dirty"
+            " FROM (SELECT from_json(decode(b), '[\"VARCHAR\"]') AS r FROM lines)"
+        ).fetchall()
+    finally:
+        db.unregister("lines")
 
 
 def _state_values(properties: Mapping[str, str], audiences: Mapping[str, str]) -> str:

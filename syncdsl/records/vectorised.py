@@ -274,7 +274,7 @@ def _chunk(index: int, display: str, first: int, data: bytes) -> LineChunk:
 FILE_SHIFT = 32
 LINE_MASK = (1 << FILE_SHIFT) - 1
 _RENDERED = duckdb.struct_type({"value": sqltypes.VARCHAR, "refused": sqltypes.BOOLEAN})
-_BATCH_SCHEMA = pa.schema([("ln", pa.int64()), ("b", pa.large_binary())])
+BATCH_SCHEMA = pa.schema([("ln", pa.int64()), ("b", pa.large_binary())])
 
 
 def chunk_batches(chunk: LineChunk) -> list[pa.RecordBatch]:
@@ -287,9 +287,14 @@ def chunk_batches(chunk: LineChunk) -> list[pa.RecordBatch]:
     first = (chunk.file << FILE_SHIFT) + chunk.first
     numbers = pa.array(np.arange(first, first + count, dtype=np.int64))
     # Batches of a few thousand rows: DuckDB maps batches in parallel.
-    table = pa.table([numbers, lines], schema=_BATCH_SCHEMA)
+    table = pa.table([numbers, lines], schema=BATCH_SCHEMA)
     batches: list[pa.RecordBatch] = table.to_batches(max_chunksize=_SCAN_BATCH)
     return batches
+
+
+def line_batches(data: bytes) -> list[pa.RecordBatch]:
+    """Newline-separated `data` as (ln, b) rows, as `chunk_batches` gives a file's chunk."""
+    return chunk_batches(_chunk(0, "", 1, data + b"\n"))
 
 
 def _structure(paths: Sequence[tuple[str | int, ...]]) -> dict[str, object]:
@@ -566,7 +571,7 @@ class ChunkMapper:
         """Stage every line of `batches` SQL maps, in one query over the whole stream (while
         DuckDB maps a batch, the next is read); return how many, and the other non-blank
         lines, ascending by position, for Python to map."""
-        reader = pa.RecordBatchReader.from_batches(_BATCH_SCHEMA, batches)
+        reader = pa.RecordBatchReader.from_batches(BATCH_SCHEMA, batches)
         db = self._db
         db.register("chunk", reader)
         try:

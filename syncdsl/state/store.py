@@ -220,16 +220,23 @@ class StateStore:
         for row in cursor:
             yield _contact(row)
 
-    def contact_rows(
-        self, size: int = 50_000
-    ) -> Iterator[list[tuple[str, str | None, str, str, int]]]:
-        """Every tracked contact as stored (email, hubspot_id, properties and audiences as
-        JSON, dirty), in batches: for comparing in bulk (`syncdsl.plan.settle`)."""
-        cursor = self._db.execute(
-            "SELECT email, hubspot_id, properties, audiences, dirty FROM contacts"
-        )
-        while rows := cursor.fetchmany(size):
-            yield rows
+    def contact_lines(self, size: int = 50_000) -> Iterator[bytes]:
+        """Every tracked contact as a JSON array `[email, hubspot_id, properties, audiences,
+        dirty]` (the JSON documents as stored, as strings), a line each, in chunks of `size`
+        lines: for loading in bulk (`syncdsl.plan.settle`), SQLite writing the text, so no
+        Python object is made per row."""
+        after = -1
+        while True:
+            last, text = self._db.execute(
+                "SELECT max(rowid), CAST(group_concat(line, char(10)) AS BLOB) FROM"
+                " (SELECT rowid, json_array(email, hubspot_id, properties, audiences, dirty)"
+                " AS line FROM contacts WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+                (after, size),
+            ).fetchone()
+            if last is None:
+                return
+            yield bytes(text)
+            after = last
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
