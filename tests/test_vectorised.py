@@ -1,4 +1,4 @@
-"""The SQL path of a jsonl source maps every line exactly as the Python path does.
+"""The SQL path of a jsonl or csv source maps every record exactly as the Python path does.
 
 `syncdsl.records.vectorised` maps in DuckDB the lines it can vouch for and leaves the rest to
 `ProfileMapper`; whatever the split, the desired contacts, rejections, counts and warnings must
@@ -10,6 +10,8 @@ Unicode whitespace, NUL, overlong lines.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tempfile
 from pathlib import Path
@@ -202,12 +204,12 @@ def test_undecodable_bytes_go_to_python_line_by_line(tmp_path: Path) -> None:
     assert [c["email"] for c in sql["contacts"]] == ["a@example.com", "c@example.com"]
 
 
-def _map(root: Path, *, python_only: bool) -> dict[str, Any]:
+def _map(root: Path, *, python_only: bool, spec: dict[str, Any] = SPEC) -> dict[str, Any]:
     patch = pytest.MonkeyPatch()
     if python_only:
         patch.setattr(desired_module, "plan_columns", lambda source, mapper: None)
     try:
-        with build_desired(make_spec(root, SPEC)) as desired:
+        with build_desired(make_spec(root, spec)) as desired:
             return outcome(desired)
     finally:
         patch.undo()
@@ -227,3 +229,74 @@ def test_sql_and_python_map_every_line_alike(lines: list[str]) -> None:
         data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
         (root / "profiles.jsonl").write_bytes(data)
         assert _map(root, python_only=False) == _map(root, python_only=True)
+
+
+CSV_SPEC = {
+    "sources": [
+        {
+            "name": "vip",
+            "format": "csv",
+            "path": "vip.csv",
+            "identity": "contact.email",  # in csv, the column named `contact.email`
+            "map": {
+                "company": "Company",
+                "firstname": {"template": "{{ First | title }}"},
+                "source": {"literal": "upload"},
+            },
+        }
+    ],
+    "audiences": [{"name": "VIP", "source": "vip", "segment": None, "property": "vip"}],
+}
+_CSV_HEADER = ["contact.email", "Company", "First"]
+#: Rows on the edges: emails off the happy path, blank and Unicode-space values, NUL, quotes and
+#: line breaks inside fields, rows of the wrong width, a quote left open, duplicates.
+CSV_EDGES = (
+    ",".join(_CSV_HEADER) + "\n"
+    "user@example.com,Acme,ann\n"
+    "  User@Example.COM\t,Acme 2,BOB\n"
+    "user@example.con,Typo,c\n"
+    ",No email,d\n"
+    '"q@example.com","Acme ""7"", Inc.\nEMEA",e\n'
+    "s@example.com,   ,\u3000\n"
+    "n@example.com,a\x00b,f\n"
+    "w@example.com,too,many,cells\n"
+    "\n"
+    "\u00fcser@example.com,Umlaut,g\n"
+    "user@example.com,Later wins,h\n"
+    'o@example.com,"open quote,i\n'
+    "z@example.com,Zed,z\n"
+)
+
+
+def test_each_csv_edge_is_mapped_alike(tmp_path: Path) -> None:
+    (tmp_path / "vip.csv").write_text(CSV_EDGES, encoding="utf-8")
+    sql = _map(tmp_path, python_only=False, spec=CSV_SPEC)
+    assert sql == _map(tmp_path, python_only=True, spec=CSV_SPEC)
+    assert (len(sql["contacts"]), len(sql["rejected"])) == (4, 6)
+
+
+def test_the_upload_shape_takes_the_sql_path(tmp_path: Path) -> None:
+    (tmp_path / "vip.csv").write_text(",".join(_CSV_HEADER) + "\n", encoding="utf-8")
+    spec = make_spec(tmp_path, CSV_SPEC)
+    plan = plan_columns(spec.sources[0], ProfileMapper(spec, spec.sources[0], None))
+    assert plan is not None and plan.columns == ("contact.email", "Company", "First")
+
+
+_CELL = st.one_of(_EMAILS, _TEXT, st.sampled_from(['a"b', "x,y", "l\nm", "\r", "Zoë"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.lists(_CELL, min_size=2, max_size=4), min_size=1, max_size=25),
+    st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+)
+def test_sql_and_python_map_every_csv_row_alike(rows: list[list[str]], quoting: int) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=quoting)
+    writer.writerow(_CSV_HEADER)
+    writer.writerows(rows)  # some rows are short or long: rejected alike
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "vip.csv").write_bytes(text.getvalue().encode("utf-8", "surrogatepass"))
+        sql = _map(root, python_only=False, spec=CSV_SPEC)
+        assert sql == _map(root, python_only=True, spec=CSV_SPEC)

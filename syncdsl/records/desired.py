@@ -334,6 +334,8 @@ def build_desired(
             if plan is None:
                 for record in read_source(source, report):
                     stager.add(record)
+            elif plan.columns:
+                _stage_rows(connection, stager, plan, source, mapper, layout, report)
             else:
                 _stage_vectorised(connection, stager, plan, source, mapper, layout, report)
             for n, record in enumerate((replay or {}).get(source.name, ())):
@@ -398,6 +400,44 @@ def _stage_vectorised(
         if record is not None:
             stager.add(record)
     stager.flush()
+
+
+def _stage_rows(
+    connection: duckdb.DuckDBPyConnection,
+    stager: _Stager,
+    plan: ColumnPlan,
+    source: ir.Source,
+    mapper: ProfileMapper,
+    layout: Layout,
+    report: ReadReport,
+) -> None:
+    """Map a csv source's rows, as Python's csv reader splits them, in SQL a batch at a time;
+    the rows SQL leaves, and those the reader could not split, go to Python in order."""
+    rows = ChunkMapper(
+        connection, plan, mapper, stager.index, layout.slots[stager.index], layout.width
+    )
+    records = read_source(source, report)
+    try:
+        while batch := list(itertools.islice(records, _BATCH)):
+            positions = [stager.file_index(r.file) << FILE_SHIFT | r.line for r in batch]
+            split = [(p, r.fields) for p, r in zip(positions, batch) if r.fields is not None]
+            try:
+                table = pa.table(
+                    [pa.array([p for p, _ in split], pa.int64())]
+                    + [pa.array([f.get(c) for _, f in split], pa.string()) for c in plan.columns],
+                    names=["ln", *(f"v{n}" for n in range(len(plan.columns)))],
+                )
+            except (pa.ArrowException, UnicodeEncodeError):  # text arrow cannot hold
+                inserted, refused = 0, set(positions)
+            else:
+                inserted, refused = rows.map_rows(table)
+            stager.records += inserted
+            for position, record in zip(positions, batch):
+                if record.fields is None or position in refused:
+                    stager.add(record)
+        stager.flush()
+    finally:
+        rows.close()
 
 
 class _Stager:

@@ -83,13 +83,16 @@ class _Value:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """A source's mapping as SQL over a `j VARCHAR` column of JSON lines."""
+    """A source's mapping as SQL: over a column of JSON lines (jsonl), or over the columns
+    Python's csv reader split a csv source's rows into (`columns` says which, in order)."""
 
     email_path: str
     email_parts: tuple[str | int, ...]
     values: tuple[_Value, ...]
     segments: tuple[str, ...]  # segment ids, in the mapper's status order
     objects: tuple[str, ...]  # every object along a path read: checked for duplicate keys
+    columns: tuple[str, ...] = ()  # csv: the header columns read, as v0, v1, ...
+    uploads: int = 0  # csv: the audiences every row is a `realized` member of
 
 
 def _json_path(parts: Sequence[str | int]) -> str | None:
@@ -109,7 +112,10 @@ def _prefixes(parts: Sequence[str | int]) -> list[str]:
 
 
 def plan_columns(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
-    """The SQL plan of a jsonl source, or None when the source must be mapped in Python."""
+    """The SQL plan of a jsonl or csv source, or None when the source must be mapped in
+    Python."""
+    if source.format == "csv":
+        return _csv_plan(source, mapper)
     if source.format != "jsonl":
         return None
     identity = source.identity.parts
@@ -156,6 +162,38 @@ def _plan_value(index: int, mapping: ir.PropertyMapping, mapper: ProfileMapper) 
     except RecordRejected:
         return None  # every record is rejected: Python says why, once per record
     return _Value("constant", constant=constant)
+
+
+def _csv_plan(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
+    """A csv source's plan: a field path names one column (`a.b` is the column "a.b"), each
+    path is a 1-tuple of that name; every row is a member of each of its audiences."""
+
+    def column(parts: Sequence[str | int]) -> str:
+        return ".".join(str(part) for part in parts)
+
+    values: list[_Value] = []
+    for index, mapping in enumerate(source.mappings):
+        expr = mapping.expr
+        if mapper.coerces(index):
+            return None
+        if isinstance(expr, ir.FieldPath):
+            values.append(_Value("path", parts=(column(expr.parts),)))
+        elif isinstance(expr, ir.Template):
+            shape = fast_template_shape(expr.source)
+            if shape is None or len(shape) != 1:
+                return None  # csv reads `{{ a.b }}` through Jinja: Python renders it
+            values.append(_Value("template", parts=(shape[0],)))
+        else:
+            try:
+                values.append(_Value("constant", constant=mapper.map_value(index, {})))
+            except RecordRejected:
+                return None
+    if len(values) > _MAX_COLUMNS:
+        return None
+    email = column(source.identity.parts)
+    read = [email, *(str(value.parts[0]) for value in values if value.kind != "constant")]
+    uploads = len(mapper.audience_properties)
+    return ColumnPlan("", (email,), tuple(values), (), (), tuple(dict.fromkeys(read)), uploads)
 
 
 @dataclass(frozen=True)
@@ -466,6 +504,7 @@ class ChunkMapper:
             columns.append(_not_blank(v, f"r{len(trimmed) - 1}"))
         if plan.segments:
             columns += self._statuses(kind, text, oks)
+        columns += ["'realized'"] * plan.uploads
 
         strict_paths = self._strict_paths()
         # `from_json_strict` vouches only for the objects it walks: not with list indexes.
@@ -508,25 +547,32 @@ class ChunkMapper:
         selected = "".join(
             f", CASE WHEN accepted THEN {expr} END AS c{n}" for n, expr in enumerate(columns)
         )
+        if plan.columns:
+            front = self._csv_front(kinds, texts)
+        else:
+            front = (
+                # The line: strict JSON as Python reads it, short enough for Python's parser.
+                "text AS NOT MATERIALIZED (SELECT ln, b, try(decode(b)) AS j FROM chunk), "
+                "lines AS NOT MATERIALIZED (SELECT ln, b, j, coalesce(json_valid(j) AND length(j) < "
+                f"{_DEEP_LINE} AND NOT regexp_matches(j, {_literal(_TRAILING_COMMA)})"
+                f" AND NOT (contains(j, '\\u') AND regexp_matches(j, {_literal(_SURROGATE)})),"
+                " false) AS valid FROM text WHERE j IS NULL OR NOT regexp_full_match(j,"
+                " '[ \\t\\r\\n]*')), "
+                # No duplicate key along a path read; the types and texts at every path.
+                "strict AS NOT MATERIALIZED (SELECT ln, b, j, valid,"
+                f" CASE WHEN valid THEN {parse} END AS st FROM lines), "
+                "parsed AS NOT MATERIALIZED (SELECT ln, b, valid, st,"
+                " CASE WHEN NOT valid THEN false WHEN st IS NOT NULL THEN true"
+                f" WHEN json_type(j) = 'OBJECT' THEN {keys_ok} ELSE false END AS clean,"
+                f" CASE WHEN valid AND st IS NULL THEN json_type(j, [{kind_paths}]) END AS kt,"
+                f" CASE WHEN valid AND st IS NULL THEN json_extract_string(j, [{text_paths}])"
+                " END AS xt FROM strict), "
+                f"leaves AS NOT MATERIALIZED (SELECT ln, b, valid, clean{unpacked} FROM parsed), "
+            )
         return (
             "CREATE OR REPLACE TEMP TABLE r AS WITH "
-            # The line: strict JSON as Python reads it, short enough for Python's parser.
-            "text AS NOT MATERIALIZED (SELECT ln, b, try(decode(b)) AS j FROM chunk), "
-            "lines AS NOT MATERIALIZED (SELECT ln, b, j, coalesce(json_valid(j) AND length(j) < "
-            f"{_DEEP_LINE} AND NOT regexp_matches(j, {_literal(_TRAILING_COMMA)})"
-            f" AND NOT (contains(j, '\\u') AND regexp_matches(j, {_literal(_SURROGATE)})), false)"
-            " AS valid FROM text WHERE j IS NULL OR NOT regexp_full_match(j, '[ \\t\\r\\n]*')), "
-            # No duplicate key along a path read; the types and texts at every path.
-            "strict AS NOT MATERIALIZED (SELECT ln, b, j, valid,"
-            f" CASE WHEN valid THEN {parse} END AS st FROM lines), "
-            "parsed AS NOT MATERIALIZED (SELECT ln, b, valid, st,"
-            " CASE WHEN NOT valid THEN false WHEN st IS NOT NULL THEN true"
-            f" WHEN json_type(j) = 'OBJECT' THEN {keys_ok} ELSE false END AS clean,"
-            f" CASE WHEN valid AND st IS NULL THEN json_type(j, [{kind_paths}]) END AS kt,"
-            f" CASE WHEN valid AND st IS NULL THEN json_extract_string(j, [{text_paths}]) END"
-            " AS xt FROM strict), "
-            f"leaves AS NOT MATERIALIZED (SELECT ln, b, valid, clean{unpacked} FROM parsed), "
-            "prepared AS NOT MATERIALIZED (SELECT *,"
+            + front
+            + "prepared AS NOT MATERIALIZED (SELECT *,"
             f" lower(regexp_replace({email_text}, {_literal(strip)}, '', 'g')) AS email"
             + "".join(f", {expr}" for expr in trimmed)
             + " FROM leaves), "
@@ -536,6 +582,24 @@ class ChunkMapper:
             f"decided AS NOT MATERIALIZED (SELECT *, {accepted} AS accepted FROM rendered) "
             f"SELECT ln, CASE WHEN accepted THEN email END AS email, accepted{selected},"
             " CASE WHEN NOT accepted THEN b END AS raw FROM decided"
+        )
+
+    def _csv_front(
+        self, kinds: dict[tuple[str | int, ...], str], texts: dict[tuple[str | int, ...], str]
+    ) -> str:
+        """A csv source's rows as the leaves: every column read holds text (a row the reader
+        could not split into the header's columns never reaches SQL)."""
+        names = {name: f"v{n}" for n, name in enumerate(self._plan.columns)}
+        unpacked = "".join(
+            f", CASE WHEN {names[str(parts[0])]} IS NOT NULL THEN 'VARCHAR' END AS {column}"
+            for parts, column in kinds.items()
+        )
+        unpacked += "".join(
+            f", {names[str(parts[0])]} AS {column}" for parts, column in texts.items()
+        )
+        return (
+            "leaves AS NOT MATERIALIZED (SELECT ln, NULL::BLOB AS b, true AS valid, true AS clean"
+            f"{unpacked} FROM chunk), "
         )
 
     def _statuses(self, kind: Any, text: Any, oks: list[str]) -> list[str]:
@@ -571,9 +635,28 @@ class ChunkMapper:
         """Stage every line of `batches` SQL maps, in one query over the whole stream (while
         DuckDB maps a batch, the next is read); return how many, and the other non-blank
         lines, ascending by position, for Python to map."""
-        reader = pa.RecordBatchReader.from_batches(BATCH_SCHEMA, batches)
+        try:
+            inserted = self._stage(pa.RecordBatchReader.from_batches(BATCH_SCHEMA, batches))
+            self._db.execute(
+                "CREATE OR REPLACE TABLE rest AS SELECT ln, raw FROM r WHERE NOT accepted"
+            ).fetchall()
+            self._db.execute("DROP TABLE r").fetchall()
+        finally:
+            self.close()
+        return inserted, self._leftovers()
+
+    def map_rows(self, table: pa.Table) -> tuple[int, set[int]]:
+        """Stage the csv rows of `table` (ln, then the plan's columns as v0, v1, ...) SQL maps;
+        return how many, and the positions of the others, for Python to map."""
+        inserted = self._stage(table)
+        refused = self._db.execute("SELECT ln FROM r WHERE NOT accepted").fetchall()
+        self._db.execute("DROP TABLE r").fetchall()
+        return inserted, {ln for (ln,) in refused}
+
+    def _stage(self, chunk: pa.RecordBatchReader | pa.Table) -> int:
+        """Map `chunk` into temp table `r`; insert the accepted rows into `mapped`."""
         db = self._db
-        db.register("chunk", reader)
+        db.register("chunk", chunk)
         try:
             db.execute(self._query).fetchall()
         finally:
@@ -585,13 +668,13 @@ class ChunkMapper:
             f"INSERT INTO mapped SELECT {self._src}, email, ln, ln, {', '.join(full)} "
             "FROM r WHERE accepted"
         ).fetchall()[0]
-        db.execute(
-            "CREATE OR REPLACE TABLE rest AS SELECT ln, raw FROM r WHERE NOT accepted"
-        ).fetchall()
-        db.execute("DROP TABLE r").fetchall()
+        return int(inserted[0]) if inserted else 0
+
+    def close(self) -> None:
+        """Drop the template functions from the connection (once)."""
         for index in self._rendered:
-            db.remove_function(self._function(index))
-        return (int(inserted[0]) if inserted else 0), self._leftovers()
+            self._db.remove_function(self._function(index))
+        self._rendered = {}
 
     def _leftovers(self) -> Iterator[Leftover]:
         cursor = self._db.cursor()
