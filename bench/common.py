@@ -52,6 +52,32 @@ def figure(key: str, value: object, detail: str = "") -> None:
     print(f"  {key:<38} {value!s:>12}  {detail}".rstrip(), flush=True)
 
 
+def duckdb_scan(data_dir: Path, profiles: str = "profiles.jsonl") -> float:
+    """Seconds of a bare DuckDB scan of the reference files (DuckDB's default threads, as
+    syncdsl's engine): parse every profile, extract the mapped fields, lowercase the emails and
+    count the distinct ones; the same for the upload (no validation, no templates, no merge)."""
+    import duckdb
+
+    connection = duckdb.connect()
+    start = time.perf_counter()
+    connection.execute(
+        """
+        SELECT count(*), count(DISTINCT lower(trim(personalEmail.address))),
+               count(person.name.firstName), count(person.name.lastName),
+               count(mobilePhone.number), count(homeAddress.city)
+        FROM read_json_auto(?, format = 'newline_delimited')
+        """,
+        [str(data_dir / profiles)],
+    ).fetchall()
+    connection.execute(
+        "SELECT count(DISTINCT lower(trim(Email))), count(Company) FROM read_csv_auto(?)",
+        [str(data_dir / "vip_upload.csv")],
+    ).fetchall()
+    seconds = time.perf_counter() - start
+    connection.close()
+    return seconds
+
+
 def heading(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
@@ -67,11 +93,12 @@ def ratio(actual: float, ideal: float) -> str:
     return f"{actual / ideal:.3f}"
 
 
-def write_workspace(root: Path, size: int, *, seed: int = 7) -> Path:
-    """The reference configuration (specs/example.sync) over `size` generated profiles."""
+def write_workspace(root: Path, size: int, *, seed: int = 7, upload_every: int = 10) -> Path:
+    """The reference configuration (specs/example.sync) over `size` generated profiles (and an
+    upload row for every `upload_every`-th)."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REFERENCE_SPEC, root / "main.sync")
-    write_profiles(size, root / "data", seed=seed)
+    write_profiles(size, root / "data", seed=seed, upload_every=upload_every)
     return root
 
 

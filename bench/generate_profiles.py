@@ -44,8 +44,11 @@ def profile(index: int, rng: random.Random) -> dict[str, object]:
     return record
 
 
-def write_profiles(count: int, out_dir: Path, *, seed: int = 7) -> tuple[Path, Path]:
-    """Write `profiles.jsonl` (count lines, ~1% duplicates) and `vip_upload.csv` (count/10 rows)."""
+def write_profiles(
+    count: int, out_dir: Path, *, seed: int = 7, upload_every: int = 10
+) -> tuple[Path, Path]:
+    """Write `profiles.jsonl` (count lines, ~1% duplicates) and `vip_upload.csv` (a row for
+    every `upload_every`-th profile: count/10 rows by default)."""
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonl = out_dir / "profiles.jsonl"
@@ -58,7 +61,7 @@ def write_profiles(count: int, out_dir: Path, *, seed: int = 7) -> tuple[Path, P
     with upload.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["Email", "Company", "First Name"])
-        for index in range(0, count, 10):
+        for index in range(0, count, upload_every):
             company = (
                 f'Acme "{index % 50}", Inc.\nEMEA' if index % 1000 == 0 else f"Acme {index % 50}"
             )
