@@ -1,9 +1,9 @@
 """The desired contacts of a spec: every source mapped, staged in DuckDB, merged by email, counted.
 
 Staging goes to a temporary DuckDB database, which spills to disk, so ten million profiles fit in
-bounded memory. jsonl sources are mapped in SQL chunk by chunk (`syncdsl.records.vectorised`);
-what SQL cannot vouch for, and every csv and Parquet record, is mapped by `ProfileMapper` in
-Python and staged in batches. Per source the later record of an email replaces the earlier one
+bounded memory. jsonl lines and csv rows are mapped in SQL (`syncdsl.records.vectorised`);
+what SQL cannot vouch for, and every Parquet record, is mapped by `ProfileMapper` in Python and
+staged in batches. Per source the later record of an email replaces the earlier one
 (counted as merged); across sources, for each property, the value of the later-declared source
 wins (a window and a group in SQL).
 """

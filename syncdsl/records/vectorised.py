@@ -1,7 +1,8 @@
-"""The vectorised read of a jsonl source: its lines stream into one DuckDB query (read in blocks
-of megabytes while DuckDB maps the previous ones), where the field paths become JSON-path
-expressions and the checks of `ProfileMapper` become column expressions with the same rules;
-Python maps only the lines SQL cannot vouch for.
+"""The vectorised read of a jsonl or csv source. A jsonl source's lines stream into one DuckDB
+query (read in blocks of megabytes while DuckDB maps the previous ones), where the field paths
+become JSON-path expressions and the checks of `ProfileMapper` become column expressions with
+the same rules; Python maps only the lines SQL cannot vouch for. A csv source's rows, as
+Python's csv reader splits them, go through the same checks a batch at a time (`map_rows`).
 
 A line is mapped in SQL only when the result is certainly what `ProfileMapper.map_row` makes of
 it: strict JSON (DuckDB's parser accepts NaN, trailing commas and duplicate keys, Python's does
