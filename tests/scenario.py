@@ -71,7 +71,8 @@ def profile_line(profile: Mapping[str, Any]) -> str:
 def vip_csv(rows: Sequence[Sequence[str]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["Email", "Company"])
+    width = max((len(row) for row in rows), default=2)
+    writer.writerow(["Email", "Company", "Consent"][: max(width, 2)])  # a third cell: consent
     writer.writerows(rows)
     return out.getvalue()
 
@@ -172,6 +173,7 @@ def contact_changes(plan: Plan) -> list[dict[str, Any]]:
                 "email": change.email,
                 "changes": {v.property: [v.before, v.after] for v in change.changes},
                 **({"drift": True} if change.drift else {}),
+                **({"reason": change.reason} if change.reason else {}),
             }
             for change in plan.contact_changes
         ),

@@ -51,7 +51,17 @@ def make_source(directory: Path, description: dict[str, Any]) -> ir.Source:
         identity=ir.FieldPath(tuple(description["identity"].split(".")), span()),
         mappings=mappings,
         span=span(),
+        consent=make_consent(description.get("consent")),
     )
+
+
+def make_consent(description: dict[str, Any] | None) -> ir.Consent | None:
+    """{"fields": ["consents.marketing.email.val", ...], "allow": ["y"] or absent}"""
+    if description is None:
+        return None
+    fields = tuple(ir.FieldPath(tuple(f.split(".")), span()) for f in description["fields"])
+    allow = description.get("allow")
+    return ir.Consent(fields, tuple(allow) if allow is not None else None)
 
 
 def make_audience(description: dict[str, Any]) -> ir.Audience:
@@ -103,6 +113,7 @@ def outcome(desired: DesiredSet) -> dict[str, Any]:
                 "properties": contact.properties,
                 "audiences": contact.audiences,
                 "provenance": [str(origin) for origin in contact.provenance],
+                "withheld": contact.withheld,
             }
             for contact in desired
         ],

@@ -153,7 +153,11 @@ def test_plan_scenario(path: Path, tmp_path: Path) -> None:
             assert any(fragment in text for text in shown), (key, fragment, shown)
     for counts in plan.inputs:
         assert counts.records == (
-            counts.contributed + counts.merged + counts.rejected + counts.not_member
+            counts.contributed
+            + counts.merged
+            + counts.rejected
+            + counts.not_member
+            + counts.no_consent
         ), counts
 
 

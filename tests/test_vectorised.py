@@ -70,6 +70,7 @@ _TEXT = st.one_of(
 _VALUE: st.SearchStrategy[Any] = st.one_of(
     _TEXT, st.integers(-5, 5), st.floats(allow_nan=False), st.none(), st.just([1]), st.just({})
 )
+_CONSENT = st.sampled_from(["y", "n", "p", "LI", "", "N", None, 1, "odd value!", "dy"])
 _STATUS = st.sampled_from(["realized", "existing", "exited", "Realized", "gone", None, 3])
 
 
@@ -112,13 +113,23 @@ def profile_line(draw: Any) -> str:
         profile["xdm:segmentMembership"] = {"xdm:ups": {SEGMENT: {"xdm:status": draw(_STATUS)}}}
     elif membership == "odd":
         profile["segmentMembership"] = draw(st.sampled_from([None, [], "x", {"ups": 1}]))
+    if draw(st.booleans()):
+        marketing: dict[str, Any] = {}
+        for channel in ("any", "email"):
+            if draw(st.booleans()):
+                marketing[channel] = {"val": draw(_CONSENT)}
+        profile["consents"] = draw(st.sampled_from([{"marketing": marketing}, marketing, []]))
     text = json.dumps(profile, ensure_ascii=draw(st.booleans()))
     return draw(st.sampled_from(_MUTATIONS))(text, draw)
 
 
 def _duplicate_key(text: str, draw: Any) -> str:
     """The same key twice on a mapped path: Python keeps the last value."""
-    key = draw(st.sampled_from(['"firstName": ', '"address": ', '"person": ', '"status": ']))
+    key = draw(
+        st.sampled_from(
+            ['"firstName": ', '"address": ', '"person": ', '"status": ', '"val": ', '"consents": ']
+        )
+    )
     if key not in text:
         return text
     return text.replace(key, key + json.dumps(draw(_TEXT)) + ", " + key, 1)
@@ -183,6 +194,28 @@ _EDGES = [
     "{broken",
     "   ",
     '\ufeff{"personalEmail": {"address": "x@example.com"}}',
+    # consent: `any` overrides the channel, a channel alone, values that are not strings, keys
+    # written twice or with escapes, and a withheld record whose values would be refused
+    '{"personalEmail": {"address": "c1@example.com"}, "consents": {"marketing": {"any": '
+    '{"val": "n"}, "email": {"val": "y"}}}}',
+    '{"personalEmail": {"address": "c2@example.com"}, "consents": {"marketing": {"email": '
+    '{"val": "n"}}}, "segmentMembership": {"ups": {"@SEG@": {"status": "realized"}}}}',
+    '{"personalEmail": {"address": "c3@example.com"}, "consents": {"marketing": {"any": '
+    '{"val": "y"}}}, "person": {"name": {"firstName": "Yes"}}}',
+    '{"personalEmail": {"address": "c4@example.com"}, "consents": {"marketing": {"email": '
+    '{"val": 1}}}}',
+    '{"personalEmail": {"address": "c5@example.com"}, "consents": {"marketing": {"email": '
+    '{"val": "y", "val": "n"}}}}',
+    '{"personalEmail": {"address": "c6@example.com"}, "\\u0063onsents": {"marketing": '
+    '{"email": {"val": "n"}}}}',
+    '{"personalEmail": {"address": "c7@example.com"}, "consents": {"marketing": {"email": '
+    '{"val": "n"}}}, "segmentMembership": "odd", "person": {"name": {"firstName": 5}}}',
+    '{"personalEmail": {"address": "c8@example.com"}, "consents": {"marketing": {"email": '
+    '{"val": "p"}}}, "consents": {"marketing": {"email": {"val": "n"}}}}',
+    '{"personalEmail": {"address": "c9@example.com"}, "consents": {"marketing": {"any": null, '
+    '"email": {"val": "LI"}}}}',
+    '{"personalEmail": {"address": "bad@@example.com"}, "consents": {"marketing": {"email": '
+    '{"val": "n"}}}}',
 ]
 EDGES = [edge.replace("@SEG@", SEGMENT) for edge in _EDGES]
 
@@ -202,6 +235,33 @@ def test_undecodable_bytes_go_to_python_line_by_line(tmp_path: Path) -> None:
     assert sql == _map(tmp_path, python_only=True)
     assert [r["line"] for r in sql["rejected"]] == [2]
     assert [c["email"] for c in sql["contacts"]] == ["a@example.com", "c@example.com"]
+
+
+#: The same source under Experience Platform's default consent rule, and under strict opt-in.
+_DEFAULT_CONSENT = {"fields": ["consents.marketing.any.val", "consents.marketing.email.val"]}
+CONSENT_SPECS = [
+    {**SPEC, "sources": [{**SPEC["sources"][0], "consent": _DEFAULT_CONSENT}]},
+    {**SPEC, "sources": [{**SPEC["sources"][0], "consent": {**_DEFAULT_CONSENT, "allow": ["y"]}}]},
+]
+
+
+@pytest.mark.parametrize("spec", CONSENT_SPECS, ids=["default", "strict"])
+def test_each_edge_is_mapped_alike_under_consent(tmp_path: Path, spec: dict[str, Any]) -> None:
+    (tmp_path / "profiles.jsonl").write_text("".join(e + "\n" for e in EDGES), encoding="utf-8")
+    sql = _map(tmp_path, python_only=False, spec=spec)
+    assert sql == _map(tmp_path, python_only=True, spec=spec)
+    withheld = [c["email"] for c in sql["contacts"] if c["withheld"]]
+    assert {"c1@example.com", "c2@example.com", "c6@example.com"} <= set(withheld)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(profile_line(), min_size=1, max_size=25), st.sampled_from(CONSENT_SPECS))
+def test_sql_and_python_apply_consent_alike(lines: list[str], spec: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
+        (root / "profiles.jsonl").write_bytes(data)
+        assert _map(root, python_only=False, spec=spec) == _map(root, python_only=True, spec=spec)
 
 
 def _map(root: Path, *, python_only: bool, spec: dict[str, Any] = SPEC) -> dict[str, Any]:
@@ -300,3 +360,19 @@ def test_sql_and_python_map_every_csv_row_alike(rows: list[list[str]], quoting: 
         (root / "vip.csv").write_bytes(text.getvalue().encode("utf-8", "surrogatepass"))
         sql = _map(root, python_only=False, spec=CSV_SPEC)
         assert sql == _map(root, python_only=True, spec=CSV_SPEC)
+
+
+@pytest.mark.parametrize("allow", [None, ["y"]], ids=["default", "strict"])
+def test_a_csv_consent_column_is_applied_alike(tmp_path: Path, allow: list[str] | None) -> None:
+    consent = {"fields": ["Opt In"]} | ({"allow": allow} if allow else {})
+    spec = {**CSV_SPEC, "sources": [{**CSV_SPEC["sources"][0], "consent": consent}]}
+    rows = ["y", "n", "", "N", "p", "odd value!", "y"]
+    text = "contact.email,Company,First,Opt In\n" + "".join(
+        f"u{n}@example.com,Acme,ann,{value}\n" for n, value in enumerate(rows)
+    )
+    (tmp_path / "vip.csv").write_text(text + "u9@example.con,Typo,x,n\n", encoding="utf-8")
+    sql = _map(tmp_path, python_only=False, spec=spec)
+    assert sql == _map(tmp_path, python_only=True, spec=spec)
+    withheld = {c["email"]: c["withheld"] for c in sql["contacts"] if c["withheld"]}
+    assert "u1@example.com" in withheld and "u0@example.com" not in withheld
+    assert all(c["audiences"] == {"vip": "exited"} for c in sql["contacts"] if c["withheld"])

@@ -26,7 +26,17 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOP_BLOCKS = ("destination", "source", "audience", "property")
 DESTINATION_ATTRIBUTES = ("token", "tier", "base_url", "property_group", "api_version", "api_packs")
-SOURCE_ATTRIBUTES = ("jsonl", "parquet", "csv", "identity", "export", "delimiter", "encoding")
+SOURCE_ATTRIBUTES = (
+    "jsonl",
+    "parquet",
+    "csv",
+    "identity",
+    "export",
+    "delimiter",
+    "encoding",
+    "consent",
+    "consent_allow",
+)
 AUDIENCE_ATTRIBUTES = ("source", "segment", "property", "adopt", "mass_exit_threshold")
 PROPERTY_ATTRIBUTES = ("label", "type", "field_type", "options")
 

@@ -27,9 +27,11 @@ from syncdsl.lang.datapath import (
 )
 from syncdsl.lang.diagnostics import did_you_mean, one_of
 from syncdsl.lang.ir import (
+    CONSENT_VALUES,
     EXPORT_MODES,
     REMOTE_SCHEMES,
     SOURCE_FORMATS,
+    Consent,
     DataLocation,
     Expr,
     FieldPath,
@@ -87,8 +89,9 @@ class SourceChecks(Checker):
         if data is None or identity is None:
             return None
         file_format, path, locations = data
+        consent = self.consent(attrs, file_format)
         if file_format == "csv":
-            self.no_indexes(identity, mappings)
+            self.no_indexes(identity, mappings, consent.fields if consent else ())
         delimiter, encoding = self.csv_options(attrs, file_format)
         return Source(
             name,
@@ -101,10 +104,16 @@ class SourceChecks(Checker):
             export,
             delimiter=delimiter,
             encoding=encoding,
+            consent=consent,
         )
 
-    def no_indexes(self, identity: FieldPath, mappings: tuple[PropertyMapping, ...]) -> None:
-        paths = [identity, *(m.expr for m in mappings if isinstance(m.expr, FieldPath))]
+    def no_indexes(
+        self,
+        identity: FieldPath,
+        mappings: tuple[PropertyMapping, ...],
+        more: tuple[FieldPath, ...] = (),
+    ) -> None:
+        paths = [identity, *(m.expr for m in mappings if isinstance(m.expr, FieldPath)), *more]
         for path in paths:
             if any(isinstance(part, int) for part in path.parts):
                 self.error(
@@ -151,6 +160,50 @@ class SourceChecks(Checker):
                         f"{one_of(COMMON_ENCODINGS)}",
                     )
         return delimiter, encoding
+
+    def consent(self, attrs: dict[str, Attribute], file_format: SourceFormat) -> Consent | None:
+        """`consent = FIELD` or a list of fields (`[]`: no consent rule), `consent_allow` the
+        values that allow export. Default: Experience Platform's marketing consent for jsonl and
+        Parquet, none for csv."""
+        default = None if file_format == "csv" else Consent.platform_default()
+        fields = default.fields if default is not None else ()
+        if "consent" in attrs:
+            attribute = attrs["consent"]
+            value = attribute.value
+            entries = value.items if isinstance(value, ListValue) else (value,)
+            fields = ()
+            for entry in entries:
+                if isinstance(entry, PathValue):
+                    fields += (FieldPath(entry.parts, entry.span),)
+                    continue
+                hint = ""
+                if isinstance(entry, StringValue) and entry.value:
+                    hint = f"; write it without quotes: consent = {path_text((entry.value,))}"
+                self.error(
+                    entry.span,
+                    "`consent` takes a field path or a list of them, like "
+                    f"`consent = consents.marketing.email.val`; found {describe(entry)}{hint}",
+                )
+        allow: tuple[str, ...] | None = None
+        if "consent_allow" in attrs:
+            attribute = attrs["consent_allow"]
+            value = attribute.value
+            entries = value.items if isinstance(value, ListValue) else (value,)
+            allowed = [e.value for e in entries if isinstance(e, StringValue) and e.value]
+            if len(allowed) != len(entries) or not allowed:
+                self.error(
+                    value.span,
+                    "`consent_allow` lists the values that allow export, like "
+                    f'`consent_allow = ["y"]` (Experience Platform\'s: {one_of(CONSENT_VALUES)})',
+                )
+            elif not fields:
+                self.error(
+                    attribute.name_span,
+                    "`consent_allow` needs consent fields to read: add `consent = FIELD`",
+                )
+            else:
+                allow = tuple(dict.fromkeys(allowed))
+        return Consent(fields, allow) if fields else None
 
     def export(self, attribute: Attribute | None) -> TypingLiteral["full", "incremental"]:
         if attribute is None:

@@ -149,6 +149,54 @@ class DataLocation:
         return cls(written, str(resolved), (resolved.parent,))
 
 
+#: Experience Platform's marketing consent values (`consents.marketing.<channel>.val`).
+CONSENT_VALUES: tuple[str, ...] = ("y", "n", "p", "u", "LI", "CT", "CP", "VI", "PI")
+#: The value that withholds consent under the default rule (every other value allows).
+CONSENT_NO = "n"
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Which records of a source may be exported: the consent fields read, and the values that
+    allow export. Every field that holds a value must allow; a field without one is skipped.
+    `allow` None: every value but `n` allows, and a record with no value at all is exported;
+    otherwise a value must be listed, and a record with no value at all is not exported."""
+
+    fields: tuple[FieldPath, ...]
+    allow: tuple[str, ...] | None = None
+
+    @classmethod
+    def platform_default(cls) -> Consent:
+        """Experience Platform's marketing consent: `any` (which overrides every channel), then
+        the email channel."""
+        return cls(
+            tuple(
+                FieldPath(("consents", "marketing", channel, "val"), Span("", 0, 0, 0, 0))
+                for channel in ("any", "email")
+            )
+        )
+
+    def withheld(self, values: tuple[object, ...]) -> str | None:
+        """Why a record whose fields hold `values` (None: no value) is not exported, or None
+        when it may be. Values are strings (the caller refuses others)."""
+        present = [(f, v) for f, v in zip(self.fields, values) if v is not None and v != ""]
+        for field_path, value in present:
+            if (value == CONSENT_NO) if self.allow is None else (value not in self.allow):
+                return f"consent withheld: {field_path.text} is {consent_shown(value)}"
+        if self.allow is not None and not present:
+            return f"consent withheld: no value in {', '.join(f.text for f in self.fields)}"
+        return None
+
+
+_CONSENT_SHOWN = re.compile(r"[A-Za-z0-9_-]{1,20}\Z")
+
+
+def consent_shown(value: object) -> str:
+    """A consent value in a reason: quoted when it looks like one, else `another value`."""
+    text = str(value)
+    return f'"{text}"' if _CONSENT_SHOWN.match(text) else "another value"
+
+
 @dataclass(frozen=True)
 class Source:
     """A `source NAME { }` block: an Experience Platform export (jsonl, parquet) or a custom
@@ -168,6 +216,8 @@ class Source:
     delimiter: str | None = None
     #: csv: the text encoding (a UTF-8 byte-order mark is accepted either way).
     encoding: str = "utf-8"
+    #: who may be exported; None: everyone (csv by default, or `consent = []`)
+    consent: Consent | None = None
 
     @property
     def nested(self) -> bool:

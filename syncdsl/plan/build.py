@@ -121,6 +121,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
                 contact_diff.exported.get(counts.source, 0),
                 contact_diff.not_member.get(counts.source, 0),
                 sum(counts.source in want.sources for want, _ in contact_diff.collisions),
+                contact_diff.no_consent.get(counts.source, 0),
             )
             for counts in inputs.counts
         ),

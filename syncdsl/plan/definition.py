@@ -52,6 +52,7 @@ class ContactChange:
     drift: bool = False  # HubSpot no longer holds what syncdsl last applied
     settled: Mapping[str, str] = field(default_factory=dict)  # desired values HubSpot already holds
     resolved_via: str | None = None  # a secondary email of this contact: written by id
+    reason: str | None = None  # why it exits, when not plain absence (consent withheld)
 
     @property
     def properties(self) -> dict[str, str]:

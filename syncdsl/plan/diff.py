@@ -157,6 +157,7 @@ def _diff(
         drift=drift,
         settled=settled,
         resolved_via=current.resolves_to if current else None,
+        reason=desired.withheld if desired is not None and exits else None,
     )
 
 
@@ -200,6 +201,7 @@ class Settled:
     members: Mapping[str, int] = field(default_factory=dict)  # state members per property
     exported: Mapping[str, int] = field(default_factory=dict)  # per source
     not_member: Mapping[str, int] = field(default_factory=dict)  # per source
+    no_consent: Mapping[str, int] = field(default_factory=dict)  # per source
 
 
 def _add(counts: dict[str, int], more: Mapping[str, int]) -> None:
@@ -218,6 +220,8 @@ class ContactDiff:
     exits: dict[str, int]
     exported: dict[str, int] = field(default_factory=dict)  # per source: records that reach HubSpot
     not_member: dict[str, int] = field(default_factory=dict)  # per source: records of non-members
+    #: per source: records of people whose consent withholds them (and no member to exit)
+    no_consent: dict[str, int] = field(default_factory=dict)
     collisions: tuple[tuple[DesiredContact, str], ...] = ()  # (desired, the other email) never sent
 
 
@@ -247,6 +251,7 @@ def diff_contacts(
     tally = _Tally()
     exported_records: dict[str, int] = {}
     not_member: dict[str, int] = {}
+    no_consent: dict[str, int] = {}
     collisions: list[tuple[DesiredContact, str]] = []
     for want, have in merge_join(desired, current):
         if want is not None and have is not None and have.collides_with is not None:
@@ -267,7 +272,10 @@ def diff_contacts(
             protected=email in protected,
         )
         if want is not None:
-            bucket = exported_records if exported else not_member
+            if exported:
+                bucket = exported_records
+            else:
+                bucket = no_consent if want.withheld is not None else not_member
             for source in want.sources:
                 bucket[source] = bucket.get(source, 0) + 1
         if change is not None:
@@ -284,6 +292,7 @@ def diff_contacts(
     _add(tally.members, settled.members)
     _add(exported_records, settled.exported)
     _add(not_member, settled.not_member)
+    _add(no_consent, settled.no_consent)
     return ContactDiff(
         tuple(changes),
         unchanged + settled.unchanged,
@@ -292,6 +301,7 @@ def diff_contacts(
         tally.exits,
         exported_records,
         not_member,
+        no_consent,
         tuple(collisions),
     )
 

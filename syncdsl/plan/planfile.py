@@ -232,6 +232,7 @@ def _contact_change(data: dict[str, Any]) -> ContactChange:
         drift=bool(data.get("drift", False)),
         settled=dict(data.get("settled", {})),
         resolved_via=data.get("resolved_via"),
+        reason=data.get("reason"),
     )
 
 

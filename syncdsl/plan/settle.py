@@ -111,12 +111,19 @@ def settle(
         "(s.email IS NULL OR (NOT s.dirty AND s.sound)) AND g.email IS NULL"
         f" AND ({carried_known} OR d.email IS NULL)"
     )
+    # Not exported: a member of nothing, or withheld by its consent.
+    withheld = layout.withheld_column
+    outside = (
+        f"CASE WHEN d.{withheld} IS NULL THEN 'not_member' ELSE 'no_consent' END"
+        if withheld
+        else "'not_member'"
+    )
     outcome = (
         f"CASE WHEN NOT ({plain}) THEN 'diff'"
         f" WHEN d.email IS NULL THEN CASE WHEN {was_member} THEN 'diff' ELSE 'gone' END"
-        f" WHEN s.email IS NULL THEN CASE WHEN {exported} THEN 'diff' ELSE 'not_member' END"
+        f" WHEN s.email IS NULL THEN CASE WHEN {exported} THEN 'diff' ELSE {outside} END"
         f" WHEN NOT ({no_exit}) THEN 'diff'"
-        f" WHEN NOT ({exported}) THEN 'not_member'"
+        f" WHEN NOT ({exported}) THEN {outside}"
         f" WHEN {same_status} AND {same_values} THEN 'unchanged' ELSE 'diff' END"
     )
     tallies = "".join(f", {member(prior(p))} AS m{n}" for n, p in enumerate(tallied))
@@ -183,14 +190,20 @@ def _counts(desired: DesiredSet, tallied: tuple[str, ...]) -> Settled:
         members = {prop: int(count) for prop, count in zip(tallied, row) if count}
     per_source = db.execute(
         "SELECT outcome, src, count(*) FROM (SELECT outcome, unnest(srcs) AS src FROM pairs"
-        " WHERE wanted AND outcome IN ('unchanged', 'not_member')) GROUP BY outcome, src"
+        " WHERE wanted AND outcome IN ('unchanged', 'not_member', 'no_consent'))"
+        " GROUP BY outcome, src"
     ).fetchall()
-    exported: dict[str, int] = {}
-    not_member: dict[str, int] = {}
+    buckets: dict[str, dict[str, int]] = {"unchanged": {}, "not_member": {}, "no_consent": {}}
     for outcome, src, count in per_source:
-        bucket = exported if outcome == "unchanged" else not_member
+        bucket = buckets[outcome]
         bucket[names[src]] = bucket.get(names[src], 0) + int(count)
-    return Settled(int(unchanged[0]) if unchanged else 0, members, exported, not_member)
+    return Settled(
+        int(unchanged[0]) if unchanged else 0,
+        members,
+        buckets["unchanged"],
+        buckets["not_member"],
+        buckets["no_consent"],
+    )
 
 
 def _state_rows(store: StateStore, cursor: object) -> Iterator[CurrentContact]:

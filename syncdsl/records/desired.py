@@ -56,27 +56,32 @@ MEMORY_LIMIT = os.environ.get("SYNCDSL_MEMORY_LIMIT", "512MB")
 
 @dataclass(frozen=True)
 class Layout:
-    """Staging layout: one VARCHAR column per property (`c0`...), then one per audience; each
-    source fills its own."""
+    """Staging layout: one VARCHAR column per property (`c0`...), then one per audience, then
+    (when a source has a consent rule) one for why a record is withheld; each source fills its
+    own."""
 
     properties: tuple[str, ...]
     audiences: tuple[str, ...]
     slots: tuple[tuple[int, ...], ...] = ()  # per source: where its values go in a full row
+    consent: bool = False  # the last column says why a record is withheld
 
     @classmethod
     def of(cls, mappers: list[ProfileMapper]) -> Layout:
         properties = tuple(dict.fromkeys(name for m in mappers for name in m.property_names))
         audiences = tuple(dict.fromkeys(name for m in mappers for name in m.audience_properties))
+        consent = any(m.consent for m in mappers)
+        withheld = len(properties) + len(audiences)
         slots = tuple(
             tuple(properties.index(name) for name in m.property_names)
             + tuple(len(properties) + audiences.index(name) for name in m.audience_properties)
+            + ((withheld,) if m.consent else ())
             for m in mappers
         )
-        return cls(properties, audiences, slots)
+        return cls(properties, audiences, slots, consent)
 
     @property
     def width(self) -> int:
-        return len(self.properties) + len(self.audiences)
+        return len(self.properties) + len(self.audiences) + self.consent
 
     @property
     def columns(self) -> list[str]:
@@ -87,6 +92,11 @@ class Layout:
 
     def audience_column(self, name: str) -> str:
         return f"c{len(self.properties) + self.audiences.index(name)}"
+
+    @property
+    def withheld_column(self) -> str | None:
+        """The column saying why a contact is withheld (its consent), if any source has one."""
+        return f"c{len(self.properties) + len(self.audiences)}" if self.consent else None
 
     def create_tables(self, db: duckdb.DuckDBPyConnection) -> None:
         values = "".join(f", {c} VARCHAR" for c in self.columns)
@@ -164,6 +174,7 @@ class DesiredSet:
     def _contacts(self, cursor: duckdb.DuckDBPyConnection) -> Iterator[DesiredContact]:
         properties = tuple(enumerate(self.layout.properties, start=3))
         audiences = tuple(enumerate(self.layout.audiences, start=3 + len(self.layout.properties)))
+        withheld = 3 + len(properties) + len(audiences) if self.layout.consent else None
         names = [source.name for source in self._sources]
         files = self.files
         try:
@@ -176,6 +187,7 @@ class DesiredSet:
                         {name: row[c] for c, name in audiences if row[c] is not None},
                         tuple(_origin(files[s], p) for s, p in zip(srcs, row[2])),
                         tuple(names[s] for s in srcs),
+                        row[withheld] if withheld is not None else None,
                     )
         finally:
             cursor.close()
@@ -485,7 +497,7 @@ class _Stager:
             self._reject(Rejection(name, record.file, record.line, reason, record.raw))
             return
         try:
-            email, values, statuses = self._mapper.map_row(record.fields)
+            email, values, statuses, withheld = self._mapper.map_row(record.fields)
         except RecordRejected as error:
             self._reject(
                 Rejection(name, record.file, record.line, error.reason, record.raw, error.email)
@@ -495,7 +507,7 @@ class _Stager:
             self._reject(_internal(name, record.file, record.line, record.raw, error))
             return
         row: list[object] = [None] * self._layout.width
-        for slot, value in zip(self._slots, (*values, *statuses)):
+        for slot, value in zip(self._slots, (*values, *statuses, withheld)):
             row[slot] = value
         for cell in (email, *row):
             if isinstance(cell, str):

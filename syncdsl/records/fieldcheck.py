@@ -48,6 +48,8 @@ def _paths(source: ir.Source) -> Iterable[tuple[str, ir.FieldPath]]:
     for mapping in source.mappings:
         if isinstance(mapping.expr, ir.FieldPath):
             yield f"map {mapping.property}", mapping.expr
+    for field_path in source.consent.fields if source.consent else ():
+        yield "consent", field_path
 
 
 def suggest_column(column: str, header: list[str]) -> str:

@@ -48,6 +48,8 @@ class MappedRecord:
     email: str
     properties: dict[str, str]
     audiences: dict[str, str]
+    #: why the record is not exported (its consent): no properties, every audience `exited`
+    withheld: str | None = None
 
 
 def _path_getter(parts: tuple[str | int, ...], fmt: str) -> Getter:
@@ -308,6 +310,13 @@ class ProfileMapper:
         )
         self._uploads = {audience.property: "realized" for audience in audiences if fmt == "csv"}
         self._upload_statuses: list[str | None] = list(self._uploads.values())
+        self.consent = source.consent
+        self._consent_getters = tuple(
+            _path_getter(field_path.parts, fmt)
+            for field_path in (source.consent.fields if source.consent else ())
+        )
+        self._nothing: list[str | None] = [None] * len(self._properties)
+        self._exits: list[str | None] = ["exited"] * len(self.audience_properties)
 
     def _identity_getter(self, parts: tuple[str | int, ...], fmt: str) -> Getter:
         """The email lookup; `identityMap.<Namespace>` takes the namespace's primary identity."""
@@ -355,10 +364,11 @@ class ProfileMapper:
         """Map one record. Raises RecordRejected(reason) when it cannot become a contact.
 
         `partial` (stream events): a template is rendered only when the event holds at least
-        one field it reads, so an event without them never overwrites what it made before.
+        one field it reads, so an event without them never overwrites what it made before; an
+        event holding no consent field leaves consent as it was.
         """
-        email, values, statuses = self.map_row(record)
-        if partial:
+        email, values, statuses, withheld = self.map_row(record, partial=partial)
+        if partial and withheld is None:
             values = [
                 None if present is not None and not present(record) else value
                 for value, present in zip(values, self._presence)
@@ -371,12 +381,14 @@ class ProfileMapper:
             for name, status in zip(self.audience_properties, statuses)
             if status is not None
         }
-        return MappedRecord(email, properties, audiences)
+        return MappedRecord(email, properties, audiences, withheld)
 
     def map_row(
-        self, record: Mapping[str, object]
-    ) -> tuple[str, list[str | None], list[str | None]]:
-        """`map` as positional lists (None: not sent / not a member), for the bulk path."""
+        self, record: Mapping[str, object], *, partial: bool = False
+    ) -> tuple[str, list[str | None], list[str | None], str | None]:
+        """`map` as positional lists (None: not sent / not a member), and why the record is
+        withheld (None: it is not), for the bulk path. A withheld record sends no value and
+        exits every audience of its source; its values are not read."""
         raw_email = self._email(record)
         if raw_email is None or raw_email == "":
             raise RecordRejected(f"no email: field {self._identity_field!r} is missing or empty")
@@ -385,10 +397,28 @@ class ProfileMapper:
         except InvalidEmail as error:
             raise RecordRejected(str(error)) from None
         try:
-            return self._map_values(email, record)
+            withheld = self._withheld(record, partial) if self.consent else None
+            if withheld is not None:
+                return email, self._nothing, self._exits, withheld
+            return (*self._map_values(email, record), None)
         except RecordRejected as error:
             error.email = email
             raise
+
+    def _withheld(self, record: Mapping[str, object], partial: bool) -> str | None:
+        """Why the record's consent withholds it, or None (RecordRejected: a consent field
+        holds something that is not a consent value)."""
+        assert self.consent is not None
+        values = tuple(getter(record) for getter in self._consent_getters)
+        for field_path, value in zip(self.consent.fields, values):
+            if value is not None and type(value) is not str:
+                raise RecordRejected(
+                    f"consent: `{field_path.text}` holds {_kind(value)}, not a consent value "
+                    'like "y" or "n"'
+                )
+        if partial and all(value is None or value == "" for value in values):
+            return None  # an event without consent fields: consent as it was
+        return self.consent.withheld(values)
 
     def _map_values(
         self, email: str, record: Mapping[str, object]
@@ -472,6 +502,19 @@ class ProfileMapper:
                 status = _folded_status(segment, status)
             statuses.append(status)
         return statuses
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for people."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def _checked_text(name: str, value: str) -> str | None:

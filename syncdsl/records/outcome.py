@@ -28,10 +28,11 @@ class Origin:
 @dataclass(frozen=True)
 class SourceCounts:
     """Where the records of one source went:
-    records == contributed + merged + rejected + not_member.
+    records == contributed + merged + rejected + not_member + no_consent.
 
     `not_member`: the records of people who are members of no audience (and no member to exit),
-    which never leave. `identities_skipped`: the other emails of profiles with several
+    which never leave. `no_consent`: the records of people whose consent withholds them (and no
+    member to exit), which never leave either. `identities_skipped`: the other emails of profiles with several
     (only the primary one is exported); not a bucket of records. `reading`: how it was read.
     """
 
@@ -42,17 +43,21 @@ class SourceCounts:
     rejected: int
     not_member: int = 0
     identities_skipped: int = 0
+    no_consent: int = 0
     #: how the source was read, for people: "3 files, gzip; delimiter `;` detected from the
     #: header line" ("" for one plain file)
     reading: str = ""
 
-    def exported(self, contributed: int, not_member: int, collided: int = 0) -> SourceCounts:
+    def exported(
+        self, contributed: int, not_member: int, collided: int = 0, no_consent: int = 0
+    ) -> SourceCounts:
         """These counts once the plan knows which contacts reach HubSpot (and which collide
         with another email on one HubSpot contact: rejected)."""
         return replace(
             self,
             contributed=contributed,
             not_member=not_member,
+            no_consent=no_consent,
             rejected=self.rejected + collided,
         )
 
@@ -66,3 +71,5 @@ class DesiredContact:
     audiences: Mapping[str, str]  # audience property -> realized | existing | exited
     provenance: tuple[Origin, ...] = ()  # where each contributing record was read
     sources: tuple[str, ...] = ()  # the source of each contributing record
+    #: why the contact's consent withholds it (no values, its audiences exited), or None
+    withheld: str | None = None

@@ -30,6 +30,7 @@ from duckdb.func import FunctionNullHandling, PythonUDFType
 
 from syncdsl.hubspot.schema import MAX_STRING_LENGTH
 from syncdsl.lang import ir
+from syncdsl.lang.ir import CONSENT_NO, consent_shown
 from syncdsl.records.datafiles import DataError, open_data, source_files
 from syncdsl.records.identity import MAX_EMAIL_LENGTH, MAX_LOCAL_LENGTH, TYPO_TLDS
 from syncdsl.records.mapping import ProfileMapper, RecordRejected, fast_template_shape
@@ -94,6 +95,8 @@ class ColumnPlan:
     objects: tuple[str, ...]  # every object along a path read: checked for duplicate keys
     columns: tuple[str, ...] = ()  # csv: the header columns read, as v0, v1, ...
     uploads: int = 0  # csv: the audiences every row is a `realized` member of
+    consent: ir.Consent | None = None  # who may be exported
+    consent_parts: tuple[tuple[str | int, ...], ...] = ()  # where each consent field is read
 
 
 def _json_path(parts: Sequence[str | int]) -> str | None:
@@ -140,7 +143,19 @@ def plan_columns(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
         objects.update({"$", '$."segmentMembership"', '$."segmentMembership"."ups"'})
         objects.update(f'$."segmentMembership"."ups"."{s}"' for s in segments)
     ids = tuple(str(segment) for segment in segments)
-    return ColumnPlan(email_path, identity, tuple(values), ids, tuple(sorted(objects)))
+    consent = source.consent
+    fields = tuple(field_path.parts for field_path in consent.fields) if consent else ()
+    if any(_json_path(parts) is None for parts in fields):
+        return None
+    return ColumnPlan(
+        email_path,
+        identity,
+        tuple(values),
+        ids,
+        tuple(sorted(objects)),
+        consent=consent,
+        consent_parts=fields,
+    )
 
 
 def _plan_value(index: int, mapping: ir.PropertyMapping, mapper: ProfileMapper) -> _Value | None:
@@ -192,9 +207,22 @@ def _csv_plan(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
     if len(values) > _MAX_COLUMNS:
         return None
     email = column(source.identity.parts)
+    consent = source.consent
+    fields = tuple((column(f.parts),) for f in consent.fields) if consent else ()
     read = [email, *(str(value.parts[0]) for value in values if value.kind != "constant")]
+    read += [str(parts[0]) for parts in fields]
     uploads = len(mapper.audience_properties)
-    return ColumnPlan("", (email,), tuple(values), (), (), tuple(dict.fromkeys(read)), uploads)
+    return ColumnPlan(
+        "",
+        (email,),
+        tuple(values),
+        (),
+        (),
+        tuple(dict.fromkeys(read)),
+        uploads,
+        consent,
+        fields,
+    )
 
 
 @dataclass(frozen=True)
@@ -483,6 +511,15 @@ class ChunkMapper:
             f"NOT list_contains([{', '.join(_literal(t) for t in sorted(TYPO_TLDS))}], "
             "regexp_extract(email, '[.]([a-z]+)$', 1))",
         ]
+        # Consent: the fields' types and texts are `q0`, `y0`, ...; `w` says why a record is
+        # withheld. A withheld record's values and statuses are not read (so not checked).
+        consent = plan.consent
+        oks += [
+            f"(q{n} IS NULL OR q{n} IN ('VARCHAR', 'NULL'))" for n in range(len(plan.consent_parts))
+        ]
+        if consent is not None:
+            oks.append("cclean")
+        base = len(oks)
         trimmed: list[str] = []  # per text value: its text with leading ASCII whitespace gone
         rendered: list[str] = []  # per template: Python's rendering, value and refusal
         columns: list[str] = []
@@ -537,17 +574,33 @@ class ChunkMapper:
         kind_paths = ", ".join(_literal(_json_path(p) or "$") for p in kinds)
         text_paths = ", ".join(_literal(_json_path(p) or "$") for p in texts)
         strip = "^" + _ASCII_SPACE[:-1] + "+|" + _ASCII_SPACE[:-1] + "+$"
-        ok = " AND ".join(f"({condition})" for condition in oks)
+        ok = " AND ".join(f"({condition})" for condition in oks[:base])
+        if consent is not None:
+            checked = " AND ".join(f"({condition})" for condition in oks[base:]) or "true"
+            ok += f" AND (w IS NOT NULL OR ({checked}))"
+            sent = "ok AND w IS NULL"
+        else:
+            ok = " AND ".join(f"({condition})" for condition in oks)
+            sent = "ok"
         templates = "".join(
-            f", CASE WHEN ok THEN {call} END AS tpl{n}" for n, call in enumerate(rendered)
+            f", CASE WHEN {sent} THEN {call} END AS tpl{n}" for n, call in enumerate(rendered)
         )
         accepted = "ok" + "".join(
             f" AND NOT coalesce(struct_extract(tpl{n}, 'refused'), false)"
             for n in range(len(rendered))
         )
+        values = len(plan.values)
+        if consent is not None:
+            columns = [
+                f"CASE WHEN w IS NULL THEN {expr} END"
+                if n < values
+                else f"CASE WHEN w IS NULL THEN {expr} ELSE 'exited' END"
+                for n, expr in enumerate(columns)
+            ] + ["w"]
         selected = "".join(
             f", CASE WHEN accepted THEN {expr} END AS c{n}" for n, expr in enumerate(columns)
         )
+        consent_front = self._consent_columns() if consent is not None else ("", "", "")
         if plan.columns:
             front = self._csv_front(kinds, texts)
         else:
@@ -567,14 +620,16 @@ class ChunkMapper:
                 f" WHEN json_type(j) = 'OBJECT' THEN {keys_ok} ELSE false END AS clean,"
                 f" CASE WHEN valid AND st IS NULL THEN json_type(j, [{kind_paths}]) END AS kt,"
                 f" CASE WHEN valid AND st IS NULL THEN json_extract_string(j, [{text_paths}])"
-                " END AS xt FROM strict), "
-                f"leaves AS NOT MATERIALIZED (SELECT ln, b, valid, clean{unpacked} FROM parsed), "
+                f" END AS xt{consent_front[0]} FROM strict), "
+                f"leaves AS NOT MATERIALIZED (SELECT ln, b, valid, clean{unpacked}"
+                f"{consent_front[1]} FROM parsed), "
             )
         return (
             "CREATE OR REPLACE TEMP TABLE r AS WITH "
             + front
             + "prepared AS NOT MATERIALIZED (SELECT *,"
             f" lower(regexp_replace({email_text}, {_literal(strip)}, '', 'g')) AS email"
+            + consent_front[2]
             + "".join(f", {expr}" for expr in trimmed)
             + " FROM leaves), "
             f"checked AS NOT MATERIALIZED (SELECT *, coalesce(valid AND {ok}, false) AS ok"
@@ -584,6 +639,62 @@ class ChunkMapper:
             f"SELECT ln, CASE WHEN accepted THEN email END AS email, accepted{selected},"
             " CASE WHEN NOT accepted THEN b END AS raw FROM decided"
         )
+
+    def _consent_columns(self) -> tuple[str, str, str]:
+        """The consent fields: (what `parsed` extracts from a jsonl line, what `leaves`
+        unpacks, the reason `prepared` computes). A line that cannot hold them (no key of their
+        first part, no escape) skips the extraction; one that may is checked for duplicate keys
+        along them, as Python keeps the last. csv rows bring them as columns."""
+        plan = self._plan
+        withheld = f", {self._withheld()} AS w"
+        if plan.columns:
+            return "", "", withheld
+        paths = ", ".join(_literal(_json_path(parts) or "$") for parts in plan.consent_parts)
+        firsts = sorted({str(parts[0]) for parts in plan.consent_parts})
+        maybe = " OR ".join(f"contains(j, {_literal(json.dumps(first))})" for first in firsts)
+        maybe = f"valid AND ({maybe} OR contains(j, '\\u'))"
+        objects = sorted({"$"} | {p for parts in plan.consent_parts for p in _prefixes(parts)})
+        keys = ", ".join(_literal(p) for p in objects)
+        unique = (
+            f"list_bool_and(list_transform(json_keys(j, [{keys}]), lambda keys: keys IS NULL OR"
+            " len(keys) = len(list_distinct(keys))))"
+        )
+        parsed = (
+            f", CASE WHEN {maybe} THEN json_type(j, [{paths}]) END AS ck"
+            f", CASE WHEN {maybe} THEN json_extract_string(j, [{paths}]) END AS cx"
+            f", CASE WHEN {maybe} THEN coalesce({unique}, false) ELSE true END AS cclean"
+        )
+        leaves = "".join(
+            f", ck[{n + 1}] AS q{n}, cx[{n + 1}] AS y{n}" for n in range(len(plan.consent_parts))
+        )
+        return parsed, leaves + ", cclean", withheld
+
+    def _withheld(self) -> str:
+        """Why a row's consent withholds it (NULL: it does not), as `Consent.withheld` says."""
+        consent = self._plan.consent
+        assert consent is not None
+        texts = [field_path.text for field_path in consent.fields]
+        if consent.allow is None:
+            cases = "".join(
+                f" WHEN y{n} = {_literal(CONSENT_NO)} THEN "
+                + _literal(f"consent withheld: {text} is {consent_shown(CONSENT_NO)}")
+                for n, text in enumerate(texts)
+            )
+            return f"CASE{cases} END"
+        allowed = ", ".join(_literal(value) for value in consent.allow)
+        cases = ""
+        for n, text in enumerate(texts):
+            shown = (
+                f"CASE WHEN regexp_full_match(y{n}, '[A-Za-z0-9_-]{{1,20}}')"
+                f" THEN '\"' || y{n} || '\"' ELSE 'another value' END"
+            )
+            cases += (
+                f" WHEN y{n} <> '' AND y{n} NOT IN ({allowed})"
+                f" THEN {_literal(f'consent withheld: {text} is ')} || {shown}"
+            )
+        present = " OR ".join(f"coalesce(y{n} <> '', false)" for n in range(len(texts)))
+        nothing = _literal(f"consent withheld: no value in {', '.join(texts)}")
+        return f"CASE{cases} WHEN NOT ({present}) THEN {nothing} END"
 
     def _csv_front(
         self, kinds: dict[tuple[str | int, ...], str], texts: dict[tuple[str | int, ...], str]
@@ -598,6 +709,13 @@ class ChunkMapper:
         unpacked += "".join(
             f", {names[str(parts[0])]} AS {column}" for parts, column in texts.items()
         )
+        for n, parts in enumerate(self._plan.consent_parts):
+            value = names[str(parts[0])]
+            unpacked += (
+                f", CASE WHEN {value} IS NOT NULL THEN 'VARCHAR' END AS q{n}, {value} AS y{n}"
+            )
+        if self._plan.consent is not None:
+            unpacked += ", true AS cclean"
         return (
             "leaves AS NOT MATERIALIZED (SELECT ln, NULL::BLOB AS b, true AS valid, true AS clean"
             f"{unpacked} FROM chunk), "

@@ -66,7 +66,8 @@ def _contact_lines(change: ContactChange, types: Mapping[str, str] | None = None
         if change.resolved_via
         else ""
     )
-    lines = [f"{mark} {change.email}{where}{via}{drift}"]
+    why = f"  [{change.reason}]" if change.reason else ""
+    lines = [f"{mark} {change.email}{where}{via}{drift}{why}"]
     lines += [
         f"    {c.property}: {_value(c.before, types.get(c.property))} → "
         f"{_value(c.after, types.get(c.property))}"
@@ -112,10 +113,11 @@ def _input_line(counts: SourceCounts) -> str:
         else ""
     )
     reading = f" ({counts.reading})" if counts.reading else ""
+    consent = f" + {counts.no_consent:,} without consent (never sent)" if counts.no_consent else ""
     return (
         f"  {counts.source}{reading}: {counts.records:,} records = {counts.contributed:,} contributing "
         f"+ {counts.merged:,} merged duplicates + {counts.rejected:,} rejected "
-        f"+ {counts.not_member:,} not members of any audience (never sent){skipped}"
+        f"+ {counts.not_member:,} not members of any audience (never sent){consent}{skipped}"
     )
 
 
@@ -353,6 +355,11 @@ def render_report(report: ApplyReport, *, style: Style = plain) -> str:
     if outsiders:
         lines.append(
             f"{outsiders:,} record(s) of people who are members of no audience were not sent."
+        )
+    withheld = sum(counts.no_consent for counts in report.inputs)
+    if withheld:
+        lines.append(
+            f"{withheld:,} record(s) of people whose consent withholds them were not sent."
         )
     for rejection in report.rejected[:DEFAULT_LIMIT]:
         lines.append(f"  ! {rejection.file}:{rejection.line}  {shown_reason(rejection.reason)}")

@@ -22,6 +22,7 @@ class PendingContact:
     raw: list[str] = field(default_factory=list)  # the events' payloads, for the rejects file
     since: float = 0.0  # monotonic time it started waiting (opens its window)
     exit_id: str | None = None  # set when this write only exits a member the state knows
+    withheld: bool = False  # the latest event's consent withholds the person: nothing personal
 
     @property
     def values(self) -> dict[str, str]:
@@ -29,7 +30,11 @@ class PendingContact:
         return {**self.properties, **self.audiences}
 
     def absorb(self, later: PendingContact) -> None:
-        """Merge a later event's contact into this one: later values win, property by property."""
+        """Merge a later event's contact into this one: later values win, property by property;
+        a later event whose consent withholds the person drops the values not sent yet."""
+        if later.withheld:
+            self.properties.clear()
+        self.withheld = later.withheld
         self.properties.update(later.properties)
         self.audiences.update(later.audiences)
         self.event_ids.extend(later.event_ids)

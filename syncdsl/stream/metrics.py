@@ -23,6 +23,8 @@ COUNTERS: dict[str, str] = {
     "events_skipped": "Events with nothing to send (no value, and an exit for a non-member).",
     "events_not_member": "Events for people who are members of no audience and were never exported "
     "(never sent).",
+    "events_no_consent": "Events for people whose consent withholds them and who were never "
+    "exported (never sent).",
     "exits_of_deleted": "Exits of members deleted in HubSpot by hand (not recreated).",
     "batches_sent": "Batch upserts HubSpot answered (accepted or isolated rejects).",
     "batch_failures": "Batches that failed after the client's retries; their events were retried.",

@@ -128,7 +128,7 @@ class EventMapper:
             # left it (the dispatcher sends the exit only to someone the state knows as a member).
             for prop in self._segment_properties.get(event.source, ()):
                 audiences.setdefault(prop, "exited")
-        return MappedRecord(mapped.email, mapped.properties, audiences)
+        return MappedRecord(mapped.email, mapped.properties, audiences, mapped.withheld)
 
 
 def _has_membership(record: dict[str, object]) -> bool:
@@ -297,6 +297,7 @@ class StreamService:
             applied=counts["events_applied"],
             rejected=counts["events_rejected"],
             not_member=counts["events_not_member"],
+            no_consent=counts["events_no_consent"],
         )
         self._close()
         return drained
@@ -352,6 +353,7 @@ class StreamService:
                 "events_applied",
                 "events_rejected",
                 "events_not_member",
+                "events_no_consent",
             )
         }
 
@@ -396,6 +398,7 @@ class StreamService:
             "retry_in_seconds": round(dispatcher.retry_in, 3) if dispatcher else 0.0,
             "last_error": dispatcher.last_error if dispatcher else None,
             "not_member": self.metrics.get("events_not_member"),
+            "no_consent": self.metrics.get("events_no_consent"),
             "metrics": self.metrics.snapshot(),
             "hubspot": {
                 "api_calls": stats["calls"],

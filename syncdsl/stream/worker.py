@@ -209,6 +209,7 @@ class Dispatcher:
                     [event.id],
                     [event.received],
                     [event.payload],
+                    withheld=mapped.withheld is not None,
                 )
                 self._held += 1
                 if self.coalescer.add(contact, now):
@@ -260,6 +261,7 @@ class Dispatcher:
         keep: list[PendingContact] = []
         idle: list[int] = []
         outsiders: list[int] = []
+        withheld: list[int] = []
         for contact in batch:
             known = self.store.get(contact.email)
             before = known.audiences if known is not None else {}
@@ -267,7 +269,7 @@ class Dispatcher:
                 contact.audiences, before, self.audience_properties, carried=self._carried
             )
             if writes is None:
-                outsiders.extend(contact.event_ids)
+                (withheld if contact.withheld else outsiders).extend(contact.event_ids)
                 continue
             contact.audiences = {
                 prop: status
@@ -280,7 +282,11 @@ class Dispatcher:
                 keep.append(contact)
             else:
                 idle.extend(contact.event_ids)
-        for ids, counter in ((idle, "events_skipped"), (outsiders, "events_not_member")):
+        for ids, counter in (
+            (idle, "events_skipped"),
+            (outsiders, "events_not_member"),
+            (withheld, "events_no_consent"),
+        ):
             if ids:
                 self.events.delete(ids)
                 self._held -= len(ids)
