@@ -110,3 +110,34 @@ def test_an_exit_never_recreates_a_member_deleted_by_hand(tmp_path: Path) -> Non
         assert ws.emulator.contact_by_email("gus@example.com") is None
         with StateStore.open(ws.root) as store:
             assert store.get("gus@example.com") is None
+
+
+def _consent(value: str) -> dict[str, object]:
+    return {"consents": {"marketing": {"email": {"val": value}}}}
+
+
+def test_consent_withheld_in_the_stream_exits_a_member_and_never_sends_a_stranger(
+    tmp_path: Path,
+) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        with streaming(ws, window_seconds=0.01) as service:
+            post(service, profile("ann@example.com", first="Ann", seg="realized"))
+            wait_for(lambda: contact(ws, "ann@example.com").get("newsletter") == "realized")
+            # Ann opts out: she exits, and the new first name (personal data) stays here.
+            post(
+                service,
+                {**profile("ann@example.com", first="Anna", seg="realized"), **_consent("n")},
+            )
+            wait_for(lambda: contact(ws, "ann@example.com").get("newsletter") == "exited")
+            assert contact(ws, "ann@example.com")["firstname"] == "Ann"
+            # Someone never exported who withholds consent: nothing is sent, counted apart.
+            post(
+                service,
+                {**profile("bob@example.com", first="Bob", seg="realized"), **_consent("n")},
+            )
+            wait_for(lambda: service.metrics.get("events_no_consent") == 1)
+            # An attribute-only event without consent fields leaves consent as it was.
+            post(service, profile("cat@example.com", first="Cat", seg="realized"))
+            wait_for(lambda: contact(ws, "cat@example.com").get("newsletter") == "realized")
+        assert ws.emulator.contact_by_email("bob@example.com") is None

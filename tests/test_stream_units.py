@@ -74,3 +74,15 @@ def test_nearest_rank_quantiles() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (quantile(values, 0.5), quantile(values, 0.99), quantile(values, 1.0)) == (50, 99, 100)
     assert math.isnan(quantile([], 0.5))
+
+
+def test_a_withheld_event_drops_the_values_waiting_before_it() -> None:
+    coalescer = Coalescer(window=0.0)
+    coalescer.add(pending("a@example.com", 1, firstname="Ann", newsletter="realized"), 0.0)
+    withheld = pending("a@example.com", 2, newsletter="exited")
+    withheld.withheld = True
+    assert coalescer.add(withheld, 0.1)
+    later = pending("a@example.com", 3, city="Oslo")
+    assert coalescer.add(later, 0.2)  # consent given again: later values are sent
+    (merged,) = coalescer.take(set())
+    assert merged.values == {"newsletter": "exited", "city": "Oslo"} and not merged.withheld

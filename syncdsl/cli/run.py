@@ -51,6 +51,13 @@ Refresh = Annotated[
 AllowMassExit = Annotated[
     bool, typer.Option("--allow-mass-exit", help="Allow exiting more than an audience's threshold.")
 ]
+AllowNewContacts = Annotated[
+    bool,
+    typer.Option(
+        "--allow-new-contacts",
+        help="Allow creating more contacts than the new-contact limit (max_new_contacts).",
+    ),
+]
 ExitRemoved = Annotated[
     bool,
     typer.Option(
@@ -144,6 +151,7 @@ def plan(
         typer.Option("--max-rejects", help="The N of --fail-on-rejects (implies it)."),
     ] = None,
     allow_mass_exit: AllowMassExit = False,
+    allow_new_contacts: AllowNewContacts = False,
     exit_removed: ExitRemoved = False,
     forget_removed: ForgetRemoved = False,
     rejects_replay: RejectsReplay = None,
@@ -157,6 +165,7 @@ def plan(
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
+        allow_new_contacts=allow_new_contacts,
         exit_removed=exit_removed,
         forget_removed=forget_removed,
         rejects_replay=rejects_replay,
@@ -205,6 +214,7 @@ def apply(
     full: Full = False,
     parallelism: Parallelism = 8,
     allow_mass_exit: AllowMassExit = False,
+    allow_new_contacts: AllowNewContacts = False,
     exit_removed: ExitRemoved = False,
     forget_removed: ForgetRemoved = False,
     rejects: RejectsOut = None,
@@ -239,6 +249,7 @@ def apply(
     options = PlanOptions(
         refresh=refresh,
         allow_mass_exit=allow_mass_exit,
+        allow_new_contacts=allow_new_contacts,
         exit_removed=exit_removed,
         forget_removed=forget_removed,
         rejects_replay=rejects_replay,

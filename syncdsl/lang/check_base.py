@@ -25,7 +25,15 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOP_BLOCKS = ("destination", "source", "audience", "property")
-DESTINATION_ATTRIBUTES = ("token", "tier", "base_url", "property_group", "api_version", "api_packs")
+DESTINATION_ATTRIBUTES = (
+    "token",
+    "tier",
+    "base_url",
+    "property_group",
+    "api_version",
+    "api_packs",
+    "max_new_contacts",
+)
 SOURCE_ATTRIBUTES = (
     "jsonl",
     "parquet",

@@ -76,7 +76,26 @@ class DestinationChecks(Checker):
             block.span,
             api_version=self.api_version(attrs.get("api_version")),
             api_packs=self.api_packs(attrs.get("api_packs")),
+            max_new_contacts=self.max_new_contacts(attrs.get("max_new_contacts")),
         )
+
+    def max_new_contacts(self, attribute: Attribute | None) -> int | None:
+        if attribute is None:
+            return None
+        value = attribute.value
+        if (
+            isinstance(value, NumberValue)
+            and not isinstance(value.value, bool)
+            and float(value.value).is_integer()
+            and value.value >= 0
+        ):
+            return int(value.value)
+        self.error(
+            value.span,
+            "`max_new_contacts` is the most contacts one plan may create, a whole number like "
+            f"`max_new_contacts = 5000` (0: never create); found {describe(value)}",
+        )
+        return None
 
     def api_version(self, attribute: Attribute | None) -> str:
         if attribute is None:

@@ -178,7 +178,9 @@ class SourceChecks(Checker):
                     continue
                 hint = ""
                 if isinstance(entry, StringValue) and entry.value:
-                    hint = f"; write it without quotes: consent = {path_text((entry.value,))}"
+                    parts = tuple(entry.value.split("."))
+                    shown = path_text(parts if all(parts) else (entry.value,))
+                    hint = f"; write it without quotes: consent = {shown}"
                 self.error(
                     entry.span,
                     "`consent` takes a field path or a list of them, like "
@@ -196,10 +198,11 @@ class SourceChecks(Checker):
                     "`consent_allow` lists the values that allow export, like "
                     f'`consent_allow = ["y"]` (Experience Platform\'s: {one_of(CONSENT_VALUES)})',
                 )
-            elif not fields:
+            elif not fields and "consent" not in attrs:
                 self.error(
                     attribute.name_span,
-                    "`consent_allow` needs consent fields to read: add `consent = FIELD`",
+                    "`consent_allow` needs consent fields to read: add `consent = FIELD` "
+                    "(csv sources have none unless named)",
                 )
             else:
                 allow = tuple(dict.fromkeys(allowed))

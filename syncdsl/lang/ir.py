@@ -102,6 +102,8 @@ class Destination:
     span: Span
     api_version: str = DEFAULT_API_VERSION
     api_packs: int = 0
+    #: the most contacts one plan may create (None: the default, see `syncdsl.plan.guards`)
+    max_new_contacts: int | None = None
 
     @property
     def limits(self) -> TierLimits:

@@ -47,6 +47,7 @@ class PlanInputs:
     fingerprint: Fingerprint = NO_FINGERPRINT  # a saved plan's: what it was made from
     #: contacts settled in bulk before the diff, which `desired` and `current` leave out
     settled: Settled = field(default_factory=Settled)
+    tracked: int = 0  # contacts the state tracks (the new-contact guard's default limit)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ def build_plan(inputs: PlanInputs) -> Plan:
         adopt_unknown=inputs.refreshed,
         settled=inputs.settled,
     )
-    guards = run_guards(GuardInput(spec, contact_diff, schema.audience_properties, options))
+    guards = run_guards(
+        GuardInput(spec, contact_diff, schema.audience_properties, options, inputs.tracked)
+    )
     removed = tuple(
         replace(r, members=contact_diff.members.get(r.property, 0)) for r in schema.removed
     )

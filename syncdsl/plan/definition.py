@@ -144,6 +144,7 @@ class GuardVerdict:
     status: GuardStatus
     detail: str  # what it found, for people
     remedy: str = ""  # what to do when it refuses
+    limit: int | None = None  # the new-contact guard's limit (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class CurrentContact:
 class PlanOptions:
     refresh: bool = False
     allow_mass_exit: bool = False
+    allow_new_contacts: bool = False
     exit_removed: bool = False
     forget_removed: bool = False
     rejects_replay: Path | None = None  # a fixed rejects file, read as extra records

@@ -158,6 +158,7 @@ def gather(
         settled=settled,
         counts=tuple(desired.counts),
         warnings=(*replay.warnings, *desired.warnings),
+        tracked=store.count() if known_state else 0,
         fingerprint=Fingerprint(
             configuration=configuration_hash(spec),
             lineage=store.lineage,

@@ -25,6 +25,7 @@ class GuardInput:
     diff: ContactDiff
     audience_properties: Mapping[str, str]  # audience key -> HubSpot property
     options: PlanOptions
+    tracked: int = 0  # contacts the state tracks (0: a first apply into an empty state)
 
 
 Guard = Callable[[GuardInput], GuardVerdict]
@@ -57,7 +58,52 @@ def mass_exit_guard(inputs: GuardInput) -> GuardVerdict:
     return GuardVerdict("mass-exit", "refused", detail, MASS_EXIT_REMEDY)
 
 
-GUARDS: tuple[Guard, ...] = (mass_exit_guard,)
+#: The default new-contact limit: this share of the contacts the state tracks, at least the floor.
+NEW_CONTACTS_SHARE = 0.10
+NEW_CONTACTS_FLOOR = 1_000
+MARKETING_CONTACTS = (
+    "HubSpot may count them as marketing contacts (billed), as the portal's settings for "
+    "contacts an integration creates decide"
+)
+NEW_CONTACTS_REMEDY = (
+    "A broken export or a wrong audience can create many billable contacts: check the source "
+    "data and the audiences, then rerun with --allow-new-contacts if this is intended (or raise "
+    "`max_new_contacts` in the destination block)."
+)
+
+
+def new_contact_limit(spec: Spec, tracked: int) -> tuple[int | None, str]:
+    """The most contacts one plan may create, and where that limit comes from."""
+    given = spec.destination.max_new_contacts
+    if given is not None:
+        return given, "max_new_contacts"
+    if tracked == 0:
+        return None, "no limit on a first apply into an empty state"
+    limit = max(NEW_CONTACTS_FLOOR, int(tracked * NEW_CONTACTS_SHARE))
+    return limit, (
+        f"the default: {NEW_CONTACTS_SHARE:.0%} of the {tracked:,} contacts the state tracks, "
+        f"at least {NEW_CONTACTS_FLOOR:,}"
+    )
+
+
+def new_contact_guard(inputs: GuardInput) -> GuardVerdict:
+    """Refuse a plan that would create more contacts than the limit (`new_contact_limit`)."""
+    creates = sum(1 for change in inputs.diff.changes if change.action == "create")
+    limit, source = new_contact_limit(inputs.spec, inputs.tracked)
+    bound = f"limit {limit:,}: {source}" if limit is not None else source
+    detail = f"{creates:,} contact(s) would be created ({bound}); {MARKETING_CONTACTS}"
+    if limit is None or creates <= limit:
+        return GuardVerdict("new-contacts", "passed", detail, limit=limit)
+    if inputs.options.allow_new_contacts:
+        return GuardVerdict(
+            "new-contacts", "allowed", detail + " (allowed by --allow-new-contacts)", limit=limit
+        )
+    return GuardVerdict(
+        "new-contacts", "refused", "new-contact guard: " + detail, NEW_CONTACTS_REMEDY, limit
+    )
+
+
+GUARDS: tuple[Guard, ...] = (mass_exit_guard, new_contact_guard)
 
 
 def run_guards(inputs: GuardInput, guards: tuple[Guard, ...] = GUARDS) -> tuple[GuardVerdict, ...]:

@@ -39,6 +39,7 @@ from syncdsl.plan.definition import (
     ValueChange,
     contact_change,
 )
+from syncdsl.plan.guards import MARKETING_CONTACTS
 from syncdsl.records.outcome import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 from syncdsl.records.values import iso_form
@@ -85,11 +86,22 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         "managed_properties": list(plan.managed_properties),
         "inputs": [inputs_document(counts) for counts in plan.inputs],
         "guards": [asdict(verdict) for verdict in plan.guards],
+        "new_contacts": _new_contacts(plan),
     }
     if saved:
         document["adoptions"] = [asdict(a) for a in plan.adoptions]
         document["property_types"] = dict(plan.property_types)
     return document
+
+
+def _new_contacts(plan: Plan) -> dict[str, Any]:
+    """How many contacts the plan creates, its limit (None: none), and what HubSpot may bill."""
+    verdict = next((v for v in plan.guards if v.guard == "new-contacts"), None)
+    return {
+        "count": plan.count("create"),
+        "limit": verdict.limit if verdict is not None else None,
+        "note": MARKETING_CONTACTS,
+    }
 
 
 def inputs_document(counts: SourceCounts) -> dict[str, Any]:

@@ -557,16 +557,20 @@ class _Stager:
             for i, m in enumerate(source.mappings)
             if source.nested and isinstance(m.expr, ir.FieldPath)
         ]
-        mapped = counts.records - counts.rejected
-        if not paths or not mapped:  # rejected records say nothing about the paths
-            return []
+        if not paths or counts.records == counts.rejected:
+            return []  # rejected records say nothing about the paths
+        withheld = self._layout.withheld_column if self._mapper.consent else None
         found = self._db.execute(
             "SELECT "
             + ", ".join(f"count(c{self._slots[i]})" for i, _ in paths)
-            + " FROM mapped WHERE src = ?",
+            + f", {f'count({withheld})' if withheld else '0'} FROM mapped WHERE src = ?",
             [self.index],
         ).fetchall()[0]
         assert found is not None
+        # Nor do withheld ones: their values are not read.
+        mapped = counts.records - counts.rejected - int(found[-1])
+        if mapped <= 0:
+            return []
         return [
             missing_path_warning(source, m, counts.records, mapped)
             for (_, m), seen in zip(paths, found)

@@ -191,7 +191,11 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
         None,
     )
     out += _section("Warnings", plan.warnings, lambda w: [f"! {w}"], "yellow", style, limit)
-    guards = [v for v in plan.guards if v.status != "passed"]  # a refusal follows on stderr
+    # A refusal follows on stderr; creates always say how many and that HubSpot may bill them.
+    creates = plan.count("create")
+    guards = [
+        v for v in plan.guards if v.status != "passed" or (v.guard == "new-contacts" and creates)
+    ]
     out += _section("Guards", guards, lambda v: [_guard_line(v)], "red", style, None)
     out += _section("Notes", plan.notes, lambda n: [f"• {n}"], "dim", style, None)
     out.append(style(summary_line(plan), "bold"))
