@@ -141,3 +141,20 @@ def test_consent_withheld_in_the_stream_exits_a_member_and_never_sends_a_strange
             post(service, profile("cat@example.com", first="Cat", seg="realized"))
             wait_for(lambda: contact(ws, "cat@example.com").get("newsletter") == "realized")
         assert ws.emulator.contact_by_email("bob@example.com") is None
+
+
+def test_update_only_stream_updates_known_contacts_and_never_creates(tmp_path: Path) -> None:
+    spec = BASE_SPEC.replace(
+        'tier  = "professional"', 'tier  = "professional"\n  mode  = "update_only"'
+    )
+    with workspace(tmp_path) as ws:
+        ws.write([{"email": "ann@example.com", "first": "Ann", "seg": "realized"}])
+        ws.apply()  # upsert: the state knows Ann and her HubSpot id
+        ws.write([], spec=spec)
+        with streaming(ws, window_seconds=0.01) as service:
+            post(service, profile("ann@example.com", first="Anna", seg="realized"))
+            wait_for(lambda: contact(ws, "ann@example.com").get("firstname") == "Anna")
+            post(service, profile("new@example.com", first="New", seg="realized"))
+            wait_for(lambda: service.metrics.get("events_not_in_hubspot") == 1)
+        assert ws.emulator.contact_by_email("new@example.com") is None
+        assert ws.emulator.count("contacts.batch_upsert") == 1  # the apply's, before the stream

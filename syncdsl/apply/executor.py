@@ -224,7 +224,7 @@ def _by_id(change: ContactChange) -> bool:
     """Exits of known members, and emails HubSpot holds as another contact's secondary address,
     are written to the contact by id."""
     return change.hubspot_id is not None and (
-        change.is_destructive or change.resolved_via is not None
+        change.is_destructive or change.resolved_via is not None or change.by_id
     )
 
 

@@ -33,6 +33,7 @@ DESTINATION_ATTRIBUTES = (
     "api_version",
     "api_packs",
     "max_new_contacts",
+    "mode",
 )
 SOURCE_ATTRIBUTES = (
     "jsonl",

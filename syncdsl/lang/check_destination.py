@@ -12,7 +12,9 @@ from syncdsl.lang.ir import (
     DEFAULT_BASE_URL,
     DEFAULT_PROPERTY_GROUP,
     DEFAULT_TIER,
+    WRITE_MODES,
     Destination,
+    WriteMode,
 )
 from syncdsl.lang.syntax import (
     Attribute,
@@ -77,7 +79,23 @@ class DestinationChecks(Checker):
             api_version=self.api_version(attrs.get("api_version")),
             api_packs=self.api_packs(attrs.get("api_packs")),
             max_new_contacts=self.max_new_contacts(attrs.get("max_new_contacts")),
+            mode=self.mode(attrs.get("mode")),
         )
+
+    def mode(self, attribute: Attribute | None) -> WriteMode:
+        if attribute is None:
+            return "upsert"
+        value = self.string(attribute, "update_only")
+        if value == "update_only":
+            return "update_only"
+        if value is not None and value != "upsert":
+            hint = did_you_mean(value, WRITE_MODES)
+            self.error(
+                attribute.value.span,
+                f"unknown mode `{value}`{hint}; use one of {one_of(WRITE_MODES)} (`update_only`: "
+                "never create a contact, only update the ones HubSpot already has)",
+            )
+        return "upsert"
 
     def max_new_contacts(self, attribute: Attribute | None) -> int | None:
         if attribute is None:

@@ -104,6 +104,8 @@ class Destination:
     api_packs: int = 0
     #: the most contacts one plan may create (None: the default, see `syncdsl.plan.guards`)
     max_new_contacts: int | None = None
+    #: "upsert": create or update by email; "update_only": only update contacts HubSpot has
+    mode: WriteMode = "upsert"
 
     @property
     def limits(self) -> TierLimits:
@@ -114,6 +116,10 @@ class Destination:
         """The account's daily requests: the tier's, plus 1,000,000 per API limit increase pack."""
         return TIERS[self.tier].per_day + API_PACK_DAILY * self.api_packs
 
+
+#: How contacts are written: created or updated (by email), or only updated (by HubSpot id).
+WRITE_MODES: tuple[str, ...] = ("upsert", "update_only")
+WriteMode = Literal["upsert", "update_only"]
 
 #: The formats a source's data may be in: Experience Platform's NDJSON and Parquet exports, and
 #: custom uploads in CSV.

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, replace
 
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import (
+    ContactChange,
     CurrentContact,
     Estimate,
     Fingerprint,
+    NotInHubSpot,
     Plan,
     PlanOptions,
     RemovedAudience,
@@ -88,6 +90,10 @@ def build_plan(inputs: PlanInputs) -> Plan:
         adopt_unknown=inputs.refreshed,
         settled=inputs.settled,
     )
+    skipped: tuple[NotInHubSpot, ...] = ()
+    if spec.destination.mode == "update_only":
+        kept, skipped = update_only(contact_diff.changes)
+        contact_diff = replace(contact_diff, changes=kept)
     guards = run_guards(
         GuardInput(spec, contact_diff, schema.audience_properties, options, inputs.tracked)
     )
@@ -129,8 +135,24 @@ def build_plan(inputs: PlanInputs) -> Plan:
             for counts in inputs.counts
         ),
         guards=guards,
+        not_in_hubspot=skipped,
         property_types={name: schema.schema[name].type for name in mapped if name in schema.schema},
     )
+
+
+def update_only(
+    changes: tuple[ContactChange, ...],
+) -> tuple[tuple[ContactChange, ...], tuple[NotInHubSpot, ...]]:
+    """`mode = "update_only"`: a change to a contact HubSpot has (its id known) is written by id,
+    so it can never create one; a member HubSpot has no contact for is skipped."""
+    kept: list[ContactChange] = []
+    skipped: list[NotInHubSpot] = []
+    for change in changes:
+        if change.action == "create" or change.hubspot_id is None:
+            skipped.append(NotInHubSpot(change.email, change.provenance))
+        else:
+            kept.append(replace(change, by_id=True))
+    return tuple(kept), tuple(skipped)
 
 
 def mapped_properties(spec: Spec) -> tuple[str, ...]:

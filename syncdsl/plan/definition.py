@@ -53,6 +53,7 @@ class ContactChange:
     settled: Mapping[str, str] = field(default_factory=dict)  # desired values HubSpot already holds
     resolved_via: str | None = None  # a secondary email of this contact: written by id
     reason: str | None = None  # why it exits, when not plain absence (consent withheld)
+    by_id: bool = False  # update_only: written by HubSpot id, never created
 
     @property
     def properties(self) -> dict[str, str]:
@@ -104,6 +105,14 @@ class PropertyChange:
     definition: PropertySchema | None = None
     before: str | None = None
     after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotInHubSpot:
+    """update_only: a desired member HubSpot holds no contact for; skipped, never created."""
+
+    email: str
+    provenance: tuple[Origin, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +233,8 @@ class Plan:
     notes: tuple[str, ...] = ()  # facts worth knowing that need no action
     guards: tuple[GuardVerdict, ...] = ()  # every guard's verdict, refused or not
     property_types: Mapping[str, str] = field(default_factory=dict)  # mapped property -> type
+    #: update_only: desired members HubSpot has no contact for (skipped, never created)
+    not_in_hubspot: tuple[NotInHubSpot, ...] = ()
     format_version: int = FORMAT_VERSION
 
     def count(self, action: ContactAction) -> int:

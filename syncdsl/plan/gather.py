@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from pathlib import Path
 
 from syncdsl.hubspot.client import HubSpotClient
@@ -25,7 +27,7 @@ from syncdsl.plan.definition import (
 )
 from syncdsl.plan.diff import Settled
 from syncdsl.plan.schemadiff import diff_schema
-from syncdsl.plan.settle import settle
+from syncdsl.plan.settle import settle, unknown_emails
 from syncdsl.records.datafiles import fingerprint, source_files
 from syncdsl.records.desired import DesiredSet, build_desired
 from syncdsl.records.outcome import DesiredContact
@@ -146,6 +148,16 @@ def gather(
             rename=rename,
         )
         wanted, current, settled = settlement.desired, settlement.current, settlement.settled
+        if spec.destination.mode == "update_only":
+            # Who HubSpot has among the emails the state never saw: a batch read of just those.
+            found = _look_up(
+                client,
+                unknown_emails(desired),
+                mapped_properties(spec),
+                audience_props + removed_props,
+                frozenset(prop.name for prop in properties),
+            )
+            current = heapq.merge(current, found, key=attrgetter("email"))
     inputs = PlanInputs(
         spec=spec,
         options=options,
@@ -264,6 +276,27 @@ def _read_hubspot(
             rest[pending] = members[pending]
         pending = next(others, None)
     yield from _known(rest, store)
+
+
+def _look_up(
+    client: HubSpotClient,
+    emails: Iterable[str],
+    mapped: tuple[str, ...],
+    audience_props: tuple[str, ...],
+    existing: frozenset[str],
+) -> Iterator[CurrentContact]:
+    """update_only: the contacts HubSpot holds for `emails` (ascending), read 100 a call; one
+    found through a secondary email is that contact."""
+    wanted = [
+        name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing
+    ]
+    for batch, contacts in _batch_reads(client, emails, wanted):
+        for email in batch:
+            contact = contacts.get(email)
+            if contact is not None:
+                current = _current(email, contact.id, contact.properties, mapped, audience_props)
+                primary = contact.email if contact.email and contact.email != email else None
+                yield replace(current, resolves_to=primary)
 
 
 def _confirm_with_state(

@@ -33,6 +33,7 @@ from syncdsl.plan.definition import (
     Estimate,
     Fingerprint,
     GuardVerdict,
+    NotInHubSpot,
     Plan,
     PropertyChange,
     RemovedAudience,
@@ -54,6 +55,7 @@ def summary(plan: Plan) -> dict[str, int]:
         "unchanged": plan.unchanged,
         "rejected": len(plan.rejected),
         "property_changes": len(plan.property_changes),
+        "not_in_hubspot": len(plan.not_in_hubspot),
     }
 
 
@@ -87,6 +89,10 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
         "inputs": [inputs_document(counts) for counts in plan.inputs],
         "guards": [asdict(verdict) for verdict in plan.guards],
         "new_contacts": _new_contacts(plan),
+        "not_in_hubspot": [
+            {"email": s.email, "provenance": [str(o) for o in s.provenance]}
+            for s in plan.not_in_hubspot
+        ],
     }
     if saved:
         document["adoptions"] = [asdict(a) for a in plan.adoptions]
@@ -231,6 +237,10 @@ def _plan(data: dict[str, Any]) -> Plan:
         notes=tuple(data.get("notes", ())),
         guards=tuple(GuardVerdict(**verdict) for verdict in data.get("guards", ())),
         property_types=dict(data.get("property_types", {})),
+        not_in_hubspot=tuple(
+            NotInHubSpot(s["email"], tuple(Origin.parse(o) for o in s.get("provenance", ())))
+            for s in data.get("not_in_hubspot", ())
+        ),
     )
 
 
@@ -245,6 +255,7 @@ def _contact_change(data: dict[str, Any]) -> ContactChange:
         settled=dict(data.get("settled", {})),
         resolved_via=data.get("resolved_via"),
         reason=data.get("reason"),
+        by_id=bool(data.get("by_id", False)),
     )
 
 

@@ -146,6 +146,21 @@ def settle(
     )
 
 
+def unknown_emails(desired: DesiredSet) -> Iterator[str]:
+    """After `settle`: the emails of the desired contacts the diff decides that the state does
+    not know (to look up in HubSpot), ascending."""
+    cursor = desired.connection.cursor()
+    cursor.execute(
+        "SELECT email FROM pairs WHERE outcome = 'diff' AND wanted AND NOT known ORDER BY email"
+    )
+    try:
+        while rows := cursor.fetchmany(_LOOKUP):
+            for (email,) in rows:
+                yield email
+    finally:
+        cursor.close()
+
+
 def load_state(db: duckdb.DuckDBPyConnection, store: StateStore) -> None:
     """The state's contacts as table `state` (email, hubspot_id, properties and audiences as
     their JSON text, dirty), read as SQLite writes them, one JSON array a line."""

@@ -134,9 +134,14 @@ def summary_line(plan: Plan) -> str:
         if counts["property_changes"]
         else ""
     )
+    skipped = (
+        f", {counts['not_in_hubspot']:,} not in HubSpot (skipped)"
+        if counts["not_in_hubspot"]
+        else ""
+    )
     return (
         f"Plan: {schema}{counts['create']:,} to create, {counts['update']:,} to update, "
-        f"{counts['exit']:,} to exit, {counts['unchanged']:,} unchanged, "
+        f"{counts['exit']:,} to exit, {counts['unchanged']:,} unchanged{skipped}, "
         f"{counts['rejected']:,} rejected; ~{plan.estimate.apply_calls:,} API calls to apply "
         f"({plan.estimate.read_calls:,} read to plan){budget}."
     )
@@ -174,6 +179,16 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
     ):
         items = [c for c in plan.contact_changes if c.action == action]
         out += _section(title, items, contact_lines, colour, style, limit)
+    out += _section(
+        "Not in HubSpot (mode update_only: skipped, never created)",
+        plan.not_in_hubspot,
+        lambda s: [
+            f"? {s.email}" + (f"  ({', '.join(map(str, s.provenance))})" if s.provenance else "")
+        ],
+        "dim",
+        style,
+        limit,
+    )
     out += _section(
         "Rejected records (not sent)",
         plan.rejected,

@@ -23,6 +23,7 @@ class PendingContact:
     since: float = 0.0  # monotonic time it started waiting (opens its window)
     exit_id: str | None = None  # set when this write only exits a member the state knows
     withheld: bool = False  # the latest event's consent withholds the person: nothing personal
+    hubspot_id: str | None = None  # update_only: the contact it updates, by id
 
     @property
     def values(self) -> dict[str, str]:

@@ -25,6 +25,8 @@ COUNTERS: dict[str, str] = {
     "(never sent).",
     "events_no_consent": "Events for people whose consent withholds them and who were never "
     "exported (never sent).",
+    "events_not_in_hubspot": "update_only: events for people with no HubSpot contact the state "
+    "knows of (never created).",
     "exits_of_deleted": "Exits of members deleted in HubSpot by hand (not recreated).",
     "batches_sent": "Batch upserts HubSpot answered (accepted or isolated rejects).",
     "batch_failures": "Batches that failed after the client's retries; their events were retried.",

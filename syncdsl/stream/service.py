@@ -195,6 +195,7 @@ class StreamService:
                 log=self.log,
                 window=self.options.window_seconds,
                 parallelism=self.options.parallelism,
+                update_only=self.spec.destination.mode == "update_only",
             )
             self._dispatcher.start()
             self._start_server(config)

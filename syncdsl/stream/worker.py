@@ -51,12 +51,14 @@ _WAKE = object()
 
 
 def _changes(batch: list[PendingContact]) -> list[ContactChange]:
-    """The batch as plan changes: an exit of a known member goes by id (never recreated)."""
+    """The batch as plan changes: an exit of a known member goes by id (never recreated), and
+    so does every write in update_only."""
     return [
         (ExitContact if c.exit_id else UpdateContact)(
             c.email,
             tuple(ValueChange(name, None, value) for name, value in c.values.items()),
-            hubspot_id=c.exit_id,
+            hubspot_id=c.exit_id or c.hubspot_id,
+            by_id=c.hubspot_id is not None,
         )
         for c in batch
     ]
@@ -78,12 +80,14 @@ class Dispatcher:
         log: EventLog,
         window: float,
         parallelism: int,
+        update_only: bool = False,
     ) -> None:
         self.events = events
         self.client = client
         self.store = store
         self.map_event = map_event
         self.audience_properties = audience_properties
+        self.update_only = update_only
         # An event says nothing of the audiences it omits: their statuses carry forward.
         self._carried = frozenset(audience_properties)
         self.metrics = metrics
@@ -262,6 +266,7 @@ class Dispatcher:
         idle: list[int] = []
         outsiders: list[int] = []
         withheld: list[int] = []
+        absent: list[int] = []  # update_only: no HubSpot contact the state knows of
         for contact in batch:
             known = self.store.get(contact.email)
             before = known.audiences if known is not None else {}
@@ -278,6 +283,11 @@ class Dispatcher:
             }
             leaving = all(status == "exited" for status in writes.values())
             contact.exit_id = known.hubspot_id if leaving and known is not None else None
+            if self.update_only:
+                if known is None or known.hubspot_id is None:
+                    absent.extend(contact.event_ids)
+                    continue
+                contact.hubspot_id = known.hubspot_id
             if contact.values:
                 keep.append(contact)
             else:
@@ -286,6 +296,7 @@ class Dispatcher:
             (idle, "events_skipped"),
             (outsiders, "events_not_member"),
             (withheld, "events_no_consent"),
+            (absent, "events_not_in_hubspot"),
         ):
             if ids:
                 self.events.delete(ids)
