@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from syncdsl.emulator import Emulator
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang import ir
+from syncdsl.records.datafiles import MAGIC
 from syncdsl.records.desired import build_desired
 from syncdsl.records.sources import read_csv, read_jsonl
 from syncdsl.records.values import NUL_REASON, CoercionError, coerce
@@ -387,6 +388,8 @@ def test_random_records_are_contacts_or_rejects_and_counts_reconcile(
         json.dumps(record).encode("utf-8", "surrogatepass") + b"\n" for record in records
     )
     data += b"".join(line.replace(b"\n", b" ") + b"\n" for line in raw_lines)
+    # A file that starts as a compressed one does is read as compressed (another test's case).
+    assume(not any(data.startswith(magic) for magic in MAGIC.values()))
     spec = make_spec(
         tmp_path, "jsonl", data, n="n", t="t", city="{{ city }}", jobtitle="{{ job.title ~ '@' }}"
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncdsl.errors import PlanError
+from syncdsl.state.store import ContactState, StateStore
 from tests.scenario import BASE_SPEC, workspace
 from tests.test_cli_run import run
 
@@ -77,3 +78,21 @@ def test_the_cli_shows_the_plan_then_refuses_and_the_flag_allows(tmp_path: Path)
         allowed = run(ws, "apply", ".", "--auto-approve", "--allow-new-contacts")
         assert allowed.returncode == 0, allowed.stderr
         assert len(ws.emulator.all_contacts()) == 2
+
+
+def test_resuming_an_interrupted_first_apply_keeps_it_a_first_apply(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        people = _people(1_500)
+        ws.write(people)
+        with StateStore.open(ws.root) as store:
+            store.bind(ws.emulator.base_url)
+            store.begin_apply(refreshed=True)  # then a crash, after 200 contacts were recorded
+            store.record(
+                ContactState(p["email"], str(n + 1), {}, {}) for n, p in enumerate(people[:200])
+            )
+        status, detail, limit = _verdict(ws.plan())
+        assert (status, limit) == ("passed", None) and "first apply" in detail
+        with StateStore.open(ws.root) as store:
+            store.mark_applied()  # finished: from now on the state's size sets the limit
+        with pytest.raises(PlanError, match="limit 1,000: the default"):
+            ws.plan()

@@ -170,7 +170,7 @@ def gather(
         settled=settled,
         counts=tuple(desired.counts),
         warnings=(*replay.warnings, *desired.warnings),
-        tracked=store.count() if known_state else 0,
+        tracked=_tracked(store, known_state),
         fingerprint=Fingerprint(
             configuration=configuration_hash(spec),
             lineage=store.lineage,
@@ -179,6 +179,15 @@ def gather(
         ),
     )
     return inputs, desired
+
+
+def _tracked(store: StateStore, known_state: bool) -> int:
+    """The contacts the state tracks, for the new-contact guard; resuming an apply that did not
+    finish, as many as when it began (a first apply stays a first apply)."""
+    interrupted = store.interrupted_tracked
+    if interrupted is not None:
+        return interrupted
+    return store.count() if known_state else 0
 
 
 def _known_state(store: StateStore, state_key: str) -> bool:

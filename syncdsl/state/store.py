@@ -166,9 +166,18 @@ class StateStore:
         return self._meta("refresh_pending") == "1"
 
     def begin_apply(self, *, refreshed: bool) -> None:
-        if refreshed:
-            with self.transaction():
+        with self.transaction():
+            if refreshed:
                 self._set_meta("refresh_pending", "1")
+            if self._meta("apply_tracked") is None:  # a resume keeps the first attempt's count
+                self._set_meta("apply_tracked", str(self.count()))
+
+    @property
+    def interrupted_tracked(self) -> int | None:
+        """How many contacts the state tracked when an apply that did not finish began (None:
+        every apply finished): a resume is judged as that apply was."""
+        value = self._meta("apply_tracked")
+        return int(value) if value is not None and value.isdigit() else None
 
     def is_empty(self) -> bool:
         return self._db.execute("SELECT 1 FROM contacts LIMIT 1").fetchone() is None
@@ -319,6 +328,7 @@ class StateStore:
         with self.transaction():
             self._set_meta("last_apply", _now())
             self._set_meta("refresh_pending", "0")
+            self._db.execute("DELETE FROM meta WHERE key = 'apply_tracked'")
 
     def summary(self) -> StateSummary:
         return StateSummary(
