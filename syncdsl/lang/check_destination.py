@@ -108,10 +108,11 @@ class DestinationChecks(Checker):
             and value.value >= 0
         ):
             return int(value.value)
+        found = f"`{value.value}`" if isinstance(value, NumberValue) else describe(value)
         self.error(
             value.span,
             "`max_new_contacts` is the most contacts one plan may create, a whole number like "
-            f"`max_new_contacts = 5000` (0: never create); found {describe(value)}",
+            f"`max_new_contacts = 5000` (0: never create); found {found}",
         )
         return None
 

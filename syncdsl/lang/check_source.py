@@ -46,6 +46,7 @@ from syncdsl.lang.syntax import (
     Attribute,
     Block,
     BoolValue,
+    CallValue,
     ListValue,
     NumberValue,
     PathValue,
@@ -56,6 +57,8 @@ from syncdsl.lang.syntax import (
 from syncdsl.lang.template_limits import check_limits
 from syncdsl.lang.templates import TEMPLATE_ENVIRONMENT
 
+#: `prop = fill_if_empty(EXPR)`: the property is written only when HubSpot holds no value.
+FILL_IF_EMPTY = "fill_if_empty"
 COMMON_ENCODINGS = ("utf-8", "utf-16", "latin-1", "cp1252", "iso-8859-15", "shift_jis")
 
 
@@ -417,9 +420,19 @@ class SourceChecks(Checker):
                 )
                 continue
             seen[item.name] = item
-            expr = self.expression(item.value, item.name)
+            value, fill = item.value, False
+            if isinstance(value, CallValue) and value.name == FILL_IF_EMPTY:
+                if len(value.args) != 1 or isinstance(value.args[0], CallValue):
+                    self.error(
+                        value.span,
+                        f"`{FILL_IF_EMPTY}` takes one value: a field path, a literal or a "
+                        f'template, like `{item.name} = {FILL_IF_EMPTY}("CDP")`',
+                    )
+                    continue
+                value, fill = value.args[0], True
+            expr = self.expression(value, item.name)
             if expr is not None:
-                result.append(PropertyMapping(item.name, expr, item.span))
+                result.append(PropertyMapping(item.name, expr, item.span, fill))
         return tuple(result)
 
     def expression(self, value: Value, target: str) -> Expr | None:
@@ -456,8 +469,14 @@ class SourceChecks(Checker):
             return Template(value.value, value.span)
         if isinstance(value, NumberValue | BoolValue):
             return LiteralValue(value.value, value.span)
+        called = (
+            f"; the one call a map takes is `{FILL_IF_EMPTY}(EXPR)`"
+            if isinstance(value, CallValue)
+            else ""
+        )
         self.error(
             value.span,
-            f'`{target}` takes a field path, a literal or a "{{{{ template }}}}"; found {describe(value)}',
+            f'`{target}` takes a field path, a literal or a "{{{{ template }}}}"; found '
+            f"{describe(value)}{called}",
         )
         return None

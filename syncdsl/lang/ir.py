@@ -84,11 +84,13 @@ Expr = FieldPath | LiteralValue | Template
 
 @dataclass(frozen=True)
 class PropertyMapping:
-    """`hubspot_property = EXPR` inside a source's `map { }` block."""
+    """`hubspot_property = EXPR` inside a source's `map { }` block (`fill_if_empty(EXPR)`:
+    written only when HubSpot holds no value)."""
 
     property: str
     expr: Expr
     span: Span
+    fill_if_empty: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class PathValue:
 
 @dataclass(frozen=True)
 class CallValue:
-    """`name(arg, ...)`: only `env("VAR")` means anything today."""
+    """`name(arg, ...)`: `env("VAR")`, and `fill_if_empty(EXPR)` in a map."""
 
     name: str
     args: tuple[Value, ...]

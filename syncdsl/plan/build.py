@@ -60,6 +60,7 @@ class DiffParameters:
     audience_properties: tuple[str, ...]
     counted_properties: tuple[str, ...]
     carried: frozenset[str]
+    fill: frozenset[str] = frozenset()  # fill_if_empty properties
 
     @classmethod
     def of(cls, spec: Spec, schema: SchemaDiff, options: PlanOptions) -> DiffParameters:
@@ -69,6 +70,7 @@ class DiffParameters:
             audience_props + (removed_props if options.exit_removed else ()),
             () if options.exit_removed else removed_props,  # diffed ones count
             _carried(spec, schema.audience_properties),
+            fill_properties(spec),
         )
 
 
@@ -89,6 +91,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
         protected=inputs.protected,
         adopt_unknown=inputs.refreshed,
         settled=inputs.settled,
+        fill=parameters.fill,
     )
     skipped: tuple[NotInHubSpot, ...] = ()
     if spec.destination.mode == "update_only":
@@ -136,6 +139,8 @@ def build_plan(inputs: PlanInputs) -> Plan:
         ),
         guards=guards,
         not_in_hubspot=skipped,
+        kept=contact_diff.kept,
+        kept_settled=dict(inputs.settled.kept),
         property_types={name: schema.schema[name].type for name in mapped if name in schema.schema},
     )
 
@@ -153,6 +158,11 @@ def update_only(
         else:
             kept.append(replace(change, by_id=True))
     return tuple(kept), tuple(skipped)
+
+
+def fill_properties(spec: Spec) -> frozenset[str]:
+    """The properties some source maps with `fill_if_empty(...)`: written only when empty."""
+    return frozenset(m.property for s in spec.sources for m in s.mappings if m.fill_if_empty)
 
 
 def mapped_properties(spec: Spec) -> tuple[str, ...]:

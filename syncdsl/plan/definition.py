@@ -108,6 +108,16 @@ class PropertyChange:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptValue:
+    """fill_if_empty: a value HubSpot already holds, kept instead of the desired one (no-op)."""
+
+    email: str
+    property: str
+    hubspot: str
+    wanted: str
+
+
+@dataclass(frozen=True, slots=True)
 class NotInHubSpot:
     """update_only: a desired member HubSpot holds no contact for; skipped, never created."""
 
@@ -192,6 +202,8 @@ class CurrentContact:
     dirty: bool = False  # sent in a batch whose acceptance was never journaled (a crash)
     resolves_to: str | None = None  # found as a secondary email: the contact's primary email
     collides_with: str | None = None  # another desired email resolves to the same contact
+    #: the properties whose values were just read from HubSpot (not the state's memory)
+    read_from_hubspot: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -235,6 +247,10 @@ class Plan:
     property_types: Mapping[str, str] = field(default_factory=dict)  # mapped property -> type
     #: update_only: desired members HubSpot has no contact for (skipped, never created)
     not_in_hubspot: tuple[NotInHubSpot, ...] = ()
+    #: fill_if_empty: values HubSpot already holds, kept (the contacts the diff saw), and how
+    #: many more per property the bulk settle kept
+    kept: tuple[KeptValue, ...] = ()
+    kept_settled: Mapping[str, int] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def count(self, action: ContactAction) -> int:

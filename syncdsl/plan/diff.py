@@ -5,7 +5,7 @@ No I/O: the inputs come from `syncdsl.plan.gather` (the state store, or a refres
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from syncdsl.hubspot.schema import PropertySchema
@@ -16,6 +16,7 @@ from syncdsl.plan.definition import (
     CreateContact,
     CurrentContact,
     ExitContact,
+    KeptValue,
     UpdateContact,
     ValueChange,
 )
@@ -99,8 +100,13 @@ def _diff(
     audience_properties: Iterable[str],
     carried: frozenset[str],
     protected: bool,
+    fill: frozenset[str] = frozenset(),
+    kept: list[KeptValue] | None = None,
 ) -> tuple[bool, ContactChange | None]:
-    """(exported, change): whether the contact reaches HubSpot at all, and what it needs."""
+    """(exported, change): whether the contact reaches HubSpot at all, and what it needs.
+
+    `fill`: fill_if_empty properties, written only when HubSpot (as last known) holds no value;
+    the values kept instead are added to `kept`."""
     # The hot path of every plan: equal strings skip normalisation, and nothing is allocated
     # for a contact that is up to date.
     statuses = current.audiences if current is not None else _NONE
@@ -115,7 +121,17 @@ def _diff(
     changes: list[ValueChange] = []
     wanted_values = desired.properties if desired is not None else _NO_VALUES
     known = current.properties if current is not None and not dirty else _NONE
+    held: dict[str, str] = {}  # fill_if_empty values HubSpot holds: they stay
     for name, after in wanted_values.items():
+        if fill and name in fill and current is not None:
+            value = current.properties.get(name)
+            if value is not None and value != "":
+                held[name] = value
+                if kept is not None and normalize(value, schema.get(name)) != normalize(
+                    after, schema.get(name)
+                ):
+                    kept.append(KeptValue(current.email, name, value, after))
+                continue
         before = known.get(name)
         if before != after and normalize(before, schema.get(name)) != normalize(
             after, schema.get(name)
@@ -135,6 +151,7 @@ def _diff(
         return True, None  # up to date
     changed = {change.property for change in changes}
     settled = {name: value for name, value in wanted_values.items() if name not in changed}
+    settled.update(held)  # the state remembers what HubSpot holds
     settled.update(
         (prop, status)
         for prop, status in writes.items()
@@ -202,6 +219,7 @@ class Settled:
     exported: Mapping[str, int] = field(default_factory=dict)  # per source
     not_member: Mapping[str, int] = field(default_factory=dict)  # per source
     no_consent: Mapping[str, int] = field(default_factory=dict)  # per source
+    kept: Mapping[str, int] = field(default_factory=dict)  # fill_if_empty values kept, per property
 
 
 def _add(counts: dict[str, int], more: Mapping[str, int]) -> None:
@@ -223,6 +241,7 @@ class ContactDiff:
     #: per source: records of people whose consent withholds them (and no member to exit)
     no_consent: dict[str, int] = field(default_factory=dict)
     collisions: tuple[tuple[DesiredContact, str], ...] = ()  # (desired, the other email) never sent
+    kept: tuple[KeptValue, ...] = ()  # fill_if_empty: values HubSpot holds, kept
 
 
 def diff_contacts(
@@ -236,6 +255,7 @@ def diff_contacts(
     protected: frozenset[str] = frozenset(),
     adopt_unknown: bool,
     settled: Settled = Settled(),
+    fill: frozenset[str] = frozenset(),
 ) -> ContactDiff:
     """Diff every contact (merge join on email). Pure.
 
@@ -243,7 +263,9 @@ def diff_contacts(
     (removed audiences). `adopt_unknown` (refresh only): contacts already as desired in HubSpot
     but unknown to the state become adoptions. Each desired contact's records are counted per
     source as exported or not a member. `settled`: contacts decided before, in bulk, that
-    `desired` and `current` leave out; their counts are added.
+    `desired` and `current` leave out; their counts are added. `fill`: fill_if_empty
+    properties; a contact just read from HubSpot that needs nothing is adopted, so the state
+    remembers what HubSpot holds.
     """
     changes: list[ContactChange] = []
     adoptions: list[Adoption] = []
@@ -253,6 +275,7 @@ def diff_contacts(
     not_member: dict[str, int] = {}
     no_consent: dict[str, int] = {}
     collisions: list[tuple[DesiredContact, str]] = []
+    kept: list[KeptValue] = []
     for want, have in merge_join(desired, current):
         if want is not None and have is not None and have.collides_with is not None:
             # Two desired emails are one HubSpot contact: two writes would overwrite each other.
@@ -263,6 +286,7 @@ def diff_contacts(
                 if have.audiences.get(prop) in MEMBER_STATUSES:
                     tally.members[prop] = tally.members.get(prop, 0) + 1
         email = want.email if want is not None else have.email  # type: ignore[union-attr]
+        before_kept = len(kept)
         exported, change = _diff(
             want,
             have,
@@ -270,6 +294,8 @@ def diff_contacts(
             audience_properties=audience_properties,
             carried=carried,
             protected=email in protected,
+            fill=fill,
+            kept=kept,
         )
         if want is not None:
             if exported:
@@ -286,7 +312,14 @@ def diff_contacts(
             continue
         if want is not None and exported and have is not None:
             unchanged += 1  # an exported contact HubSpot (or the state) holds that needs nothing
-        adoption = _adoption(want, have, exported and adopt_unknown, audience_properties)
+        read = have is not None and bool(have.read_from_hubspot)
+        adoption = _adoption(
+            want,
+            have,
+            exported and (adopt_unknown or read),
+            audience_properties,
+            kept[before_kept:],
+        )
         if adoption is not None:
             adoptions.append(adoption)
     _add(tally.members, settled.members)
@@ -303,6 +336,7 @@ def diff_contacts(
         not_member,
         no_consent,
         tuple(collisions),
+        tuple(kept),
     )
 
 
@@ -311,6 +345,7 @@ def _adoption(
     have: CurrentContact | None,
     adopt: bool,
     audience_properties: tuple[str, ...],
+    kept: Sequence[KeptValue] = (),
 ) -> Adoption | None:
     """A contact that needs no change but that the state does not know (refresh only: `adopt`)
     is adopted, so that the state holds it from now on."""
@@ -323,7 +358,7 @@ def _adoption(
     return Adoption(
         want.email,
         have.hubspot_id,
-        dict(want.properties),
+        {**want.properties, **{k.property: k.hubspot for k in kept}},
         {k: v for k, v in want.audiences.items() if k in audience_properties},
     )
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from operator import attrgetter
 from pathlib import Path
 
 from syncdsl.hubspot.client import HubSpotClient
@@ -27,7 +27,7 @@ from syncdsl.plan.definition import (
 )
 from syncdsl.plan.diff import Settled
 from syncdsl.plan.schemadiff import diff_schema
-from syncdsl.plan.settle import settle, unknown_emails
+from syncdsl.plan.settle import lookup_emails, settle
 from syncdsl.records.datafiles import fingerprint, source_files
 from syncdsl.records.desired import DesiredSet, build_desired
 from syncdsl.records.outcome import DesiredContact
@@ -146,18 +146,21 @@ def gather(
             carried=parameters.carried,
             protected=protected,
             rename=rename,
+            fill=parameters.fill,
         )
         wanted, current, settled = settlement.desired, settlement.current, settlement.settled
-        if spec.destination.mode == "update_only":
-            # Who HubSpot has among the emails the state never saw: a batch read of just those.
+        if spec.destination.mode == "update_only" or parameters.fill:
+            # What HubSpot holds, for just the emails whose writes depend on it: the ones the
+            # state never saw (update_only: do they exist?) and, for fill_if_empty, the ones
+            # with a value the state knows nothing of. A batch read per 100.
             found = _look_up(
                 client,
-                unknown_emails(desired),
+                lookup_emails(desired, fill=bool(parameters.fill)),
                 mapped_properties(spec),
                 audience_props + removed_props,
                 frozenset(prop.name for prop in properties),
             )
-            current = heapq.merge(current, found, key=attrgetter("email"))
+            current = _overlay(current, found, parameters.fill)
     inputs = PlanInputs(
         spec=spec,
         options=options,
@@ -308,6 +311,32 @@ def _look_up(
                 yield replace(current, resolves_to=primary)
 
 
+def _overlay(
+    state: Iterable[CurrentContact], hubspot: Iterable[CurrentContact], fill: frozenset[str]
+) -> Iterator[CurrentContact]:
+    """The state's contacts and the ones just read from HubSpot, ascending by email: a contact
+    in both is the state's, with HubSpot's values of the fill_if_empty properties."""
+    for _, group in itertools.groupby(
+        heapq.merge(
+            ((c.email, 0, c) for c in state),
+            ((c.email, 1, c) for c in hubspot),
+            key=lambda item: (item[0], item[1]),
+        ),
+        key=lambda item: item[0],
+    ):
+        contacts = [contact for _, _, contact in group]
+        if len(contacts) == 1:
+            yield contacts[0]
+            continue
+        known, read = contacts
+        values = {name: read.properties.get(name) for name in fill}
+        yield replace(
+            known,
+            properties={**known.properties, **values},
+            read_from_hubspot=frozenset(fill),
+        )
+
+
 def _confirm_with_state(
     client: HubSpotClient,
     store: StateStore,
@@ -422,6 +451,7 @@ def _current(
         hubspot_id=hubspot_id,
         properties={name: properties.get(name) for name in mapped},
         audiences={name: properties.get(name) for name in audience_props},
+        read_from_hubspot=frozenset(mapped),
     )
 
 

@@ -33,6 +33,7 @@ from syncdsl.plan.definition import (
     Estimate,
     Fingerprint,
     GuardVerdict,
+    KeptValue,
     NotInHubSpot,
     Plan,
     PropertyChange,
@@ -56,6 +57,7 @@ def summary(plan: Plan) -> dict[str, int]:
         "rejected": len(plan.rejected),
         "property_changes": len(plan.property_changes),
         "not_in_hubspot": len(plan.not_in_hubspot),
+        "kept": len(plan.kept) + sum(plan.kept_settled.values()),
     }
 
 
@@ -93,6 +95,8 @@ def plan_to_dict(plan: Plan, *, configuration: str, saved: bool = False) -> dict
             {"email": s.email, "provenance": [str(o) for o in s.provenance]}
             for s in plan.not_in_hubspot
         ],
+        "kept": [asdict(k) for k in plan.kept],
+        "kept_settled": dict(plan.kept_settled),
     }
     if saved:
         document["adoptions"] = [asdict(a) for a in plan.adoptions]
@@ -237,6 +241,8 @@ def _plan(data: dict[str, Any]) -> Plan:
         notes=tuple(data.get("notes", ())),
         guards=tuple(GuardVerdict(**verdict) for verdict in data.get("guards", ())),
         property_types=dict(data.get("property_types", {})),
+        kept=tuple(KeptValue(**k) for k in data.get("kept", ())),
+        kept_settled=dict(data.get("kept_settled", {})),
         not_in_hubspot=tuple(
             NotInHubSpot(s["email"], tuple(Origin.parse(o) for o in s.get("provenance", ())))
             for s in data.get("not_in_hubspot", ())

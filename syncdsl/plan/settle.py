@@ -53,8 +53,13 @@ def settle(
     carried: frozenset[str],
     protected: frozenset[str],
     rename: Mapping[str, str],
+    fill: frozenset[str] = frozenset(),
 ) -> Settlement:
-    """Join the desired set with the state in SQL; see the module's docstring."""
+    """Join the desired set with the state in SQL; see the module's docstring.
+
+    `fill`: fill_if_empty properties. A value the state holds for one stays (equal for the
+    settle, and counted as kept when the desired one differs); a desired value the state holds
+    none for needs HubSpot's (`lookup`), as does every contact the state does not know."""
     db = desired.connection
     layout = desired.layout
     load_state(db, store)
@@ -95,13 +100,22 @@ def settle(
         )
         or "true"
     )
-    same_values = (
-        " AND ".join(
-            f"(d.{layout.property_column(name)} IS NULL OR d.{layout.property_column(name)} = "
-            f"s.{state_columns[name]})"
-            for name in layout.properties
-        )
-        or "true"
+
+    def same(name: str) -> str:
+        wanted, held = f"d.{layout.property_column(name)}", f"s.{state_columns[name]}"
+        kept = f" OR {held} IS NOT NULL" if name in fill else ""  # HubSpot's value stays
+        return f"({wanted} IS NULL OR {wanted} = {held}{kept})"
+
+    same_values = " AND ".join(same(name) for name in layout.properties) or "true"
+    filled = [name for name in layout.properties if name in fill]
+    # A fill_if_empty value the state knows nothing of: HubSpot's decides (a lookup).
+    unknown_fill = " OR ".join(
+        f"(d.{layout.property_column(name)} IS NOT NULL AND s.{state_columns[name]} IS NULL)"
+        for name in filled
+    )
+    kept_columns = "".join(
+        f", coalesce(d.{layout.property_column(name)} <> s.{state_columns[name]}, false) AS f{n}"
+        for n, name in enumerate(filled)
     )
     carried_known = (
         " AND ".join(f"{after[p]} IS NOT NULL" for p in audience_properties if p in carried)
@@ -118,25 +132,28 @@ def settle(
         if withheld
         else "'not_member'"
     )
+    fill_case = f" WHEN {unknown_fill} THEN 'diff'" if unknown_fill else ""
     outcome = (
         f"CASE WHEN NOT ({plain}) THEN 'diff'"
         f" WHEN d.email IS NULL THEN CASE WHEN {was_member} THEN 'diff' ELSE 'gone' END"
         f" WHEN s.email IS NULL THEN CASE WHEN {exported} THEN 'diff' ELSE {outside} END"
         f" WHEN NOT ({no_exit}) THEN 'diff'"
-        f" WHEN NOT ({exported}) THEN {outside}"
+        f" WHEN NOT ({exported}) THEN {outside}{fill_case}"
         f" WHEN {same_status} AND {same_values} THEN 'unchanged' ELSE 'diff' END"
     )
+    lookup = f"s.email IS NULL OR {unknown_fill}" if unknown_fill else "s.email IS NULL"
     tallies = "".join(f", {member(prior(p))} AS m{n}" for n, p in enumerate(tallied))
     db.execute(
         "CREATE OR REPLACE TABLE pairs AS SELECT coalesce(d.email, s.email) AS email,"
         f" d.email IS NOT NULL AS wanted, s.email IS NOT NULL AS known, d.srcs,"
-        f" {outcome} AS outcome{tallies}"
+        f" {outcome} AS outcome, d.email IS NOT NULL AND ({lookup}) AS lookup{tallies}"
+        f"{kept_columns}"
         f" FROM desired d FULL OUTER JOIN ({_state_values(state_columns, prior_columns)}) s"
         " ON d.email = s.email"
         # A join, not NOT EXISTS: DuckDB would materialise the whole join for the correlation.
         " LEFT JOIN protected g ON g.email = coalesce(d.email, s.email)"
     ).fetchall()
-    settled = _counts(desired, tallied)
+    settled = _counts(desired, tallied, filled)
     cursor = db.cursor()
     cursor.execute("SELECT email FROM pairs WHERE outcome = 'diff' AND known ORDER BY email")
     return Settlement(
@@ -146,12 +163,14 @@ def settle(
     )
 
 
-def unknown_emails(desired: DesiredSet) -> Iterator[str]:
-    """After `settle`: the emails of the desired contacts the diff decides that the state does
-    not know (to look up in HubSpot), ascending."""
+def lookup_emails(desired: DesiredSet, *, fill: bool) -> Iterator[str]:
+    """After `settle`: the emails of the desired contacts the diff decides whose HubSpot values
+    the plan needs (ascending): the ones the state does not know, and (`fill`) the ones with a
+    fill_if_empty value the state holds none for."""
+    known = "" if fill else " AND NOT known"
     cursor = desired.connection.cursor()
     cursor.execute(
-        "SELECT email FROM pairs WHERE outcome = 'diff' AND wanted AND NOT known ORDER BY email"
+        f"SELECT email FROM pairs WHERE outcome = 'diff' AND lookup{known} ORDER BY email"
     )
     try:
         while rows := cursor.fetchmany(_LOOKUP):
@@ -193,7 +212,7 @@ def _state_values(properties: Mapping[str, str], audiences: Mapping[str, str]) -
     )
 
 
-def _counts(desired: DesiredSet, tallied: tuple[str, ...]) -> Settled:
+def _counts(desired: DesiredSet, tallied: tuple[str, ...], filled: list[str]) -> Settled:
     db = desired.connection
     names = [source.name for source in desired.sources]
     unchanged = db.execute("SELECT count(*) FROM pairs WHERE outcome = 'unchanged'").fetchall()[0]
@@ -212,12 +231,18 @@ def _counts(desired: DesiredSet, tallied: tuple[str, ...]) -> Settled:
     for outcome, src, count in per_source:
         bucket = buckets[outcome]
         bucket[names[src]] = bucket.get(names[src], 0) + int(count)
+    kept: dict[str, int] = {}
+    if filled:
+        sums = ", ".join(f"sum(f{n}::INTEGER)" for n in range(len(filled)))
+        row = db.execute(f"SELECT {sums} FROM pairs WHERE outcome = 'unchanged'").fetchall()[0]
+        kept = {name: int(count) for name, count in zip(filled, row) if count}
     return Settled(
         int(unchanged[0]) if unchanged else 0,
         members,
         buckets["unchanged"],
         buckets["not_member"],
         buckets["no_consent"],
+        kept,
     )
 
 

@@ -66,6 +66,16 @@ def redact_plan(plan: Plan) -> Plan:
         rejected=tuple(_rejection(r) for r in plan.rejected),
         adoptions=tuple(_adoption(a, types) for a in plan.adoptions),
         warnings=tuple(redact_text(w) for w in plan.warnings),
+        kept=tuple(
+            replace(
+                k,
+                email=mask_email(k.email),
+                hubspot=describe(k.hubspot, types.get(k.property, "string")),
+                wanted=describe(k.wanted, types.get(k.property, "string")),
+            )
+            for k in plan.kept
+        ),
+        not_in_hubspot=tuple(replace(s, email=mask_email(s.email)) for s in plan.not_in_hubspot),
     )
 
 

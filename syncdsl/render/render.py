@@ -76,6 +76,29 @@ def _contact_lines(change: ContactChange, types: Mapping[str, str] | None = None
     return lines
 
 
+def _kept_lines(plan: Plan, style: Style, limit: int | None) -> list[str]:
+    """fill_if_empty values HubSpot already holds: no-ops, each with its reason."""
+    more = sum(plan.kept_settled.values())
+    total = len(plan.kept) + more
+    if not total:
+        return []
+    out = [style(f"Kept: HubSpot already has a value (fill_if_empty) ({total:,}):", "bold")]
+    shown = plan.kept if limit is None else plan.kept[:limit]
+    out += [
+        style(
+            f"  = {k.email}  {k.property}: {_value(k.hubspot)} kept, {_value(k.wanted)} not sent",
+            "dim",
+        )
+        for k in shown
+    ]
+    if len(plan.kept) > len(shown):
+        out.append(f"  … and {len(plan.kept) - len(shown):,} more (use --full to list all)")
+    if more:
+        counts = ", ".join(f"{name} {count:,}" for name, count in sorted(plan.kept_settled.items()))
+        out.append(f"  and {more:,} kept as the state knows HubSpot holds them ({counts})")
+    return [*out, ""]
+
+
 def _guard_line(verdict: GuardVerdict) -> str:
     mark = {"passed": "✓", "allowed": "!", "refused": "✗"}[verdict.status]
     return f"{mark} {verdict.guard}: {verdict.status}: {verdict.detail}"
@@ -179,6 +202,7 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
     ):
         items = [c for c in plan.contact_changes if c.action == action]
         out += _section(title, items, contact_lines, colour, style, limit)
+    out += _kept_lines(plan, style, limit)
     out += _section(
         "Not in HubSpot (mode update_only: skipped, never created)",
         plan.not_in_hubspot,

@@ -14,6 +14,7 @@ from syncdsl.errors import SyncdslError
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.hubspot.target import Target
 from syncdsl.lang.ir import Spec
+from syncdsl.plan.build import fill_properties
 from syncdsl.plan.schemadiff import diff_schema
 from syncdsl.records.mapping import MappedRecord, ProfileMapper, RecordRejected
 from syncdsl.state.lockfile import bound_properties, desired_lock, lock_after, read_lock, write_lock
@@ -108,6 +109,8 @@ class EventMapper:
             if s.export == "full"
         }
         self.audience_properties = tuple(sorted(set(self._rename.values())))
+        # fill_if_empty needs HubSpot's current value, which only a plan reads: never streamed.
+        self._fill = fill_properties(spec)
 
     def __call__(self, event: QueuedEvent) -> MappedRecord:
         mapper = self._mappers.get(event.source)
@@ -128,7 +131,8 @@ class EventMapper:
             # left it (the dispatcher sends the exit only to someone the state knows as a member).
             for prop in self._segment_properties.get(event.source, ()):
                 audiences.setdefault(prop, "exited")
-        return MappedRecord(mapped.email, mapped.properties, audiences, mapped.withheld)
+        properties = {k: v for k, v in mapped.properties.items() if k not in self._fill}
+        return MappedRecord(mapped.email, properties, audiences, mapped.withheld)
 
 
 def _has_membership(record: dict[str, object]) -> bool:
