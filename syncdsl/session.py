@@ -240,6 +240,9 @@ def finish_apply(
     path = rejects_path(session.spec, rejects)
     written = write_apply_rejects(path, desired, report)
     if desired is not None:
+        if report.stopped is None:
+            # What the export said of each person's consent, for the stream's partial events.
+            session.store.replace_withheld(desired.withheld())
         desired.close()
     return path, written
 

@@ -101,3 +101,6 @@ def test_the_plan_shows_kept_values_with_their_reason(tmp_path: Path) -> None:
             }
         ]
         assert document["summary"]["kept"] == 1
+        markdown = run(ws, "plan", ".", "--markdown").stdout
+        assert "Kept: HubSpot already has a value (fill_if_empty)" in markdown
+        assert '"Bergen" kept' in markdown

@@ -131,12 +131,18 @@ def test_consent_withheld_in_the_stream_exits_a_member_and_never_sends_a_strange
             )
             wait_for(lambda: contact(ws, "ann@example.com").get("newsletter") == "exited")
             assert contact(ws, "ann@example.com")["firstname"] == "Ann"
+            # A later event without consent fields: her opt-out is remembered, nothing is sent.
+            upserts = ws.emulator.count("contacts.batch_upsert")
+            post(service, profile("ann@example.com", first="Annie", seg="realized"))
+            wait_for(lambda: service.metrics.get("events_no_consent") == 1)
+            assert ws.emulator.count("contacts.batch_upsert") == upserts
+            assert contact(ws, "ann@example.com")["firstname"] == "Ann"
             # Someone never exported who withholds consent: nothing is sent, counted apart.
             post(
                 service,
                 {**profile("bob@example.com", first="Bob", seg="realized"), **_consent("n")},
             )
-            wait_for(lambda: service.metrics.get("events_no_consent") == 1)
+            wait_for(lambda: service.metrics.get("events_no_consent") == 2)
             # An attribute-only event without consent fields leaves consent as it was.
             post(service, profile("cat@example.com", first="Cat", seg="realized"))
             wait_for(lambda: contact(ws, "cat@example.com").get("newsletter") == "realized")
@@ -158,3 +164,22 @@ def test_update_only_stream_updates_known_contacts_and_never_creates(tmp_path: P
             wait_for(lambda: service.metrics.get("events_not_in_hubspot") == 1)
         assert ws.emulator.contact_by_email("new@example.com") is None
         assert ws.emulator.count("contacts.batch_upsert") == 1  # the apply's, before the stream
+
+
+def test_strict_opt_in_in_the_stream_sends_only_who_said_yes(tmp_path: Path) -> None:
+    strict = BASE_SPEC.replace(
+        "  identity email = email\n", '  identity email = email\n  consent_allow  = ["y"]\n'
+    )
+    with workspace(tmp_path) as ws:
+        ws.write([], spec=strict)
+        with streaming(ws, window_seconds=0.01) as service:
+            post(service, profile("quiet@example.com", first="Q", seg="realized"))
+            wait_for(lambda: service.metrics.get("events_no_consent") == 1)
+            post(
+                service, {**profile("yes@example.com", first="Y", seg="realized"), **_consent("y")}
+            )
+            wait_for(lambda: contact(ws, "yes@example.com").get("newsletter") == "realized")
+            # Said yes once: an attribute-only event later is sent.
+            post(service, profile("yes@example.com", first="Yvonne", seg="realized"))
+            wait_for(lambda: contact(ws, "yes@example.com").get("firstname") == "Yvonne")
+        assert ws.emulator.contact_by_email("quiet@example.com") is None

@@ -94,5 +94,8 @@ def test_the_cli_reports_not_in_hubspot(tmp_path: Path) -> None:
         document = json.loads(run(ws, "plan", ".", "--json").stdout)
         assert document["summary"]["not_in_hubspot"] == 1
         assert document["not_in_hubspot"][0]["email"] == "absent@example.com"
+        markdown = run(ws, "plan", ".", "--markdown", "--redact").stdout
+        assert "Not in HubSpot (mode update_only: skipped, never created) (1)" in markdown
+        assert "absent@example.com" not in markdown  # --redact masks it
         assert run(ws, "apply", ".", "--auto-approve").returncode == 0
         assert ws.emulator.all_contacts() == []

@@ -207,9 +207,20 @@ class SourceChecks(Checker):
                     "`consent_allow` needs consent fields to read: add `consent = FIELD` "
                     "(csv sources have none unless named)",
                 )
+            elif not fields and self.is_empty_list(attrs["consent"]):
+                self.error(
+                    attribute.name_span,
+                    "`consent_allow` with `consent = []` (no consent rule) means nothing: name "
+                    "the consent fields, or drop `consent_allow`",
+                )
             else:
                 allow = tuple(dict.fromkeys(allowed))
         return Consent(fields, allow) if fields else None
+
+    @staticmethod
+    def is_empty_list(attribute: Attribute) -> bool:
+        """The attribute is an empty list (written on purpose, not an error)."""
+        return isinstance(attribute.value, ListValue) and not attribute.value.items
 
     def export(self, attribute: Attribute | None) -> TypingLiteral["full", "incremental"]:
         if attribute is None:

@@ -216,6 +216,25 @@ class DesiredSet:
         )
         return self._strings(f"SELECT email FROM desired WHERE {member} ORDER BY email")
 
+    def withheld(self) -> Iterator[tuple[str, str]]:
+        """(email, reason) of every contact its consent withholds, ascending."""
+        column = self.layout.withheld_column
+        if column is None:
+            return iter(())
+        cursor = self.connection.cursor()
+        cursor.execute(
+            f"SELECT email, {column} FROM desired WHERE {column} IS NOT NULL ORDER BY email"
+        )
+
+        def rows() -> Iterator[tuple[str, str]]:
+            try:
+                while batch := cursor.fetchmany(_FETCH):
+                    yield from batch
+            finally:
+                cursor.close()
+
+        return rows()
+
     def _strings(self, query: str) -> Iterator[str]:
         cursor = self.connection.cursor()
         cursor.execute(query)
@@ -595,11 +614,27 @@ def _merge(connection: duckdb.DuckDBPyConnection, layout: Layout) -> None:
     joins = "".join(
         f" LEFT JOIN staged s{i} ON s{i}.email = e.email AND s{i}.src = {i}" for i in sources
     )
-    values = ""
+    merged: dict[str, str] = {}
     for n, column in enumerate(columns):
         owners = [i for i in reversed(sources) if n in layout.slots[i]]
         picked = ", ".join(f"s{i}.{column}" for i in owners)
-        values += f", {f'coalesce({picked})' if owners else 'NULL'} AS {column}"
+        merged[column] = f"coalesce({picked})" if owners else "NULL"
+    # A person one source's consent withholds is withheld everywhere: no value from any
+    # source, and every audience it is in exits.
+    withheld = layout.withheld_column
+    if withheld is not None:
+        held = merged[withheld]
+        for name in layout.properties:
+            column = layout.property_column(name)
+            merged[column] = f"CASE WHEN {held} IS NULL THEN {merged[column]} END"
+        for name in layout.audiences:
+            column = layout.audience_column(name)
+            status = merged[column]
+            merged[column] = (
+                f"CASE WHEN {held} IS NULL THEN {status} WHEN {status} IS NOT NULL"
+                " THEN 'exited' END"
+            )
+    values = "".join(f", {expr} AS {column}" for column, expr in merged.items())
     present = ", ".join(f"s{i}.src" for i in sources)
     positions = ", ".join(f"s{i}.pos" for i in sources)
     connection.execute(

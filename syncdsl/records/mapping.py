@@ -405,6 +405,10 @@ class ProfileMapper:
             error.email = email
             raise
 
+    def holds_consent(self, record: Mapping[str, object]) -> bool:
+        """The record holds a value in one of the source's consent fields."""
+        return any(getter(record) not in (None, "") for getter in self._consent_getters)
+
     def _withheld(self, record: Mapping[str, object], partial: bool) -> str | None:
         """Why the record's consent withholds it, or None (RecordRejected: a consent field
         holds something that is not a consent value)."""

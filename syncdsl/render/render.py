@@ -296,6 +296,29 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 ```
 </details>
 {% endif %}
+{% if kept_lines %}
+
+<details><summary>Kept: HubSpot already has a value (fill_if_empty)</summary>
+
+```
+{% for line in kept_lines %}
+{{ line }}
+{% endfor %}
+```
+</details>
+{% endif %}
+{% if plan.not_in_hubspot %}
+
+<details><summary>Not in HubSpot (mode update_only: skipped, never created) ({{ plan.not_in_hubspot | length }})</summary>
+
+{% for skipped in plan.not_in_hubspot[:limit] %}
+- `{{ skipped.email }}`
+{% endfor %}
+{% if plan.not_in_hubspot | length > limit %}
+- … and {{ plan.not_in_hubspot | length - limit }} more
+{% endif %}
+</details>
+{% endif %}
 {% if plan.rejected %}
 
 **Rejected records**: {{ plan.rejected | length }}
@@ -363,6 +386,7 @@ def render_markdown(plan: Plan, *, full: bool = False, errors: Sequence[str] = (
         input_line=_input_line,
         property_line=_property_line,
         contact_lines=_contact_lines,
+        kept_lines=_kept_lines(plan, plain, None if full else 50)[1:-1],
         limit=len(plan.contact_changes) if full else 50,
         shown_reason=shown_reason,
     )

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS contacts (
     dirty INTEGER NOT NULL DEFAULT 0  -- sent in a batch whose acceptance was not journaled
 );
 CREATE INDEX IF NOT EXISTS contacts_by_hubspot_id ON contacts (hubspot_id);
+CREATE TABLE IF NOT EXISTS consent (  -- what was last heard of a person's consent
+    email TEXT PRIMARY KEY,
+    withheld TEXT  -- why it withholds them; NULL: it allows export
+);
 CREATE TABLE IF NOT EXISTS schema_objects (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -246,6 +250,24 @@ class StateStore:
                 return
             yield bytes(text)
             after = last
+
+    def consent_of(self, email: str) -> tuple[bool, str | None]:
+        """(known, withheld): whether anything was heard of this person's consent, and why it
+        withholds them (None: it allows export)."""
+        row = self._db.execute("SELECT withheld FROM consent WHERE email = ?", (email,)).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
+    def remember_consent(self, email: str, withheld: str | None) -> None:
+        """Record what a record said of this person's consent (None: it allows export)."""
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO consent VALUES (?, ?)", (email, withheld))
+
+    def replace_withheld(self, people: Iterable[tuple[str, str]]) -> None:
+        """After a batch apply: the people the export's consent withholds, and nothing else
+        (whoever it exported, the state knows as a contact)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM consent")
+            self._db.executemany("INSERT OR REPLACE INTO consent VALUES (?, ?)", people)
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])

@@ -95,7 +95,10 @@ def ensure_schema(spec: Spec, target: Target, store: StateStore) -> dict[str, Pr
 class EventMapper:
     """Raw queued events -> contacts, with each source's mapper and the lock's property names."""
 
-    def __init__(self, spec: Spec, schema: dict[str, PropertySchema]) -> None:
+    def __init__(
+        self, spec: Spec, schema: dict[str, PropertySchema], store: StateStore | None = None
+    ) -> None:
+        self._store = store  # remembers each person's consent between partial events
         lock = desired_lock(spec, read_lock(spec.root))
         self._rename = bound_properties(spec, lock.properties)
         self._mappers = {s.name: ProfileMapper(spec, s, schema) for s in spec.sources}
@@ -122,7 +125,7 @@ class EventMapper:
             raise RecordRejected(f"stored event is not JSON: {error}") from None
         if not isinstance(record, dict):
             raise RecordRejected("the event is not a profile object")
-        mapped = mapper.map(record, partial=True)
+        mapped = self._consented(mapper, record, mapper.map(record, partial=True))
         audiences = {
             self._rename.get(name, name): status for name, status in mapped.audiences.items()
         }
@@ -133,6 +136,27 @@ class EventMapper:
                 audiences.setdefault(prop, "exited")
         properties = {k: v for k, v in mapped.properties.items() if k not in self._fill}
         return MappedRecord(mapped.email, properties, audiences, mapped.withheld)
+
+    def _consented(
+        self, mapper: ProfileMapper, record: dict[str, object], mapped: MappedRecord
+    ) -> MappedRecord:
+        """The event's contact under its source's consent rule. An event holding a consent value
+        decides (and is remembered); one holding none follows what was last heard of the person,
+        else whether it was exported before (under an allow list, someone never exported and
+        never heard consenting is withheld)."""
+        consent = mapper.consent
+        if consent is None or self._store is None:
+            return mapped
+        if mapper.holds_consent(record):
+            self._store.remember_consent(mapped.email, mapped.withheld)
+            return mapped
+        known, reason = self._store.consent_of(mapped.email)
+        if not known and consent.allow is not None and self._store.get(mapped.email) is None:
+            reason = "consent withheld: no consent value received for this person"
+        if reason is None:
+            return mapped
+        exits = {name: "exited" for name in mapper.audience_properties}
+        return MappedRecord(mapped.email, {}, exits, reason)
 
 
 def _has_membership(record: dict[str, object]) -> bool:
@@ -187,7 +211,7 @@ class StreamService:
             self._store = StateStore.open(self.spec.root)
             schema = ensure_schema(self.spec, self.target, self._store)
             self._events = EventQueue(self.queue_path)
-            mapper = EventMapper(self.spec, schema)
+            mapper = EventMapper(self.spec, schema, self._store)
             self._dispatcher = Dispatcher(
                 audience_properties=mapper.audience_properties,
                 events=self._events,
