@@ -215,7 +215,7 @@ class SourceChecks(Checker):
                 )
             else:
                 allow = tuple(dict.fromkeys(allowed))
-        return Consent(fields, allow) if fields else None
+        return Consent(fields, allow, "consent" in attrs) if fields else None
 
     @staticmethod
     def is_empty_list(attribute: Attribute) -> bool:

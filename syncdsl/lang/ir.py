@@ -174,6 +174,7 @@ class Consent:
 
     fields: tuple[FieldPath, ...]
     allow: tuple[str, ...] | None = None
+    written: bool = False  # named in the spec (not Experience Platform's default)
 
     @classmethod
     def platform_default(cls) -> Consent:

@@ -27,7 +27,11 @@ import pyarrow as pa
 
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.lang import ir
-from syncdsl.records.fieldcheck import check_csv_headers, missing_path_warning
+from syncdsl.records.fieldcheck import (
+    check_csv_headers,
+    missing_consent_warning,
+    missing_path_warning,
+)
 from syncdsl.records.mapping import ProfileMapper, RecordRejected
 from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
@@ -419,6 +423,7 @@ def _stage_vectorised(
             failure.append(error)
 
     inserted, leftovers = chunks.map_source(batches())
+    stager.consent_held += chunks.consent_held
     if failure:
         raise failure[0]
     stager.records += inserted
@@ -469,6 +474,7 @@ def _stage_rows(
         stager.flush()
     finally:
         rows.close()
+        stager.consent_held += rows.consent_held
 
 
 class _Stager:
@@ -495,6 +501,7 @@ class _Stager:
         self._slots = layout.slots[index]
         self.records = 0
         self.rejected = 0
+        self.consent_held = 0  # records SQL mapped with a consent value (Python's: the mapper's)
 
     @property
     def files(self) -> list[str]:
@@ -569,7 +576,20 @@ class _Stager:
         )
 
     def path_warnings(self, counts: SourceCounts) -> list[str]:
-        """jsonl field paths at which no record held a value."""
+        """Field paths at which no record held a value: jsonl mappings, and consent fields the
+        spec names (a typo there would export everyone, or no one)."""
+        return self._consent_warning(counts) + self._mapping_warnings(counts)
+
+    def _consent_warning(self, counts: SourceCounts) -> list[str]:
+        consent = self._source.consent
+        read = counts.records - counts.rejected
+        if consent is None or not consent.written or read <= 0:
+            return []
+        if self.consent_held + self._mapper.consent_held:
+            return []
+        return [missing_consent_warning(self._source, consent, read)]
+
+    def _mapping_warnings(self, counts: SourceCounts) -> list[str]:
         source = self._source
         paths = [
             (i, m)

@@ -77,6 +77,20 @@ def _texts(files: Iterable[str]) -> dict[str, str]:
     return texts
 
 
+def missing_consent_warning(source: ir.Source, consent: ir.Consent, records: int) -> str:
+    """The warning for consent fields that none of a source's records holds a value at."""
+    fields = ", ".join(f"`{f.text}`" for f in consent.fields)
+    effect = (
+        "so every record is withheld"
+        if consent.allow is not None
+        else "so no record's consent is checked"
+    )
+    return (
+        f"{consent.fields[0].span}: source {source.name}: none of the {records:,} records "
+        f"mapped has a value at {fields} (consent), {effect}; check the field path"
+    )
+
+
 def missing_path_warning(
     source: ir.Source, mapping: ir.PropertyMapping, records: int, mapped: int
 ) -> str:

@@ -315,6 +315,7 @@ class ProfileMapper:
             _path_getter(field_path.parts, fmt)
             for field_path in (source.consent.fields if source.consent else ())
         )
+        self.consent_held = 0  # records read with a value in a consent field
         self._nothing: list[str | None] = [None] * len(self._properties)
         self._exits: list[str | None] = ["exited"] * len(self.audience_properties)
 
@@ -420,7 +421,9 @@ class ProfileMapper:
                     f"consent: `{field_path.text}` holds {_kind(value)}, not a consent value "
                     'like "y" or "n"'
                 )
-        if partial and all(value is None or value == "" for value in values):
+        if any(value is not None and value != "" for value in values):
+            self.consent_held += 1
+        elif partial:
             return None  # an event without consent fields: consent as it was
         return self.consent.withheld(values)
 

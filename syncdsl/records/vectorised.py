@@ -469,6 +469,7 @@ class ChunkMapper:
                 null_handling=FunctionNullHandling.SPECIAL,
             )
         self._query = self._query_text()
+        self.consent_held = 0  # rows SQL mapped with a value in a consent field
 
     def _function(self, index: int) -> str:
         """The SQL function rendering the template of mapping `index`."""
@@ -601,6 +602,10 @@ class ChunkMapper:
             f", CASE WHEN accepted THEN {expr} END AS c{n}" for n, expr in enumerate(columns)
         )
         consent_front = self._consent_columns() if consent is not None else ("", "", "")
+        held = (
+            " OR ".join(f"coalesce(y{n} <> '', false)" for n in range(len(plan.consent_parts)))
+            or "false"
+        )
         if plan.columns:
             front = self._csv_front(kinds, texts)
         else:
@@ -637,7 +642,7 @@ class ChunkMapper:
             f"rendered AS NOT MATERIALIZED (SELECT *{templates} FROM checked), "
             f"decided AS NOT MATERIALIZED (SELECT *, {accepted} AS accepted FROM rendered) "
             f"SELECT ln, CASE WHEN accepted THEN email END AS email, accepted{selected},"
-            " CASE WHEN NOT accepted THEN b END AS raw FROM decided"
+            f" CASE WHEN NOT accepted THEN b END AS raw, {held} AS held FROM decided"
         )
 
     def _consent_columns(self) -> tuple[str, str, str]:
@@ -787,6 +792,9 @@ class ChunkMapper:
             f"INSERT INTO mapped SELECT {self._src}, email, ln, ln, {', '.join(full)} "
             "FROM r WHERE accepted"
         ).fetchall()[0]
+        if self._plan.consent is not None:
+            (held,) = db.execute("SELECT count(*) FROM r WHERE accepted AND held").fetchall()[0]
+            self.consent_held += int(held)
         return int(inserted[0]) if inserted else 0
 
     def close(self) -> None:
