@@ -99,3 +99,21 @@ def test_the_cli_reports_not_in_hubspot(tmp_path: Path) -> None:
         assert "absent@example.com" not in markdown  # --redact masks it
         assert run(ws, "apply", ".", "--auto-approve").returncode == 0
         assert ws.emulator.all_contacts() == []
+
+
+def test_a_secondary_email_and_its_primary_are_written_once(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write([_profile("bob@example.com", "Bob")])
+        ws.apply()  # the state knows bob@ and his contact id
+        ws.emulator.seed_contacts([{"email": "bobby@example.com"}])
+        ws.emulator.merge_contacts("bob@example.com", "bobby@example.com")  # bobby@: secondary
+        ws.write(
+            [_profile("bob@example.com", "Robert"), _profile("bobby@example.com", "Bobby")],
+            spec=UPDATE_ONLY,
+        )
+        plan = ws.plan()
+        assert [(c.email, c.by_id) for c in plan.contact_changes] == [("bob@example.com", True)]
+        (rejection,) = [r for r in plan.rejected if r.source == "hubspot"]
+        assert rejection.raw == "bobby@example.com" and "one HubSpot contact" in rejection.reason
+        ws.apply()
+        assert ws.emulator.contact_by_email("bob@example.com")["firstname"] == "Robert"

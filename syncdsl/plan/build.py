@@ -94,8 +94,9 @@ def build_plan(inputs: PlanInputs) -> Plan:
         fill=parameters.fill,
     )
     skipped: tuple[NotInHubSpot, ...] = ()
+    collided: tuple[Rejection, ...] = ()
     if spec.destination.mode == "update_only":
-        kept, skipped = update_only(contact_diff.changes)
+        kept, skipped, collided = update_only(contact_diff.changes)
         contact_diff = replace(contact_diff, changes=kept)
     guards = run_guards(
         GuardInput(spec, contact_diff, schema.audience_properties, options, inputs.tracked)
@@ -107,7 +108,7 @@ def build_plan(inputs: PlanInputs) -> Plan:
         property_changes=schema.changes,
         contact_changes=contact_diff.changes,
         unchanged=contact_diff.unchanged,
-        rejected=(*inputs.rejected, *_collision_rejections(contact_diff)),
+        rejected=(*inputs.rejected, *_collision_rejections(contact_diff), *collided),
         adoptions=contact_diff.adoptions,
         removed_audiences=removed,
         lock_changes=schema.lock_changes,
@@ -147,17 +148,43 @@ def build_plan(inputs: PlanInputs) -> Plan:
 
 def update_only(
     changes: tuple[ContactChange, ...],
-) -> tuple[tuple[ContactChange, ...], tuple[NotInHubSpot, ...]]:
+) -> tuple[tuple[ContactChange, ...], tuple[NotInHubSpot, ...], tuple[Rejection, ...]]:
     """`mode = "update_only"`: a change to a contact HubSpot has (its id known) is written by id,
-    so it can never create one; a member HubSpot has no contact for is skipped."""
-    kept: list[ContactChange] = []
+    so it can never create one; a member HubSpot has no contact for is skipped. Two desired
+    emails of one contact (a secondary email and its primary) would overwrite each other: the
+    primary's change is written, the other rejected."""
+    groups: dict[str, list[ContactChange]] = {}
     skipped: list[NotInHubSpot] = []
     for change in changes:
         if change.action == "create" or change.hubspot_id is None:
             skipped.append(NotInHubSpot(change.email, change.provenance))
         else:
+            groups.setdefault(change.hubspot_id, []).append(change)
+    primaries = {
+        hubspot_id: next((c for c in group if c.resolved_via is None), group[0]).email
+        for hubspot_id, group in groups.items()
+    }
+    kept: list[ContactChange] = []
+    collided: list[Rejection] = []
+    for change in changes:
+        if change.hubspot_id is None or change.action == "create":
+            continue
+        primary = primaries[change.hubspot_id]
+        if change.email == primary:
             kept.append(replace(change, by_id=True))
-    return tuple(kept), tuple(skipped)
+            continue
+        origin = change.provenance[0] if change.provenance else Origin("", 0)
+        collided.append(
+            Rejection(
+                "hubspot",
+                origin.file,
+                origin.line,
+                f"{change.email} and {primary} are one HubSpot contact (one is a secondary "
+                f"email of the other): only {primary} is written; merge or fix the source data",
+                change.email,
+            )
+        )
+    return tuple(kept), tuple(skipped), tuple(collided)
 
 
 def fill_properties(spec: Spec) -> frozenset[str]:
