@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jinja2 import nodes
 
 from syncdsl.errors import Diagnostic, Span
-from syncdsl.lang.diagnostics import did_you_mean
+from syncdsl.lang.diagnostics import did_you_mean, one_of
 from syncdsl.lang.syntax import (
     Attribute,
     Block,
@@ -179,6 +179,32 @@ class Checker:
             f'`{attribute.name}` takes a string, like `{attribute.name} = "{example}"`; found {found}',
         )
         return None
+
+    def choice(
+        self,
+        attribute: Attribute | None,
+        what: str,
+        choices: Sequence[str],
+        default: str,
+        *,
+        example: str | None = None,
+        explain: str = "",
+    ) -> str:
+        """The attribute's value, one of `choices`; `default` when it is absent or wrong (a
+        wrong one is reported, with a did-you-mean)."""
+        if attribute is None:
+            return default
+        value = self.string(attribute, example or default)
+        if value is None:
+            return default
+        if value in choices:
+            return value
+        self.error(
+            attribute.value.span,
+            f"unknown {what} `{value}`{did_you_mean(value, choices)}; use one of "
+            f"{one_of(choices)}{explain}",
+        )
+        return default
 
     def internal_name(self, name: str, span: Span, what: str) -> bool:
         problem = internal_name_problem(name)

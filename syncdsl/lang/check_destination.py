@@ -41,16 +41,9 @@ class DestinationChecks(Checker):
             )
         attrs, _ = self.members(block, "destination hubspot", attributes=DESTINATION_ATTRIBUTES)
         token_env = self.token(attrs.get("token"), block)
-        tier = DEFAULT_TIER
-        if "tier" in attrs and (value := self.string(attrs["tier"], "professional")) is not None:
-            if value in TIERS:
-                tier = value
-            else:
-                hint = did_you_mean(value, TIERS)
-                self.error(
-                    attrs["tier"].value.span,
-                    f"unknown tier `{value}`{hint}; use one of {one_of(TIERS)}",
-                )
+        tier = self.choice(
+            attrs.get("tier"), "tier", tuple(TIERS), DEFAULT_TIER, example="professional"
+        )
         base_url = DEFAULT_BASE_URL
         if "base_url" in attrs and (value := self.string(attrs["base_url"], DEFAULT_BASE_URL)):
             if not re.match(r"^https?://[^\s/]+", value):
@@ -83,8 +76,16 @@ class DestinationChecks(Checker):
         )
 
     def mode(self, attribute: Attribute | None) -> WriteMode:
-        if attribute is None:
-            return "upsert"
+        chosen = self.choice(
+            attribute,
+            "mode",
+            WRITE_MODES,
+            "upsert",
+            example="update_only",
+            explain=" (`update_only`: never create a contact, only update the ones HubSpot "
+            "already has)",
+        )
+        return "update_only" if chosen == "update_only" else "upsert"
         value = self.string(attribute, "update_only")
         if value == "update_only":
             return "update_only"
@@ -117,20 +118,14 @@ class DestinationChecks(Checker):
         return None
 
     def api_version(self, attribute: Attribute | None) -> str:
-        if attribute is None:
-            return DEFAULT_API_VERSION
-        value = self.string(attribute, DEFAULT_API_VERSION)
-        if value is None:
-            return DEFAULT_API_VERSION
-        if value not in API_VERSIONS:
-            hint = did_you_mean(value, API_VERSIONS)
-            self.error(
-                attribute.value.span,
-                f"unknown HubSpot API version `{value}`{hint}; use one of {one_of(API_VERSIONS)} "
-                f"(v1-v3 become unsupported in September 2027; `{DEFAULT_API_VERSION}` is current)",
-            )
-            return DEFAULT_API_VERSION
-        return value
+        return self.choice(
+            attribute,
+            "HubSpot API version",
+            API_VERSIONS,
+            DEFAULT_API_VERSION,
+            explain=f" (v1-v3 become unsupported in September 2027; `{DEFAULT_API_VERSION}` is "
+            "current)",
+        )
 
     def api_packs(self, attribute: Attribute | None) -> int:
         if attribute is None:

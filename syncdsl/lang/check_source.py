@@ -223,19 +223,15 @@ class SourceChecks(Checker):
         return isinstance(attribute.value, ListValue) and not attribute.value.items
 
     def export(self, attribute: Attribute | None) -> TypingLiteral["full", "incremental"]:
-        if attribute is None:
-            return "full"
-        value = self.string(attribute, "incremental")
-        if value == "incremental":
-            return "incremental"
-        if value is not None and value != "full":
-            hint = did_you_mean(value, EXPORT_MODES)
-            self.error(
-                attribute.value.span,
-                f"unknown export `{value}`{hint}; use one of {one_of(EXPORT_MODES)} "
-                "(`incremental`: each file holds only the profiles whose membership changed)",
-            )
-        return "full"
+        chosen = self.choice(
+            attribute,
+            "export",
+            EXPORT_MODES,
+            "full",
+            example="incremental",
+            explain=" (`incremental`: each file holds only the profiles whose membership changed)",
+        )
+        return "incremental" if chosen == "incremental" else "full"
 
     def data_file(
         self, attrs: dict[str, Attribute], block: Block, where: str, spec_file: str
