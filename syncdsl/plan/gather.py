@@ -244,9 +244,7 @@ def _read_hubspot(
     missing has no values). A HubSpot member one of whose secondary emails is a desired member
     is that desired contact (`is_member` says which): it is never yielded under its own email.
     """
-    wanted = [
-        name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing
-    ]
+    wanted = _requested(mapped, audience_props, existing)
     members: dict[str, CurrentContact] = {}
     merged = _MergedContacts()
     for prop in (name for name in audience_props if name in existing):
@@ -290,6 +288,14 @@ def _read_hubspot(
     yield from _known(rest, store)
 
 
+def _requested(
+    mapped: tuple[str, ...], audience_props: tuple[str, ...], existing: frozenset[str]
+) -> list[str]:
+    """The properties to read of a contact: the email, the mapped ones and the audiences, the
+    ones HubSpot has (a missing one has no values)."""
+    return [name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing]
+
+
 def _look_up(
     client: HubSpotClient,
     emails: Iterable[str],
@@ -299,9 +305,7 @@ def _look_up(
 ) -> Iterator[CurrentContact]:
     """update_only: the contacts HubSpot holds for `emails` (ascending), read 100 a call; one
     found through a secondary email is that contact."""
-    wanted = [
-        name for name in dict.fromkeys(("email", *mapped, *audience_props)) if name in existing
-    ]
+    wanted = _requested(mapped, audience_props, existing)
     for batch, contacts in _batch_reads(client, emails, wanted):
         for email in batch:
             contact = contacts.get(email)

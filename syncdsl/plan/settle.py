@@ -168,16 +168,8 @@ def lookup_emails(desired: DesiredSet, *, fill: bool) -> Iterator[str]:
     the plan needs (ascending): the ones the state does not know, and (`fill`) the ones with a
     fill_if_empty value the state holds none for."""
     known = "" if fill else " AND NOT known"
-    cursor = desired.connection.cursor()
-    cursor.execute(
-        f"SELECT email FROM pairs WHERE outcome = 'diff' AND lookup{known} ORDER BY email"
-    )
-    try:
-        while rows := cursor.fetchmany(_LOOKUP):
-            for (email,) in rows:
-                yield email
-    finally:
-        cursor.close()
+    query = f"SELECT email FROM pairs WHERE outcome = 'diff' AND lookup{known} ORDER BY email"
+    return (email for (email,) in desired.rows(query))
 
 
 def load_state(db: duckdb.DuckDBPyConnection, store: StateStore) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -225,29 +225,22 @@ class DesiredSet:
         column = self.layout.withheld_column
         if column is None:
             return iter(())
-        cursor = self.connection.cursor()
-        cursor.execute(
+        return self.rows(
             f"SELECT email, {column} FROM desired WHERE {column} IS NOT NULL ORDER BY email"
         )
 
-        def rows() -> Iterator[tuple[str, str]]:
-            try:
-                while batch := cursor.fetchmany(_FETCH):
-                    yield from batch
-            finally:
-                cursor.close()
-
-        return rows()
-
-    def _strings(self, query: str) -> Iterator[str]:
+    def rows(self, query: str) -> Iterator[Any]:
+        """The rows of a query over the staging database, fetched in batches as they are read."""
         cursor = self.connection.cursor()
         cursor.execute(query)
         try:
-            while rows := cursor.fetchmany(_FETCH):
-                for (value,) in rows:
-                    yield value
+            while batch := cursor.fetchmany(_FETCH):
+                yield from batch
         finally:
             cursor.close()
+
+    def _strings(self, query: str) -> Iterator[str]:
+        return (value for (value,) in self.rows(query))
 
     def close(self) -> None:
         """Delete the staging database. The set is unusable afterwards."""
@@ -370,9 +363,9 @@ def build_desired(
                 for record in read_source(source, report):
                     stager.add(record)
             elif plan.columns:
-                _stage_rows(connection, stager, plan, source, mapper, layout, report)
+                _stage_rows(stager, stager.chunk_mapper(plan), source, report)
             else:
-                _stage_vectorised(connection, stager, plan, source, mapper, layout, report)
+                _stage_vectorised(stager, stager.chunk_mapper(plan), source, report)
             for n, record in enumerate((replay or {}).get(source.name, ())):
                 stager.add(record, _REPLAY_SEQ + n)
             stager.flush()
@@ -392,19 +385,10 @@ def build_desired(
 
 
 def _stage_vectorised(
-    connection: duckdb.DuckDBPyConnection,
-    stager: _Stager,
-    plan: ColumnPlan,
-    source: ir.Source,
-    mapper: ProfileMapper,
-    layout: Layout,
-    report: ReadReport,
+    stager: _Stager, chunks: ChunkMapper, source: ir.Source, report: ReadReport
 ) -> None:
     """Map the source's lines in SQL, one query over all its files, then in Python the lines
     SQL left, in order, with the places where a file's data broke off."""
-    chunks = ChunkMapper(
-        connection, plan, mapper, stager.index, layout.slots[stager.index], layout.width
-    )
     breaks: list[tuple[int, SourceRecord]] = []  # at most one per file
     failure: list[BaseException] = []
 
@@ -438,35 +422,15 @@ def _stage_vectorised(
     stager.flush()
 
 
-def _stage_rows(
-    connection: duckdb.DuckDBPyConnection,
-    stager: _Stager,
-    plan: ColumnPlan,
-    source: ir.Source,
-    mapper: ProfileMapper,
-    layout: Layout,
-    report: ReadReport,
-) -> None:
+def _stage_rows(stager: _Stager, rows: ChunkMapper, source: ir.Source, report: ReadReport) -> None:
     """Map a csv source's rows, as Python's csv reader splits them, in SQL a batch at a time;
     the rows SQL leaves, and those the reader could not split, go to Python in order."""
-    rows = ChunkMapper(
-        connection, plan, mapper, stager.index, layout.slots[stager.index], layout.width
-    )
     records = read_source(source, report)
     try:
         while batch := list(itertools.islice(records, _BATCH)):
             positions = [stager.file_index(r.file) << FILE_SHIFT | r.line for r in batch]
             split = [(p, r.fields) for p, r in zip(positions, batch) if r.fields is not None]
-            try:
-                table = pa.table(
-                    [pa.array([p for p, _ in split], pa.int64())]
-                    + [pa.array([f.get(c) for _, f in split], pa.string()) for c in plan.columns],
-                    names=["ln", *(f"v{n}" for n in range(len(plan.columns)))],
-                )
-            except (pa.ArrowException, UnicodeEncodeError):  # text arrow cannot hold
-                inserted, refused = 0, set(positions)
-            else:
-                inserted, refused = rows.map_rows(table)
+            inserted, refused = rows.map_rows(split)
             stager.records += inserted
             for position, record in zip(positions, batch):
                 if record.fields is None or position in refused:
@@ -507,6 +471,12 @@ class _Stager:
     def files(self) -> list[str]:
         """The source's files, in reading order (a position's file index points here)."""
         return self._files
+
+    def chunk_mapper(self, plan: ColumnPlan) -> ChunkMapper:
+        """The SQL mapping of this source's records into its slots of the staging table."""
+        return ChunkMapper(
+            self._db, plan, self._mapper, self.index, self._slots, self._layout.width
+        )
 
     def file_index(self, display: str) -> int:
         index = self._file_index.get(display)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +173,11 @@ def _plan_value(index: int, mapping: ir.PropertyMapping, mapper: ProfileMapper) 
         if shape is None or path is None:
             return None
         return _Value("template", path=path, parts=shape)
+    return _constant(index, mapper)
+
+
+def _constant(index: int, mapper: ProfileMapper) -> _Value | None:
+    """A literal mapping, as the value Python sends for it."""
     try:
         constant = mapper.map_value(index, {})
     except RecordRejected:
@@ -199,11 +204,10 @@ def _csv_plan(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
             if shape is None or len(shape) != 1:
                 return None  # csv reads `{{ a.b }}` through Jinja: Python renders it
             values.append(_Value("template", parts=(shape[0],)))
+        elif (constant := _constant(index, mapper)) is not None:
+            values.append(constant)
         else:
-            try:
-                values.append(_Value("constant", constant=mapper.map_value(index, {})))
-            except RecordRejected:
-                return None
+            return None
     if len(values) > _MAX_COLUMNS:
         return None
     email = column(source.identity.parts)
@@ -381,6 +385,16 @@ def _structure(paths: Sequence[tuple[str | int, ...]]) -> dict[str, object]:
     return root
 
 
+def _unique_keys(objects: Sequence[str]) -> str:
+    """SQL: no object at these JSON paths of line `j` holds a key twice (Python keeps the
+    last, DuckDB's path functions the first)."""
+    keys = ", ".join(_literal(p) for p in objects)
+    return (
+        f"list_bool_and(list_transform(json_keys(j, [{keys}]), lambda keys: keys IS NULL OR"
+        " len(keys) = len(list_distinct(keys))))"
+    )
+
+
 def _indexed(paths: Sequence[tuple[str | int, ...]]) -> bool:
     return any(isinstance(part, int) for parts in paths for part in parts)
 
@@ -552,12 +566,7 @@ class ChunkMapper:
         parse = f"try(from_json_strict(j, {structure}))" if strict else "NULL"
         strict_leaves = set(strict_paths) if strict else set()
         strict_nodes = {parts[:n] for parts in strict_leaves for n in range(1, len(parts))}
-        objects = ", ".join(_literal(p) for p in plan.objects)
-        keys_ok = (
-            "list_bool_and(list_transform(json_keys(j, ["
-            + objects
-            + "]), lambda keys: keys IS NULL OR len(keys) = len(list_distinct(keys))))"
-        )
+        keys_ok = _unique_keys(plan.objects)
         # A line `from_json_strict` reads (every path present, no duplicate key on one) takes
         # its types and texts from the parsed leaves; the others are read path by path.
         unpacked = ""
@@ -659,11 +668,7 @@ class ChunkMapper:
         maybe = " OR ".join(f"contains(j, {_literal(json.dumps(first))})" for first in firsts)
         maybe = f"valid AND ({maybe} OR contains(j, '\\u'))"
         objects = sorted({"$"} | {p for parts in plan.consent_parts for p in _prefixes(parts)})
-        keys = ", ".join(_literal(p) for p in objects)
-        unique = (
-            f"list_bool_and(list_transform(json_keys(j, [{keys}]), lambda keys: keys IS NULL OR"
-            " len(keys) = len(list_distinct(keys))))"
-        )
+        unique = _unique_keys(objects)
         parsed = (
             f", CASE WHEN {maybe} THEN json_type(j, [{paths}]) END AS ck"
             f", CASE WHEN {maybe} THEN json_extract_string(j, [{paths}]) END AS cx"
@@ -769,9 +774,18 @@ class ChunkMapper:
             self.close()
         return inserted, self._leftovers()
 
-    def map_rows(self, table: pa.Table) -> tuple[int, set[int]]:
-        """Stage the csv rows of `table` (ln, then the plan's columns as v0, v1, ...) SQL maps;
-        return how many, and the positions of the others, for Python to map."""
+    def map_rows(self, rows: Sequence[tuple[int, Mapping[str, object]]]) -> tuple[int, set[int]]:
+        """Stage the csv rows (position, fields) SQL maps; return how many, and the positions
+        of the others, for Python to map."""
+        columns = self._plan.columns
+        try:
+            table = pa.table(
+                [pa.array([position for position, _ in rows], pa.int64())]
+                + [pa.array([fields.get(c) for _, fields in rows], pa.string()) for c in columns],
+                names=["ln", *(f"v{n}" for n in range(len(columns)))],
+            )
+        except (pa.ArrowException, UnicodeEncodeError):  # text arrow cannot hold: Python's
+            return 0, {position for position, _ in rows}
         inserted = self._stage(table)
         refused = self._db.execute("SELECT ln FROM r WHERE NOT accepted").fetchall()
         self._db.execute("DROP TABLE r").fetchall()
