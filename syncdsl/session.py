@@ -27,8 +27,10 @@ from syncdsl.plan.planfile import SavedPlan, check_unedited
 from syncdsl.plan.staleness import check_fresh
 from syncdsl.records.desired import DesiredSet
 from syncdsl.scrub import register_secret
+from syncdsl.lang.load import load_spec
+from syncdsl.state.backend import ConfigurationLock, StoreLocation
 from syncdsl.state.locks import ApplyLock
-from syncdsl.state.store import STATE_DIR, STATE_FILE, ContactState, StateStore, state_dir
+from syncdsl.state.store import STATE_DIR, STATE_FILE, ContactState, state_dir
 
 API_BASE_ENV = "HUBSPOT_API_BASE"
 LOCAL_TOKEN = "pat-local-emulator"
@@ -94,7 +96,7 @@ def connect(
     *,
     local: bool = False,
     parallelism: int = 8,
-    held: ApplyLock | None = None,
+    held: ConfigurationLock | None = None,
     writes: bool = True,
 ) -> Iterator[Target]:
     """Yield a client for the configured HubSpot, or for an embedded emulator with --local.
@@ -122,9 +124,9 @@ def connect(
 
 
 @contextmanager
-def _portal_lock(root: Path, held: ApplyLock | None) -> Iterator[None]:
+def _portal_lock(root: Path, held: ConfigurationLock | None) -> Iterator[None]:
     """Hold the configuration's lock for the local HubSpot: `held` when the caller has it."""
-    if held is not None and held.held and held.root == root:
+    if isinstance(held, ApplyLock) and held.held and held.root == root:
         yield
         return
     lock = ApplyLock(root)
@@ -176,6 +178,25 @@ def _client(spec: Spec, base_url: str, token: str, parallelism: int) -> HubSpotC
 # -- the workflows the CLI (and the stream) run ------------------------------------------------
 
 
+def store_location(spec: Spec) -> StoreLocation:
+    """Where the configuration's state, queue and lock are (SYNCDSL_STORE, else `store =`)."""
+    location = StoreLocation.choose(
+        spec.root, spec.destination.store, spec.destination.store_key
+    )
+    if location.url is not None:
+        register_secret_parts(location.url)
+    return location
+
+
+def configuration_lock(spec: Spec, *, local: bool) -> ConfigurationLock:
+    """The lock of an apply or a stream's sending: the configuration's directory, or, in a
+    shared store, leases on its portal and on itself."""
+    location = store_location(spec)
+    if local or not location.shared:
+        return location.lock(None)
+    return location.lock((resolve_base_url(spec), resolve_token(spec)))
+
+
 @dataclass(frozen=True)
 class Session:
     """A configuration, connected: its spec, its HubSpot and its state."""
@@ -188,7 +209,10 @@ class Session:
 @contextmanager
 def planning(spec: Spec, *, local: bool) -> Iterator[Session]:
     """A session for a plan: no lock (a plan runs beside an apply), the local portal read only."""
-    with connect(spec, local=local, writes=False) as target, StateStore.open(spec.root) as store:
+    with (
+        connect(spec, local=local, writes=False) as target,
+        store_location(spec).state() as store,
+    ):
         yield Session(spec, target, store)
 
 
@@ -197,11 +221,11 @@ def applying(
     spec: Spec, *, local: bool, parallelism: int = 8, writes: bool = True
 ) -> Iterator[Session]:
     """A session that writes, under the configuration's lock for all of it (one apply, stream or
-    `--local` command at a time)."""
+    `--local` command at a time; in a shared store, one per portal across machines)."""
     with (
-        ApplyLock(spec.root) as lock,
+        configuration_lock(spec, local=local) as lock,
         connect(spec, local=local, parallelism=parallelism, held=lock, writes=writes) as target,
-        StateStore.open(spec.root) as store,
+        store_location(spec).state() as store,
     ):
         yield Session(spec, target, store)
 
@@ -273,12 +297,16 @@ def signed_configuration(saved: SavedPlan) -> Path:
             "directory or a .sync file: make the plan again with `syncdsl plan --out`"
         )
     root = configuration.parent if is_spec else configuration
-    if not (root / STATE_DIR / STATE_FILE).is_file():  # nothing is created there
-        raise PlanError(
-            f"the saved plan names {configuration}, which has no syncdsl state: the plan was "
-            "not made there; make it again with `syncdsl plan --out`"
-        )
-    with StateStore.open(root) as store:
+    location = StoreLocation.choose(root)
+    if not location.shared and not (root / STATE_DIR / STATE_FILE).is_file():
+        # No state files: the configuration may name a shared store (nothing is created here).
+        location = store_location(load_spec([configuration]))
+        if not location.shared:
+            raise PlanError(
+                f"the saved plan names {configuration}, which has no syncdsl state: the plan "
+                "was not made there; make it again with `syncdsl plan --out`"
+            )
+    with location.state() as store:
         if store.lineage != saved.plan.fingerprint.lineage:
             raise PlanError(
                 f"the saved plan was made for another state than {store.path}: make it again "

@@ -15,6 +15,9 @@ from syncdsl.state.locks import ApplyLock
 from syncdsl.state.store import StateStore
 from tests.scenario import BASE_SPEC, Workspace, workspace
 
+# Each test runs on both storage backends (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 WRITES = (
     "contacts.batch_upsert",
     "properties.create",
@@ -422,6 +425,7 @@ def test_a_whole_batch_400_on_updates_by_id_rejects_only_the_bad_input(tmp_path:
         }
 
 
+@pytest.mark.sqlite_files
 def test_a_refreshed_incremental_apply_remembers_the_members_it_keeps(tmp_path: Path) -> None:
     """With no state, an incremental export's refresh adopts the HubSpot members the delta does
     not name, so a later delta's exit of one of them is applied."""

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from syncdsl.plan.settle import load_state
 from syncdsl.state.store import ContactState, StateStore
+
+# Each test runs on both storage backends (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 AWKWARD = [
     "plain",

@@ -21,6 +21,9 @@ from syncdsl.stream.logs import EventLog
 from syncdsl.stream.queue import EventQueue
 from tests.scenario import SEGMENT, TOKEN, Workspace, workspace
 
+# Each test runs on both storage backends (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 
 def profile(
     email: str,

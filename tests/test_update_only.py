@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from syncdsl.apply.executor import write_batch
 from syncdsl.plan.definition import UpdateContact, ValueChange
 from tests.scenario import BASE_SPEC, workspace
 from tests.test_cli_run import run
+
+# Each test runs on both storage backends (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 UPDATE_ONLY = BASE_SPEC.replace(
     'tier  = "professional"', 'tier  = "professional"\n  mode  = "update_only"'

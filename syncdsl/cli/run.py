@@ -32,8 +32,8 @@ from syncdsl.session import (
     rebuild_state,
     rejects_path,
     signed_configuration,
+    store_location,
 )
-from syncdsl.state.store import StateStore
 
 #: This module's commands; `syncdsl.cli` adds them to the `syncdsl` app.
 app = typer.Typer()
@@ -397,7 +397,7 @@ def state(
         with applying(spec, local=local, writes=False) as session:
             rebuilt = rebuild_state(session)
         typer.echo(f"Rebuilt the state from HubSpot: {rebuilt:,} contacts tracked.", err=as_json)
-    with StateStore.open(spec.root) as store:
+    with store_location(spec).state() as store:
         summary = store.summary()
     if as_json:
         typer.echo(json.dumps(asdict(summary), indent=2, sort_keys=True))

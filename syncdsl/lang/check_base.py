@@ -34,6 +34,8 @@ DESTINATION_ATTRIBUTES = (
     "api_packs",
     "max_new_contacts",
     "mode",
+    "store",
+    "store_key",
 )
 SOURCE_ATTRIBUTES = (
     "jsonl",

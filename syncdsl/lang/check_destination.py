@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from syncdsl.hubspot.tiers import API_VERSIONS, DEFAULT_API_VERSION, MAX_API_PACKS, TIERS
 from syncdsl.lang.check_base import DESTINATION_ATTRIBUTES, ENV_NAME, Checker
-from syncdsl.lang.diagnostics import did_you_mean, one_of
 from syncdsl.lang.endpoint import spec_base_url_problem
 from syncdsl.lang.ir import (
     DEFAULT_BASE_URL,
@@ -24,6 +24,8 @@ from syncdsl.lang.syntax import (
     StringValue,
     describe,
 )
+
+STORE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class DestinationChecks(Checker):
@@ -73,7 +75,52 @@ class DestinationChecks(Checker):
             api_packs=self.api_packs(attrs.get("api_packs")),
             max_new_contacts=self.max_new_contacts(attrs.get("max_new_contacts")),
             mode=self.mode(attrs.get("mode")),
+            store=self.store(attrs.get("store")),
+            store_key=self.store_key(attrs.get("store_key")),
         )
+
+    def store(self, attribute: Attribute | None) -> str | None:
+        if attribute is None:
+            return None
+        value = self.string(attribute, "postgresql://syncdsl@db.example.com/syncdsl")
+        if value is None:
+            return None
+        if value == "sqlite":
+            return value
+        try:
+            parts = urlsplit(value)
+            password = parts.password
+        except ValueError:
+            parts, password = None, None
+        if parts is None or parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            self.error(
+                attribute.value.span,
+                "`store` is a PostgreSQL database, like "
+                '`store = "postgresql://syncdsl@db.example.com:5432/syncdsl"` '
+                '(or `"sqlite"`: the files beside the configuration, the default)',
+            )
+            return None
+        if password is not None:
+            self.error(
+                attribute.value.span,
+                "never write the database password in the file: leave it out of the URL and "
+                "set PGPASSWORD in the environment (or use ~/.pgpass)",
+            )
+            return None
+        return value
+
+    def store_key(self, attribute: Attribute | None) -> str | None:
+        if attribute is None:
+            return None
+        value = self.string(attribute, "brand-a")
+        if value is not None and not STORE_KEY.match(value):
+            self.error(
+                attribute.value.span,
+                "`store_key` names this configuration in a shared store: letters, digits, "
+                "`.`, `_` and `-`, up to 100 characters, like `store_key = \"brand-a\"`",
+            )
+            return None
+        return value
 
     def mode(self, attribute: Attribute | None) -> WriteMode:
         chosen = self.choice(
@@ -86,17 +133,6 @@ class DestinationChecks(Checker):
             "already has)",
         )
         return "update_only" if chosen == "update_only" else "upsert"
-        value = self.string(attribute, "update_only")
-        if value == "update_only":
-            return "update_only"
-        if value is not None and value != "upsert":
-            hint = did_you_mean(value, WRITE_MODES)
-            self.error(
-                attribute.value.span,
-                f"unknown mode `{value}`{hint}; use one of {one_of(WRITE_MODES)} (`update_only`: "
-                "never create a contact, only update the ones HubSpot already has)",
-            )
-        return "upsert"
 
     def max_new_contacts(self, attribute: Attribute | None) -> int | None:
         if attribute is None:

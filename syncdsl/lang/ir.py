@@ -108,6 +108,10 @@ class Destination:
     max_new_contacts: int | None = None
     #: "upsert": create or update by email; "update_only": only update contacts HubSpot has
     mode: WriteMode = "upsert"
+    #: where the state and stream queue live: a postgresql:// URL (None: SQLite files beside)
+    store: str | None = None
+    #: the configuration's name in a shared store (None: its directory's name)
+    store_key: str | None = None
 
     @property
     def limits(self) -> TierLimits:

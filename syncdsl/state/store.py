@@ -18,15 +18,18 @@ from typing import TypeGuard
 
 from syncdsl.errors import StateError
 from syncdsl.safefile import private_directory
+from syncdsl.state.database import Database, SQLiteDatabase
 from syncdsl.state.journal import open_durable
+from syncdsl.state.migrations import Migration, migrate
+from syncdsl.state.postgres import is_postgres, open_configuration, redact
 
 STATE_DIR = ".syncdsl"
 STATE_FILE = "state.db"
 
-_SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (
-    email TEXT PRIMARY KEY,
+    email {email} PRIMARY KEY,
     hubspot_id TEXT,
     properties TEXT NOT NULL,
     audiences TEXT NOT NULL,
@@ -35,7 +38,7 @@ CREATE TABLE IF NOT EXISTS contacts (
 );
 CREATE INDEX IF NOT EXISTS contacts_by_hubspot_id ON contacts (hubspot_id);
 CREATE TABLE IF NOT EXISTS consent (  -- what was last heard of a person's consent
-    email TEXT PRIMARY KEY,
+    email {email} PRIMARY KEY,
     withheld TEXT  -- why it withholds them; NULL: it allows export
 );
 CREATE TABLE IF NOT EXISTS schema_objects (
@@ -44,6 +47,23 @@ CREATE TABLE IF NOT EXISTS schema_objects (
     definition TEXT NOT NULL
 );
 """
+
+
+def _tables(db: Database) -> None:
+    # Emails sort by code point on both (SQLite's BINARY; PostgreSQL's "C", not the locale's),
+    # the order the desired set is read in.
+    db.script(_TABLES.format(email='TEXT COLLATE "C"' if db.dialect == "postgresql" else "TEXT"))
+
+
+def _dirty_column(db: Database) -> None:
+    """A SQLite state written before contacts had their `dirty` column."""
+    if db.dialect == "sqlite":
+        columns = {row[1] for row in db.execute("PRAGMA table_info(contacts)")}
+        if "dirty" not in columns:
+            db.execute("ALTER TABLE contacts ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS = (Migration(1, _tables), Migration(2, _dirty_column))
 
 
 @dataclass(frozen=True)
@@ -87,17 +107,43 @@ def _now() -> str:
 
 
 class StateStore:
-    """SQLite state: one row per contact syncdsl manages, plus lineage/serial and the schema it made."""
+    """The state: one row per contact syncdsl manages, plus lineage/serial and the schema it made.
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
-        self.path = path
-        if not path.exists() and not create:
-            raise StateError(f"no state at {path}")
+    In a SQLite file beside the configuration (`.syncdsl/state.db`), or in the configuration's
+    schema of a PostgreSQL store (`syncdsl.state.backend`): the same tables and SQL on both.
+    """
+
+    def __init__(self, db: Database, path: str) -> None:
+        self._db = db
+        self.path = path  # where the state is, for people (never a password)
         try:
-            self._db = open_durable(path, _SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(contacts)")}
-            if "dirty" not in columns:  # a state written before the column existed
-                self._db.execute("ALTER TABLE contacts ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0")
+            migrate(db, "state", MIGRATIONS)
+            if self._meta("lineage") is None:
+                with self.transaction():
+                    self._insert_meta("lineage", str(uuid.uuid4()))
+                    self._insert_meta("serial", "0")
+                    self._insert_meta("plan_secret", secrets.token_hex(32))
+        except BaseException:
+            db.close()
+            raise
+
+    @classmethod
+    def open(cls, root: Path, store: str | None = None, key: str | None = None) -> StateStore:
+        """The state of the configuration at `root`: in `.syncdsl/state.db`, or with `store`
+        (a `postgresql://` URL; default `SYNCDSL_STORE`) in its schema there, named `key`
+        (default: the configuration directory's name)."""
+        url = store if store is not None else os.environ.get("SYNCDSL_STORE") or None
+        if is_postgres(url):
+            assert url is not None
+            name = key or root.resolve().name
+            return cls(open_configuration(url, name), f"{redact(url)} (configuration {name})")
+        return cls.sqlite(state_dir(root) / STATE_FILE)
+
+    @classmethod
+    def sqlite(cls, path: Path) -> StateStore:
+        try:
+            db = SQLiteDatabase(open_durable(path))
+            return cls(db, str(path))
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.OperationalError) and not _writable(path):
                 raise StateError(  # the store may be fine: only its directory is read-only
@@ -109,14 +155,6 @@ class StateStore:
                 f"the state store {path} is unusable ({error}); move it away and "
                 "run `syncdsl state --rebuild` to rebuild it from HubSpot"
             ) from error
-        if self._meta("lineage") is None:
-            self._set_meta("lineage", str(uuid.uuid4()))
-            self._set_meta("serial", "0")
-            self._set_meta("plan_secret", secrets.token_hex(32))
-
-    @classmethod
-    def open(cls, root: Path) -> StateStore:
-        return cls(state_dir(root) / STATE_FILE)
 
     def close(self) -> None:
         self._db.close()
@@ -133,7 +171,18 @@ class StateStore:
         return None if row is None else str(row[0])
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _insert_meta(self, key: str, value: str) -> None:
+        """Set `key` unless it is set (two processes opening a new state at once keep one)."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, value),
+        )
 
     @property
     def lineage(self) -> str:
@@ -148,10 +197,7 @@ class StateStore:
         holds, so a person editing a saved plan cannot recompute its digest."""
         secret = self._meta("plan_secret")
         if secret is None:  # a state made before saved plans were signed
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('plan_secret', ?)",
-                (secrets.token_hex(32),),
-            )
+            self._insert_meta("plan_secret", secrets.token_hex(32))
             secret = self._meta("plan_secret") or ""
         message = f"syncdsl saved plan\0{self.lineage}".encode()
         return hmac.new(secret.encode(), message, hashlib.sha256).digest()
@@ -238,6 +284,9 @@ class StateStore:
         dirty]` (the JSON documents as stored, as strings), a line each, in chunks of `size`
         lines: for loading in bulk (`syncdsl.plan.settle`), SQLite writing the text, so no
         Python object is made per row."""
+        if self._db.dialect == "postgresql":
+            yield from self._postgres_lines(size)
+            return
         after = -1
         while True:
             last, text = self._db.execute(
@@ -251,6 +300,21 @@ class StateStore:
             yield bytes(text)
             after = last
 
+    def _postgres_lines(self, size: int) -> Iterator[bytes]:
+        after: str | None = None
+        while True:
+            last, text = self._db.execute(
+                "SELECT max(email), string_agg(line, chr(10)) FROM"
+                " (SELECT email, json_build_array(email, hubspot_id, properties, audiences, dirty)"
+                "::text AS line FROM contacts WHERE ?::text IS NULL OR email > ?"
+                " ORDER BY email LIMIT ?) AS page",
+                (after, after, size),
+            ).fetchone()
+            if last is None:
+                return
+            yield str(text).encode()
+            after = last
+
     def consent_of(self, email: str) -> tuple[bool, str | None]:
         """(known, withheld): whether anything was heard of this person's consent, and why it
         withholds them (None: it allows export)."""
@@ -260,14 +324,14 @@ class StateStore:
     def remember_consent(self, email: str, withheld: str | None) -> None:
         """Record what a record said of this person's consent (None: it allows export)."""
         with self.transaction():
-            self._db.execute("INSERT OR REPLACE INTO consent VALUES (?, ?)", (email, withheld))
+            self._db.execute(_CONSENT, (email, withheld))
 
     def replace_withheld(self, people: Iterable[tuple[str, str]]) -> None:
         """After a batch apply: the people the export's consent withholds, and nothing else
         (whoever it exported, the state knows as a contact)."""
         with self.transaction():
             self._db.execute("DELETE FROM consent")
-            self._db.executemany("INSERT OR REPLACE INTO consent VALUES (?, ?)", people)
+            self._db.executemany(_CONSENT, people)
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0])
@@ -293,7 +357,7 @@ class StateStore:
                 audiences = {**(known.audiences if known else {}), **contact.audiences}
                 hubspot_id = contact.hubspot_id or (known.hubspot_id if known else None)
                 self._db.execute(
-                    "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, 0)",
+                    _CONTACT,
                     (contact.email, hubspot_id, _dump(properties), _dump(audiences), now),
                 )
                 if hubspot_id:
@@ -311,7 +375,7 @@ class StateStore:
         with self.transaction():
             self._db.execute("DELETE FROM contacts")
             self._db.executemany(
-                "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?, ?, 0)",
+                _CONTACT,
                 (
                     (c.email, c.hubspot_id, _dump(c.properties), _dump(c.audiences), now)
                     for c in contacts
@@ -337,7 +401,8 @@ class StateStore:
     def record_schema(self, name: str, kind: str, definition: dict[str, object]) -> None:
         with self.transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO schema_objects VALUES (?, ?, ?)",
+                "INSERT INTO schema_objects VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET kind = excluded.kind, definition = excluded.definition",
                 (name, kind, _dump(definition)),
             )
             self._bump()
@@ -368,15 +433,19 @@ class StateStore:
     def _bump(self) -> None:
         self._set_meta("serial", str(self.serial + 1))
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self._db.transaction()
+
+
+_CONSENT = (
+    "INSERT INTO consent VALUES (?, ?) "
+    "ON CONFLICT (email) DO UPDATE SET withheld = excluded.withheld"
+)
+_CONTACT = (
+    "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (email) DO UPDATE SET "
+    "hubspot_id = excluded.hubspot_id, properties = excluded.properties, "
+    "audiences = excluded.audiences, applied_at = excluded.applied_at, dirty = 0"
+)
 
 
 def _dump(value: object) -> str:
