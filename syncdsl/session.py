@@ -21,16 +21,16 @@ from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.target import Target
 from syncdsl.lang.endpoint import api_base_problem, token_problem
 from syncdsl.lang.ir import Spec
+from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import Plan, PlanOptions
 from syncdsl.plan.gather import PlanResult, configuration_hash, make_plan, read_current
 from syncdsl.plan.planfile import SavedPlan, check_unedited
 from syncdsl.plan.staleness import check_fresh
 from syncdsl.records.desired import DesiredSet
 from syncdsl.scrub import register_secret
-from syncdsl.lang.load import load_spec
 from syncdsl.state.backend import ConfigurationLock, StoreLocation
 from syncdsl.state.locks import ApplyLock
-from syncdsl.state.store import STATE_DIR, STATE_FILE, ContactState, state_dir
+from syncdsl.state.store import STATE_DIR, STATE_FILE, ContactState, StateStore, state_dir
 
 API_BASE_ENV = "HUBSPOT_API_BASE"
 LOCAL_TOKEN = "pat-local-emulator"
@@ -180,9 +180,7 @@ def _client(spec: Spec, base_url: str, token: str, parallelism: int) -> HubSpotC
 
 def store_location(spec: Spec) -> StoreLocation:
     """Where the configuration's state, queue and lock are (SYNCDSL_STORE, else `store =`)."""
-    location = StoreLocation.choose(
-        spec.root, spec.destination.store, spec.destination.store_key
-    )
+    location = StoreLocation.choose(spec.root, spec.destination.store, spec.destination.store_key)
     if location.url is not None:
         register_secret_parts(location.url)
     return location

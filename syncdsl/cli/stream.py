@@ -171,7 +171,9 @@ def stream(
 
 def _serve(spec: Spec, options: StreamOptions, *, local: bool) -> None:
     """Run the stream until SIGTERM or Ctrl-C, then drain it (for up to its grace period)."""
-    from syncdsl.session import connect
+    from contextlib import nullcontext
+
+    from syncdsl.session import connect, store_location
     from syncdsl.state.locks import ApplyLock
     from syncdsl.stream import StreamService
 
@@ -182,8 +184,11 @@ def _serve(spec: Spec, options: StreamOptions, *, local: bool) -> None:
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
+        # In a shared store replicas run side by side: the service sends under the portal's
+        # lease instead of holding the configuration's directory.
+        replica = store_location(spec).shared and not local
         with (
-            ApplyLock(spec.root) as lock,
+            nullcontext(None) if replica else ApplyLock(spec.root) as lock,
             connect(spec, local=local, parallelism=options.parallelism, held=lock) as target,
         ):
             service = StreamService(spec, target, options, lock=lock)

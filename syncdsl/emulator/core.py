@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 import threading
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,9 @@ class Emulator:
             self.store.load(self.state_file)
         self.requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
+        self._writing: dict[str, int] = {}  # contacts in batch writes being handled now
+        #: batch writes that arrived while another one held one of their contacts
+        self.overlapping_writes = 0
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._base_url = ""
@@ -151,6 +155,30 @@ class Emulator:
     def record(self, method: str, path: str, status: int, operation: str) -> None:
         with self._requests_lock:
             self.requests.append(RequestRecord(method, path, status, operation))
+
+    def begin_write(self, operation: str, raw: bytes) -> frozenset[str]:
+        """A batch write arrives: count it in `overlapping_writes` when one of its contacts
+        (email or id) is in another batch still being handled; -> its contacts."""
+        if operation not in ("contacts.batch_upsert", "contacts.batch_update"):
+            return frozenset()
+        try:
+            inputs = json.loads(raw or b"{}").get("inputs", [])
+            keys = frozenset(str(i.get("id", "")).lower() for i in inputs if isinstance(i, dict))
+        except (ValueError, AttributeError):
+            return frozenset()
+        with self._requests_lock:
+            if keys & self._writing.keys():
+                self.overlapping_writes += 1
+            for key in keys:
+                self._writing[key] = self._writing.get(key, 0) + 1
+        return keys
+
+    def end_write(self, keys: frozenset[str]) -> None:
+        with self._requests_lock:
+            for key in keys:
+                left = self._writing.pop(key, 1) - 1
+                if left:
+                    self._writing[key] = left
 
     def count(self, operation: str | None = None, *, status: int | None = None) -> int:
         """How many requests matched `operation` and `status` (None matches any)."""

@@ -208,6 +208,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         url = urlsplit(self.path)
         operation = "unknown"
+        writing: frozenset[str] = frozenset()
         rate_headers: dict[str, str] = {}
         try:
             raw = self._read_body()
@@ -218,6 +219,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 )
             route = found.route
             operation = route.operation
+            writing = emulator.begin_write(operation, raw)
             if emulator.latency:
                 time.sleep(emulator.latency)
             self._authorize(route)
@@ -245,6 +247,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 500,
                 bodies.error(500, "INTERNAL_ERROR", f"emulator bug: {crash!r}").body,
             )
+        finally:
+            emulator.end_write(writing)
         self._send(status, payload, rate_headers)
         emulator.record(method, url.path, status, operation)
 

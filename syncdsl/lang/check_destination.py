@@ -117,7 +117,7 @@ class DestinationChecks(Checker):
             self.error(
                 attribute.value.span,
                 "`store_key` names this configuration in a shared store: letters, digits, "
-                "`.`, `_` and `-`, up to 100 characters, like `store_key = \"brand-a\"`",
+                '`.`, `_` and `-`, up to 100 characters, like `store_key = "brand-a"`',
             )
             return None
         return value

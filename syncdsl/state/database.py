@@ -99,11 +99,11 @@ class PostgresDatabase(Database):
         self.connection = connection
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> Cursor:
-        return self.connection.execute(_placeholders(sql), params)  # type: ignore[arg-type]
+        return self.connection.execute(_placeholders(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         with self.connection.cursor() as cursor:
-            cursor.executemany(_placeholders(sql), rows)  # type: ignore[arg-type]
+            cursor.executemany(_placeholders(sql), rows)
 
     def script(self, sql: str) -> None:
         self.connection.execute(sql.encode())  # no parameters: several statements may run

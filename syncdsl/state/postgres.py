@@ -67,7 +67,9 @@ def connect(url: str, *, search_path: str | None = None) -> PostgresDatabase:
     try:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
-        raise StateError("the PostgreSQL store needs psycopg: pip install 'psycopg[binary]'") from None
+        raise StateError(
+            "the PostgreSQL store needs psycopg: pip install 'psycopg[binary]'"
+        ) from None
     try:
         connection: psycopg.Connection[Any] = psycopg.connect(
             url, autocommit=True, connect_timeout=10, application_name="syncdsl"

@@ -90,6 +90,7 @@ class EventQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._shared = False  # the depth stays as last counted
 
     def _count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])

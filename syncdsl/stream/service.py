@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from syncdsl.lang.ir import Spec
 from syncdsl.plan.build import fill_properties
 from syncdsl.plan.schemadiff import diff_schema
 from syncdsl.records.mapping import MappedRecord, ProfileMapper, RecordRejected
+from syncdsl.session import configuration_lock, store_location
+from syncdsl.state.backend import ConfigurationLock, PortalLease
 from syncdsl.state.lockfile import bound_properties, desired_lock, lock_after, read_lock, write_lock
 from syncdsl.state.locks import ApplyLock
 from syncdsl.state.store import StateStore, state_dir
@@ -188,6 +191,7 @@ class StreamService:
         self.log = log or EventLog()
         self.metrics = StreamMetrics()
         self.queue_path = state_dir(spec.root) / QUEUE_FILE
+        self.queue_name = str(self.queue_path)  # where the queue is, for people
         self.rejects = RejectsFile(options.rejects or state_dir(spec.root) / REJECTS_FILE)
         self.started_at = 0.0
         self._lock: ApplyLock | None = None
@@ -200,32 +204,31 @@ class StreamService:
         self._follower: InputFollower | None = None
         self._dispatcher: Dispatcher | None = None
         self._stopped = False
+        self._shared = False  # a replica of a shared store: sends only under the portal's lease
+        self._lease: ConfigurationLock | None = None
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> str:
-        """Bootstrap the schema, open the queue, start sending and intake; return the URL."""
+        """Bootstrap the schema, open the queue, start sending and intake; return the URL.
+
+        In a shared store (PostgreSQL) every replica takes intake at once, and sends only while
+        it holds the portal's lease: a standby replica waits for the lease (`_supervise`)."""
         config = self._intake_config()
-        if self._held is None:
+        location = store_location(self.spec)
+        self._shared = location.shared and not self.target.local
+        if self._held is None and not self._shared:
             self._lock = ApplyLock(self.spec.root).__enter__()
         try:
-            self._store = StateStore.open(self.spec.root)
-            schema = ensure_schema(self.spec, self.target, self._store)
-            self._events = EventQueue(self.queue_path)
-            mapper = EventMapper(self.spec, schema, self._store)
-            self._dispatcher = Dispatcher(
-                audience_properties=mapper.audience_properties,
-                events=self._events,
-                client=self.target.client,
-                store=self._store,
-                map_event=mapper,
-                metrics=self.metrics,
-                rejects=self.rejects,
-                log=self.log,
-                window=self.options.window_seconds,
-                parallelism=self.options.parallelism,
-                update_only=self.spec.destination.mode == "update_only",
-            )
-            self._dispatcher.start()
+            self._store = location.state()
+            if self._shared:
+                self.queue_name = location.describe()
+                self._events = EventQueue(self.queue_path, database=location.database())
+                self._lease = configuration_lock(self.spec, local=False)
+            else:
+                self._events = EventQueue(self.queue_path)
+                self._start_sending()
             self._start_server(config)
             if self.options.input is not None:
                 self._follower = InputFollower(
@@ -235,9 +238,14 @@ class StreamService:
                     metrics=self.metrics,
                     rejects=self.rejects,
                     log=self.log,
-                    on_stored=self._dispatcher.wake,
+                    on_stored=self._wake,
                 )
                 self._follower.start()
+            if self._shared:
+                self._supervisor = threading.Thread(
+                    target=self._supervise, name="stream-lease", daemon=True
+                )
+                self._supervisor.start()
         except BaseException:
             self._close()
             raise
@@ -246,12 +254,71 @@ class StreamService:
             "stream_started",
             url=self.url,
             queued=self._events.depth,
-            queue=str(self.queue_path),
+            queue=self.queue_name,
             input=self.options.input,
             parallelism=self.options.parallelism,
             window_ms=round(self.options.window_seconds * 1000),
+            replica=self._shared,
         )
         return self.url
+
+    def _start_sending(self) -> None:
+        """The schema (as apply makes it), then the dispatcher."""
+        assert self._store is not None and self._events is not None
+        schema = ensure_schema(self.spec, self.target, self._store)
+        mapper = EventMapper(self.spec, schema, self._store)
+        dispatcher = Dispatcher(
+            audience_properties=mapper.audience_properties,
+            events=self._events,
+            client=self.target.client,
+            store=self._store,
+            map_event=mapper,
+            metrics=self.metrics,
+            rejects=self.rejects,
+            log=self.log,
+            window=self.options.window_seconds,
+            parallelism=self.options.parallelism,
+            update_only=self.spec.destination.mode == "update_only",
+        )
+        dispatcher.start()
+        self._dispatcher = dispatcher
+
+    def _wake(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
+
+    def _supervise(self) -> None:
+        """A replica's sending: wait for the portal's lease, send while it is held, and give
+        way (stop sending at once) if it is lost; the lease expires when this process dies."""
+        assert isinstance(self._lease, PortalLease)
+        leases = self._lease.leases
+        poll = min(1.0, leases.seconds / 5)
+        while not self._stopping.is_set():
+            try:
+                if not leases.try_acquire():
+                    self._stopping.wait(poll)
+                    continue
+            except SyncdslError as error:  # the database is unreachable: try again
+                self.log("lease_unavailable", level="warning", error=str(error))
+                self._stopping.wait(poll)
+                continue
+            self.log("lease_acquired", holder=leases.holder.note)
+            try:
+                self._start_sending()
+            except Exception as error:  # noqa: BLE001 - logged; another replica may try
+                self.log("sending_failed", level="error", error=f"{type(error).__name__}: {error}")
+                leases.release()
+                self._stopping.wait(poll)
+                continue
+            while not self._stopping.is_set() and not leases.lost.is_set():
+                leases.lost.wait(0.1)
+            if self._stopping.is_set():
+                return  # stop() drains, then releases the lease
+            self.log("lease_lost", level="warning")
+            dispatcher, self._dispatcher = self._dispatcher, None
+            if dispatcher is not None:
+                dispatcher.drain(0.0)
+            leases.release()
 
     def _intake_config(self) -> IntakeConfig:
         try:
@@ -277,14 +344,14 @@ class StreamService:
         )
 
     def _start_server(self, config: IntakeConfig) -> None:
-        assert self._events is not None and self._dispatcher is not None
+        assert self._events is not None
         events = self._events
         self._committer = GroupCommitter(events)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stream-intake")
         hooks = IntakeHooks(
             committer=self._committer,
             metrics=self.metrics,
-            on_stored=self._dispatcher.wake,
+            on_stored=self._wake,
             health=self.health,
             queue_depth=lambda: events.depth,
             status=self.status,
@@ -312,6 +379,9 @@ class StreamService:
         self._stopped = True
         grace = self.options.grace_seconds if grace_seconds is None else grace_seconds
         started = time.monotonic()
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         if self._follower is not None:
             self._follower.stop()
         drained = self._dispatcher.drain(grace) if self._dispatcher is not None else True
@@ -345,6 +415,9 @@ class StreamService:
             self._events.close()
         if self._store is not None:
             self._store.close()
+        if self._lease is not None:
+            self._lease.__exit__(None, None, None)
+            self._lease = None
         if self._lock is not None:
             self._lock.__exit__(None, None, None)
             self._lock = None
@@ -389,7 +462,10 @@ class StreamService:
     def health(self) -> Health:
         """Whether the stream can send now (intake answers 503 and /healthz 503 when not)."""
         dispatcher = self._dispatcher
-        if dispatcher is None:
+        if dispatcher is None and self._shared:
+            # A standby replica: intake stores events, the lease holder sends them.
+            facts = SenderFacts(True, None, 0, None, False, None)
+        elif dispatcher is None:
             facts = SenderFacts(False, "not started", 0, None, False, None)
         else:
             # A batch fails once the client's retries are spent (minutes); the client says
@@ -436,6 +512,7 @@ class StreamService:
                 "daily_remaining": stats["daily_remaining"],
             },
             "max_queue": self.options.max_queue,
+            "sending": dispatcher is not None,  # False: a standby replica (intake only)
             "http": self._server.connections() if self._server is not None else {},
         }
 

@@ -1,0 +1,181 @@
+"""The PostgreSQL store end to end, with real processes: stream replicas sharing one queue and one
+portal lease (one kill -9ed), applies under the portal's lease, `syncdsl state`, `syncdsl worker`
+over several configurations and portals, migrations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from syncdsl.state.postgres import connect
+from tests.pgserver import PASSWORD
+from tests.scenario import SEGMENT, TOKEN, workspace
+from tests.test_cli_run import SYNCDSL, run
+from tests.test_stream_cli import stream_process, wait_for
+
+LEASE = "2"  # seconds: SYNCDSL_LEASE_SECONDS for these tests
+
+
+def _profiles(prefix: str, count: int, first: str = "") -> list[dict[str, object]]:
+    return [
+        {
+            "email": f"{prefix}{i:04d}@example.com",
+            "first": f"{first}{prefix}{i}",
+            "segmentMembership": {"ups": {SEGMENT: {"status": "realized"}}},
+        }
+        for i in range(count)
+    ]
+
+
+def _sending(url: str) -> bool:
+    try:
+        return bool(requests.get(f"{url}/status", timeout=5).json()["sending"])
+    except requests.RequestException:
+        return False
+
+
+def test_three_replicas_share_the_queue_and_the_portal_and_survive_a_kill_9(
+    tmp_path: Path, pg_store: str
+) -> None:
+    env = {"SYNCDSL_STORE": pg_store, "SYNCDSL_LEASE_SECONDS": LEASE}
+    # Rate limits on, each call 50 ms: the emulator answers 429 to anything over the tier.
+    with workspace(tmp_path, latency=0.05, rate_limits=True, tier="professional") as ws:
+        ws.write([])
+        args = ("--parallelism", "4", "--window-ms", "20", "--grace-seconds", "20")
+        with (
+            stream_process(ws, *args, env_extra=env) as (a, url_a),
+            stream_process(ws, *args, env_extra=env) as (b, url_b),
+            stream_process(ws, *args, env_extra=env) as (c, url_c),
+        ):
+            replicas = {url_a: a, url_b: b, url_c: c}
+            wait_for(lambda: any(_sending(u) for u in replicas), what="a lease holder")
+            holders = [u for u in replicas if _sending(u)]
+            assert len(holders) == 1, "one replica sends at a time"
+            acknowledged: dict[str, str] = {}
+            batches = [_profiles("r", 300)[i : i + 25] for i in range(0, 300, 25)]
+            urls = list(replicas)
+            for index, chunk in enumerate(batches[:6]):
+                answer = requests.post(f"{urls[index % 3]}/v1/profiles", json=chunk, timeout=10)
+                assert answer.status_code == 202
+                acknowledged.update({str(p["email"]): str(p["first"]) for p in chunk})
+            holder = holders[0]
+            replicas[holder].send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            replicas[holder].wait(timeout=10)
+            alive = [u for u in urls if u != holder]
+            for index, chunk in enumerate(batches[6:]):
+                answer = requests.post(f"{alive[index % 2]}/v1/profiles", json=chunk, timeout=10)
+                assert answer.status_code == 202
+                acknowledged.update({str(p["email"]): str(p["first"]) for p in chunk})
+            # Later values of the same people, through the other replica: the last one wins.
+            again = _profiles("r", 50, first="v2-")
+            assert requests.post(f"{alive[1]}/v1/profiles", json=again, timeout=10).ok
+            acknowledged.update({str(p["email"]): str(p["first"]) for p in again})
+            wait_for(lambda: any(_sending(u) for u in alive), timeout=30, what="a new holder")
+            moved = time.monotonic() - killed_at
+            assert moved < float(LEASE) * 2.5, f"the lease took {moved:.1f} s to move"
+            wait_for(
+                lambda: all(
+                    (ws.emulator.contact_by_email(e) or {}).get("firstname") == first
+                    for e, first in acknowledged.items()
+                ),
+                timeout=60,
+                what="every acknowledged event in HubSpot, the latest value of each",
+            )
+            for url in alive:
+                replicas[url].send_signal(signal.SIGTERM)
+                code = replicas[url].wait(timeout=30)
+                assert code == 0, replicas[url].stderr.read()[-2000:]  # type: ignore[union-attr]
+        assert ws.emulator.count(status=429) == 0, "the replicas shared one rate budget"
+        assert ws.emulator.overlapping_writes == 0, "an email was in two batches in flight"
+        assert all(
+            (ws.emulator.contact_by_email(e) or {}).get("newsletter") == "realized"
+            for e in acknowledged
+        )
+
+
+def test_apply_waits_for_no_one_it_refuses_while_the_portal_is_leased(
+    tmp_path: Path, pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNCDSL_STORE", pg_store)
+    with workspace(tmp_path) as ws:
+        ws.write([{"email": "a@example.com", "first": "A", "seg": "realized"}])
+        with stream_process(ws, "--window-ms", "20") as (process, url):
+            wait_for(lambda: _sending(url), what="the stream holding the lease")
+            refused = run(ws, "apply", ".", "--auto-approve")
+            assert refused.returncode == 1
+            assert "another syncdsl process holds this HubSpot portal" in refused.stderr
+            assert "syncdsl stream" in refused.stderr  # who holds it
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        applied = run(ws, "apply", ".", "--auto-approve", check=True)
+        assert "1 to create" in applied.stdout or "created" in applied.stdout
+        assert ws.emulator.contact_by_email("a@example.com") is not None
+
+
+def test_state_lives_in_postgresql_and_never_shows_the_password(
+    tmp_path: Path, pg_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host_part = pg_store.split("//", 1)[1]
+    with_password = pg_store.replace(host_part, host_part.replace("@", f":{PASSWORD}@", 1))
+    monkeypatch.setenv("SYNCDSL_STORE", with_password)
+    monkeypatch.delenv("PGPASSWORD")
+    with workspace(tmp_path) as ws:
+        ws.write(
+            [{"email": f"s{i}@example.com", "first": "S", "seg": "realized"} for i in range(5)]
+        )
+        outputs = [
+            run(ws, "apply", ".", "--auto-approve", check=True),
+            run(ws, "state", ".", check=True),
+            run(ws, "state", ".", "--json", check=True),
+            run(ws, "plan", ".", "--detailed-exitcode"),
+        ]
+        assert outputs[3].returncode == 0, outputs[3].stdout  # the state knows what was applied
+        for result in outputs:
+            assert PASSWORD not in result.stdout + result.stderr
+        summary = json.loads(outputs[2].stdout)
+        assert summary["contacts"] == 5 and summary["path"].startswith("postgresql://")
+        assert f"configuration {tmp_path.name}" in outputs[1].stdout
+        assert not (tmp_path / ".syncdsl" / "state.db").exists()
+    with psycopg.connect(with_password) as db:
+        schemas = db.execute("SELECT schema_name FROM syncdsl.configurations").fetchall()
+        assert len(schemas) == 1
+        recorded = db.execute(
+            f'SELECT component, version FROM "{schemas[0][0]}".schema_version ORDER BY component'
+        ).fetchall()
+        assert recorded == [("state", 2)]
+
+
+def test_a_store_newer_than_syncdsl_is_refused(pg_store: str, tmp_path: Path) -> None:
+    from syncdsl.errors import StateError
+    from syncdsl.state.store import StateStore
+
+    with StateStore.open(tmp_path, store=pg_store) as store:
+        store.count()
+    db = connect(pg_store)
+    schema = db.execute("SELECT schema_name FROM configurations").fetchone()[0]
+    db.execute(f'UPDATE "{schema}".schema_version SET version = 99 WHERE component = ?', ("state",))
+    db.close()
+    with pytest.raises(StateError, match="newer than this syncdsl knows"):
+        StateStore.open(tmp_path, store=pg_store)
+
+
+def test_an_unreachable_store_is_explained_without_its_password(tmp_path: Path) -> None:
+    with workspace(tmp_path) as ws:
+        ws.write([])
+        env = {**os.environ, "HUBSPOT_TOKEN": TOKEN, "HUBSPOT_API_BASE": ws.emulator.base_url}
+        env["SYNCDSL_STORE"] = "postgresql://syncdsl:secret-password-99@127.0.0.1:1/syncdsl"
+        result = subprocess.run(
+            [*SYNCDSL, "plan", "."], cwd=tmp_path, env=env, text=True, capture_output=True
+        )
+        assert result.returncode == 1
+        assert "cannot connect to the PostgreSQL store" in result.stderr
+        assert "secret-password-99" not in result.stderr and "Traceback" not in result.stderr
