@@ -39,16 +39,21 @@ LOCAL_STATE_KEY = "local:"  # what the state is bound to for the embedded emulat
 
 
 def resolve_base_url(spec: Spec) -> str:
-    """`HUBSPOT_API_BASE` overrides the spec's `base_url`, which defaults to api.hubapi.com.
+    """`HUBSPOT_API_BASE` overrides the spec's `base_url`, which defaults to api.hubapi.com;
+    `<TOKEN_ENV>_API_BASE` (say `BRAND_A_TOKEN_API_BASE`) overrides both for one token's portal.
 
     The operator's URL is checked before any request (scheme, host, no credentials, no query);
     the spec's was checked by validation (HubSpot's own hosts only).
     """
-    operator_url = os.environ.get(API_BASE_ENV, "").strip()
+    # A worker serving many portals: each token's own address (`<TOKEN_ENV>_API_BASE`) first.
+    variable = f"{spec.destination.token_env}_API_BASE"
+    if not os.environ.get(variable, "").strip():
+        variable = API_BASE_ENV
+    operator_url = os.environ.get(variable, "").strip()
     if not operator_url:
         return spec.destination.base_url.rstrip("/")
     register_secret_parts(operator_url)
-    problem = api_base_problem(operator_url, API_BASE_ENV)
+    problem = api_base_problem(operator_url, variable)
     if problem is not None:
         raise SyncdslError(problem)
     return operator_url.rstrip("/")

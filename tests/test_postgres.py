@@ -179,3 +179,58 @@ def test_an_unreachable_store_is_explained_without_its_password(tmp_path: Path) 
         assert result.returncode == 1
         assert "cannot connect to the PostgreSQL store" in result.stderr
         assert "secret-password-99" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_workers_serve_five_portals_and_a_kill_9_loses_nothing(
+    tmp_path: Path, pg_store: str
+) -> None:
+    from contextlib import ExitStack
+
+    from syncdsl.emulator import Emulator
+    from tests.scenario import BASE_SPEC, Workspace
+
+    people = [
+        {"email": f"w{i:04d}@example.com", "first": f"W{i}", "seg": "realized"} for i in range(400)
+    ]
+    env = {**os.environ, "SYNCDSL_STORE": pg_store, "SYNCDSL_LEASE_SECONDS": LEASE}
+    with ExitStack() as stack:
+        portals: list[Workspace] = []
+        for n in range(5):
+            emulator = stack.enter_context(
+                Emulator(token=TOKEN, rate_limits=True, tier="professional", latency=0.05, seed=n)
+            )
+            root = tmp_path / f"brand-{n}"
+            root.mkdir()
+            ws = Workspace(root, emulator)
+            ws.write(people, spec=BASE_SPEC.replace("HUBSPOT_TOKEN", f"BRAND{n}_TOKEN"))
+            env[f"BRAND{n}_TOKEN"] = TOKEN
+            env[f"BRAND{n}_TOKEN_API_BASE"] = emulator.base_url
+            portals.append(ws)
+        env.pop("HUBSPOT_API_BASE", None)
+        command = [*SYNCDSL, "worker", *(str(ws.root) for ws in portals), "--once", "--jobs", "3"]
+        first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        second = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        wait_for(
+            lambda: sum(ws.emulator.count("contacts.batch_upsert") for ws in portals) >= 3,
+            what="the workers writing",
+        )
+        first.send_signal(signal.SIGKILL)  # mid-apply: its children die with it
+        first.wait(timeout=10)
+        assert second.wait(timeout=120) == 0, second.stderr.read()  # type: ignore[union-attr]
+        for ws in portals:
+            assert ws.emulator.count(status=429) == 0, "a portal's calls exceeded its ceiling"
+            assert ws.emulator.overlapping_writes == 0
+            for person in people:
+                got = ws.emulator.contact_by_email(person["email"]) or {}
+                assert got.get("firstname") == person["first"], person["email"]
+                assert got.get("newsletter") == "realized"
+            settled = subprocess.run(
+                [*SYNCDSL, "plan", str(ws.root), "--detailed-exitcode"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert settled.returncode == 0, settled.stdout + settled.stderr
+        for pipe in (first.stderr, second.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -11,6 +11,9 @@ from syncdsl.state.database import Database
 
 _VERSIONS = "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL);"
 
+#: PostgreSQL: held while schemas and tables are created, so replicas starting together wait.
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('syncdsl migrations'))"
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -36,7 +39,7 @@ def migrate(db: Database, component: str, steps: Sequence[Migration]) -> int:
     latest = steps[-1].version
     if db.dialect == "postgresql":
         with db.transaction():
-            db.execute("SELECT pg_advisory_xact_lock(hashtext('syncdsl migrations'))")
+            db.execute(MIGRATION_LOCK)
             db.script(_VERSIONS)
             return _run(db, component, steps, latest)
     db.script(_VERSIONS)

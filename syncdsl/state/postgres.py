@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from syncdsl.errors import LockHeldError, StateError
 from syncdsl.state.database import PostgresDatabase
-from syncdsl.state.migrations import Migration, migrate, script
+from syncdsl.state.migrations import MIGRATION_LOCK, Migration, migrate, script
 
 SHARED_SCHEMA = "syncdsl"
 #: Seconds a lease lasts without a heartbeat (SYNCDSL_LEASE_SECONDS overrides it).
@@ -81,7 +81,9 @@ def connect(url: str, *, search_path: str | None = None) -> PostgresDatabase:
         ) from None
     db = PostgresDatabase(connection)
     try:
-        db.execute(f"CREATE SCHEMA IF NOT EXISTS {SHARED_SCHEMA}")
+        with db.transaction():  # processes starting together: one creates, the others wait
+            db.execute(MIGRATION_LOCK)
+            db.execute(f"CREATE SCHEMA IF NOT EXISTS {SHARED_SCHEMA}")
         db.execute(f"SET search_path TO {SHARED_SCHEMA}")
         migrate(db, "leases", (_LEASES,))
         if search_path is not None:
@@ -100,12 +102,14 @@ def configuration_schema(db: PostgresDatabase, key: str) -> str:
     """The schema holding the tables of the configuration `key`, created on first use."""
     slug = re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")[:40] or "configuration"
     name = f"c_{slug}_{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-    db.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
-    db.execute(
-        f"INSERT INTO {SHARED_SCHEMA}.configurations (key, schema_name) VALUES (?, ?) "
-        "ON CONFLICT (key) DO NOTHING",
-        (key, name),
-    )
+    with db.transaction():
+        db.execute(MIGRATION_LOCK)
+        db.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
+        db.execute(
+            f"INSERT INTO {SHARED_SCHEMA}.configurations (key, schema_name) VALUES (?, ?) "
+            "ON CONFLICT (key) DO NOTHING",
+            (key, name),
+        )
     return name
 
 
