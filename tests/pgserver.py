@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +58,20 @@ def _as_owner(command: list[str]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Server]:
-    binaries = _binaries()
-    if binaries is None:
+    if _binaries() is None:
         message = "PostgreSQL's binaries (initdb, pg_ctl) are not installed: apt install postgresql"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    with running_server() as server:
+        yield server
+
+
+@contextmanager
+def running_server() -> Iterator[Server]:
+    """Start a server (initdb, pg_ctl start), create the `syncdsl` database; stop it after."""
+    binaries = _binaries()
+    assert binaries is not None, "PostgreSQL's binaries are not installed"
     top = Path(tempfile.mkdtemp(prefix="syncdsl-pg-"))
     data, sockets = top / "data", top / "run"
     sockets.mkdir()

@@ -10,14 +10,13 @@ directory's name.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from syncdsl.errors import StateError
 from syncdsl.state.database import Database
-from syncdsl.state.locks import ApplyLock
+from syncdsl.state.locks import ApplyLock, running_command
 from syncdsl.state.postgres import (
     LeaseHolder,
     Leases,
@@ -89,7 +88,7 @@ class StoreLocation:
         if self.url is None or portal is None:
             return ApplyLock(self.root)
         names = (f"portal:{portal_fingerprint(*portal)}", f"configuration:{self.key}")
-        return PortalLease(Leases(self.url, names, LeaseHolder.here(_command())))
+        return PortalLease(Leases(self.url, names, LeaseHolder.here(running_command())))
 
 
 class PortalLease:
@@ -108,8 +107,3 @@ class PortalLease:
 
     def __exit__(self, *exc: object) -> None:
         self.leases.release()
-
-
-def _command() -> str:
-    words = [word for word in sys.argv[1:] if not word.startswith("-")][:1]
-    return " ".join(words) or "(library)"

@@ -82,7 +82,7 @@ class ApplyLock:
             )
         self._fd = fd
         try:
-            self._note = write_holder(self.path, f"pid {os.getpid()}: syncdsl {_command()}")
+            self._note = write_holder(self.path, f"pid {os.getpid()}: syncdsl {running_command()}")
         except BaseException:
             self.__exit__()
             raise
@@ -103,7 +103,7 @@ class ApplyLock:
         self._fd = self._note = None
 
 
-def _command() -> str:
+def running_command() -> str:
     """The running syncdsl command and its --local flag, for lock holders' notes."""
     words = [word for word in sys.argv[1:] if not word.startswith("-")][:1]
     return " ".join(words + (["--local"] if "--local" in sys.argv else [])) or "(library)"
