@@ -28,7 +28,7 @@ from syncdsl.plan.planfile import SavedPlan, check_unedited
 from syncdsl.plan.staleness import check_fresh
 from syncdsl.records.desired import DesiredSet
 from syncdsl.scrub import register_secret
-from syncdsl.state.backend import ConfigurationLock, StoreLocation
+from syncdsl.state.backend import ConfigurationLock, PortalLease, StoreLocation
 from syncdsl.state.locks import ApplyLock
 from syncdsl.state.store import STATE_DIR, STATE_FILE, ContactState, StateStore, state_dir
 
@@ -230,6 +230,8 @@ def applying(
         connect(spec, local=local, parallelism=parallelism, held=lock, writes=writes) as target,
         store_location(spec).state() as store,
     ):
+        if isinstance(lock, PortalLease):
+            store.fence(lock.leases.lost)
         yield Session(spec, target, store)
 
 

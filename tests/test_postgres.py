@@ -234,3 +234,44 @@ def test_two_workers_serve_five_portals_and_a_kill_9_loses_nothing(
         for pipe in (first.stderr, second.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def test_a_lease_is_exclusive_expires_with_its_holder_and_fences_the_journal(
+    pg_store: str, tmp_path: Path
+) -> None:
+    from syncdsl.errors import LockHeldError
+    from syncdsl.state.postgres import LeaseHolder, Leases
+    from syncdsl.state.store import StateStore
+
+    names = ("portal:a", "configuration:x")
+    first = Leases(pg_store, names, LeaseHolder("first", "the first"), seconds=1.5)
+    second = Leases(pg_store, ("portal:a",), LeaseHolder("second", "the second"), seconds=1.5)
+    assert first.try_acquire()
+    assert not second.try_acquire()  # one of its names is held
+    with pytest.raises(LockHeldError, match="the first"):
+        second.acquire("this portal")
+    db = connect(pg_store)
+
+    def expiry() -> object:
+        return db.execute("SELECT expires FROM leases WHERE name = 'portal:a'").fetchone()[0]
+
+    before = expiry()
+    wait_for(lambda: expiry() > before, timeout=10, what="the heartbeat renewing the lease")
+    # A dead holder's row, expired: another process takes it.
+    db.execute(
+        "INSERT INTO leases VALUES ('portal:b', 'dead', 'a dead process', now(), now() - interval '1 second')"
+    )
+    third = Leases(pg_store, ("portal:b",), LeaseHolder("third", "the third"), seconds=1.5)
+    assert third.try_acquire()
+    third.release()
+    # A holder that stalled past its expiry finds its row taken at its next heartbeat: lost.
+    db.execute("UPDATE leases SET holder = 'someone else' WHERE name = 'portal:a'")
+    wait_for(lambda: first.lost.is_set(), timeout=10, what="the first holder noticing")
+    assert not first.held
+    with StateStore.open(tmp_path, store=pg_store) as store:
+        store.fence(first.lost)
+        with pytest.raises(LockHeldError, match="lost its lease"):
+            store.mark_dirty(["a@example.com"])
+    first.release()
+    assert db.execute("SELECT name FROM leases").fetchall() == [("portal:a",)]  # not its own
+    db.close()

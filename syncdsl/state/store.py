@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeGuard
 
-from syncdsl.errors import StateError
+from syncdsl.errors import LockHeldError, StateError
 from syncdsl.safefile import private_directory
 from syncdsl.state.database import Database, SQLiteDatabase
 from syncdsl.state.journal import open_durable
@@ -116,6 +117,7 @@ class StateStore:
     def __init__(self, db: Database, path: str) -> None:
         self._db = db
         self.path = path  # where the state is, for people (never a password)
+        self._lost: threading.Event | None = None
         try:
             migrate(db, "state", MIGRATIONS)
             if self._meta("lineage") is None:
@@ -383,9 +385,20 @@ class StateStore:
             )
             self._bump()
 
+    def fence(self, lost: threading.Event) -> None:
+        """Refuse to journal new batches once `lost` is set (the writer's lease was lost, so
+        another process may be writing the same portal)."""
+        self._lost = lost
+
     def mark_dirty(self, emails: list[str]) -> None:
         """Before a batch is sent: if the process dies before its acceptance is journaled, the
         next plan must resend these contacts' values, whatever the state says they were."""
+        if self._lost is not None and self._lost.is_set():
+            raise LockHeldError(
+                "this apply lost its lease on the portal (the store could not be reached in "
+                "time), so another process may write to it now: it stopped before the next "
+                "batch; what HubSpot accepted is journaled. Run it again"
+            )
         with self.transaction():
             for start in range(0, len(emails), 500):
                 chunk = emails[start : start + 500]
