@@ -19,9 +19,9 @@ from syncdsl.apply.rejects import write_apply_rejects
 from syncdsl.errors import LockHeldError, PlanError, SyncdslError
 from syncdsl.hubspot.client import HubSpotClient
 from syncdsl.hubspot.target import Target
+from syncdsl.hubspot.transport import token_digest
 from syncdsl.lang.endpoint import api_base_problem, token_problem
 from syncdsl.lang.ir import Spec
-from syncdsl.lang.load import load_spec
 from syncdsl.plan.definition import Plan, PlanOptions
 from syncdsl.plan.gather import PlanResult, configuration_hash, make_plan, read_current
 from syncdsl.plan.planfile import SavedPlan, check_unedited
@@ -197,7 +197,7 @@ def configuration_lock(spec: Spec, *, local: bool) -> ConfigurationLock:
     location = store_location(spec)
     if local or not location.shared:
         return location.lock(None)
-    return location.lock((resolve_base_url(spec), resolve_token(spec)))
+    return location.lock((resolve_base_url(spec), token_digest(resolve_token(spec))))
 
 
 @dataclass(frozen=True)
@@ -302,15 +302,15 @@ def signed_configuration(saved: SavedPlan) -> Path:
             "directory or a .sync file: make the plan again with `syncdsl plan --out`"
         )
     root = configuration.parent if is_spec else configuration
+    # Nothing in that directory is read before the digest is checked, its spec included: a
+    # shared store is found through SYNCDSL_STORE.
     location = StoreLocation.choose(root)
     if not location.shared and not (root / STATE_DIR / STATE_FILE).is_file():
-        # No state files: the configuration may name a shared store (nothing is created here).
-        location = store_location(load_spec([configuration]))
-        if not location.shared:
-            raise PlanError(
-                f"the saved plan names {configuration}, which has no syncdsl state: the plan "
-                "was not made there; make it again with `syncdsl plan --out`"
-            )
+        raise PlanError(
+            f"the saved plan names {configuration}, which has no syncdsl state: the plan was "
+            "not made there; make it again with `syncdsl plan --out` (a configuration whose "
+            "state is in PostgreSQL applies saved plans with SYNCDSL_STORE set)"
+        )
     with location.state() as store:
         if store.lineage != saved.plan.fingerprint.lineage:
             raise PlanError(

@@ -482,6 +482,7 @@ def test_input_file_is_followed_and_not_reread_after_a_restart(tmp_path: Path) -
         assert ws.emulator.count("contacts.batch_upsert") == upserts + 1
 
 
+@pytest.mark.sqlite_files
 def test_unsent_events_survive_a_restart(tmp_path: Path) -> None:
     with workspace(tmp_path) as ws:
         ws.write([])

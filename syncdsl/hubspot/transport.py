@@ -7,6 +7,7 @@ backoff), maps what it may not to syncdsl errors, and scrubs the token from ever
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -76,6 +77,11 @@ class TransportOptions(TypedDict, total=False):
     sleep: Callable[[float], None]
 
 
+def token_digest(token: str) -> str:
+    """A SHA-256 of an access token: it names the token's portal (in lease rows) without it."""
+    return hashlib.sha256(f"syncdsl token\0{token}".encode()).hexdigest()
+
+
 class Transport:
     """Sends requests to one HubSpot, within its rate limits (see the module's docstring)."""
 
@@ -96,6 +102,7 @@ class Transport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
+        self.token_digest = token_digest(token)
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = Backoff(base=backoff_base, cap=backoff_cap)

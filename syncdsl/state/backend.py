@@ -83,8 +83,9 @@ class StoreLocation:
 
     def lock(self, portal: tuple[str, str] | None) -> ConfigurationLock:
         """The lock an apply or a stream's sending holds: on the files, a flock on `.syncdsl/`;
-        in a shared store, leases on the portal (`portal`: its API address and token, None for
-        the embedded local HubSpot, which lives in `.syncdsl/`) and on the configuration."""
+        in a shared store, leases on the portal (`portal`: its API address and the token's
+        digest, None for the embedded local HubSpot, which lives in `.syncdsl/`) and on the
+        configuration."""
         if self.url is None or portal is None:
             return ApplyLock(self.root)
         names = (f"portal:{portal_fingerprint(*portal)}", f"configuration:{self.key}")

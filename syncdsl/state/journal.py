@@ -8,7 +8,7 @@ from pathlib import Path
 from syncdsl.safefile import prepare_sqlite
 
 
-def open_durable(path: Path) -> sqlite3.Connection:
+def open_durable(path: Path, schema: str = "") -> sqlite3.Connection:
     """Open (or create) a SQLite file whose commits reach the disk before they return.
 
     WAL with synchronous=FULL: a committed transaction survives kill -9 and power loss, readers
@@ -23,6 +23,8 @@ def open_durable(path: Path) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        if schema:
+            db.executescript(schema)
     except BaseException:
         db.close()
         raise

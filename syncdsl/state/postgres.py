@@ -62,7 +62,7 @@ def is_postgres(url: str | None) -> bool:
     return url is not None and url.startswith(("postgresql://", "postgres://"))
 
 
-def connect(url: str, *, search_path: str | None = None) -> PostgresDatabase:
+def connect(url: str) -> PostgresDatabase:
     """A connection in autocommit mode; StateError naming the store (never its password)."""
     try:
         import psycopg
@@ -86,8 +86,6 @@ def connect(url: str, *, search_path: str | None = None) -> PostgresDatabase:
             db.execute(f"CREATE SCHEMA IF NOT EXISTS {SHARED_SCHEMA}")
         db.execute(f"SET search_path TO {SHARED_SCHEMA}")
         migrate(db, "leases", (_LEASES,))
-        if search_path is not None:
-            db.execute(f'SET search_path TO "{search_path}", {SHARED_SCHEMA}')
     except BaseException:
         db.close()
         raise
@@ -125,11 +123,9 @@ def open_configuration(url: str, key: str) -> PostgresDatabase:
     return db
 
 
-def portal_fingerprint(base_url: str, token: str) -> str:
-    """Names one HubSpot portal in lease rows: its API address and access token, hashed (the
-    token itself is never stored)."""
-    digest = hashlib.sha256(f"syncdsl portal\0{base_url}\0{token}".encode()).hexdigest()
-    return f"{base_url} #{digest[:16]}"
+def portal_fingerprint(base_url: str, token_digest: str) -> str:
+    """Names one HubSpot portal in lease rows: its API address and its token's digest."""
+    return f"{base_url} #{token_digest[:16]}"
 
 
 def lease_seconds() -> float:
@@ -258,12 +254,6 @@ class Leases:
     @property
     def held(self) -> bool:
         return self._thread is not None and not self.lost.is_set()
-
-    def __enter__(self) -> Leases:
-        return self.acquire("this portal")
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     # -- the heartbeat -----------------------------------------------------------------------
     def _beat(self) -> None:

@@ -144,7 +144,7 @@ class StateStore:
     @classmethod
     def sqlite(cls, path: Path) -> StateStore:
         try:
-            db = SQLiteDatabase(open_durable(path))
+            db = SQLiteDatabase(open_durable(path, ""))
             return cls(db, str(path))
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.OperationalError) and not _writable(path):

@@ -18,10 +18,11 @@ from syncdsl.lang.ir import Spec
 from syncdsl.plan.build import fill_properties
 from syncdsl.plan.schemadiff import diff_schema
 from syncdsl.records.mapping import MappedRecord, ProfileMapper, RecordRejected
-from syncdsl.session import configuration_lock, store_location
+from syncdsl.session import store_location
 from syncdsl.state.backend import ConfigurationLock, PortalLease
 from syncdsl.state.lockfile import bound_properties, desired_lock, lock_after, read_lock, write_lock
 from syncdsl.state.locks import ApplyLock
+from syncdsl.state.postgres import Leases
 from syncdsl.state.store import StateStore, state_dir
 from syncdsl.stream.commit import GroupCommitter
 from syncdsl.stream.follow import InputFollower
@@ -225,7 +226,10 @@ class StreamService:
             if self._shared:
                 self.queue_name = location.describe()
                 self._events = EventQueue(self.queue_path, database=location.database())
-                self._lease = configuration_lock(self.spec, local=False)
+                self._lease = location.lock((self.target.base_url, self.target.client.token_digest))
+                assert isinstance(self._lease, PortalLease)
+                if self._lease.leases.try_acquire():  # free: send from the start, as alone
+                    self._start_sending()
             else:
                 self._events = EventQueue(self.queue_path)
                 self._start_sending()
@@ -294,20 +298,7 @@ class StreamService:
         leases = self._lease.leases
         poll = min(1.0, leases.seconds / 5)
         while not self._stopping.is_set():
-            try:
-                if not leases.try_acquire():
-                    self._stopping.wait(poll)
-                    continue
-            except SyncdslError as error:  # the database is unreachable: try again
-                self.log("lease_unavailable", level="warning", error=str(error))
-                self._stopping.wait(poll)
-                continue
-            self.log("lease_acquired", holder=leases.holder.note)
-            try:
-                self._start_sending()
-            except Exception as error:  # noqa: BLE001 - logged; another replica may try
-                self.log("sending_failed", level="error", error=f"{type(error).__name__}: {error}")
-                leases.release()
+            if self._dispatcher is None and not self._take_over(leases):
                 self._stopping.wait(poll)
                 continue
             while not self._stopping.is_set() and not leases.lost.is_set():
@@ -319,6 +310,24 @@ class StreamService:
             if dispatcher is not None:
                 dispatcher.drain(0.0)
             leases.release()
+
+    def _take_over(self, leases: Leases) -> bool:
+        """Take the lease and start sending; False when another replica holds it (or the
+        database or HubSpot failed: logged, tried again)."""
+        try:
+            if not leases.try_acquire():
+                return False
+        except SyncdslError as error:  # the database is unreachable: try again
+            self.log("lease_unavailable", level="warning", error=str(error))
+            return False
+        self.log("lease_acquired", holder=leases.holder.note)
+        try:
+            self._start_sending()
+        except Exception as error:  # noqa: BLE001 - logged; this or another replica tries again
+            self.log("sending_failed", level="error", error=f"{type(error).__name__}: {error}")
+            leases.release()
+            return False
+        return True
 
     def _intake_config(self) -> IntakeConfig:
         try:
