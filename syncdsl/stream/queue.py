@@ -115,7 +115,10 @@ class EventQueue:
         stamp = time.time() if received is None else received
         with self._lock, self._db.transaction():
             if self._shared:
-                self._db.execute("SELECT pg_advisory_xact_lock(hashtext('syncdsl queue'))")
+                # One configuration's appends in turn (its schema names it).
+                self._db.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('syncdsl queue ' || current_schema()))"
+                )
             self._db.executemany(
                 "INSERT INTO events (source, received, payload) VALUES (?, ?, ?)",
                 [(source, stamp, payload) for source, payload in events],
