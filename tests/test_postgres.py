@@ -275,3 +275,17 @@ def test_a_lease_is_exclusive_expires_with_its_holder_and_fences_the_journal(
     first.release()
     assert db.execute("SELECT name FROM leases").fetchall() == [("portal:a",)]  # not its own
     db.close()
+
+
+def test_a_replica_of_another_configuration_key_is_told_why_it_does_not_send(
+    pg_store: str,
+) -> None:
+    from syncdsl.state.postgres import LeaseHolder, Leases
+
+    holder = Leases(pg_store, ("portal:p", "configuration:a"), LeaseHolder("h", "holder"), 5)
+    other = Leases(pg_store, ("portal:p", "configuration:b"), LeaseHolder("o", "other"), 5)
+    same = Leases(pg_store, ("portal:p", "configuration:a"), LeaseHolder("s", "same"), 5)
+    assert holder.try_acquire()
+    assert not other.try_acquire() and other.rivals() == ["configuration:a"]
+    assert not same.try_acquire() and same.rivals() == []
+    holder.release()

@@ -226,6 +226,22 @@ class Leases:
                 db.close()
         return "; ".join(sorted({str(row[0]) for row in rows})) or "another process"
 
+    def rivals(self) -> list[str]:
+        """The names the current holders of these leases hold that this process does not ask
+        for (say, another configuration on the same portal)."""
+        db = self._db or connect(self.url)
+        try:
+            marks = ",".join("?" * len(self.names))
+            rows = db.execute(
+                "SELECT name FROM leases WHERE expires >= now() AND holder IN (SELECT holder "
+                f"FROM leases WHERE name IN ({marks}) AND holder != ?) AND name NOT IN ({marks})",
+                (*self.names, self.holder.id, *self.names),
+            ).fetchall()
+        finally:
+            if db is not self._db:
+                db.close()
+        return sorted(str(row[0]) for row in rows)
+
     def release(self) -> None:
         """Stop the heartbeat and delete the rows (another process may take them at once)."""
         self._stop.set()

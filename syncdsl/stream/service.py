@@ -209,6 +209,7 @@ class StreamService:
         self._lease: ConfigurationLock | None = None
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._warned_rivals = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> str:
@@ -316,6 +317,15 @@ class StreamService:
         database or HubSpot failed: logged, tried again)."""
         try:
             if not leases.try_acquire():
+                if not self._warned_rivals and (rivals := leases.rivals()):
+                    # Its intake waits for that holder: usually a configuration key mismatch.
+                    self._warned_rivals = True
+                    self.log(
+                        "portal_held_by_another_configuration",
+                        level="warning",
+                        holds=rivals,
+                        hint="replicas of one configuration need one store_key",
+                    )
                 return False
         except SyncdslError as error:  # the database is unreachable: try again
             self.log("lease_unavailable", level="warning", error=str(error))
