@@ -218,9 +218,13 @@ def _proc(pid: int) -> tuple[int, float]:
 
 @contextmanager
 def stream_process(
-    root: Path, base_url: str, *args: str, nofile: int | None = None
+    root: Path,
+    base_url: str,
+    *args: str,
+    nofile: int | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    env = {**os.environ, "HUBSPOT_TOKEN": TOKEN, "HUBSPOT_API_BASE": base_url}
+    env = {**os.environ, "HUBSPOT_TOKEN": TOKEN, "HUBSPOT_API_BASE": base_url, **(env_extra or {})}
 
     def limit() -> None:
         if nofile is not None:

@@ -32,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from bench_intake import SPEC, TOKEN, _body  # noqa: E402
+from bench_intake import SPEC, TOKEN, _body, stream_process  # noqa: E402
 
 from syncdsl.emulator import Emulator  # noqa: E402
 from tests.pgserver import PASSWORD, running_server  # noqa: E402
@@ -42,36 +42,14 @@ LEASE_SECONDS = "5"
 
 @contextmanager
 def replica(root: Path, base_url: str, store: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    env = {
-        **os.environ,
-        "HUBSPOT_TOKEN": TOKEN,
-        "HUBSPOT_API_BASE": base_url,
+    """One `syncdsl stream` replica on the shared store."""
+    shared = {
         "SYNCDSL_STORE": store,
         "PGPASSWORD": PASSWORD,
         "SYNCDSL_LEASE_SECONDS": LEASE_SECONDS,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "syncdsl", "stream", ".", "--port", "0", "--window-ms", "50"],
-        cwd=root,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        if not first.startswith("Listening on "):
-            raise SystemExit(f"the stream did not start: {first!r}")
-        yield process, first.split()[2]
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with stream_process(root, base_url, "--window-ms", "50", env_extra=shared) as running:
+        yield running
 
 
 def _status(url: str) -> dict[str, Any]:
