@@ -9,26 +9,21 @@ directory's name.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from syncdsl.errors import StateError
 from syncdsl.state.database import Database
 from syncdsl.state.locks import ApplyLock, running_command
 from syncdsl.state.postgres import (
     LeaseHolder,
     Leases,
-    is_postgres,
+    chosen_store,
+    describe,
     open_configuration,
     portal_fingerprint,
-    redact,
 )
 from syncdsl.state.store import StateStore
-
-STORE_ENV = "SYNCDSL_STORE"
-SQLITE = "sqlite"
 
 
 class ConfigurationLock(Protocol):
@@ -53,15 +48,8 @@ class StoreLocation:
     @classmethod
     def choose(cls, root: Path, store: str | None = None, key: str | None = None) -> StoreLocation:
         """SYNCDSL_STORE, else the spec's `store`, else SQLite files beside the configuration."""
-        chosen = os.environ.get(STORE_ENV, "").strip() or store
-        if chosen is None or chosen == SQLITE:
-            return cls(root)
-        if not is_postgres(chosen):
-            raise StateError(
-                f"{STORE_ENV} must be a postgresql:// URL (or `{SQLITE}` for the files beside "
-                f"the configuration); found {redact(chosen)!r}"
-            )
-        return cls(root, chosen, key or root.resolve().name)
+        url, name = chosen_store(root, store, key)
+        return cls(root, url, name)
 
     @property
     def shared(self) -> bool:
@@ -69,7 +57,7 @@ class StoreLocation:
         return self.url is not None
 
     def state(self) -> StateStore:
-        return StateStore.open(self.root, store=self.url or SQLITE, key=self.key or None)
+        return StateStore.at(self.root, self.url, self.key)
 
     def database(self) -> Database:
         """A connection to the configuration's tables in the shared store."""
@@ -79,7 +67,7 @@ class StoreLocation:
     def describe(self) -> str:
         if self.url is None:
             return "SQLite files in .syncdsl/"
-        return f"{redact(self.url)} (configuration {self.key})"
+        return describe(self.url, self.key)
 
     def lock(self, portal: tuple[str, str] | None) -> ConfigurationLock:
         """The lock an apply or a stream's sending holds: on the files, a flock on `.syncdsl/`;

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +24,8 @@ from syncdsl.errors import LockHeldError, StateError
 from syncdsl.state.database import PostgresDatabase
 from syncdsl.state.migrations import MIGRATION_LOCK, Migration, migrate, script
 
+STORE_ENV = "SYNCDSL_STORE"
+SQLITE = "sqlite"  # SYNCDSL_STORE or `store =`: the SQLite files beside the configuration
 SHARED_SCHEMA = "syncdsl"
 #: Seconds a lease lasts without a heartbeat (SYNCDSL_LEASE_SECONDS overrides it).
 LEASE_SECONDS = 15.0
@@ -60,6 +63,28 @@ def redact(url: str) -> str:
 
 def is_postgres(url: str | None) -> bool:
     return url is not None and url.startswith(("postgresql://", "postgres://"))
+
+
+def chosen_store(
+    root: Path, store: str | None = None, key: str | None = None
+) -> tuple[str | None, str]:
+    """(URL, configuration key) of the configuration at `root`: SYNCDSL_STORE, else the spec's
+    `store`; (None, "") for the SQLite files beside it. The key is `key`, else the
+    configuration directory's name."""
+    chosen = os.environ.get(STORE_ENV, "").strip() or store
+    if chosen is None or chosen == SQLITE:
+        return None, ""
+    if not is_postgres(chosen):
+        raise StateError(
+            f"{STORE_ENV} must be a postgresql:// URL (or `{SQLITE}` for the files beside "
+            f"the configuration); found {redact(chosen)!r}"
+        )
+    return chosen, key or root.resolve().name
+
+
+def describe(url: str, key: str) -> str:
+    """A configuration's place in a shared store, for people (never the password)."""
+    return f"{redact(url)} (configuration {key})"
 
 
 def connect(url: str) -> PostgresDatabase:

@@ -22,7 +22,7 @@ from syncdsl.safefile import private_directory
 from syncdsl.state.database import Database, SQLiteDatabase
 from syncdsl.state.journal import open_durable
 from syncdsl.state.migrations import Migration, migrate
-from syncdsl.state.postgres import is_postgres, open_configuration, redact
+from syncdsl.state.postgres import chosen_store, describe, open_configuration
 
 STATE_DIR = ".syncdsl"
 STATE_FILE = "state.db"
@@ -131,15 +131,16 @@ class StateStore:
 
     @classmethod
     def open(cls, root: Path, store: str | None = None, key: str | None = None) -> StateStore:
-        """The state of the configuration at `root`: in `.syncdsl/state.db`, or with `store`
-        (a `postgresql://` URL; default `SYNCDSL_STORE`) in its schema there, named `key`
-        (default: the configuration directory's name)."""
-        url = store if store is not None else os.environ.get("SYNCDSL_STORE") or None
-        if is_postgres(url):
-            assert url is not None
-            name = key or root.resolve().name
-            return cls(open_configuration(url, name), f"{redact(url)} (configuration {name})")
-        return cls.sqlite(state_dir(root) / STATE_FILE)
+        """The state of the configuration at `root`: in `.syncdsl/state.db`, or in its schema of
+        the PostgreSQL store SYNCDSL_STORE (else `store`) names (`chosen_store`)."""
+        return cls.at(root, *chosen_store(root, store, key))
+
+    @classmethod
+    def at(cls, root: Path, url: str | None, key: str) -> StateStore:
+        """The state in the store `url` under `key`, or in the SQLite file (url None)."""
+        if url is None:
+            return cls.sqlite(state_dir(root) / STATE_FILE)
+        return cls(open_configuration(url, key), describe(url, key))
 
     @classmethod
     def sqlite(cls, path: Path) -> StateStore:
