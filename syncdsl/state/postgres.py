@@ -238,34 +238,32 @@ class Leases:
 
     def holders(self) -> str:
         """Who holds these leases now, as they wrote it."""
-        db = self._db or connect(self.url)
-        try:
-            marks = ",".join("?" * len(self.names))
-            rows = db.execute(
-                f"SELECT note FROM leases WHERE name IN ({marks}) AND expires >= now() "
-                "AND holder != ?",
-                (*self.names, self.holder.id),
-            ).fetchall()
-        finally:
-            if db is not self._db:
-                db.close()
+        marks = ",".join("?" * len(self.names))
+        rows = self._rows(
+            f"SELECT note FROM leases WHERE name IN ({marks}) AND expires >= now() AND holder != ?",
+            (*self.names, self.holder.id),
+        )
         return "; ".join(sorted({str(row[0]) for row in rows})) or "another process"
 
     def rivals(self) -> list[str]:
         """The names the current holders of these leases hold that this process does not ask
         for (say, another configuration on the same portal)."""
+        marks = ",".join("?" * len(self.names))
+        rows = self._rows(
+            "SELECT name FROM leases WHERE expires >= now() AND holder IN (SELECT holder "
+            f"FROM leases WHERE name IN ({marks}) AND holder != ?) AND name NOT IN ({marks})",
+            (*self.names, self.holder.id, *self.names),
+        )
+        return sorted(str(row[0]) for row in rows)
+
+    def _rows(self, sql: str, params: Sequence[object]) -> list[Any]:
+        """A query on this holder's connection (one opened for it when it holds none)."""
         db = self._db or connect(self.url)
         try:
-            marks = ",".join("?" * len(self.names))
-            rows = db.execute(
-                "SELECT name FROM leases WHERE expires >= now() AND holder IN (SELECT holder "
-                f"FROM leases WHERE name IN ({marks}) AND holder != ?) AND name NOT IN ({marks})",
-                (*self.names, self.holder.id, *self.names),
-            ).fetchall()
+            return db.execute(sql, params).fetchall()
         finally:
             if db is not self._db:
                 db.close()
-        return sorted(str(row[0]) for row in rows)
 
     def release(self) -> None:
         """Stop the heartbeat and delete the rows (another process may take them at once)."""
