@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -41,7 +41,6 @@ class _Job:
     started: float = 0.0
     applied: int = 0  # applies this worker finished
     failed: str | None = None  # the last failure (kept until an apply succeeds)
-    log: list[str] = field(default_factory=list)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
