@@ -15,8 +15,10 @@ import fcntl
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from syncdsl.errors import UnsafeFileError
 
@@ -95,8 +97,16 @@ def open_text(path: Path, *, append: bool = False, private: bool = True) -> Text
 
 
 def write_atomic(path: Path, text: str, *, private: bool = True) -> None:
-    """Replace `path` with `text` in one rename: a temporary file beside it, made with O_EXCL
-    (mkstemp: 0600, O_NOFOLLOW), fsync'd, then renamed over it. A symlink at `path` is refused."""
+    """Replace `path` with `text` in one rename (see `open_atomic`)."""
+    with open_atomic(path, private=private) as out:
+        out.write(text)
+
+
+@contextmanager
+def open_atomic(path: Path, *, private: bool = True) -> Iterator[IO[str]]:
+    """A text file that replaces `path` in one rename when the block ends without an error: a
+    temporary file beside it, made with O_EXCL (mkstemp: 0600, O_NOFOLLOW), fsync'd, then renamed
+    over it. A symlink at `path` is refused; on an error the temporary file is removed."""
     refuse_symlink(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -105,7 +115,7 @@ def write_atomic(path: Path, text: str, *, private: bool = True) -> None:
             os.umask(umask)
             os.fchmod(handle, SHARED & ~umask)
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         refuse_symlink(path)

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from syncdsl.errors import PlanError
+from syncdsl.plan import spill
 from syncdsl.plan.gather import configuration_hash
 from syncdsl.plan.planfile import inputs_document, load_plan, save_plan
 from syncdsl.plan.staleness import check_fresh
@@ -117,8 +118,14 @@ def _stale(ws: Workspace, case: dict[str, Any], plan: Any) -> None:
     client.close()
 
 
+@pytest.mark.parametrize("held", ["memory", "disk"])
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
-def test_plan_scenario(path: Path, tmp_path: Path) -> None:
+def test_plan_scenario(
+    path: Path, held: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if held == "disk":  # every change record and adoption on disk, nothing kept per kind
+        monkeypatch.setattr(spill, "SPILL_AT", 0)
+        monkeypatch.setattr(spill, "HEAD", 0)
     case = json.loads(path.read_text())
     expect = case["expect"]
     with workspace(tmp_path) as ws:

@@ -7,10 +7,11 @@ apply again resumes (upserts are idempotent).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -158,7 +159,7 @@ def _create_properties(client: HubSpotClient, creates: list[PropertySchema]) -> 
 def apply_contacts(
     client: HubSpotClient,
     store: StateStore,
-    changes: Sequence[ContactChange],
+    changes: Iterable[ContactChange],
     *,
     audience_properties: frozenset[str],
     parallelism: int = 8,
@@ -200,9 +201,11 @@ def apply_contacts(
             raise
 
 
-def _batches(changes: Sequence[ContactChange]) -> Iterator[list[ContactChange]]:
-    for start in range(0, len(changes), BATCH_SIZE):
-        yield list(changes[start : start + BATCH_SIZE])
+def _batches(changes: Iterable[ContactChange]) -> Iterator[list[ContactChange]]:
+    """The changes 100 at a time, read as they are sent (a plan's changes may be on disk)."""
+    remaining = iter(changes)
+    while batch := list(itertools.islice(remaining, BATCH_SIZE)):
+        yield batch
 
 
 def write_batch(client: HubSpotClient, batch: list[ContactChange]) -> BatchOutcome:

@@ -14,7 +14,7 @@ from syncdsl.cli.lock import outdated_lock
 from syncdsl.errors import SpecError, SyncdslError, UsageError
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import Plan
-from syncdsl.plan.planfile import dumps, plan_to_dict
+from syncdsl.plan.planfile import write_plan
 from syncdsl.render.redact import redact_plan, redact_text
 from syncdsl.render.render import ansi, plain, render_markdown, render_markdown_failure, render_text
 from syncdsl.scrub import shown_reason
@@ -48,9 +48,10 @@ class Output:
         shown = redact_plan(plan) if self.redact else plan
         errors = [redact_text(f) for f in failures] if self.redact else failures
         if self.as_json:
-            document = plan_to_dict(shown, configuration=str(configuration))
-            document["errors"] = errors
-            typer.echo(dumps(document), nl=False)
+            write_plan(
+                shown, sys.stdout, configuration=str(configuration), extra={"errors": errors}
+            )
+            sys.stdout.flush()
             json_printed()
         elif self.markdown:
             typer.echo(render_markdown(shown, full=self.full, errors=errors))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from syncdsl.lang.ir import Spec
 from syncdsl.plan.definition import (
+    CHANGES,
     ContactChange,
     CurrentContact,
     Estimate,
@@ -25,6 +26,7 @@ from syncdsl.plan.definition import (
 from syncdsl.plan.diff import ContactDiff, Settled, diff_contacts
 from syncdsl.plan.guards import GuardInput, run_guards
 from syncdsl.plan.schemadiff import SchemaDiff
+from syncdsl.plan.spill import Spilled, SpillWriter
 from syncdsl.records.outcome import DesiredContact, Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 
@@ -147,29 +149,27 @@ def build_plan(inputs: PlanInputs) -> Plan:
 
 
 def update_only(
-    changes: tuple[ContactChange, ...],
-) -> tuple[tuple[ContactChange, ...], tuple[NotInHubSpot, ...], tuple[Rejection, ...]]:
+    changes: Spilled[ContactChange],
+) -> tuple[Spilled[ContactChange], tuple[NotInHubSpot, ...], tuple[Rejection, ...]]:
     """`mode = "update_only"`: a change to a contact HubSpot has (its id known) is written by id,
     so it can never create one; a member HubSpot has no contact for is skipped. Two desired
     emails of one contact (a secondary email and its primary) would overwrite each other: the
     primary's change is written, the other rejected."""
-    groups: dict[str, list[ContactChange]] = {}
+    primaries: dict[str, tuple[str, bool]] = {}  # contact id -> (email written, is a secondary)
     skipped: list[NotInHubSpot] = []
     for change in changes:
         if change.action == "create" or change.hubspot_id is None:
             skipped.append(NotInHubSpot(change.email, change.provenance))
-        else:
-            groups.setdefault(change.hubspot_id, []).append(change)
-    primaries = {
-        hubspot_id: next((c for c in group if c.resolved_via is None), group[0]).email
-        for hubspot_id, group in groups.items()
-    }
-    kept: list[ContactChange] = []
+            continue
+        held = primaries.get(change.hubspot_id)
+        if held is None or (held[1] and change.resolved_via is None):
+            primaries[change.hubspot_id] = (change.email, change.resolved_via is not None)
+    kept = SpillWriter(CHANGES)
     collided: list[Rejection] = []
     for change in changes:
         if change.hubspot_id is None or change.action == "create":
             continue
-        primary = primaries[change.hubspot_id]
+        primary = primaries[change.hubspot_id][0]
         if change.email == primary:
             kept.append(replace(change, by_id=True))
             continue
@@ -184,7 +184,7 @@ def update_only(
                 change.email,
             )
         )
-    return tuple(kept), tuple(skipped), tuple(collided)
+    return kept.close(), tuple(skipped), tuple(collided)
 
 
 def fill_properties(spec: Spec) -> frozenset[str]:

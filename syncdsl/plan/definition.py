@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.schema import PropertyGroup, PropertyOption, PropertySchema
 from syncdsl.lang.ir import AUDIENCE_STATUSES
+from syncdsl.plan.spill import Codec, Spilled
 from syncdsl.records.outcome import Origin, SourceCounts
 from syncdsl.records.rejection import Rejection
 
@@ -94,6 +95,40 @@ def contact_change(
     return CONTACT_CHANGES[action](email, changes, **fields)
 
 
+def _encode_change(change: ContactChange) -> list[Any]:
+    return [
+        change.action,
+        change.email,
+        [[v.property, v.before, v.after] for v in change.changes],
+        change.hubspot_id,
+        [[o.file, o.line] for o in change.provenance],
+        change.drift,
+        dict(change.settled),
+        change.resolved_via,
+        change.reason,
+        change.by_id,
+    ]
+
+
+def _decode_change(data: list[Any]) -> ContactChange:
+    action, email, values, hubspot_id, provenance, drift, settled, via, reason, by_id = data
+    return CONTACT_CHANGES[action](
+        email,
+        tuple(ValueChange(p, before, after) for p, before, after in values),
+        hubspot_id,
+        tuple(Origin(file, line) for file, line in provenance),
+        drift,
+        settled,
+        via,
+        reason,
+        by_id,
+    )
+
+
+#: Contact changes as a plan holds them: on disk past a few thousand, counted per action.
+CHANGES: Codec[ContactChange] = Codec(_encode_change, _decode_change, lambda c: c.action)
+
+
 @dataclass(frozen=True)
 class PropertyChange:
     """A schema change: a group or an audience property to create or update."""
@@ -133,6 +168,12 @@ class Adoption:
     hubspot_id: str | None
     properties: dict[str, str]
     audiences: dict[str, str]
+
+
+ADOPTIONS: Codec[Adoption] = Codec(
+    lambda a: [a.email, a.hubspot_id, a.properties, a.audiences],
+    lambda data: Adoption(*data),
+)
 
 
 @dataclass(frozen=True)
@@ -226,13 +267,14 @@ class PlanOptions:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything apply will do, and everything it will not do, with reasons."""
+    """Everything apply will do, and everything it will not do, with reasons. Its contact
+    changes and adoptions may be many: they are `Spilled` (on disk past a few thousand)."""
 
     property_changes: tuple[PropertyChange, ...]
-    contact_changes: tuple[ContactChange, ...]
+    contact_changes: Spilled[ContactChange]
     unchanged: int
     rejected: tuple[Rejection, ...]
-    adoptions: tuple[Adoption, ...]
+    adoptions: Spilled[Adoption]
     removed_audiences: tuple[RemovedAudience, ...]
     lock_changes: tuple[str, ...]
     warnings: tuple[str, ...]
@@ -254,7 +296,7 @@ class Plan:
     format_version: int = FORMAT_VERSION
 
     def count(self, action: ContactAction) -> int:
-        return sum(1 for change in self.contact_changes if change.action == action)
+        return self.contact_changes.kind_count(action)
 
     @property
     def has_changes(self) -> bool:

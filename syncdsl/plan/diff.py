@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from syncdsl.hubspot.schema import PropertySchema
 from syncdsl.plan.definition import (
+    ADOPTIONS,
+    CHANGES,
     MEMBER_STATUSES,
     Adoption,
     ContactChange,
@@ -20,6 +22,7 @@ from syncdsl.plan.definition import (
     UpdateContact,
     ValueChange,
 )
+from syncdsl.plan.spill import Spilled, SpillWriter
 from syncdsl.records.outcome import DesiredContact
 from syncdsl.records.values import normalize
 
@@ -231,9 +234,9 @@ def _add(counts: dict[str, int], more: Mapping[str, int]) -> None:
 class ContactDiff:
     """The contact half of a plan."""
 
-    changes: tuple[ContactChange, ...]
+    changes: Spilled[ContactChange]
     unchanged: int
-    adoptions: tuple[Adoption, ...]
+    adoptions: Spilled[Adoption]
     members: dict[str, int]
     exits: dict[str, int]
     exported: dict[str, int] = field(default_factory=dict)  # per source: records that reach HubSpot
@@ -267,8 +270,8 @@ def diff_contacts(
     properties; a contact just read from HubSpot that needs nothing is adopted, so the state
     remembers what HubSpot holds.
     """
-    changes: list[ContactChange] = []
-    adoptions: list[Adoption] = []
+    changes = SpillWriter(CHANGES)
+    adoptions = SpillWriter(ADOPTIONS)
     unchanged = 0
     tally = _Tally()
     exported_records: dict[str, int] = {}
@@ -327,9 +330,9 @@ def diff_contacts(
     _add(not_member, settled.not_member)
     _add(no_consent, settled.no_consent)
     return ContactDiff(
-        tuple(changes),
+        changes.close(),
         unchanged + settled.unchanged,
-        tuple(adoptions),
+        adoptions.close(),
         tally.members,
         tally.exits,
         exported_records,

@@ -200,13 +200,14 @@ def _known_state(store: StateStore, state_key: str) -> bool:
 
 def _mark_deleted(plan: Plan, store: StateStore) -> Plan:
     """A create for a contact the state knows means it was deleted (or merged away) in HubSpot."""
-    creates = [c.email for c in plan.contact_changes if isinstance(c, CreateContact)]
-    known = store.get_many(creates) if creates else {}
+    known: set[str] = set()
+    creates = (change.email for change in plan.contact_changes.first_of("create", None))
+    for batch in _chunks(creates, 10_000):
+        known.update(store.get_many(batch))
     if not known:
         return plan
-    changes = tuple(
-        replace(c, drift=True) if isinstance(c, CreateContact) and c.email in known else c
-        for c in plan.contact_changes
+    changes = plan.contact_changes.map(
+        lambda c: replace(c, drift=True) if isinstance(c, CreateContact) and c.email in known else c
     )
     return replace(plan, contact_changes=changes)
 
@@ -465,8 +466,8 @@ def _with_last_applied(contact: CurrentContact, state: ContactState | None) -> C
     return replace(contact, last_applied={**state.properties, **state.audiences})
 
 
-def adoption_states(adoptions: tuple[Adoption, ...]) -> list[ContactState]:
-    return [ContactState(a.email, a.hubspot_id, a.properties, a.audiences) for a in adoptions]
+def adoption_states(adoptions: Iterable[Adoption]) -> Iterator[ContactState]:
+    return (ContactState(a.email, a.hubspot_id, a.properties, a.audiences) for a in adoptions)
 
 
 def read_current(spec: Spec, client: HubSpotClient) -> list[CurrentContact]:

@@ -88,7 +88,7 @@ def new_contact_limit(spec: Spec, tracked: int) -> tuple[int | None, str]:
 
 def new_contact_guard(inputs: GuardInput) -> GuardVerdict:
     """Refuse a plan that would create more contacts than the limit (`new_contact_limit`)."""
-    creates = sum(1 for change in inputs.diff.changes if change.action == "create")
+    creates = inputs.diff.changes.kind_count("create")
     limit, source = new_contact_limit(inputs.spec, inputs.tracked)
     bound = f"limit {limit:,}: {source}" if limit is not None else source
     detail = f"{creates:,} contact(s) would be created ({bound}); {MARKETING_CONTACTS}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from syncdsl.errors import PlanError
 from syncdsl.hubspot.target import Target
 from syncdsl.lang.ir import Spec
@@ -42,7 +44,7 @@ def _check_hubspot(plan: Plan, target: Target) -> None:
     """Re-read the contacts the plan touches: every value it read (changed or already as desired,
     which apply records in the state) must still be what HubSpot holds."""
     schema = {prop.name: prop for prop in target.client.list_properties()}
-    touched = list(plan.contact_changes)
+    touched = plan.contact_changes
     names = sorted(
         {
             "email",
@@ -51,8 +53,8 @@ def _check_hubspot(plan: Plan, target: Target) -> None:
         }
         & set(schema)
     )
-    for start in range(0, len(touched), BATCH_SIZE):
-        batch = touched[start : start + BATCH_SIZE]
+    remaining = iter(touched)
+    while batch := list(itertools.islice(remaining, BATCH_SIZE)):
         found = target.client.batch_read_contacts_by_email([c.email for c in batch], names)
         for change in batch:
             contact = found.get(change.email)

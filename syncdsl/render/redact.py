@@ -60,11 +60,9 @@ def redact_plan(plan: Plan) -> Plan:
     audiences = set(plan.audience_properties)
     return replace(
         plan,
-        contact_changes=tuple(
-            _contact(change, types, audiences) for change in plan.contact_changes
-        ),
+        contact_changes=plan.contact_changes.map(lambda c: _contact(c, types, audiences)),
         rejected=tuple(_rejection(r) for r in plan.rejected),
-        adoptions=tuple(_adoption(a, types) for a in plan.adoptions),
+        adoptions=plan.adoptions.map(lambda a: _adoption(a, types)),
         warnings=tuple(redact_text(w) for w in plan.warnings),
         kept=tuple(
             replace(

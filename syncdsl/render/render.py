@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import jinja2
 
 from syncdsl.apply.executor import ApplyReport
-from syncdsl.plan.definition import ContactChange, GuardVerdict, Plan, PropertyChange
+from syncdsl.plan.definition import (
+    ContactAction,
+    ContactChange,
+    GuardVerdict,
+    Plan,
+    PropertyChange,
+)
 from syncdsl.plan.planfile import summary
 from syncdsl.records.outcome import SourceCounts
 from syncdsl.records.values import iso_form
@@ -115,17 +122,31 @@ def _section(
     style: Style,
     limit: int | None,
 ) -> list[str]:
-    if not items:
-        return []
-    out = [style(f"{title} ({len(items):,}):", "bold")]
     shown = items if limit is None else items[:limit]
+    return _counted_section(title, len(items), shown, lines, colour, style)
+
+
+def _counted_section(
+    title: str,
+    total: int,
+    shown: Iterable[T],
+    lines: Callable[[T], list[str]],
+    colour: str,
+    style: Style,
+) -> list[str]:
+    """A section of `total` items, of which `shown` are listed (the first ones)."""
+    if not total:
+        return []
+    out = [style(f"{title} ({total:,}):", "bold")]
+    listed = 0
     for item in shown:
+        listed += 1
         out += [
             style("  " + line, colour) if i == 0 else "  " + line
             for i, line in enumerate(lines(item))
         ]
-    if len(items) > len(shown):
-        out.append(f"  … and {len(items) - len(shown):,} more (use --full to list all)")
+    if total > listed:
+        out.append(f"  … and {total - listed:,} more (use --full to list all)")
     return [*out, ""]
 
 
@@ -195,13 +216,20 @@ def render_text(plan: Plan, *, style: Style = plain, full: bool = False) -> str:
         style,
         None,
     )
-    for action, title, colour in (
+    sections: tuple[tuple[ContactAction, str, str], ...] = (
         ("create", "Contacts to create", "green"),
         ("update", "Contacts to update", "yellow"),
         ("exit", "Contacts to exit", "red"),
-    ):
-        items = [c for c in plan.contact_changes if c.action == action]
-        out += _section(title, items, contact_lines, colour, style, limit)
+    )
+    for action, title, colour in sections:
+        out += _counted_section(
+            title,
+            plan.count(action),
+            plan.contact_changes.first_of(action, limit),
+            contact_lines,
+            colour,
+            style,
+        )
     out += _kept_lines(plan, style, limit)
     out += _section(
         "Not in HubSpot (mode update_only: skipped, never created)",
@@ -285,7 +313,7 @@ _MARKDOWN = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks
 <details><summary>Contact changes ({{ plan.contact_changes | length }})</summary>
 
 ```diff
-{% for change in plan.contact_changes[:limit] %}
+{% for change in shown_changes %}
 {% for line in contact_lines(change, plan.property_types) %}
 {{ line }}
 {% endfor %}
@@ -388,6 +416,7 @@ def render_markdown(plan: Plan, *, full: bool = False, errors: Sequence[str] = (
         contact_lines=_contact_lines,
         kept_lines=_kept_lines(plan, plain, None if full else 50)[1:-1],
         limit=len(plan.contact_changes) if full else 50,
+        shown_changes=itertools.islice(plan.contact_changes, None if full else 50),
         shown_reason=shown_reason,
     )
     return scrub(text)
