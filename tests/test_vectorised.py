@@ -376,3 +376,67 @@ def test_a_csv_consent_column_is_applied_alike(tmp_path: Path, allow: list[str] 
     withheld = {c["email"]: c["withheld"] for c in sql["contacts"] if c["withheld"]}
     assert "u1@example.com" in withheld and "u0@example.com" not in withheld
     assert all(c["audiences"] == {"vip": "exited"} for c in sql["contacts"] if c["withheld"])
+
+
+PARQUET_SPEC = {
+    **SPEC,
+    "sources": [{**SPEC["sources"][0], "format": "parquet", "path": "exports/"}],
+}
+_PARQUET_EMAILS = [
+    "user{i}@example.com",
+    "  User{i}@Example.COM ",
+    "user{i}@example.con",
+    "user{i}@@example.com",
+    "",
+    "üser{i}@example.com",
+]
+
+
+def _write_parquet(path: Path, rows: int, offset: int = 0) -> None:
+    """Experience Platform's shape in Parquet (nested structs, segmentMembership.ups a map of
+    structs), with emails on the SQL path's edges, values absent, and statuses of every kind."""
+    import duckdb
+
+    emails = ", ".join(f"'{e}'" for e in _PARQUET_EMAILS)
+    connection = duckdb.connect()
+    connection.execute(
+        f"""
+        COPY (
+          SELECT
+            {{'address': CASE WHEN i % 11 = 10 THEN NULL
+                         ELSE replace([{emails}][i % 6 + 1], '{{i}}', i::VARCHAR) END}}
+              AS personalEmail,
+            {{'name': {{'firstName': CASE WHEN i % 4 = 3 THEN NULL ELSE 'First' || i END}},
+              'lastName': 'Last "q" \\ ' || i}} AS person,
+            {{'city': CASE WHEN i % 3 = 0 THEN 'paris' ELSE NULL END}} AS homeAddress,
+            {{'ups': MAP {{'{SEGMENT}': {{'status': ['realized', 'existing', 'exited',
+                                                    'Realized', NULL][i % 5 + 1],
+                                          'lastQualificationTime':
+                                            TIMESTAMPTZ '2026-11-30 10:00:00+00'}}}}}}
+              AS segmentMembership
+          FROM range({offset}, {offset + rows}) t(i)
+        ) TO '{path}' (FORMAT parquet)
+        """
+    )
+    connection.close()
+
+
+def test_parquet_takes_the_sql_path_and_maps_alike(tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    _write_parquet(tmp_path / "exports" / "part-00000.parquet", 300)
+    _write_parquet(tmp_path / "exports" / "part-00001.parquet", 200, offset=300)
+    whole = (tmp_path / "exports" / "part-00001.parquet").read_bytes()
+    (tmp_path / "exports" / "part-00002.parquet").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "exports" / "_SUCCESS").write_bytes(b"")
+    spec = make_spec(tmp_path, PARQUET_SPEC)
+    source = spec.sources[0]
+    assert plan_columns(source, ProfileMapper(spec, source, None)) is not None
+    sql = _map(tmp_path, python_only=False, spec=PARQUET_SPEC)
+    assert sql == _map(tmp_path, python_only=True, spec=PARQUET_SPEC)
+    assert len(sql["contacts"]) > 100
+    rejected = {(r["file"], r["line"]) for r in sql["rejected"]}
+    assert ("exports/part-00000.parquet", 4) in rejected  # user3@@example.com, row 4
+    assert any(
+        r["file"] == "exports/part-00002.parquet" and "unreadable Parquet" in r["reason"]
+        for r in sql["rejected"]
+    )

@@ -1,7 +1,9 @@
 """`build_plan`: the plan, as a pure function of what `gather` read.
 
-It does no I/O and has no side effects (SQLMesh: building the plan "should NOT produce any side
-effects"): it only iterates its inputs' desired and current contacts, which ascend by email. The
+It reads and writes nothing anyone else sees, and has no side effects (SQLMesh: building the
+plan "should NOT produce any side effects"): it only iterates its inputs' desired and current
+contacts, which ascend by email. (Its long lists may spill to an unnamed temporary file: see
+`syncdsl.plan.spill`.) The
 same inputs make the same plan, so plan scenarios are fixtures (`tests/test_build_plan.py`).
 """
 

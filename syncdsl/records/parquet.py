@@ -5,17 +5,20 @@ every codec reads the same way."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from syncdsl.records.datafiles import MAGIC, DataFile, detect, open_raw, remote_filesystem
 from syncdsl.records.sources import SourceRecord
+from syncdsl.records.vectorised import BrokenData, LineChunk
 
-_BATCH = 2_048
+_BATCH = 16_384
 _LOCAL = threading.local()
 
 
@@ -42,16 +45,29 @@ def _register(connection: duckdb.DuckDBPyConnection, url: str) -> None:
 def read_parquet(file: DataFile) -> Iterator[SourceRecord]:
     """Yield one record per row of a Parquet file, numbered from 1 (`file:row`). A file DuckDB
     cannot read, or stops reading, ends in one rejected record naming why."""
+    loads = orjson.loads
+    for part in parquet_chunks(0, file):
+        if isinstance(part, BrokenData):
+            yield SourceRecord(file.display, part.line, "", None, part.reason)
+            return
+        data, offsets = part.data, part.offsets.tolist()
+        for number, (start, end) in enumerate(itertools.pairwise(offsets), part.first):
+            text = data[start:end].decode("utf-8")
+            yield SourceRecord(file.display, number, text, loads(text), None)
+
+
+def parquet_chunks(index: int, file: DataFile) -> Iterator[LineChunk | BrokenData]:
+    """The rows of a Parquet file (the `index`-th of its source) as chunks of JSON lines, one
+    object per row, for the SQL mapping as for an NDJSON file; a file that is not Parquet, or
+    that DuckDB stops reading, ends in a `BrokenData` naming why."""
     with open_raw(file) as handle:
         head = handle.read(len(MAGIC["parquet"]))
     if not head.startswith(MAGIC["parquet"]):
         found = detect(head)
         what = f"{found} data" if found else "not Parquet"
-        yield SourceRecord(
+        yield BrokenData(
             file.display,
             1,
-            "",
-            None,
             f"not a Parquet file ({what}: a Parquet file starts with `PAR1`); declare it as "
             "`jsonl` or `csv`, or export it again",
         )
@@ -61,22 +77,24 @@ def read_parquet(file: DataFile) -> Iterator[SourceRecord]:
     try:
         if file.remote:
             _register(connection, file.target)
-        cursor = connection.execute(
-            "SELECT to_json(p)::VARCHAR FROM read_parquet(?) p", [file.target]
-        )
-        loads = orjson.loads
-        while batch := cursor.fetchmany(_BATCH):
-            for (text,) in batch:
-                row += 1
-                fields: Any = loads(text)
-                yield SourceRecord(file.display, row, text, fields, None)
+        reader = connection.sql(
+            "SELECT to_json(p)::VARCHAR FROM read_parquet($1) p", params=[file.target]
+        ).to_arrow_reader(_BATCH)
+        for batch in reader:
+            texts = batch.column(0).cast(pa.large_binary())
+            _, offsets_buffer, data_buffer = texts.buffers()
+            offsets = np.frombuffer(
+                offsets_buffer, np.int64, count=len(texts) + 1, offset=texts.offset * 8
+            )
+            start, end = int(offsets[0]), int(offsets[-1])
+            data = data_buffer.to_pybytes()[start:end] if data_buffer is not None else b""
+            yield LineChunk(index, file.display, row + 1, data, offsets - start)
+            row += len(texts)
     except duckdb.Error as error:
         detail = str(error).splitlines()[0].removeprefix("Invalid Input Error: ")
-        yield SourceRecord(
+        yield BrokenData(
             file.display,
             row + 1,
-            "",
-            None,
             f"unreadable Parquet ({detail}); the rows after this point cannot be read: is the "
             "file complete? export or copy it again",
         )

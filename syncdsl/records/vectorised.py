@@ -116,11 +116,11 @@ def _prefixes(parts: Sequence[str | int]) -> list[str]:
 
 
 def plan_columns(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
-    """The SQL plan of a jsonl or csv source, or None when the source must be mapped in
-    Python."""
+    """The SQL plan of a jsonl, parquet (its rows as JSON objects) or csv source, or None when
+    the source must be mapped in Python."""
     if source.format == "csv":
         return _csv_plan(source, mapper)
-    if source.format != "jsonl":
+    if source.format not in ("jsonl", "parquet"):
         return None
     identity = source.identity.parts
     email_path = _json_path(identity)
@@ -270,6 +270,11 @@ def line_chunks(source: ir.Source, report: ReadReport) -> Iterator[LineChunk | B
     files = source_files(source)
     report.files = len(files)
     for index, file in enumerate(files):
+        if source.format == "parquet":
+            from syncdsl.records.parquet import parquet_chunks
+
+            yield from parquet_chunks(index, file)
+            continue
         handle, codec = open_data(file, source.format)
         if codec is not None:
             report.compression.add(codec)
