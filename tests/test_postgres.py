@@ -289,3 +289,103 @@ def test_a_replica_of_another_configuration_key_is_told_why_it_does_not_send(
     assert not other.try_acquire() and other.rivals() == ["configuration:a"]
     assert not same.try_acquire() and same.rivals() == []
     holder.release()
+
+
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports."""
+    import random
+    import socket
+
+    while True:
+        base = random.randint(20_000, 60_000)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                handle = socket.socket()
+                sockets.append(handle)
+                handle.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for handle in sockets:
+                handle.close()
+
+
+def _ready(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/status", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def test_two_stream_workers_serve_two_portals_and_a_kill_9_loses_nothing(
+    tmp_path: Path, pg_store: str
+) -> None:
+    from contextlib import ExitStack
+
+    from syncdsl.emulator import Emulator
+    from tests.scenario import BASE_SPEC, Workspace
+
+    env = {**os.environ, "SYNCDSL_STORE": pg_store, "SYNCDSL_LEASE_SECONDS": LEASE}
+    env.pop("HUBSPOT_API_BASE", None)
+    with ExitStack() as stack:
+        portals: list[Workspace] = []
+        for n in range(2):
+            emulator = stack.enter_context(
+                Emulator(token=TOKEN, rate_limits=True, tier="professional", latency=0.02, seed=n)
+            )
+            root = tmp_path / f"brand-{n}"
+            root.mkdir()
+            ws = Workspace(root, emulator)
+            ws.write([], spec=BASE_SPEC.replace("HUBSPOT_TOKEN", f"BRAND{n}_TOKEN"))
+            env[f"BRAND{n}_TOKEN"] = TOKEN
+            env[f"BRAND{n}_TOKEN_API_BASE"] = emulator.base_url
+            portals.append(ws)
+        ports = {}
+        workers = {}
+        for name in ("a", "b"):
+            ports[name] = _free_ports(2)
+            command = [*SYNCDSL, "worker", "--stream", "--port", str(ports[name])]
+            log = stack.enter_context((tmp_path / f"worker-{name}.log").open("w"))
+            workers[name] = subprocess.Popen(
+                [*command, *(str(ws.root) for ws in portals)], env=env, stderr=log
+            )
+            stack.callback(workers[name].kill)
+        wait_for(
+            lambda: all(_ready(ports[w] + n) for w in ports for n in range(2)),
+            timeout=60,
+            what="both workers streaming both configurations",
+        )
+        acknowledged: list[dict[str, str]] = [{}, {}]
+
+        def post(worker: str, n: int, people: list[dict[str, object]]) -> None:
+            url = f"http://127.0.0.1:{ports[worker] + n}/v1/profiles"
+            answer = requests.post(url, json=people, timeout=10)
+            assert answer.status_code == 202, answer.text
+            acknowledged[n].update({str(p["email"]): str(p["first"]) for p in people})
+
+        for n in range(2):
+            people = _profiles(f"s{n}-", 200)
+            post("a", n, people[:100])
+            post("b", n, people[100:150])
+        workers["a"].send_signal(signal.SIGKILL)  # its stream replicas die with it
+        workers["a"].wait(timeout=10)
+        for n in range(2):
+            post("b", n, _profiles(f"s{n}-", 200)[150:])
+            post("b", n, _profiles(f"s{n}-", 30, first="v2-"))  # later values win
+        for n, ws in enumerate(portals):
+            wait_for(
+                lambda ws=ws, n=n: all(
+                    (ws.emulator.contact_by_email(e) or {}).get("firstname") == first
+                    for e, first in acknowledged[n].items()
+                ),
+                timeout=90,
+                what=f"every acknowledged event in portal {n}",
+            )
+        workers["b"].send_signal(signal.SIGTERM)
+        code = workers["b"].wait(timeout=60)
+        assert code == 0, (tmp_path / "worker-b.log").read_text()[-2000:]
+        for ws in portals:
+            assert ws.emulator.count(status=429) == 0, "a portal's calls exceeded its ceiling"
+            assert ws.emulator.overlapping_writes == 0
