@@ -92,6 +92,11 @@ def run_size(size: int) -> bool:
                     f"target <= {TARGET_RSS_MB}; output {size_mb:,.1f} MB",
                 )
                 met = met and peak <= TARGET_RSS_MB
+            done = next(
+                (line for line in runs["apply"][1].read_text().splitlines() if "created" in line),
+                "no apply summary",
+            )
+            figure(f"{label}.apply.summary", done.split(":")[0], done.split(":", 1)[-1].strip())
             return met
 
 
@@ -101,8 +106,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000000", help="comma-separated profile counts")
+    parser.add_argument("--quick", action="store_true", help="6,000 profiles: a smoke test")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [6_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     print(f"bench_first_plan: sizes {', '.join(f'{s:,}' for s in sizes)}")
     met = [run_size(size) for size in sizes]
     heading("summary")

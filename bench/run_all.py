@@ -29,6 +29,7 @@ BENCHES = (
     Bench("calls", "bench_calls.py"),
     Bench("rate", "bench_rate.py"),
     Bench("local", "bench_local.py"),
+    Bench("first_plan", "bench_first_plan.py"),
     Bench("peer", "peers/hubspot_peer.py"),
     # Owned by other engineers; run when present.
     Bench("sources", "bench_sources.py"),

@@ -100,3 +100,10 @@ def test_peer_quick_side_by_side() -> None:
     # Without limits or faults both reach the desired state; the peer re-reads everything.
     assert figures["peer_clean.no_change.wrong"] == "0/0"
     assert "syncdsl" in output and "peer+README retry" in output
+
+
+def test_first_plan_quick_runs_every_way_and_applies() -> None:
+    figures = _figures(_run("bench_first_plan.py", "--quick"))
+    for kind in ("text", "json", "saved", "apply"):
+        assert f"first_plan_6k.{kind}.peak_rss_mb" in figures
+    assert figures["first_plan.targets_met"] == "1/1"
