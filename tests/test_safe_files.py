@@ -240,6 +240,24 @@ def test_edited_saved_plan_is_refused_and_writes_nothing(tmp_path: Path, tamper:
         assert "Mallory" not in json.dumps(ws.emulator.all_contacts())
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_null_turned_into_a_number_json_cannot_hold_is_refused(
+    tmp_path: Path, constant: str
+) -> None:
+    """The digest signs canonical JSON, in which such a number would read as null: it must not
+    be read at all, in an entry of the streamed list or in the rest of the document."""
+    with workspace(tmp_path) as ws:
+        ws.write(_people(3))
+        path, original = _saved(ws)
+        for null in ('"hubspot_id":null', '"limit": null'):
+            assert null in original
+            path.write_text(original.replace(null, null.replace("null", constant), 1))
+            refused = run(ws, "apply", "changes.plan")
+            assert refused.returncode == 1, refused.stderr
+            assert "not a readable saved plan" in refused.stderr
+            assert ws.emulator.all_contacts() == []
+
+
 def test_a_saved_plan_naming_another_configuration_reads_nothing_there(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("root:SECRET-LINE:0:0\n")

@@ -340,7 +340,7 @@ _DECODERS: dict[str, tuple[Codec[Any], Callable[[dict[str, Any]], Any]]] = {
 
 def _read_whole(path: Path) -> tuple[dict[str, Any], _Long]:
     """A plan laid out otherwise than `write_plan` lays it out (re-indented, say), read whole."""
-    data = json.loads(path.read_bytes())
+    data = orjson.loads(path.read_bytes())  # strict JSON: no NaN, no Infinity to slip past
     return data, _parsed_lists(data, {})
 
 
@@ -381,7 +381,7 @@ def _read_streaming(handle: IO[bytes]) -> tuple[dict[str, Any], _Long]:
             signature.add(entry)
             writer.append(decode(entry))
         long[name] = (writer.close(), signature.close())
-    data = json.loads(b"".join(rest))
+    data = orjson.loads(b"".join(rest))
     for name in long:
         del data[name]
     return data, _parsed_lists(data, long)
