@@ -34,6 +34,7 @@ app = typer.Typer()
 BUSY_RETRY = 1.0  # seconds before trying again a configuration another process holds
 RESTART_CAP = 30.0  # seconds at most between two starts of a stream that keeps exiting
 STEADY = 60.0  # seconds a stream must run for its restarts to count from zero again
+STOP_WAIT = 30.0  # seconds a child has to stop once told (a stream's grace is 10 s)
 
 
 @dataclass
@@ -136,7 +137,12 @@ def worker(
             if child.poll() is None:
                 child.terminate()
         for child in children:
-            child.wait()
+            try:  # drains an apply's pipes as it waits
+                child.communicate(timeout=STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                _say(f"a child (pid {child.pid}) did not stop in {STOP_WAIT:.0f} s: killed")
+                child.kill()
+                child.communicate()
     if failed:
         raise typer.Exit(1)
 
@@ -167,7 +173,7 @@ class _Stream:
             return
         self.child = None
         self.restarts = 0 if now - self.started >= STEADY else self.restarts + 1
-        delay = min(RESTART_CAP, BUSY_RETRY * 2 ** min(self.restarts, 5))
+        delay = min(RESTART_CAP, BUSY_RETRY * 2 ** min(max(self.restarts - 1, 0), 5))
         self.due = now + delay
         _say(f"{self.path}: stream exited (code {code}); starting it again in {delay:.0f} s")
 

@@ -90,8 +90,12 @@ def parquet_chunks(index: int, file: DataFile) -> Iterator[LineChunk | BrokenDat
             data = data_buffer.to_pybytes()[start:end] if data_buffer is not None else b""
             yield LineChunk(index, file.display, row + 1, data, offsets - start)
             row += len(texts)
-    except duckdb.Error as error:
-        detail = str(error).splitlines()[0].removeprefix("Invalid Input Error: ")
+    except (duckdb.Error, pa.ArrowException, OSError) as error:
+        # A file DuckDB cannot open raises its own error; one it stops reading part-way (a
+        # corrupt page) reaches the arrow reader, which raises OSError with DuckDB's text.
+        detail = str(error).splitlines()[0]
+        for prefix in ("Invalid Input Error: ", "Invalid Error: "):
+            detail = detail.removeprefix(prefix)
         yield BrokenData(
             file.display,
             row + 1,
