@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import itertools
 import json
 import random
 from pathlib import Path
@@ -75,15 +76,31 @@ def write_gzip_parts(jsonl: Path, folder: Path, parts: int) -> Path:
     files beside them. Returns the export folder."""
     export = folder / "exportTime=202612010000"
     export.mkdir(parents=True, exist_ok=True)
-    lines = jsonl.read_bytes().splitlines(keepends=True)
-    size = -(-len(lines) // parts)
-    for part in range(parts):
-        name = f"part-{part:05d}-tid-4711-c000.json.gz"
-        data = b"".join(lines[part * size : (part + 1) * size])
-        (export / name).write_bytes(gzip.compress(data, compresslevel=6))
-        (export / f".{name}.crc").write_bytes(b"crc")
+    with jsonl.open("rb") as handle:
+        count = sum(1 for _ in handle)
+    size = -(-count // parts)
+    with jsonl.open("rb") as handle:
+        for part in range(parts):
+            name = f"part-{part:05d}-tid-4711-c000.json.gz"
+            with gzip.open(export / name, "wb", compresslevel=6) as out:
+                out.writelines(itertools.islice(handle, size))
+            (export / f".{name}.crc").write_bytes(b"crc")
     (export / "_SUCCESS").write_bytes(b"")
     return folder
+
+
+def write_identity_map(jsonl: Path, path: Path) -> Path:
+    """The same profiles with each email also under `identityMap.Email` (one entry, not primary,
+    beside the ECID), for a spec whose identity is `identityMap.Email`."""
+    import orjson
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with jsonl.open("rb") as lines, path.open("wb") as out:
+        for line in lines:
+            record = orjson.loads(line)
+            record["identityMap"]["Email"] = [{"id": record["personalEmail"]["address"]}]
+            out.write(orjson.dumps(record) + b"\n")
+    return path
 
 
 def write_parquet(jsonl: Path, path: Path) -> Path:
@@ -107,14 +124,23 @@ def main() -> None:
         "--gzip-parts", type=int, default=0, help="also write them as N gzip part files (export/)"
     )
     parser.add_argument("--parquet", action="store_true", help="also write profiles.parquet")
+    parser.add_argument(
+        "--identity-map",
+        action="store_true",
+        help="also write identity_map/profiles.jsonl (the email under identityMap.Email too)",
+    )
+    parser.add_argument("--upload-every", type=int, default=10, help="an upload row per N profiles")
     args = parser.parse_args()
-    jsonl, upload = write_profiles(args.count, args.out_dir)
+    jsonl, upload = write_profiles(args.count, args.out_dir, upload_every=args.upload_every)
     print(f"wrote {jsonl} and {upload}")
     if args.gzip_parts:
         folder = write_gzip_parts(jsonl, args.out_dir / "export", args.gzip_parts)
         print(f"wrote {args.gzip_parts} gzip part files under {folder}")
     if args.parquet:
         print(f"wrote {write_parquet(jsonl, args.out_dir / 'profiles.parquet')}")
+    if args.identity_map:
+        identity_map = args.out_dir / "identity_map" / "profiles.jsonl"
+        print(f"wrote {write_identity_map(jsonl, identity_map)}")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,15 @@ def _duplicate_key(text: str, draw: Any) -> str:
     """The same key twice on a mapped path: Python keeps the last value."""
     key = draw(
         st.sampled_from(
-            ['"firstName": ', '"address": ', '"person": ', '"status": ', '"val": ', '"consents": ']
+            [
+                '"firstName": ',
+                '"address": ',
+                '"person": ',
+                '"status": ',
+                '"val": ',
+                '"consents": ',
+                '"id": ',
+            ]
         )
     )
     if key not in text:
@@ -392,7 +400,7 @@ _PARQUET_EMAILS = [
 ]
 
 
-def _write_parquet(path: Path, rows: int, offset: int = 0) -> None:
+def _write_parquet(path: Path, rows: int, offset: int = 0, row_group: int = 122_880) -> None:
     """Experience Platform's shape in Parquet (nested structs, segmentMembership.ups a map of
     structs), with emails on the SQL path's edges, values absent, and statuses of every kind."""
     import duckdb
@@ -415,7 +423,7 @@ def _write_parquet(path: Path, rows: int, offset: int = 0) -> None:
                                             TIMESTAMPTZ '2026-11-30 10:00:00+00'}}}}}}
               AS segmentMembership
           FROM range({offset}, {offset + rows}) t(i)
-        ) TO '{path}' (FORMAT parquet)
+        ) TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE {row_group})
         """
     )
     connection.close()
@@ -440,3 +448,165 @@ def test_parquet_takes_the_sql_path_and_maps_alike(tmp_path: Path) -> None:
         r["file"] == "exports/part-00002.parquet" and "unreadable Parquet" in r["reason"]
         for r in sql["rejected"]
     )
+
+
+def test_a_parquet_file_corrupt_part_way_is_a_rejection_naming_it(tmp_path: Path) -> None:
+    """DuckDB raises the error of a corrupt page inside the arrow stream (OSError), not at the
+    query: it still ends the file in one rejection, never a traceback."""
+    import pyarrow.parquet as pq
+
+    (tmp_path / "exports").mkdir()
+    path = tmp_path / "exports" / "part-00000.parquet"
+    _write_parquet(path, 40_000, row_group=2048)  # twenty row groups
+    page = pq.ParquetFile(path).metadata.row_group(15).column(1).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[page + 20 : page + 400] = b"\xab" * 380  # a data page of the sixteenth row group
+    path.write_bytes(bytes(data))
+    sql = _map(tmp_path, python_only=False, spec=PARQUET_SPEC)
+    assert sql == _map(tmp_path, python_only=True, spec=PARQUET_SPEC)
+    (broken,) = [r for r in sql["rejected"] if "unreadable Parquet" in r["reason"]]
+    assert broken["file"] == "exports/part-00000.parquet"
+    assert broken["line"] <= 15 * 2048 + 1  # no later than the corrupt page
+    assert "export or copy it again" in broken["reason"]
+    rows = sql["counts"][0]
+    assert rows["contributed"] + rows["merged"] + rows["rejected"] == rows["records"]
+
+
+IDENTITY_MAP_SPEC = {
+    **SPEC,
+    "sources": [{**SPEC["sources"][0], "identity": "identityMap.Email"}],
+}
+_ECID = '"ECID": [{"id": "0123", "primary": true}]'
+#: `identityMap.Email` on every edge: one entry (SQL), several (Python picks the primary one and
+#: counts the others), the namespace in another case or twice, entries that are not plain.
+_IDENTITY_EDGES = [
+    '{"identityMap": {"Email": [{"id": "a1@example.com"}]}}',
+    '{"identityMap": {@ECID@, "Email": [{"id": "A2@Example.com ", "primary": true}]}, '
+    '"person": {"name": {"firstName": "Ann"}}}',
+    '{"identityMap": {"Email": [{"id": "a3@example.com", "primary": false}]}}',
+    '{"identityMap": {"Email": [{"id": "b1@example.com"}, {"id": "b2@example.com", '
+    '"primary": true}]}}',
+    '{"identityMap": {"Email": [{"id": ""}, {"id": "b3@example.com"}]}}',
+    '{"identityMap": {"email": [{"id": "c1@example.com"}]}}',
+    '{"identityMap": {"email": [{"id": "c2@example.com"}], "Email": [{"id": "c3@example.com"}]}}',
+    '{"identityMap": {"Email": [{"id": "c4@example.com"}], "EMAIL": [{"id": "c5@example.com"}]}}',
+    '{"identityMap": {"Email": [{"id": "c6@example.com"}], "Email": [{"id": "c7@example.com"}]}}',
+    '{"identityMap": {"\\u0045mail": [{"id": "c8@example.com"}]}}',
+    '{"identityMap": {"Émail": [{"id": "c9@example.com"}], "Email": [{"id": "d0@example.com"}]}}',
+    '{"identityMap": {"Email": {"id": "d1@example.com"}}}',
+    '{"identityMap": {"Email": [{"id": "d2@example.com", "id": "d3@example.com"}]}}',
+    '{"identityMap": {"Email": [{"id": 42}]}}',
+    '{"identityMap": {"Email": [{"id": null}]}}',
+    '{"identityMap": {"Email": ["d4@example.com"]}}',
+    '{"identityMap": {"Email": []}}',
+    '{"identityMap": {"Email": [{"id": "d5@example.con"}]}}',
+    '{"identityMap": []}',
+    '{"identityMap": {@ECID@}}',
+    '{"personalEmail": {"address": "d6@example.com"}}',
+    # every path the mapping reads present: the strict parse reads the namespace's list whole
+    '{"identityMap": {"Email": [{"id": "e1@example.com"}]}, @FULL@}',
+    '{"identityMap": {"Email": [{"id": "e2@example.com", "id": "e3@example.com"}]}, @FULL@}',
+    '{"identityMap": {"Email": [{"id": "e4@example.com"}, {"id": "e5@example.com"}]}, @FULL@}',
+    '{"identityMap": {"Email": [{"id": "e6@example.com"}], "email": [{"id": "e7@x.com"}]}, @FULL@}',
+    '{"identityMap": {"Email": [{"id": "e8@example.com"}]}, @FULL@, "identityMap": {}}',
+]
+_FULL = (
+    '"person": {"name": {"firstName": "F"}, "lastName": "L"}, "homeAddress": {"city": "x"}, '
+    '"segmentMembership": {"ups": {"@SEG@": {"status": "realized"}, "other-1": {"status": '
+    '"existing"}}}'
+)
+IDENTITY_EDGES = [
+    edge.replace("@ECID@", _ECID).replace("@FULL@", _FULL).replace("@SEG@", SEGMENT)
+    for edge in _IDENTITY_EDGES
+]
+
+
+def _python_lines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the records `ProfileMapper` maps (the lines SQL left to Python)."""
+    calls: list[int] = []
+    map_row = ProfileMapper.map_row
+
+    def counted(self: ProfileMapper, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return map_row(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProfileMapper, "map_row", counted)
+    return calls
+
+
+def _skipped(root: Path, spec: dict[str, Any], *, python_only: bool) -> int:
+    patch = pytest.MonkeyPatch()
+    if python_only:
+        patch.setattr(desired_module, "plan_columns", lambda source, mapper: None)
+    try:
+        with build_desired(make_spec(root, spec)) as desired:
+            return sum(counts.identities_skipped for counts in desired.counts)
+    finally:
+        patch.undo()
+
+
+def test_an_identity_map_email_takes_the_sql_path_when_it_is_the_only_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "profiles.jsonl").write_text(
+        "".join(e + "\n" for e in IDENTITY_EDGES), encoding="utf-8"
+    )
+    spec = make_spec(tmp_path, IDENTITY_MAP_SPEC)
+    source = spec.sources[0]
+    assert plan_columns(source, ProfileMapper(spec, source, None)) is not None
+    python = _map(tmp_path, python_only=True, spec=IDENTITY_MAP_SPEC)
+    calls = _python_lines(monkeypatch)
+    sql = _map(tmp_path, python_only=False, spec=IDENTITY_MAP_SPEC)
+    assert sql == python
+    emails = {contact["email"] for contact in sql["contacts"]}
+    assert {"a1@example.com", "a2@example.com", "b2@example.com", "b3@example.com"} <= emails
+    assert {"c1@example.com", "c2@example.com", "d1@example.com", "e3@example.com"} <= emails
+    # The plain single entries (a1..a3, c8 with its key escaped, e1) were mapped in SQL, the
+    # rest by Python.
+    assert len(calls) == len(IDENTITY_EDGES) - 5
+    assert _skipped(tmp_path, IDENTITY_MAP_SPEC, python_only=False) == 2  # b1, e4
+    assert _skipped(tmp_path, IDENTITY_MAP_SPEC, python_only=True) == 2
+
+
+@st.composite
+def identity_line(draw: Any) -> str:
+    """A profile line whose `identityMap` holds the Email namespace in various shapes."""
+    try:
+        profile = json.loads(draw(profile_line()))
+    except ValueError:
+        profile = {}  # a broken line: its identityMap is the point here
+    if not isinstance(profile, dict):
+        profile = {}
+    entries = draw(
+        st.lists(
+            st.one_of(
+                st.fixed_dictionaries(
+                    {"id": st.one_of(_EMAILS, _VALUE)},
+                    optional={"primary": st.sampled_from([True, False, None, "true"])},
+                ),
+                _VALUE,
+            ),
+            max_size=3,
+        )
+    )
+    key = draw(st.sampled_from(["Email", "Email", "Email", "email", "EMAIL", "Émail"]))
+    identity_map: dict[str, Any] = {key: draw(st.sampled_from([entries, entries, entries[:1]]))}
+    if draw(st.booleans()):
+        identity_map["ECID"] = [{"id": "42", "primary": True}]
+    if draw(st.integers(0, 4)) == 0:
+        identity_map[draw(st.sampled_from(["Email", "email"]))] = [{"id": "z@example.com"}]
+    profile["identityMap"] = identity_map if draw(st.integers(0, 9)) else draw(_VALUE)
+    text = json.dumps(profile, ensure_ascii=draw(st.booleans()))
+    return draw(st.sampled_from(_MUTATIONS))(text, draw)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(identity_line(), min_size=1, max_size=20))
+def test_sql_and_python_read_identity_maps_alike(lines: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
+        (root / "profiles.jsonl").write_bytes(data)
+        spec = IDENTITY_MAP_SPEC
+        assert _map(root, python_only=False, spec=spec) == _map(root, python_only=True, spec=spec)
+        assert _skipped(root, spec, python_only=False) == _skipped(root, spec, python_only=True)

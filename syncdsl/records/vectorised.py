@@ -10,7 +10,10 @@ not, so such lines go to Python), text values (a number or a list goes to Python
 or refuses it), an email that matches the plain ASCII happy path of `normalize_email`, statuses
 spelt exactly. Every other line, a line that is not valid UTF-8 among them, takes the Python
 path with its exact reasons. `plan_columns` says which sources qualify at all: typed
-properties, general Jinja templates and `identityMap` identities keep the whole source in Python.
+properties and general Jinja templates keep the whole source in Python. An `identityMap.<ns>`
+identity is read in SQL when the namespace holds one entry under the key spelt as in the spec (a
+profile with several emails, or the key in another letter case, goes to Python, which picks the
+primary one and counts the others).
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ class ColumnPlan:
     uploads: int = 0  # csv: the audiences every row is a `realized` member of
     consent: ir.Consent | None = None  # who may be exported
     consent_parts: tuple[tuple[str | int, ...], ...] = ()  # where each consent field is read
+    namespace: str = ""  # `identityMap.<namespace>`: the email is its one entry's id
 
 
 def _json_path(parts: Sequence[str | int]) -> str | None:
@@ -123,8 +127,14 @@ def plan_columns(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
     if source.format not in ("jsonl", "parquet"):
         return None
     identity = source.identity.parts
+    namespace = ""
+    if identity[0] == "identityMap":
+        if len(identity) != 2 or not isinstance(identity[1], str) or not identity[1].isascii():
+            return None  # `identityMap.Email[1].id` and the like: Python's lookup
+        namespace = identity[1]
+        identity = ("identityMap", namespace, 0, "id")
     email_path = _json_path(identity)
-    if email_path is None or identity[0] == "identityMap":
+    if email_path is None:
         return None
     objects = {*_prefixes(identity)}
     values: list[_Value] = []
@@ -155,6 +165,7 @@ def plan_columns(source: ir.Source, mapper: ProfileMapper) -> ColumnPlan | None:
         tuple(sorted(objects)),
         consent=consent,
         consent_parts=fields,
+        namespace=namespace,
     )
 
 
@@ -390,13 +401,13 @@ def _structure(paths: Sequence[tuple[str | int, ...]]) -> dict[str, object]:
     return root
 
 
-def _unique_keys(objects: Sequence[str]) -> str:
-    """SQL: no object at these JSON paths of line `j` holds a key twice (Python keeps the
-    last, DuckDB's path functions the first)."""
+def _unique_keys(objects: Sequence[str], document: str = "j") -> str:
+    """SQL: no object at these JSON paths of `document` (the line) holds a key twice (Python
+    keeps the last, DuckDB's path functions the first)."""
     keys = ", ".join(_literal(p) for p in objects)
     return (
-        f"list_bool_and(list_transform(json_keys(j, [{keys}]), lambda keys: keys IS NULL OR"
-        " len(keys) = len(list_distinct(keys))))"
+        f"list_bool_and(list_transform(json_keys({document}, [{keys}]), lambda keys: keys IS NULL"
+        " OR len(keys) = len(list_distinct(keys))))"
     )
 
 
@@ -429,10 +440,11 @@ def _not_blank(value: str, trimmed: str) -> str:
 
 def _leaf_type(leaf: str) -> str:
     """The JSON type of a leaf `from_json` read as JSON text, by its first character (only
-    'VARCHAR', 'NULL' and 'OBJECT' are told apart from the rest)."""
+    'VARCHAR', 'NULL', 'OBJECT' and 'ARRAY' are told apart from the rest)."""
     return (
         f"CASE WHEN {leaf} IS NULL THEN 'NULL' WHEN starts_with({leaf}, '\"') THEN 'VARCHAR'"
-        f" WHEN starts_with({leaf}, '{{') THEN 'OBJECT' ELSE 'OTHER' END"
+        f" WHEN starts_with({leaf}, '{{') THEN 'OBJECT' WHEN starts_with({leaf}, '[') THEN 'ARRAY'"
+        " ELSE 'OTHER' END"
     )
 
 
@@ -498,10 +510,12 @@ class ChunkMapper:
         """The paths a clean line usually has all of: `from_json_strict` refuses a duplicate
         key on them in one pass (a line it fails on is checked key by key)."""
         plan = self._plan
-        paths = [plan.email_parts]
-        paths += [value.parts for value in plan.values if value.kind != "constant"]
+        paths = [value.parts for value in plan.values if value.kind != "constant"]
         paths += [("segmentMembership", "ups", segment, "status") for segment in plan.segments]
-        return paths
+        email = plan.email_parts
+        if plan.namespace:  # the namespace's list parsed as JSON, its entry read from that
+            email = email[:2]
+        return [email, *paths]
 
     def _query_text(self) -> str:
         """One query over the stream, in layers that each compute their columns once (DuckDB
@@ -537,6 +551,9 @@ class ChunkMapper:
         oks += [
             f"(q{n} IS NULL OR q{n} IN ('VARCHAR', 'NULL'))" for n in range(len(plan.consent_parts))
         ]
+        if plan.namespace:
+            entries = ("identityMap", plan.namespace)
+            oks += [f"{kind(entries)} = 'ARRAY'", f"{kind((*entries, 1))} IS NULL", "iclean"]
         if consent is not None:
             oks.append("cclean")
         base = len(oks)
@@ -572,6 +589,23 @@ class ChunkMapper:
         strict_leaves = set(strict_paths) if strict else set()
         strict_nodes = {parts[:n] for parts in strict_leaves for n in range(1, len(parts))}
         keys_ok = _unique_keys(plan.objects)
+
+        def below(parts: tuple[str | int, ...]) -> tuple[str, tuple[str | int, ...]] | None:
+            """The parsed leaf (a JSON text) `parts` lies under, and the rest of the path."""
+            for leaf in strict_leaves:
+                if len(leaf) < len(parts) and parts[: len(leaf)] == leaf:
+                    return _struct_access(leaf), parts[len(leaf) :]
+            return None
+
+        # Inside a leaf parsed as JSON text, no object along a path read holds a key twice.
+        inner: dict[str, set[str]] = {}
+        for parts in (*kinds, *texts):
+            if (found := below(parts)) is not None:
+                leaf, rest = found
+                inner.setdefault(leaf, set()).update(_prefixes(rest))
+        leaves_ok = " AND ".join(
+            _unique_keys(sorted(paths), leaf) for leaf, paths in sorted(inner.items())
+        )
         # A line `from_json_strict` reads (every path present, no duplicate key on one) takes
         # its types and texts from the parsed leaves; the others are read path by path.
         unpacked = ""
@@ -580,11 +614,18 @@ class ChunkMapper:
                 known = _leaf_type(_struct_access(parts))
             elif parts in strict_nodes:
                 known = "'OBJECT'"
+            elif (found := below(parts)) is not None:
+                known = f"json_type({found[0]}, {_literal(_json_path(found[1]) or '$')})"
             else:
                 known = "NULL"  # a path beside the ones parsed: not needed when they are there
             unpacked += f", CASE WHEN st IS NOT NULL THEN {known} ELSE kt[{n + 1}] END AS {column}"
         for n, (parts, column) in enumerate(texts.items()):
-            known = _leaf_text(_struct_access(parts)) if parts in strict_leaves else "NULL"
+            if parts in strict_leaves:
+                known = _leaf_text(_struct_access(parts))
+            elif (found := below(parts)) is not None:
+                known = f"json_extract_string({found[0]}, {_literal(_json_path(found[1]) or '$')})"
+            else:
+                known = "NULL"
             unpacked += f", CASE WHEN st IS NOT NULL THEN {known} ELSE xt[{n + 1}] END AS {column}"
         kind_paths = ", ".join(_literal(_json_path(p) or "$") for p in kinds)
         text_paths = ", ".join(_literal(_json_path(p) or "$") for p in texts)
@@ -635,13 +676,13 @@ class ChunkMapper:
                 "strict AS NOT MATERIALIZED (SELECT ln, b, j, valid,"
                 f" CASE WHEN valid THEN {parse} END AS st FROM lines), "
                 "parsed AS NOT MATERIALIZED (SELECT ln, b, valid, st,"
-                " CASE WHEN NOT valid THEN false WHEN st IS NOT NULL THEN true"
+                f" CASE WHEN NOT valid THEN false WHEN st IS NOT NULL THEN {leaves_ok or 'true'}"
                 f" WHEN json_type(j) = 'OBJECT' THEN {keys_ok} ELSE false END AS clean,"
                 f" CASE WHEN valid AND st IS NULL THEN json_type(j, [{kind_paths}]) END AS kt,"
                 f" CASE WHEN valid AND st IS NULL THEN json_extract_string(j, [{text_paths}])"
-                f" END AS xt{consent_front[0]} FROM strict), "
+                f" END AS xt{consent_front[0]}{self._namespace_clean()} FROM strict), "
                 f"leaves AS NOT MATERIALIZED (SELECT ln, b, valid, clean{unpacked}"
-                f"{consent_front[1]} FROM parsed), "
+                f"{consent_front[1]}{', iclean' if plan.namespace else ''} FROM parsed), "
             )
         return (
             "CREATE OR REPLACE TEMP TABLE r AS WITH "
@@ -657,6 +698,21 @@ class ChunkMapper:
             f"decided AS NOT MATERIALIZED (SELECT *, {accepted} AS accepted FROM rendered) "
             f"SELECT ln, CASE WHEN accepted THEN email END AS email, accepted{selected},"
             f" CASE WHEN NOT accepted THEN b END AS raw, {held} AS held FROM decided"
+        )
+
+    def _namespace_clean(self) -> str:
+        """`iclean`: no other key of `identityMap` is the namespace in another letter case
+        (Python takes the first that folds to it; a key beyond printable ASCII, whose case
+        folding SQL and Python may not share, goes to Python too)."""
+        namespace = self._plan.namespace
+        if not namespace:
+            return ""
+        same, folded = _literal(namespace), _literal(namespace.lower())
+        keys = f"json_keys(j, {_literal(_json_path(('identityMap',)) or '$')})"
+        return (
+            f", CASE WHEN valid THEN coalesce(list_bool_and(list_transform({keys}, lambda k:"
+            f" k = {same} OR (regexp_full_match(k, '[ -~]*') AND lower(k) <> {folded}))),"
+            " false) END AS iclean"
         )
 
     def _consent_columns(self) -> tuple[str, str, str]:
