@@ -235,6 +235,24 @@ def test_each_edge_is_mapped_alike(tmp_path: Path) -> None:
     assert len(sql["contacts"]) >= 15  # the edges are not all rejected
 
 
+def test_a_truncated_gzip_file_keeps_the_lines_before_the_break(tmp_path: Path) -> None:
+    """The SQL path reads blocks of megabytes: the lines decoded before the data breaks off
+    count there as on the Python path (which reads a line at a time)."""
+    import gzip
+
+    lines = [
+        json.dumps({"personalEmail": {"address": f"t{n}@example.com"}, "person": {"name": {}}})
+        for n in range(3000)
+    ]
+    data = gzip.compress("".join(line + "\n" for line in lines).encode())
+    (tmp_path / "profiles.jsonl").write_bytes(data[: len(data) * 2 // 3])  # the content decides
+    sql = _map(tmp_path, python_only=False)
+    assert sql == _map(tmp_path, python_only=True)
+    (broken,) = sql["rejected"]
+    assert "truncated" in broken["reason"]
+    assert len(sql["contacts"]) == broken["line"] - 1 > 100
+
+
 def test_undecodable_bytes_go_to_python_line_by_line(tmp_path: Path) -> None:
     good = b'{"personalEmail": {"address": "a@example.com"}}\n'
     bad = b'{"personalEmail": {"address": "b@example.com"}, "n": "\xff"}\n'

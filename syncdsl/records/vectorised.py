@@ -301,20 +301,20 @@ def _file_chunks(index: int, display: str, handle: Any) -> Iterator[LineChunk | 
     start = True
     while True:
         try:
-            data = _read_block(handle)
-        except DataError as error:
-            # As the line reader: the lines before the break count, the cut-off one is lost.
-            lines = rest.count(b"\n") if rest else 0
-            if lines:
-                cut = rest.rfind(b"\n") + 1
-                yield _chunk(index, display, first, rest[:cut])
-            yield BrokenData(display, first + lines, str(error))
-            return
+            data, broken = _read_block(handle)
         except OSError as error:
             raise SourceError(f"{display}: reading it failed: {error}") from None
         if start and data.startswith(_BOM):
             data = b"   " + data[3:]  # JSON whitespace: offsets and columns stay put
         start = False
+        if broken is not None:
+            # As the line reader: the lines before the break count, the cut-off one is lost.
+            data = rest + data
+            lines = data.count(b"\n")
+            if lines:
+                yield _chunk(index, display, first, data[: data.rfind(b"\n") + 1])
+            yield BrokenData(display, first + lines, str(broken))
+            return
         if not data:
             if rest:
                 yield _chunk(index, display, first, rest + b"\n")
@@ -330,22 +330,25 @@ def _file_chunks(index: int, display: str, handle: Any) -> Iterator[LineChunk | 
         yield chunk
 
 
-def _read_block(handle: Any) -> bytes:
-    """About CHUNK_BYTES of the stream; raw reads one at a time so a DataError loses nothing
-    read before it."""
+def _read_block(handle: Any) -> tuple[bytes, DataError | None]:
+    """About CHUNK_BYTES of the stream, and the DataError that ended it early (compressed data
+    that breaks off): raw reads one at a time, so the error loses nothing read before it."""
     parts: list[bytes] = []
     size = 0
-    while size < CHUNK_BYTES:
-        part = (
-            handle.read1(CHUNK_BYTES - size)
-            if hasattr(handle, "read1")
-            else handle.read(CHUNK_BYTES - size)
-        )
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    return b"".join(parts)
+    try:
+        while size < CHUNK_BYTES:
+            part = (
+                handle.read1(CHUNK_BYTES - size)
+                if hasattr(handle, "read1")
+                else handle.read(CHUNK_BYTES - size)
+            )
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except DataError as error:
+        return b"".join(parts), error
+    return b"".join(parts), None
 
 
 def _chunk(index: int, display: str, first: int, data: bytes) -> LineChunk:
