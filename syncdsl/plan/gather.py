@@ -111,7 +111,16 @@ def gather(
         removed_decision=options.removed_decision,
     )
     replay = load_replay(spec, options.rejects_replay)
-    desired = build_desired(spec, schema_diff.schema, replay=replay.records)
+    # The files' hash (for the saved plan's staleness check) is computed while they are read:
+    # hashlib leaves the GIL, so it takes the core the reading leaves idle.
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash")
+    hashed = hashing.submit(configuration_hash, spec)
+    hashing.shutdown(wait=False)
+    try:
+        desired = build_desired(spec, schema_diff.schema, replay=replay.records)
+    except BaseException:
+        hashed.cancel()
+        raise
     rename = bound_properties(spec, schema_diff.audience_properties)
     audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
     removed_props = tuple(r.property for r in schema_diff.removed)
@@ -175,7 +184,7 @@ def gather(
         warnings=(*replay.warnings, *desired.warnings),
         tracked=_tracked(store, known_state),
         fingerprint=Fingerprint(
-            configuration=configuration_hash(spec),
+            configuration=hashed.result(),
             lineage=store.lineage,
             serial=store.serial,
             base_url=state_key,
