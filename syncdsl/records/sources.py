@@ -375,8 +375,13 @@ def _csv_rows(
                         ) from None
                     yield _malformed(feed, name, start, error)
                     continue
-                raw = "".join(feed.texts).rstrip("\r\n")
-                bad = [feed.bad.pop(n) for n in range(start, feed.line + 1) if n in feed.bad]
+                texts = feed.texts
+                raw = (texts[0] if len(texts) == 1 else "".join(texts)).rstrip("\r\n")
+                bad = (
+                    [feed.bad.pop(n) for n in range(start, feed.line + 1) if n in feed.bad]
+                    if feed.bad
+                    else None
+                )
                 if header is None:
                     if bad:
                         raise SourceError(
