@@ -9,15 +9,17 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 
+from syncdsl.emulator import Emulator
 from syncdsl.state.postgres import connect
 from tests.pgserver import PASSWORD
-from tests.scenario import SEGMENT, TOKEN, workspace
+from tests.scenario import BASE_SPEC, SEGMENT, TOKEN, Workspace, workspace
 from tests.test_cli_run import SYNCDSL, run
 from tests.test_stream_cli import stream_process, wait_for
 
@@ -181,31 +183,41 @@ def test_an_unreachable_store_is_explained_without_its_password(tmp_path: Path) 
         assert "secret-password-99" not in result.stderr and "Traceback" not in result.stderr
 
 
+def _portals(
+    stack: ExitStack,
+    tmp_path: Path,
+    env: dict[str, str],
+    count: int,
+    people: list[dict[str, str]],
+    *,
+    latency: float,
+) -> list[Workspace]:
+    """`count` configurations `brand-N`, each on an emulated portal of its own (professional
+    tier, rate limits on) through its own token variable and its `_API_BASE`, set in `env`."""
+    portals = []
+    for n in range(count):
+        emulator = stack.enter_context(
+            Emulator(token=TOKEN, rate_limits=True, tier="professional", latency=latency, seed=n)
+        )
+        root = tmp_path / f"brand-{n}"
+        root.mkdir()
+        ws = Workspace(root, emulator)
+        ws.write(people, spec=BASE_SPEC.replace("HUBSPOT_TOKEN", f"BRAND{n}_TOKEN"))
+        env[f"BRAND{n}_TOKEN"] = TOKEN
+        env[f"BRAND{n}_TOKEN_API_BASE"] = emulator.base_url
+        portals.append(ws)
+    return portals
+
+
 def test_two_workers_serve_five_portals_and_a_kill_9_loses_nothing(
     tmp_path: Path, pg_store: str
 ) -> None:
-    from contextlib import ExitStack
-
-    from syncdsl.emulator import Emulator
-    from tests.scenario import BASE_SPEC, Workspace
-
     people = [
         {"email": f"w{i:04d}@example.com", "first": f"W{i}", "seg": "realized"} for i in range(400)
     ]
     env = {**os.environ, "SYNCDSL_STORE": pg_store, "SYNCDSL_LEASE_SECONDS": LEASE}
     with ExitStack() as stack:
-        portals: list[Workspace] = []
-        for n in range(5):
-            emulator = stack.enter_context(
-                Emulator(token=TOKEN, rate_limits=True, tier="professional", latency=0.05, seed=n)
-            )
-            root = tmp_path / f"brand-{n}"
-            root.mkdir()
-            ws = Workspace(root, emulator)
-            ws.write(people, spec=BASE_SPEC.replace("HUBSPOT_TOKEN", f"BRAND{n}_TOKEN"))
-            env[f"BRAND{n}_TOKEN"] = TOKEN
-            env[f"BRAND{n}_TOKEN_API_BASE"] = emulator.base_url
-            portals.append(ws)
+        portals = _portals(stack, tmp_path, env, 5, people, latency=0.05)
         env.pop("HUBSPOT_API_BASE", None)
         command = [*SYNCDSL, "worker", *(str(ws.root) for ws in portals), "--once", "--jobs", "3"]
         first = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -322,26 +334,10 @@ def _ready(port: int) -> bool:
 def test_two_stream_workers_serve_two_portals_and_a_kill_9_loses_nothing(
     tmp_path: Path, pg_store: str
 ) -> None:
-    from contextlib import ExitStack
-
-    from syncdsl.emulator import Emulator
-    from tests.scenario import BASE_SPEC, Workspace
-
     env = {**os.environ, "SYNCDSL_STORE": pg_store, "SYNCDSL_LEASE_SECONDS": LEASE}
     env.pop("HUBSPOT_API_BASE", None)
     with ExitStack() as stack:
-        portals: list[Workspace] = []
-        for n in range(2):
-            emulator = stack.enter_context(
-                Emulator(token=TOKEN, rate_limits=True, tier="professional", latency=0.02, seed=n)
-            )
-            root = tmp_path / f"brand-{n}"
-            root.mkdir()
-            ws = Workspace(root, emulator)
-            ws.write([], spec=BASE_SPEC.replace("HUBSPOT_TOKEN", f"BRAND{n}_TOKEN"))
-            env[f"BRAND{n}_TOKEN"] = TOKEN
-            env[f"BRAND{n}_TOKEN_API_BASE"] = emulator.base_url
-            portals.append(ws)
+        portals = _portals(stack, tmp_path, env, 2, [], latency=0.02)
         ports = {}
         workers = {}
         for name in ("a", "b"):

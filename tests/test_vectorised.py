@@ -284,10 +284,15 @@ def test_each_edge_is_mapped_alike_under_consent(tmp_path: Path, spec: dict[str,
 @given(st.lists(profile_line(), min_size=1, max_size=25), st.sampled_from(CONSENT_SPECS))
 def test_sql_and_python_apply_consent_alike(lines: list[str], spec: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
-        (root / "profiles.jsonl").write_bytes(data)
+        root = _profiles_file(Path(tmp), lines)
         assert _map(root, python_only=False, spec=spec) == _map(root, python_only=True, spec=spec)
+
+
+def _profiles_file(root: Path, lines: list[str]) -> Path:
+    """`root` with the lines as its profiles.jsonl (lone surrogates written as they are)."""
+    data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
+    (root / "profiles.jsonl").write_bytes(data)
+    return root
 
 
 def _map(root: Path, *, python_only: bool, spec: dict[str, Any] = SPEC) -> dict[str, Any]:
@@ -311,9 +316,7 @@ def test_the_reference_shape_takes_the_sql_path(tmp_path: Path) -> None:
 @given(st.lists(profile_line(), min_size=1, max_size=25))
 def test_sql_and_python_map_every_line_alike(lines: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
-        (root / "profiles.jsonl").write_bytes(data)
+        root = _profiles_file(Path(tmp), lines)
         assert _map(root, python_only=False) == _map(root, python_only=True)
 
 
@@ -622,9 +625,7 @@ def identity_line(draw: Any) -> str:
 @given(st.lists(identity_line(), min_size=1, max_size=20))
 def test_sql_and_python_read_identity_maps_alike(lines: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        data = "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass")
-        (root / "profiles.jsonl").write_bytes(data)
+        root = _profiles_file(Path(tmp), lines)
         spec = IDENTITY_MAP_SPEC
         assert _map(root, python_only=False, spec=spec) == _map(root, python_only=True, spec=spec)
         assert _skipped(root, spec, python_only=False) == _skipped(root, spec, python_only=True)
