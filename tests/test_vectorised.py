@@ -493,6 +493,24 @@ def test_a_parquet_file_corrupt_part_way_is_a_rejection_naming_it(tmp_path: Path
     assert rows["contributed"] + rows["merged"] + rows["rejected"] == rows["records"]
 
 
+def test_a_parquet_nan_or_hugeint_maps_alike_on_both_paths(tmp_path: Path) -> None:
+    """DuckDB writes a DOUBLE's NaN as `NaN` and a HUGEINT whole: the Python path reads the row
+    as a jsonl line is read (it used to fail on the NaN with a traceback)."""
+    import duckdb
+
+    (tmp_path / "exports").mkdir()
+    duckdb.sql(
+        f"""COPY (SELECT {{'address': 'user' || i || '@example.com'}} AS personalEmail,
+                 {{'name': {{'firstName': CASE WHEN i = 2 THEN NULL ELSE 'Ann' END}},
+                   'lastName': 12345678901234567890123::HUGEINT}} AS person,
+                 CASE WHEN i = 1 THEN 'NaN'::DOUBLE ELSE 1.5 END AS score
+             FROM range(3) t(i)) TO '{tmp_path}/exports/part-0.parquet' (FORMAT parquet)"""
+    )
+    sql = _map(tmp_path, python_only=False, spec=PARQUET_SPEC)
+    assert sql == _map(tmp_path, python_only=True, spec=PARQUET_SPEC)
+    assert sql["counts"][0]["records"] == 3
+
+
 IDENTITY_MAP_SPEC = {
     **SPEC,
     "sources": [{**SPEC["sources"][0], "identity": "identityMap.Email"}],

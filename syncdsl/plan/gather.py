@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,6 +65,31 @@ def configuration_hash(spec: Spec) -> str:
     return digest.hexdigest()
 
 
+class _Hashing(threading.Thread):
+    """`configuration_hash` on a thread of its own. A daemon: a plan that fails or is
+    interrupted ends at once, without waiting for the rest of the files to be hashed."""
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__(name="syncdsl-hash", daemon=True)
+        self._spec = spec
+        self._digest = ""
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._digest = configuration_hash(self._spec)
+        except BaseException as error:  # noqa: BLE001 - raised where the digest is wanted
+            self._error = error
+
+    def digest(self) -> str:
+        """The hash; raises what `configuration_hash` raised (SourceError)."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest
+
+
 def make_plan(
     spec: Spec,
     client: HubSpotClient,
@@ -113,14 +139,8 @@ def gather(
     replay = load_replay(spec, options.rejects_replay)
     # The files' hash (for the saved plan's staleness check) is computed while they are read:
     # hashlib leaves the GIL, so it takes the core the reading leaves idle.
-    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash")
-    hashed = hashing.submit(configuration_hash, spec)
-    hashing.shutdown(wait=False)
-    try:
-        desired = build_desired(spec, schema_diff.schema, replay=replay.records)
-    except BaseException:
-        hashed.cancel()
-        raise
+    hashed = _Hashing(spec)
+    desired = build_desired(spec, schema_diff.schema, replay=replay.records)
     rename = bound_properties(spec, schema_diff.audience_properties)
     audience_props = tuple(sorted(set(schema_diff.audience_properties.values())))
     removed_props = tuple(r.property for r in schema_diff.removed)
@@ -184,7 +204,7 @@ def gather(
         warnings=(*replay.warnings, *desired.warnings),
         tracked=_tracked(store, known_state),
         fingerprint=Fingerprint(
-            configuration=hashed.result(),
+            configuration=hashed.digest(),
             lineage=store.lineage,
             serial=store.serial,
             base_url=state_key,

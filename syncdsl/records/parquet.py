@@ -11,11 +11,10 @@ from collections.abc import Iterator
 
 import duckdb
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from syncdsl.records.datafiles import MAGIC, DataFile, detect, open_raw, remote_filesystem
-from syncdsl.records.sources import SourceRecord
+from syncdsl.records.sources import SourceRecord, parse_jsonl_line
 from syncdsl.records.vectorised import BrokenData, LineChunk
 
 _BATCH = 16_384
@@ -45,15 +44,16 @@ def _register(connection: duckdb.DuckDBPyConnection, url: str) -> None:
 def read_parquet(file: DataFile) -> Iterator[SourceRecord]:
     """Yield one record per row of a Parquet file, numbered from 1 (`file:row`). A file DuckDB
     cannot read, or stops reading, ends in one rejected record naming why."""
-    loads = orjson.loads
     for part in parquet_chunks(0, file):
         if isinstance(part, BrokenData):
             yield SourceRecord(file.display, part.line, "", None, part.reason)
             return
         data, offsets = part.data, part.offsets.tolist()
         for number, (start, end) in enumerate(itertools.pairwise(offsets), part.first):
-            text = data[start:end].decode("utf-8")
-            yield SourceRecord(file.display, number, text, loads(text), None)
+            # As a jsonl line: a DOUBLE's NaN reads as Python reads it, a HUGEINT exactly.
+            record = parse_jsonl_line(file.display, number, data[start:end])
+            if record is not None:
+                yield record
 
 
 def parquet_chunks(index: int, file: DataFile) -> Iterator[LineChunk | BrokenData]:
