@@ -105,14 +105,18 @@ def write_workspace(root: Path, size: int, *, seed: int = 7, upload_every: int =
 def change_first_names(root: Path, *, every: int = 100, offset: int = 7) -> int:
     """Rewrite the first name of every `every`-th profile (a 1% change by default); return how many."""
     path = root / "data" / "profiles.jsonl"
+    edited = path.with_suffix(".edited")
     changed = 0
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for index in range(offset, len(lines), every):
-        record = json.loads(lines[index])
-        record["person"]["name"]["firstName"] = f"Changed{index}"
-        lines[index] = json.dumps(record, ensure_ascii=False)
-        changed += 1
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # A line at a time: the 10M-profile file does not fit in memory as a list of lines.
+    with path.open(encoding="utf-8") as lines, edited.open("w", encoding="utf-8") as out:
+        for index, line in enumerate(lines):
+            if index >= offset and (index - offset) % every == 0:
+                record = json.loads(line)
+                record["person"]["name"]["firstName"] = f"Changed{index}"
+                line = json.dumps(record, ensure_ascii=False) + "\n"
+                changed += 1
+            out.write(line)
+    edited.replace(path)
     return changed
 
 
