@@ -591,11 +591,14 @@ def _merge(connection: duckdb.DuckDBPyConnection, layout: Layout) -> None:
     """`staged`: per source, each email's last record (and how many it replaced);
     `desired`: per email, each value from the last source that has one."""
     columns = layout.columns
+    # The last record per (source, email) by a narrow aggregate joined back (seq is unique in
+    # a source): a window over `mapped` would sort every column of every row.
     connection.execute(
-        "CREATE TABLE staged AS SELECT src, email, pos, dups"
-        + "".join(f", {c}" for c in columns)
-        + " FROM (SELECT *, row_number() OVER (PARTITION BY email, src ORDER BY seq DESC) AS n,"
-        " count(*) OVER (PARTITION BY email, src) - 1 AS dups FROM mapped) WHERE n = 1"
+        "CREATE TABLE staged AS SELECT m.src, m.email, m.pos, l.dups"
+        + "".join(f", m.{c}" for c in columns)
+        + " FROM mapped m JOIN (SELECT src, email, max(seq) AS seq, count(*) - 1 AS dups"
+        " FROM mapped GROUP BY src, email) l"
+        " ON m.src = l.src AND m.email = l.email AND m.seq = l.seq"
     ).fetchall()
     connection.execute("DROP TABLE mapped").fetchall()
     # One join per source, and per column the value of the last source that has one: a
