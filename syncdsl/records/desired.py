@@ -601,11 +601,13 @@ def _merge(connection: duckdb.DuckDBPyConnection, layout: Layout) -> None:
         " ON m.src = l.src AND m.email = l.email AND m.seq = l.seq"
     ).fetchall()
     connection.execute("DROP TABLE mapped").fetchall()
-    # One join per source, and per column the value of the last source that has one: a
-    # projection, not an aggregate per column (thousands of audiences stay cheap).
+    # The sources' rows full-joined by email (a validated spec has one source at least), and
+    # per column the value of the last source that has one: a projection, not an aggregate per
+    # column (thousands of audiences stay cheap).
     sources = range(len(layout.slots))
-    joins = "".join(
-        f" LEFT JOIN staged s{i} ON s{i}.email = e.email AND s{i}.src = {i}" for i in sources
+    joins = " FULL JOIN ".join(
+        f"(SELECT * FROM staged WHERE src = {i}) s{i}" + (" USING (email)" if i else "")
+        for i in sources
     )
     merged: dict[str, str] = {}
     for n, column in enumerate(columns):
@@ -631,10 +633,10 @@ def _merge(connection: duckdb.DuckDBPyConnection, layout: Layout) -> None:
     present = ", ".join(f"s{i}.src" for i in sources)
     positions = ", ".join(f"s{i}.pos" for i in sources)
     connection.execute(
-        f"CREATE TABLE desired AS SELECT e.email,"
+        f"CREATE TABLE desired AS SELECT email,"
         f" list_filter([{present}], lambda x: x IS NOT NULL) AS srcs,"
         f" list_filter([{positions}], lambda x: x IS NOT NULL) AS poss{values}"
-        f" FROM (SELECT DISTINCT email FROM staged) e{joins}"
+        f" FROM {joins}"
     ).fetchall()
 
 
