@@ -593,22 +593,25 @@ class ChunkMapper:
         strict_nodes = {parts[:n] for parts in strict_leaves for n in range(1, len(parts))}
         keys_ok = _unique_keys(plan.objects)
 
-        def below(parts: tuple[str | int, ...]) -> tuple[str, tuple[str | int, ...]] | None:
-            """The parsed leaf (a JSON text) `parts` lies under, and the rest of the path."""
+        # A path under a parsed leaf (a JSON text): read from the leaf, by the rest of the path.
+        under: dict[tuple[str | int, ...], tuple[str, tuple[str | int, ...]]] = {}
+        for parts in (*kinds, *texts):
             for leaf in strict_leaves:
                 if len(leaf) < len(parts) and parts[: len(leaf)] == leaf:
-                    return _struct_access(leaf), parts[len(leaf) :]
-            return None
-
-        # Inside a leaf parsed as JSON text, no object along a path read holds a key twice.
+                    under[parts] = (_struct_access(leaf), parts[len(leaf) :])
+        # Inside such a leaf, no object along a path read holds a key twice.
         inner: dict[str, set[str]] = {}
-        for parts in (*kinds, *texts):
-            if (found := below(parts)) is not None:
-                leaf, rest = found
-                inner.setdefault(leaf, set()).update(_prefixes(rest))
+        for text_of_leaf, rest in under.values():
+            inner.setdefault(text_of_leaf, set()).update(_prefixes(rest))
         leaves_ok = " AND ".join(
-            _unique_keys(sorted(paths), leaf) for leaf, paths in sorted(inner.items())
+            _unique_keys(sorted(paths), text_of_leaf)
+            for text_of_leaf, paths in sorted(inner.items())
         )
+
+        def from_leaf(function: str, parts: tuple[str | int, ...]) -> str:
+            text_of_leaf, rest = under[parts]
+            return f"{function}({text_of_leaf}, {_literal(_json_path(rest) or '$')})"
+
         # A line `from_json_strict` reads (every path present, no duplicate key on one) takes
         # its types and texts from the parsed leaves; the others are read path by path.
         unpacked = ""
@@ -617,16 +620,16 @@ class ChunkMapper:
                 known = _leaf_type(_struct_access(parts))
             elif parts in strict_nodes:
                 known = "'OBJECT'"
-            elif (found := below(parts)) is not None:
-                known = f"json_type({found[0]}, {_literal(_json_path(found[1]) or '$')})"
+            elif parts in under:
+                known = from_leaf("json_type", parts)
             else:
                 known = "NULL"  # a path beside the ones parsed: not needed when they are there
             unpacked += f", CASE WHEN st IS NOT NULL THEN {known} ELSE kt[{n + 1}] END AS {column}"
         for n, (parts, column) in enumerate(texts.items()):
             if parts in strict_leaves:
                 known = _leaf_text(_struct_access(parts))
-            elif (found := below(parts)) is not None:
-                known = f"json_extract_string({found[0]}, {_literal(_json_path(found[1]) or '$')})"
+            elif parts in under:
+                known = from_leaf("json_extract_string", parts)
             else:
                 known = "NULL"
             unpacked += f", CASE WHEN st IS NOT NULL THEN {known} ELSE xt[{n + 1}] END AS {column}"
