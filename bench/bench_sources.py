@@ -1,7 +1,8 @@
 """Benchmark: profiles -> desired contacts (reference mapping) from each export form: one plain
 NDJSON file, the same profiles as gzip part files (Experience Platform's layout), as Parquet, and
-with the email read from `identityMap.Email` instead of `personalEmail.address`; and, side by side in the same run, a bare DuckDB scan of the same plain file. Prints records/s,
-wall times, the gzip ÷ plain ratio (target <= 1.3) and peak RSS."""
+with the email read from `identityMap.Email` instead of `personalEmail.address`; and, side by
+side in the same run, a bare DuckDB scan of the same plain file. Prints records/s, wall times,
+the gzip ÷ plain ratio (target <= 1.3) and peak RSS."""
 
 from __future__ import annotations
 
